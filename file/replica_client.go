@@ -1,0 +1,198 @@
+// Package file implements a ReplicaClient that stores LTX files in a local
+// directory, laid out as <path>/ltx/<level>/<min>-<max>.ltx.
+//
+// URL form: file:///absolute/path (the query is ignored).
+//
+// Writes are atomic: a file is written to a temporary name in the same
+// directory, fsynced, renamed into place and the directory fsynced. The LTX
+// header timestamp becomes the file's mtime, so CreatedAt is exact in both
+// listing modes.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/superfly/ltx"
+)
+
+// ReplicaClientType is the client's type name.
+const ReplicaClientType = "file"
+
+func init() {
+	litestream.RegisterReplicaClientFactory("file", NewReplicaClientFromURL)
+}
+
+var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
+
+// ReplicaClient stores LTX files under a local directory.
+type ReplicaClient struct {
+	// Replica, when set, makes new files and directories copy the mode and
+	// owner of its database file and directory. Optional.
+	Replica *litestream.Replica
+
+	path   string
+	logger *slog.Logger
+}
+
+// NewReplicaClient returns a client rooted at path.
+func NewReplicaClient(path string) *ReplicaClient {
+	return &ReplicaClient{path: path, logger: slog.Default().WithGroup("file")}
+}
+
+// NewReplicaClientFromURL builds a client from a parsed file:// URL.
+func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, userinfo *url.Userinfo) (litestream.ReplicaClient, error) {
+	if urlPath == "" {
+		return nil, fmt.Errorf("file replica path required")
+	}
+	return NewReplicaClient(urlPath), nil
+}
+
+// Type returns "file".
+func (c *ReplicaClient) Type() string { return ReplicaClientType }
+
+// Init does nothing: a directory needs no connection.
+func (c *ReplicaClient) Init(ctx context.Context) error { return nil }
+
+// SetLogger replaces the client's logger.
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c.logger = logger.WithGroup("file")
+}
+
+// Path returns the root directory.
+func (c *ReplicaClient) Path() string { return c.path }
+
+// LTXLevelDir returns the directory of a level.
+func (c *ReplicaClient) LTXLevelDir(level int) string {
+	return filepath.Join(c.path, "ltx", strconv.Itoa(level))
+}
+
+// LTXFilePath returns the path of an LTX file.
+func (c *ReplicaClient) LTXFilePath(level int, minTXID, maxTXID ltx.TXID) string {
+	return filepath.Join(c.LTXLevelDir(level), ltx.FormatFilename(minTXID, maxTXID))
+}
+
+// LTXFiles lists a level's files with MinTXID >= seek in TXID order.
+func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	entries, err := os.ReadDir(c.LTXLevelDir(level))
+	if errors.Is(err, os.ErrNotExist) {
+		return ltx.NewFileInfoSliceIterator(nil), nil
+	} else if err != nil {
+		return nil, fmt.Errorf("list L%d: %w", level, err)
+	}
+
+	infos := make([]*ltx.FileInfo, 0, len(entries))
+	for _, entry := range entries {
+		minTXID, maxTXID, err := ltx.ParseFilename(entry.Name())
+		if err != nil || minTXID < seek {
+			continue
+		}
+		fi, err := entry.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted while listing
+		} else if err != nil {
+			return nil, fmt.Errorf("stat L%d %s: %w", level, entry.Name(), err)
+		}
+		infos = append(infos, &ltx.FileInfo{
+			Level:     level,
+			MinTXID:   minTXID,
+			MaxTXID:   maxTXID,
+			Size:      fi.Size(),
+			CreatedAt: fi.ModTime().UTC(),
+		})
+	}
+	return ltx.NewFileInfoSliceIterator(infos), nil
+}
+
+// OpenLTXFile opens a file at offset, limited to size bytes when size > 0.
+func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	filename := c.LTXFilePath(level, minTXID, maxTXID)
+	f, err := os.Open(filename)
+	if err != nil {
+		return nil, litestream.NewLTXError("open", filename, level, uint64(minTXID), uint64(maxTXID), err)
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("seek %s to %d: %w", filename, offset, err)
+		}
+	}
+	if size > 0 {
+		return internal.LimitReadCloser(f, size), nil
+	}
+	return f, nil
+}
+
+// WriteLTXFile writes r atomically and sets the file's mtime to the LTX
+// header timestamp.
+func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (info *ltx.FileInfo, err error) {
+	hdr, r, err := ltx.PeekHeader(r)
+	if err != nil {
+		return nil, fmt.Errorf("extract timestamp from LTX header: %w", err)
+	}
+	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
+
+	filename := c.LTXFilePath(level, minTXID, maxTXID)
+	dirPerm, filePerm := c.perms()
+	if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
+		return nil, fmt.Errorf("create L%d directory: %w", level, err)
+	}
+
+	size, err := internal.WriteFileAtomic(filename, filePerm, r)
+	if err != nil {
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	if err := os.Chtimes(filename, timestamp, timestamp); err != nil {
+		return nil, fmt.Errorf("set timestamp of %s: %w", filename, err)
+	}
+
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+}
+
+// perms returns the mode and owner for new directories and files: the
+// database's when the client belongs to an initialized replica.
+func (c *ReplicaClient) perms() (dirPerm, filePerm internal.Perm) {
+	dirPerm, filePerm = internal.DefaultDirPerm, internal.DefaultFilePerm
+	if c.Replica == nil || c.Replica.DB() == nil {
+		return dirPerm, filePerm
+	}
+	if fi := c.Replica.DB().DirInfo(); fi != nil {
+		dirPerm = internal.PermOf(fi)
+	}
+	if fi := c.Replica.DB().FileInfo(); fi != nil {
+		filePerm = internal.PermOf(fi)
+	}
+	return dirPerm, filePerm
+}
+
+// DeleteLTXFiles removes the files, ignoring missing ones.
+func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	for _, info := range a {
+		filename := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
+		if err := os.Remove(filename); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		}
+	}
+	return nil
+}
+
+// DeleteAll removes the root directory and everything in it.
+func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
+	if err := os.RemoveAll(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete all under %s: %w", c.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+// Package internal holds helpers shared by the root package and backends.
+package internal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Perm is a mode plus an owner; UID and GID are -1 when unknown.
+type Perm struct {
+	Mode os.FileMode
+	UID  int
+	GID  int
+}
+
+// Defaults used when there is no database to copy permissions from.
+var (
+	DefaultDirPerm  = Perm{Mode: 0o700, UID: -1, GID: -1}
+	DefaultFilePerm = Perm{Mode: 0o600, UID: -1, GID: -1}
+)
+
+// PermOf returns the permission bits and owner of fi.
+func PermOf(fi os.FileInfo) Perm {
+	p := Perm{Mode: fi.Mode().Perm(), UID: -1, GID: -1}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		p.UID, p.GID = int(st.Uid), int(st.Gid)
+	}
+	return p
+}
+
+// chown applies the owner, best effort: an unprivileged process cannot give
+// files away, and that must not stop replication.
+func (p Perm) chown(name string) {
+	if p.UID >= 0 || p.GID >= 0 {
+		_ = os.Chown(name, p.UID, p.GID)
+	}
+}
+
+// MkdirAll creates dir and its missing parents with perm.
+func MkdirAll(dir string, perm Perm) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm.Mode|0o100); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	perm.chown(dir)
+	return nil
+}
+
+// WriteFileAtomic copies r into a temporary file beside filename, fsyncs it,
+// renames it over filename and fsyncs the directory. Readers see either the
+// old file or the whole new one. It returns the bytes written.
+func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err error) {
+	f, err := os.CreateTemp(filepath.Dir(filename), filepath.Base(filename)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+
+	if err := f.Chmod(perm.Mode); err != nil {
+		return 0, err
+	}
+	perm.chown(tmp)
+
+	if n, err = io.Copy(f, r); err != nil {
+		return n, err
+	} else if err := f.Sync(); err != nil {
+		return n, err
+	} else if err := f.Close(); err != nil {
+		return n, err
+	} else if err := os.Rename(tmp, filename); err != nil {
+		return n, err
+	}
+	return n, SyncDir(filepath.Dir(filename))
+}
+
+// SyncDir fsyncs a directory so that a rename or create in it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// LimitReadCloser returns rc limited to n bytes; Close closes rc.
+func LimitReadCloser(rc io.ReadCloser, n int64) io.ReadCloser {
+	return &limitReadCloser{Reader: io.LimitReader(rc, n), c: rc}
+}
+
+type limitReadCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (l *limitReadCloser) Close() error { return l.c.Close() }

@@ -1,0 +1,179 @@
+package litestream
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// ReplicaClientFactory builds a client from the parts of a replica URL.
+type ReplicaClientFactory func(scheme, host, urlPath string, query url.Values, userinfo *url.Userinfo) (ReplicaClient, error)
+
+var replicaClientFactories = struct {
+	sync.RWMutex
+	m map[string]ReplicaClientFactory
+}{m: make(map[string]ReplicaClientFactory)}
+
+// RegisterReplicaClientFactory makes a URL scheme available to
+// NewReplicaClientFromURL. Backend packages register themselves in init;
+// programs may register their own schemes.
+func RegisterReplicaClientFactory(scheme string, factory ReplicaClientFactory) {
+	replicaClientFactories.Lock()
+	defer replicaClientFactories.Unlock()
+	replicaClientFactories.m[scheme] = factory
+}
+
+// NewReplicaClientFromURL returns a client for a replica URL such as
+// "s3://bucket/path" or "file:///var/lib/replica". The backend's package must
+// be imported (for its registration) unless it is "file".
+func NewReplicaClientFromURL(rawURL string) (ReplicaClient, error) {
+	scheme, host, urlPath, query, userinfo, err := ParseReplicaURLWithQuery(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	// webdavs shares the webdav factory, which picks https from the scheme.
+	lookup := scheme
+	if lookup == "webdavs" {
+		lookup = "webdav"
+	}
+
+	replicaClientFactories.RLock()
+	factory := replicaClientFactories.m[lookup]
+	replicaClientFactories.RUnlock()
+	if factory == nil {
+		return nil, fmt.Errorf("unsupported replica URL scheme: %q", scheme)
+	}
+	return factory(scheme, host, urlPath, query, userinfo)
+}
+
+// ReplicaTypeFromURL returns the backend type named by a URL's scheme, or ""
+// if rawURL is not a URL.
+func ReplicaTypeFromURL(rawURL string) string {
+	scheme, _, _, err := ParseReplicaURL(rawURL)
+	if err != nil || scheme == "" {
+		return ""
+	}
+	if scheme == "webdavs" {
+		return "webdav"
+	}
+	return scheme
+}
+
+// ParseReplicaURL splits a replica URL into scheme, host and cleaned path.
+func ParseReplicaURL(s string) (scheme, host, urlPath string, err error) {
+	scheme, host, urlPath, _, _, err = ParseReplicaURLWithQuery(s)
+	return scheme, host, urlPath, err
+}
+
+var s3AccessPointRegex = regexp.MustCompile(`^s3://(arn:[^/]+:s3:[^/]*:[^/]*:accesspoint/[^/]+)(/[^?]*)?(\?.*)?$`)
+
+// ParseReplicaURLWithQuery splits a replica URL into its parts. The path is
+// cleaned and loses its leading slash, except for file URLs, whose path is
+// the absolute local path.
+func ParseReplicaURLWithQuery(s string) (scheme, host, urlPath string, query url.Values, userinfo *url.Userinfo, err error) {
+	if m := s3AccessPointRegex.FindStringSubmatch(s); m != nil {
+		if query, err = url.ParseQuery(strings.TrimPrefix(m[3], "?")); err != nil {
+			return "", "", "", nil, nil, fmt.Errorf("parse replica url query: %w", err)
+		}
+		return "s3", m[1], CleanReplicaURLPath(m[2]), query, nil, nil
+	}
+
+	if strings.HasPrefix(s, "file://") {
+		p := strings.TrimPrefix(s, "file://")
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		if p == "" {
+			return "file", "", "", nil, nil, nil
+		}
+		return "file", "", filepath.Clean("/" + strings.TrimPrefix(p, "/")), nil, nil, nil
+	}
+
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", "", "", nil, nil, fmt.Errorf("parse replica url %q: %w", redactURL(s), err)
+	}
+	if u.Scheme == "" {
+		return "", "", "", nil, nil, fmt.Errorf("replica url scheme required: %s", redactURL(s))
+	}
+
+	urlPath = strings.TrimPrefix(path.Clean(u.Path), "/")
+	if urlPath == "" {
+		urlPath = "."
+	}
+	return u.Scheme, u.Host, urlPath, u.Query(), u.User, nil
+}
+
+// redactURL hides a password so that errors can quote a URL safely.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
+}
+
+// CleanReplicaURLPath cleans p as an absolute path and drops the leading
+// slash; "" and "/" give "".
+func CleanReplicaURLPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	if p == "." {
+		return ""
+	}
+	return p
+}
+
+var urlRegex = regexp.MustCompile(`^\w+://`)
+
+// IsURL reports whether s starts with a scheme and "://".
+func IsURL(s string) bool { return urlRegex.MatchString(s) }
+
+// BoolQueryValue reads the first of keys that has a non-empty value.
+// true/1/t/yes give true, anything else false; ok reports whether a key was set.
+func BoolQueryValue(query url.Values, keys ...string) (value bool, ok bool) {
+	if query == nil {
+		return false, false
+	}
+	for _, key := range keys {
+		v := query.Get(key)
+		if v == "" {
+			continue
+		}
+		switch strings.ToLower(v) {
+		case "true", "1", "t", "yes":
+			return true, true
+		default:
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// IntQueryValue reads the first of keys that has a non-empty value, which
+// must be a positive integer.
+func IntQueryValue(query url.Values, keys ...string) (value int64, ok bool, err error) {
+	if query == nil {
+		return 0, false, nil
+	}
+	for _, key := range keys {
+		v := query.Get(key)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, true, fmt.Errorf("invalid value for query parameter %q: %q (must be a positive integer)", key, v)
+		}
+		return n, true, nil
+	}
+	return 0, false, nil
+}
