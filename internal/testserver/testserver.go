@@ -1,0 +1,145 @@
+// Package testserver starts real backend servers (MinIO, Azurite, sshd, …)
+// on 127.0.0.1 for tests, each on a free port with a temporary data
+// directory, and stops them when the test ends. Servers are installed by
+// `make test-deps` into BinDir; a test whose server is missing fails.
+package testserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BinDir is where `make test-deps` installs server binaries:
+// $LITESTREAM_TEST_BIN, else $HOME/.cache/litestream-test/bin.
+func BinDir() string {
+	if dir := os.Getenv("LITESTREAM_TEST_BIN"); dir != "" {
+		return dir
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "litestream-test", "bin")
+}
+
+// MustFindBinary returns the path of a server binary in BinDir or, failing
+// that, on PATH. It fails the test, naming the make target, if neither has it.
+func MustFindBinary(t testing.TB, name string) string {
+	t.Helper()
+	if p := filepath.Join(BinDir(), name); isExecutable(p) {
+		return p
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Fatalf("%s not installed in %s or on PATH: run `make test-deps`", name, BinDir())
+	return ""
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find free port: %v", err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a server started for one test.
+type Process struct {
+	Cmd    *exec.Cmd
+	output *syncBuffer
+	done   chan struct{}
+}
+
+// Output returns what the server printed so far, for failure messages.
+func (p *Process) Output() string { return p.output.String() }
+
+// Start runs the command and registers a cleanup that kills it and waits.
+func Start(t testing.TB, env []string, name string, args ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &Process{Cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// WaitTCP polls until addr accepts connections, the process exits, or the
+// timeout passes; the last two fail the test with the server's output.
+func (p *Process) WaitTCP(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	p.WaitFunc(t, timeout, func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	})
+}
+
+// WaitFunc polls ready every 50 ms until it returns nil.
+func (p *Process) WaitFunc(t testing.TB, timeout time.Duration, ready func(ctx context.Context) error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before it was ready:\n%s", p.Cmd.Path, p.Output())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = ready(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after %s: %v\n%s", p.Cmd.Path, timeout, err, p.Output())
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 1<<20 {
+		return len(p), nil // keep the first MiB; enough to diagnose
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Addr formats 127.0.0.1:port.
+func Addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
