@@ -182,6 +182,13 @@ func (db *DB) checkBehindReplica(ctx context.Context) error {
 	if _, err := db.Pos(); err != nil {
 		return fmt.Errorf("verify replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
 	}
+	if hdr, err := readLTXHeaderFile(path); err != nil {
+		return err
+	} else if int(hdr.PageSize) != db.pageSize {
+		_ = os.RemoveAll(db.LTXLevelDir(0))
+		db.invalidatePos()
+		return fmt.Errorf("replica L0 %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
+	}
 	return nil
 }
 
