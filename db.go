@@ -123,6 +123,10 @@ type DB struct {
 	notifyMu sync.Mutex
 	notify   chan struct{}
 
+	syncedMu      sync.Mutex
+	synced        chan struct{} // closed after each successful Sync
+	lastSyncStart time.Time     // when the last successful Sync began
+
 	syncMu         sync.Mutex
 	lastSuccessful time.Time
 	diag           SyncDiagnostic
@@ -151,6 +155,7 @@ func NewDB(path string) *DB {
 		metaPath: filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+MetaDirSuffix),
 		exec:     semaphore.NewWeighted(1),
 		notify:   make(chan struct{}),
+		synced:   make(chan struct{}),
 		maxInfos: make(map[int]*ltx.FileInfo),
 	}
 	db.compactor = NewCompactor(nil, db.Logger)

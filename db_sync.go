@@ -48,6 +48,7 @@ type lastFrame struct {
 // file (more when MaxSyncWALBytes splits a large backlog), then runs the
 // checkpoint policy. A missing database file is not an error.
 func (db *DB) Sync(ctx context.Context) error {
+	start := time.Now()
 	for {
 		if err := context.Cause(ctx); err != nil {
 			return err
@@ -57,8 +58,67 @@ func (db *DB) Sync(ctx context.Context) error {
 		}
 		more, err := db.syncChunk(ctx, db.MaxSyncWALBytes, false)
 		db.exec.Release(1)
-		if err != nil || !more {
+		if err != nil {
 			return err
+		} else if !more {
+			db.markSynced(start)
+			return nil
+		}
+	}
+}
+
+// markSynced wakes WaitReplicated callers: every commit made before start
+// is now in an L0 file.
+func (db *DB) markSynced(start time.Time) {
+	db.syncedMu.Lock()
+	defer db.syncedMu.Unlock()
+	if start.After(db.lastSyncStart) {
+		db.lastSyncStart = start
+	}
+	close(db.synced)
+	db.synced = make(chan struct{})
+}
+
+// WaitReplicated blocks until everything committed before the call is on
+// the replica. It waits for the background sync and upload rather than
+// starting its own, so concurrent callers share one sync and one upload. If
+// background sync or upload is off, it syncs and uploads itself.
+func (db *DB) WaitReplicated(ctx context.Context) error {
+	if db.Replica == nil {
+		return fmt.Errorf("no replica configured")
+	}
+	if db.MonitorInterval <= 0 || !db.Replica.MonitorEnabled {
+		return db.SyncAndWait(ctx)
+	}
+
+	called := time.Now()
+	for {
+		db.syncedMu.Lock()
+		ch, last := db.synced, db.lastSyncStart
+		db.syncedMu.Unlock()
+		if last.After(called) {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+
+	pos, err := db.Pos()
+	if err != nil {
+		return fmt.Errorf("local position: %w", err)
+	}
+	for {
+		ch := db.Replica.uploadedChan()
+		if db.Replica.Pos().TXID >= pos.TXID {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 }

@@ -123,4 +123,3 @@ func MustRandomStep(t testing.TB, rng *rand.Rand, app, chk *sql.DB, pageSize int
 		exec(app, `PRAGMA wal_autocheckpoint = 0`)
 	}
 }
-

@@ -217,4 +217,3 @@ func L0TXIDs(t testing.TB, client litestream.ReplicaClient) []ltx.TXID {
 	}
 	return a
 }
-

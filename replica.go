@@ -43,10 +43,11 @@ type Replica struct {
 
 	syncSem *semaphore.Weighted // one upload batch at a time
 
-	mu     sync.Mutex // guards pos, cancel, done
-	pos    ltx.Pos
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu       sync.Mutex // guards pos, uploaded, cancel, done
+	pos      ltx.Pos
+	uploaded chan struct{} // closed when pos changes
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // NewReplica returns a replica of db with default settings and no client.
@@ -57,6 +58,7 @@ func NewReplica(db *DB) *Replica {
 		MaxSyncLTXFiles: DefaultMaxSyncLTXFiles,
 		MonitorEnabled:  true,
 		syncSem:         semaphore.NewWeighted(1),
+		uploaded:        make(chan struct{}),
 	}
 }
 
@@ -94,6 +96,20 @@ func (r *Replica) SetPos(pos ltx.Pos) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pos = pos
+	if r.uploaded != nil {
+		close(r.uploaded)
+	}
+	r.uploaded = make(chan struct{})
+}
+
+// uploadedChan returns a channel closed at the next position change.
+func (r *Replica) uploadedChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.uploaded == nil {
+		r.uploaded = make(chan struct{})
+	}
+	return r.uploaded
 }
 
 // Start begins background uploads, stopping any earlier monitor. It does

@@ -1,0 +1,24 @@
+# Test servers are installed outside the clone so fresh clones reuse them.
+TEST_HOME ?= $(HOME)/.cache/litestream-test
+export LITESTREAM_TEST_HOME := $(TEST_HOME)
+export LITESTREAM_TEST_BIN := $(TEST_HOME)/bin
+
+GO ?= go
+
+.PHONY: test test-deps vet
+
+# test installs any missing test server, then runs every test under -race.
+test: test-deps vet
+	$(GO) test -race -timeout 25m ./...
+
+# test-deps runs each idempotent installer in scripts/.
+test-deps:
+	@mkdir -p "$(LITESTREAM_TEST_BIN)"
+	@for s in scripts/install-*.sh; do \
+		[ -f "$$s" ] || continue; \
+		echo "== $$s"; bash "$$s" || exit 1; \
+	done
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...

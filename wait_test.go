@@ -1,0 +1,155 @@
+package litestream_test
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/superfly/ltx"
+)
+
+// countingClient counts L0 uploads.
+type countingClient struct {
+	litestream.ReplicaClient
+	l0Writes atomic.Int64
+}
+
+func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	if level == 0 {
+		c.l0Writes.Add(1)
+	}
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
+
+// Fifty writers that each commit and then wait all return with their rows
+// on the replica, sharing far fewer uploads than there were waiters.
+func TestDB_WaitReplicated_GroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 100 * time.Millisecond
+	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.SyncInterval = 100 * time.Millisecond
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+	ctx := context.Background()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app := MustOpenApp(t, db.Path(), 4096)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := client.l0Writes.Load()
+
+	const writers = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+				errs <- err
+				return
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := db.WaitReplicated(ctx); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	uploads := client.l0Writes.Load() - before
+	// Restore what the replica holds right now: every row must be there.
+	got := MustCheckRestored(t, MustRestore(t, db.Replica, 0))
+	if want := MustDump(t, app); got != want {
+		t.Fatalf("replica after all waiters returned: %s, want %s", got, want)
+	}
+	if uploads >= writers/5 {
+		t.Fatalf("%d L0 uploads for %d waiters: waiters did not share uploads", uploads, writers)
+	}
+	t.Logf("%d waiters, %d L0 uploads", writers, uploads)
+
+	// A canceled context returns promptly with its error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := db.WaitReplicated(cctx); err != context.Canceled {
+		t.Fatalf("canceled wait: err = %v", err)
+	}
+	if err := store.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Metrics appear only on the registry passed in, and lag drops to zero
+// once the replica has caught up.
+func TestMetrics_RegistryAndLag(t *testing.T) {
+	db, app, _ := MustOpenDB(t, 4096)
+	reg := prometheus.NewRegistry()
+	m, err := litestream.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMetrics(m)
+
+	ctx := context.Background()
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "litestream_sync_count", "litestream_txid", "litestream_replication_lag_txids"); n != 3 {
+		t.Fatalf("registry has %d of the expected series", n)
+	}
+	lag := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "litestream_replication_lag_txids" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no lag gauge")
+		return 0
+	}
+	if got := lag(); got < 1 {
+		t.Fatalf("lag before upload = %v, want at least 1", got)
+	}
+	if err := db.Replica.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(ctx); err != nil { // records metrics again
+		t.Fatal(err)
+	}
+	if got := lag(); got != 0 {
+		t.Fatalf("lag after upload = %v, want 0", got)
+	}
+
+	// Nothing on the default registry.
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if len(mf.GetName()) > 10 && mf.GetName()[:11] == "litestream_" {
+			t.Fatalf("%s registered on the default registry", mf.GetName())
+		}
+	}
+}
