@@ -72,6 +72,7 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 		testConcurrentWriters(t, clients)
 	})
 	t.Run("PageIndex", func(t *testing.T) { testPageIndex(t, fresh(t)) })
+	t.Run("StoreRoundTrip", func(t *testing.T) { testStoreRoundTrip(t, fresh(t)) })
 }
 
 // MustLTX encodes a valid LTX file with the given pages of random content.
