@@ -1,22 +1,697 @@
 package litestream
 
-import "os"
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
-// DB tracks one SQLite database and writes its WAL changes to L0 LTX files.
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/semaphore"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB defaults.
+const (
+	DefaultMonitorInterval      = 1 * time.Second
+	DefaultCheckpointInterval   = 1 * time.Minute
+	DefaultBusyTimeout          = 1 * time.Second
+	DefaultMinCheckpointPageN   = 1000
+	DefaultTruncatePageN        = 121359
+	DefaultMaxSyncWALBytes      = 64 << 20
+	DefaultShutdownSyncTimeout  = 30 * time.Second
+	DefaultShutdownSyncInterval = 500 * time.Millisecond
+	DefaultSyncBackoffMax       = 5 * time.Minute
+	SyncErrorLogInterval        = 30 * time.Second
+)
+
+// DB tracks one SQLite database and writes its committed WAL frames to L0
+// LTX files in the meta directory, one file per sync.
 type DB struct {
+	// Done, when closed, interrupts the shutdown sync retry in Close.
+	Done <-chan struct{}
+
+	// MinCheckpointPageN is the WAL size in pages at which a PASSIVE
+	// checkpoint runs after a sync. Default 1000; must be positive.
+	MinCheckpointPageN int
+
+	// TruncatePageN is the WAL size in pages at which an emergency TRUNCATE
+	// checkpoint runs. Zero means the default 121359; negative disables it.
+	TruncatePageN int
+
+	// CheckpointInterval runs a PASSIVE checkpoint when data was synced and
+	// the database file is older than this. Default 1m; zero disables.
+	CheckpointInterval time.Duration
+
+	// MonitorInterval is how often the WAL is synced. Default 1s; zero
+	// disables background sync (call Sync).
+	MonitorInterval time.Duration
+
+	// MaxSyncWALBytes bounds the WAL bytes read per sync chunk, stopping at a
+	// commit boundary. Default 64 MiB; zero is unbounded.
+	MaxSyncWALBytes int64
+
+	// BusyTimeout is SQLite's busy timeout on the DB's connections. Default 1s.
+	BusyTimeout time.Duration
+
+	// L0Retention is how long L0 files are kept after compaction into L1.
+	// Default 5m; zero or negative keeps them.
+	L0Retention time.Duration
+
+	// VerifyCompaction checks each compacted level for gaps after writing.
+	VerifyCompaction bool
+
+	// RetentionEnabled lets retention delete remote files. Local copies are
+	// removed either way. Default true.
+	RetentionEnabled bool
+
+	// Replica is the database's replica; required before Open.
+	Replica *Replica
+
+	// ShutdownSyncTimeout bounds the retries of the final upload in Close.
+	// Default 30s; zero means a single attempt.
+	ShutdownSyncTimeout time.Duration
+
+	// ShutdownSyncInterval is the wait between those retries. Default 500ms.
+	ShutdownSyncInterval time.Duration
+
+	// Logger receives the DB's logs.
+	Logger *slog.Logger
+
 	path     string
+	metaPath string
+
+	mu       sync.Mutex // guards the fields below it
+	opened   bool
+	sqldb    *sql.DB
+	f        *os.File // the only descriptor of the database file (POSIX locks)
+	rtx      *sql.Tx  // long-running read transaction
+	pageSize int
 	fileInfo os.FileInfo
 	dirInfo  os.FileInfo
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	// exec serializes sync chunks, checkpoints, snapshot capture and Close.
+	exec *semaphore.Weighted
+	// chkMu is held shared by syncs and snapshot readers, exclusively (and
+	// only by TryLock) by checkpoints.
+	chkMu sync.RWMutex
+
+	// Sync state, guarded by exec.
+	lastSyncedWALOffset   int64
+	syncedToWALEnd        bool
+	syncedSinceCheckpoint bool
+	truncatePassiveFailed bool
+	lastFrame             lastFrame
+
+	posMu sync.Mutex
+	pos   *ltx.Pos // cached position; nil when unknown
+
+	maxMu    sync.Mutex
+	maxInfos map[int]*ltx.FileInfo // newest file per level on the replica
+
+	notifyMu sync.Mutex
+	notify   chan struct{}
+
+	syncMu         sync.Mutex
+	lastSuccessful time.Time
+	diag           SyncDiagnostic
+
+	compactor *Compactor
+	metrics   *dbMetrics
 }
 
-// NewDB returns a DB for the database at path. It does no I/O.
-func NewDB(path string) *DB { return &DB{path: path} }
+// NewDB returns a DB for the database at path with default settings. It does
+// no I/O.
+func NewDB(path string) *DB {
+	db := &DB{
+		MinCheckpointPageN:   DefaultMinCheckpointPageN,
+		TruncatePageN:        DefaultTruncatePageN,
+		CheckpointInterval:   DefaultCheckpointInterval,
+		MonitorInterval:      DefaultMonitorInterval,
+		MaxSyncWALBytes:      DefaultMaxSyncWALBytes,
+		BusyTimeout:          DefaultBusyTimeout,
+		L0Retention:          DefaultL0Retention,
+		RetentionEnabled:     true,
+		ShutdownSyncTimeout:  DefaultShutdownSyncTimeout,
+		ShutdownSyncInterval: DefaultShutdownSyncInterval,
+		Logger:               slog.With(LogKeyDB, filepath.Base(path)),
+
+		path:     path,
+		metaPath: filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+MetaDirSuffix),
+		exec:     semaphore.NewWeighted(1),
+		notify:   make(chan struct{}),
+		maxInfos: make(map[int]*ltx.FileInfo),
+	}
+	db.compactor = NewCompactor(nil, db.Logger)
+	db.compactor.LocalFileOpener = db.openLocalLTXFile
+	db.compactor.LocalFileDeleter = db.deleteLocalLTXFile
+	db.compactor.CacheGetter = db.cachedMaxLTXFileInfo
+	db.compactor.CacheSetter = db.setMaxLTXFileInfo
+	return db
+}
 
 // Path returns the database path.
 func (db *DB) Path() string { return db.path }
 
+// WALPath returns the path of the database's WAL file.
+func (db *DB) WALPath() string { return db.path + "-wal" }
+
+// MetaPath returns the directory holding local LTX files.
+func (db *DB) MetaPath() string { return db.metaPath }
+
+// SetMetaPath overrides the meta directory. Call before Open.
+func (db *DB) SetMetaPath(path string) { db.metaPath = path }
+
+// LTXDir returns the local LTX directory.
+func (db *DB) LTXDir() string { return filepath.Join(db.metaPath, "ltx") }
+
+// LTXLevelDir returns the local directory of a level.
+func (db *DB) LTXLevelDir(level int) string {
+	return filepath.Join(db.LTXDir(), fmt.Sprint(level))
+}
+
+// LTXPath returns the local path of an LTX file. It panics on a negative level.
+func (db *DB) LTXPath(level int, minTXID, maxTXID ltx.TXID) string {
+	if level < 0 {
+		panic(fmt.Sprintf("litestream: invalid ltx level %d", level))
+	}
+	return filepath.Join(db.LTXLevelDir(level), ltx.FormatFilename(minTXID, maxTXID))
+}
+
+// IsOpen reports whether Open succeeded and Close has not run.
+func (db *DB) IsOpen() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.opened
+}
+
+// PageSize returns the database page size, or 0 before the first sync.
+func (db *DB) PageSize() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.pageSize
+}
+
 // FileInfo returns the database file's info, cached at init; nil before.
-func (db *DB) FileInfo() os.FileInfo { return db.fileInfo }
+func (db *DB) FileInfo() os.FileInfo {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.fileInfo
+}
 
 // DirInfo returns the database directory's info, cached at init; nil before.
-func (db *DB) DirInfo() os.FileInfo { return db.dirInfo }
+func (db *DB) DirInfo() os.FileInfo {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.dirInfo
+}
+
+// SQLDB returns the DB's own connection pool, nil before init.
+func (db *DB) SQLDB() *sql.DB {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.sqldb
+}
+
+// SetLogger replaces the logger of the DB, its compactor and its client.
+func (db *DB) SetLogger(logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	db.Logger = logger
+	db.compactor.logger = logger.With(LogKeySubsystem, LogSubsystemCompactor)
+	if db.Replica != nil && db.Replica.Client != nil {
+		db.Replica.Client.SetLogger(logger)
+	}
+}
+
+func (db *DB) logger() *slog.Logger {
+	if db.Logger == nil {
+		return slog.Default()
+	}
+	return db.Logger
+}
+
+// Notify returns a channel closed the next time a sync writes an L0 file.
+func (db *DB) Notify() <-chan struct{} {
+	db.notifyMu.Lock()
+	defer db.notifyMu.Unlock()
+	return db.notify
+}
+
+func (db *DB) signalNotify() {
+	db.notifyMu.Lock()
+	defer db.notifyMu.Unlock()
+	close(db.notify)
+	db.notify = make(chan struct{})
+}
+
+// Open validates the settings, removes stale temporary files and starts the
+// background monitor. It does not touch SQLite: the first sync does.
+func (db *DB) Open() (err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.opened {
+		return nil
+	}
+
+	if db.Replica == nil {
+		return fmt.Errorf("replica required before opening database")
+	} else if db.Replica.Client == nil {
+		return fmt.Errorf("replica client required before opening database")
+	} else if db.MinCheckpointPageN <= 0 {
+		return fmt.Errorf("minimum checkpoint page count required")
+	}
+
+	if err := removeTmpFiles(db.metaPath); err != nil {
+		return fmt.Errorf("cannot remove tmp files: %w", err)
+	}
+
+	db.compactor.client = db.Replica.Client
+	db.compactor.VerifyCompaction = db.VerifyCompaction
+	db.compactor.RetentionEnabled = db.RetentionEnabled
+
+	db.ctx, db.cancel = context.WithCancel(context.Background())
+	if db.MonitorInterval > 0 {
+		db.wg.Add(1)
+		go func() { defer db.wg.Done(); db.monitor() }()
+	}
+	db.opened = true
+	return nil
+}
+
+// removeTmpFiles deletes leftover staging files under dir.
+func removeTmpFiles(dir string) error {
+	var removeErr error
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".tmp") {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			removeErr = err
+		}
+		return nil
+	})
+	return removeErr
+}
+
+// Close stops the monitor, syncs a last time, flushes the replica and
+// releases SQLite. Cleanup runs even when ctx is already canceled.
+func (db *DB) Close(ctx context.Context) (err error) {
+	db.mu.Lock()
+	cancel := db.cancel
+	db.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	db.wg.Wait()
+
+	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
+	initialized := db.isInitialized()
+	if initialized {
+		if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
+			err = fmt.Errorf("final sync: %w", e)
+		}
+	}
+	db.exec.Release(1)
+
+	if db.Replica != nil {
+		if initialized {
+			if e := db.Replica.shutdownSync(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
+		if e := db.Replica.Stop(true); e != nil && err == nil {
+			err = e
+		}
+	}
+
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if e := db.releaseSQLite(); e != nil && err == nil {
+		err = e
+	}
+	db.opened = false
+	db.cancel = nil
+	return err
+}
+
+// releaseSQLite closes the read transaction, pool and file. Caller holds mu.
+func (db *DB) releaseSQLite() (err error) {
+	if db.rtx != nil {
+		if e := db.rtx.Rollback(); e != nil && !isTxDone(e) {
+			err = fmt.Errorf("release read lock: %w", e)
+		}
+		db.rtx = nil
+	}
+	if db.sqldb != nil {
+		if e := db.sqldb.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close sql db: %w", e)
+		}
+		db.sqldb = nil
+	}
+	if db.f != nil {
+		if e := db.f.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close db file: %w", e)
+		}
+		db.f = nil
+	}
+	db.pageSize = 0
+	return err
+}
+
+func isTxDone(err error) bool {
+	return errors.Is(err, sql.ErrTxDone) || strings.Contains(err.Error(), "transaction has already been committed or rolled back")
+}
+
+func (db *DB) isInitialized() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.sqldb != nil
+}
+
+// init connects to the database on first use. A missing database file is not
+// an error: init is retried on the next sync. Caller holds exec.
+func (db *DB) init(ctx context.Context) (err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.sqldb != nil {
+		return nil
+	}
+
+	fi, err := os.Stat(db.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("stat database: %w", err)
+	}
+	dirInfo, err := os.Stat(filepath.Dir(db.path))
+	if err != nil {
+		return fmt.Errorf("stat database directory: %w", err)
+	}
+	db.fileInfo, db.dirInfo = fi, dirInfo
+
+	defer func() {
+		if err != nil {
+			_ = db.releaseSQLite()
+		}
+	}()
+
+	// Open the file once, first, and read the header through it: closing any
+	// other descriptor of it would drop the process's SQLite locks.
+	if db.f, err = os.Open(db.path); err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	if err := checkSQLiteHeader(db.f); err != nil {
+		return err
+	}
+
+	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=wal_autocheckpoint(0)", db.path, db.BusyTimeout.Milliseconds())
+	if db.sqldb, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("open sql db: %w", err)
+	}
+	if err := db.setPersistWAL(ctx); err != nil {
+		return fmt.Errorf("set PERSIST_WAL: %w", err)
+	}
+	var mode string
+	if err := db.sqldb.QueryRowContext(ctx, `PRAGMA journal_mode = wal;`).Scan(&mode); err != nil {
+		return fmt.Errorf("enable wal: %w", err)
+	} else if mode != "wal" {
+		return fmt.Errorf("enable wal failed, mode=%q", mode)
+	}
+
+	if _, err := db.sqldb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);`); err != nil {
+		return fmt.Errorf("create _litestream_seq table: %w", err)
+	}
+	if _, err := db.sqldb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);`); err != nil {
+		return fmt.Errorf("create _litestream_lock table: %w", err)
+	}
+
+	if err := db.acquireReadLock(ctx); err != nil {
+		return fmt.Errorf("acquire read lock: %w", err)
+	}
+
+	if err := db.sqldb.QueryRowContext(ctx, `PRAGMA page_size;`).Scan(&db.pageSize); err != nil {
+		return fmt.Errorf("read page size: %w", err)
+	} else if db.pageSize <= 0 {
+		return fmt.Errorf("invalid db page size: %d", db.pageSize)
+	}
+
+	if err := internal.MkdirAll(db.LTXLevelDir(0), db.dirPerm()); err != nil {
+		return fmt.Errorf("create meta directory: %w", err)
+	}
+	if err := db.ensureWAL(ctx); err != nil {
+		return fmt.Errorf("ensure wal exists: %w", err)
+	}
+
+	if db.Replica != nil {
+		if err := db.checkBehindReplica(ctx); err != nil {
+			return fmt.Errorf("check replica position: %w", err)
+		}
+		if err := db.Replica.Start(db.ctx); err != nil {
+			return fmt.Errorf("start replica: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkSQLiteHeader rejects files that are not SQLite databases before the
+// driver gets a chance to turn them into one.
+func checkSQLiteHeader(f *os.File) error {
+	hdr := make([]byte, 16)
+	n, err := f.ReadAt(hdr, 0)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil // an empty file becomes a database on first write
+	}
+	if n < len(hdr) || string(hdr) != "SQLite format 3\x00" {
+		return fmt.Errorf("%s is not a SQLite database", f.Name())
+	}
+	return nil
+}
+
+func (db *DB) setPersistWAL(ctx context.Context) error {
+	conn, err := db.sqldb.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	return conn.Raw(func(dc any) error {
+		fc, ok := dc.(interface {
+			FileControlPersistWAL(dbName string, mode int) (int, error)
+		})
+		if !ok {
+			return fmt.Errorf("sqlite driver does not support PERSIST_WAL")
+		}
+		_, err := fc.FileControlPersistWAL("main", 1)
+		return err
+	})
+}
+
+func (db *DB) dirPerm() internal.Perm {
+	if db.dirInfo == nil {
+		return internal.DefaultDirPerm
+	}
+	return internal.PermOf(db.dirInfo)
+}
+
+func (db *DB) filePerm() internal.Perm {
+	if db.fileInfo == nil {
+		return internal.DefaultFilePerm
+	}
+	return internal.PermOf(db.fileInfo)
+}
+
+// acquireReadLock starts the long-running read transaction that keeps other
+// connections from restarting the WAL under unread frames. Caller holds mu.
+func (db *DB) acquireReadLock(ctx context.Context) error {
+	if db.rtx != nil {
+		return nil
+	}
+	tx, err := db.sqldb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(1) FROM _litestream_seq;`).Scan(&n); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	db.rtx = tx
+	return nil
+}
+
+// releaseReadLock ends the read transaction. Caller holds mu.
+func (db *DB) releaseReadLock() error {
+	if db.rtx == nil {
+		return nil
+	}
+	err := db.rtx.Rollback()
+	db.rtx = nil
+	if err != nil && !isTxDone(err) {
+		return err
+	}
+	return nil
+}
+
+// ensureWAL writes a frame when the WAL is missing or has no header, so
+// that there is always a WAL to read.
+func (db *DB) ensureWAL(ctx context.Context) error {
+	if fi, err := os.Stat(db.WALPath()); err == nil && fi.Size() >= WALHeaderSize {
+		return nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return db.bumpSeq(ctx)
+}
+
+// bumpSeq commits a one-row write so that SQLite writes a WAL frame.
+func (db *DB) bumpSeq(ctx context.Context) error {
+	_, err := db.sqldb.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1;`)
+	return err
+}
+
+// MaxLTX returns the TXID range of the newest local L0 file, or zeros.
+func (db *DB) MaxLTX() (minTXID, maxTXID ltx.TXID, err error) {
+	entries, err := os.ReadDir(db.LTXLevelDir(0))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	} else if err != nil {
+		return 0, 0, err
+	}
+	for _, entry := range entries {
+		lo, hi, err := ltx.ParseFilename(entry.Name())
+		if err == nil && hi > maxTXID {
+			minTXID, maxTXID = lo, hi
+		}
+	}
+	return minTXID, maxTXID, nil
+}
+
+// Pos returns the position of the newest local L0 file after verifying the
+// whole file. The result is cached until local L0 files change.
+func (db *DB) Pos() (ltx.Pos, error) {
+	db.posMu.Lock()
+	defer db.posMu.Unlock()
+	if db.pos != nil {
+		return *db.pos, nil
+	}
+
+	minTXID, maxTXID, err := db.MaxLTX()
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("find max ltx file: %w", err)
+	} else if maxTXID == 0 {
+		return ltx.Pos{}, nil
+	}
+
+	path := db.LTXPath(0, minTXID, maxTXID)
+	f, err := os.Open(path)
+	if err != nil {
+		return ltx.Pos{}, NewLTXError("open", path, 0, uint64(minTXID), uint64(maxTXID), err)
+	}
+	defer func() { _ = f.Close() }()
+
+	dec := ltx.NewDecoder(f)
+	if err := dec.Verify(); err != nil {
+		return ltx.Pos{}, NewLTXError("verify", path, 0, uint64(minTXID), uint64(maxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	}
+	pos := dec.PostApplyPos()
+	db.pos = &pos
+	return pos, nil
+}
+
+func (db *DB) setPos(pos ltx.Pos) {
+	db.posMu.Lock()
+	defer db.posMu.Unlock()
+	db.pos = &pos
+}
+
+func (db *DB) invalidatePos() {
+	db.posMu.Lock()
+	defer db.posMu.Unlock()
+	db.pos = nil
+}
+
+// MaxLTXFileInfo returns the newest replica file at a level, from the cache
+// or else from the replica's listing (and caches it).
+func (db *DB) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo, error) {
+	if info, ok := db.cachedMaxLTXFileInfo(level); ok {
+		return *info, nil
+	}
+	if db.Replica == nil {
+		return ltx.FileInfo{}, fmt.Errorf("no replica configured")
+	}
+	info, err := db.Replica.MaxLTXFileInfo(ctx, level)
+	if err != nil {
+		return ltx.FileInfo{}, fmt.Errorf("cannot determine L%d max ltx file for %q: %w", level, db.path, err)
+	}
+	db.setMaxLTXFileInfo(level, &info)
+	return info, nil
+}
+
+func (db *DB) cachedMaxLTXFileInfo(level int) (*ltx.FileInfo, bool) {
+	db.maxMu.Lock()
+	defer db.maxMu.Unlock()
+	info, ok := db.maxInfos[level]
+	if !ok {
+		return nil, false
+	}
+	cp := *info
+	return &cp, true
+}
+
+func (db *DB) setMaxLTXFileInfo(level int, info *ltx.FileInfo) {
+	db.maxMu.Lock()
+	defer db.maxMu.Unlock()
+	cp := *info
+	db.maxInfos[level] = &cp
+}
+
+func (db *DB) dropMaxLTXFileInfo(level int) {
+	db.maxMu.Lock()
+	defer db.maxMu.Unlock()
+	if level < 0 {
+		clear(db.maxInfos)
+		return
+	}
+	delete(db.maxInfos, level)
+}
+
+func (db *DB) openLocalLTXFile(level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {
+	return os.Open(db.LTXPath(level, minTXID, maxTXID))
+}
+
+func (db *DB) deleteLocalLTXFile(level int, minTXID, maxTXID ltx.TXID) error {
+	err := os.Remove(db.LTXPath(level, minTXID, maxTXID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil && level == 0 {
+		db.invalidatePos()
+	}
+	return err
+}
+
+// RecordSuccessfulSync notes that the replica received everything so far.
+func (db *DB) RecordSuccessfulSync() {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	db.lastSuccessful = time.Now()
+}
+
+// LastSuccessfulSyncAt returns the time of the last successful replica sync.
+func (db *DB) LastSuccessfulSyncAt() time.Time {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	return db.lastSuccessful
+}

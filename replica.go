@@ -1,17 +1,430 @@
 package litestream
 
-// Replica uploads a DB's L0 files to a ReplicaClient and restores from it.
-type Replica struct {
-	db *DB
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
 
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/semaphore"
+)
+
+// Replica defaults.
+const (
+	DefaultSyncInterval    = 1 * time.Second
+	DefaultMaxSyncLTXFiles = 256
+)
+
+// Replica uploads a DB's L0 files, in TXID order, to a ReplicaClient, and
+// restores databases from it.
+type Replica struct {
 	// Client stores the replica's files.
 	Client ReplicaClient
+
+	// SyncInterval is the longest wait between uploads. Default 1s.
+	SyncInterval time.Duration
+
+	// MaxSyncLTXFiles caps the files uploaded per batch. Default 256.
+	MaxSyncLTXFiles int
+
+	// MonitorEnabled starts background uploads when the DB initializes.
+	// Default true.
+	MonitorEnabled bool
+
+	// AutoRecoverEnabled resets local state when uploads fail on a missing
+	// or corrupt local L0 file. Default false.
+	AutoRecoverEnabled bool
+
+	db *DB
+
+	syncSem *semaphore.Weighted // one upload batch at a time
+
+	mu     sync.Mutex // guards pos, cancel, done
+	pos    ltx.Pos
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewReplica returns a replica of db with default settings and no client.
+func NewReplica(db *DB) *Replica {
+	return &Replica{
+		db:              db,
+		SyncInterval:    DefaultSyncInterval,
+		MaxSyncLTXFiles: DefaultMaxSyncLTXFiles,
+		MonitorEnabled:  true,
+		syncSem:         semaphore.NewWeighted(1),
+	}
 }
 
 // NewReplicaWithClient returns a replica of db stored by client.
 func NewReplicaWithClient(db *DB, client ReplicaClient) *Replica {
-	return &Replica{db: db, Client: client}
+	r := NewReplica(db)
+	r.Client = client
+	return r
 }
 
 // DB returns the database being replicated.
 func (r *Replica) DB() *DB { return r.db }
+
+// Logger returns the DB's logger tagged with the replica type.
+func (r *Replica) Logger() *slog.Logger {
+	logger := slog.Default()
+	if r.db != nil {
+		logger = r.db.logger()
+	}
+	if r.Client != nil {
+		logger = logger.With("replica", r.Client.Type())
+	}
+	return logger
+}
+
+// Pos returns the highest TXID known to be on the replica's L0.
+func (r *Replica) Pos() ltx.Pos {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+// SetPos sets the replica position.
+func (r *Replica) SetPos(pos ltx.Pos) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pos = pos
+}
+
+// Start begins background uploads, stopping any earlier monitor. It does
+// nothing when MonitorEnabled is false.
+func (r *Replica) Start(ctx context.Context) error {
+	if !r.MonitorEnabled {
+		return nil
+	}
+	_ = r.Stop(false)
+
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.cancel, r.done = cancel, done
+	r.mu.Unlock()
+
+	go func() { defer close(done); r.monitor(ctx) }()
+	return nil
+}
+
+// Stop ends background uploads and waits for the monitor to return.
+func (r *Replica) Stop(hard bool) (err error) {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel, r.done = nil, nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// Sync uploads every local L0 file the replica does not have yet.
+func (r *Replica) Sync(ctx context.Context) (err error) {
+	return r.sync(ctx, 0)
+}
+
+// sync uploads in batches of at most maxFiles (0 = unlimited) until done.
+func (r *Replica) sync(ctx context.Context, maxFiles int) error {
+	for {
+		limited, err := r.syncOnce(ctx, maxFiles)
+		if err != nil || !limited {
+			return err
+		}
+	}
+}
+
+// syncOnce uploads one batch and reports whether it stopped at maxFiles.
+func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err error) {
+	if err := r.syncSem.Acquire(ctx, 1); err != nil {
+		return false, fmt.Errorf("wait for replica sync: %w", context.Cause(ctx))
+	}
+	defer r.syncSem.Release(1)
+	defer func() {
+		if err != nil {
+			r.SetPos(ltx.Pos{}) // ask the replica again next time
+		}
+	}()
+
+	if err := context.Cause(ctx); err != nil {
+		return false, err
+	}
+	pos := r.Pos()
+	if pos.IsZero() {
+		info, err := r.MaxLTXFileInfo(ctx, 0)
+		if err != nil {
+			return false, fmt.Errorf("calc pos: %w", err)
+		}
+		pos = ltx.Pos{TXID: info.MaxTXID}
+		r.SetPos(pos)
+	}
+
+	dpos, err := r.db.Pos()
+	if err != nil {
+		return false, fmt.Errorf("cannot determine current position: %w", err)
+	} else if dpos.IsZero() {
+		return false, errNoPosition
+	}
+
+	var n int
+	for txid := pos.TXID + 1; txid <= dpos.TXID; txid++ {
+		if maxFiles > 0 && n >= maxFiles {
+			return true, nil
+		}
+		if err := r.uploadL0(ctx, txid); err != nil {
+			return false, err
+		}
+		r.SetPos(ltx.Pos{TXID: txid})
+		n++
+	}
+	r.db.RecordSuccessfulSync()
+	return false, nil
+}
+
+func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
+	path := r.db.LTXPath(0, txid, txid)
+	f, err := os.Open(path)
+	if err != nil {
+		return NewLTXError("open", path, 0, uint64(txid), uint64(txid), err)
+	}
+	defer func() { _ = f.Close() }()
+
+	if _, err := r.Client.WriteLTXFile(ctx, 0, txid, txid, f); err != nil {
+		return fmt.Errorf("write ltx file L0 %s: %w", txid, err)
+	}
+	return nil
+}
+
+// monitor uploads new L0 files as the DB writes them, at most once per
+// SyncInterval per batch, backing off on errors.
+func (r *Replica) monitor(ctx context.Context) {
+	ticker := time.NewTicker(r.SyncInterval)
+	defer ticker.Stop()
+
+	var backoff time.Duration
+	var lastLogAt time.Time
+	for first := true; ; first = false {
+		notify := r.db.Notify()
+		if !first {
+			if backoff > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+			}
+			if dpos, err := r.db.Pos(); err == nil && dpos.TXID <= r.Pos().TXID {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+				case <-notify:
+				}
+			}
+		}
+
+		err := r.sync(ctx, r.MaxSyncLTXFiles)
+		switch {
+		case err == nil:
+			backoff = 0
+			continue
+		case errors.Is(err, errNoPosition):
+			continue
+		case ctx.Err() != nil:
+			return
+		}
+
+		backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
+		if time.Since(lastLogAt) >= SyncErrorLogInterval {
+			lastLogAt = time.Now()
+			attrs := []any{"error", err, "backoff", backoff}
+			var ltxErr *LTXError
+			if errors.As(err, &ltxErr) {
+				attrs = append(attrs, "path", ltxErr.Path, "level", ltxErr.Level, "min_txid", ltx.TXID(ltxErr.MinTXID), "max_txid", ltx.TXID(ltxErr.MaxTXID))
+				if ltxErr.Hint != "" {
+					attrs = append(attrs, "hint", ltxErr.Hint)
+				}
+			}
+			r.Logger().Error("replica sync failed", attrs...)
+		}
+
+		var ltxErr *LTXError
+		if r.AutoRecoverEnabled && errors.As(err, &ltxErr) && ltxErr.IsAutoRecoverable() {
+			r.Logger().Warn("resetting local state to recover", "error", err)
+			if err := r.db.ResetLocalState(ctx); err != nil {
+				r.Logger().Error("reset local state", "error", err)
+			} else {
+				backoff = 0
+			}
+		}
+	}
+}
+
+// shutdownSync uploads what remains, retrying every ShutdownSyncInterval for
+// up to ShutdownSyncTimeout, and gives up early when DB.Done closes.
+func (r *Replica) shutdownSync(ctx context.Context) error {
+	db := r.db
+	if db.ShutdownSyncTimeout <= 0 {
+		return r.Sync(ctx)
+	}
+	interval := db.ShutdownSyncInterval
+	if interval <= 0 {
+		interval = DefaultShutdownSyncInterval
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, db.ShutdownSyncTimeout)
+	defer cancel()
+	if db.Done != nil {
+		go func() {
+			select {
+			case <-db.Done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+
+	var err error
+	for attempt := 1; ; attempt++ {
+		if db.Done != nil {
+			select {
+			case <-db.Done:
+				return fmt.Errorf("after %d attempts: %w", attempt-1, ErrShutdownInterrupted)
+			default:
+			}
+		}
+		if err = r.Sync(ctx); err == nil || errors.Is(err, errNoPosition) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if db.Done != nil {
+				select {
+				case <-db.Done:
+					return fmt.Errorf("after %d attempts: %w", attempt, ErrShutdownInterrupted)
+				default:
+				}
+			}
+			return fmt.Errorf("shutdown sync timeout after %d attempts: %w", attempt, err)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// MaxLTXFileInfo returns the replica's file with the highest MaxTXID at a
+// level, or a zero value if the level is empty.
+func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileInfo, err error) {
+	itr, err := r.Client.LTXFiles(ctx, level, 0, false)
+	if err != nil {
+		return info, err
+	}
+	defer func() { _ = itr.Close() }()
+	for itr.Next() {
+		if item := itr.Item(); item.MaxTXID > info.MaxTXID {
+			info = *item
+		}
+	}
+	return info, itr.Close()
+}
+
+// CreatedAt returns the creation time of the replica's first L0 file.
+func (r *Replica) CreatedAt(ctx context.Context) (time.Time, error) {
+	itr, err := r.Client.LTXFiles(ctx, 0, 0, false)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer func() { _ = itr.Close() }()
+	if itr.Next() {
+		return itr.Item().CreatedAt, nil
+	}
+	return time.Time{}, itr.Close()
+}
+
+// TimeBounds returns the earliest and latest file creation times across all
+// levels.
+func (r *Replica) TimeBounds(ctx context.Context) (createdAt, updatedAt time.Time, err error) {
+	for level := SnapshotLevel; level >= 0; level-- {
+		itr, err := r.Client.LTXFiles(ctx, level, 0, false)
+		if err != nil {
+			return createdAt, updatedAt, err
+		}
+		for itr.Next() {
+			info := itr.Item()
+			if createdAt.IsZero() || info.CreatedAt.Before(createdAt) {
+				createdAt = info.CreatedAt
+			}
+			if updatedAt.IsZero() || info.CreatedAt.After(updatedAt) {
+				updatedAt = info.CreatedAt
+			}
+		}
+		if err := itr.Close(); err != nil {
+			return createdAt, updatedAt, err
+		}
+	}
+	return createdAt, updatedAt, nil
+}
+
+// CalcRestoreTarget checks that opt.Timestamp, if set, lies inside the
+// replica's history, and returns the newest file time.
+func (r *Replica) CalcRestoreTarget(ctx context.Context, opt RestoreOptions) (updatedAt time.Time, err error) {
+	createdAt, updatedAt, err := r.TimeBounds(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cannot calculate time bounds: %w", err)
+	}
+	if !opt.Timestamp.IsZero() {
+		if createdAt.IsZero() && updatedAt.IsZero() {
+			return time.Time{}, fmt.Errorf("no backups found")
+		} else if opt.Timestamp.Before(createdAt) || opt.Timestamp.After(updatedAt) {
+			return time.Time{}, fmt.Errorf("timestamp does not exist")
+		}
+	}
+	return updatedAt, nil
+}
+
+// ValidationError is one problem found in a level's listing.
+type ValidationError struct {
+	Level    int
+	Type     string // "gap", "overlap" or "unsorted"
+	Message  string
+	PrevFile *ltx.FileInfo
+	CurrFile *ltx.FileInfo
+}
+
+// ValidateLevel reports gaps, overlaps and ordering errors in a level.
+func (r *Replica) ValidateLevel(ctx context.Context, level int) ([]ValidationError, error) {
+	itr, err := r.Client.LTXFiles(ctx, level, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = itr.Close() }()
+
+	var errs []ValidationError
+	var prev *ltx.FileInfo
+	for itr.Next() {
+		curr := *itr.Item()
+		if prev != nil {
+			add := func(typ, format string, args ...any) {
+				p, c := *prev, curr
+				errs = append(errs, ValidationError{Level: level, Type: typ, Message: fmt.Sprintf(format, args...), PrevFile: &p, CurrFile: &c})
+			}
+			switch {
+			case curr.MinTXID < prev.MinTXID:
+				add("unsorted", "L%d file %s-%s listed after %s-%s", level, curr.MinTXID, curr.MaxTXID, prev.MinTXID, prev.MaxTXID)
+			case curr.MinTXID > prev.MaxTXID+1:
+				add("gap", "L%d gap between %s-%s and %s-%s", level, prev.MinTXID, prev.MaxTXID, curr.MinTXID, curr.MaxTXID)
+			case curr.MinTXID <= prev.MaxTXID:
+				add("overlap", "L%d overlap between %s-%s and %s-%s", level, prev.MinTXID, prev.MaxTXID, curr.MinTXID, curr.MaxTXID)
+			}
+		}
+		prev = &curr
+	}
+	return errs, itr.Close()
+}

@@ -1,0 +1,228 @@
+package litestream
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// checkpointIfNeeded runs the automatic checkpoint policy after a sync:
+// TRUNCATE as an emergency brake for a huge WAL, otherwise PASSIVE by size
+// or by time. RESTART is never automatic: it stalls writers behind long
+// readers. origWALSize is the logical WAL end before the sync. Caller holds
+// exec.
+func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
+	if db.pageSize == 0 {
+		return nil
+	}
+	if !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
+		db.truncatePassiveFailed = false
+	}
+
+	if db.exceedsTruncateThreshold(origWALSize) {
+		if !db.truncatePassiveFailed {
+			restarted, attempted, err := db.checkpointLocked(ctx, CheckpointModePassive)
+			switch {
+			case isSQLiteBusyError(err):
+				db.truncatePassiveFailed = true
+			case err != nil:
+				return err
+			case restarted:
+				db.truncatePassiveFailed = false
+				if !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
+					return nil
+				}
+			case attempted:
+				db.truncatePassiveFailed = true
+			}
+		}
+		restarted, _, err := db.checkpointLocked(ctx, CheckpointModeTruncate)
+		if restarted || !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
+			db.truncatePassiveFailed = false
+		}
+		return err
+	}
+
+	newWALSize := db.lastSyncedWALOffset
+	if newWALSize >= walSizeForPages(db.pageSize, db.MinCheckpointPageN) {
+		return db.passiveCheckpoint(ctx)
+	}
+
+	if db.CheckpointInterval > 0 && db.syncedSinceCheckpoint && newWALSize > walSizeForPages(db.pageSize, 1) {
+		if fi, err := db.f.Stat(); err == nil && time.Since(fi.ModTime()) > db.CheckpointInterval {
+			return db.passiveCheckpoint(ctx)
+		}
+	}
+	return nil
+}
+
+// passiveCheckpoint runs a PASSIVE checkpoint, ignoring busy errors: the
+// next sync tries again.
+func (db *DB) passiveCheckpoint(ctx context.Context) error {
+	_, _, err := db.checkpointLocked(ctx, CheckpointModePassive)
+	if isSQLiteBusyError(err) {
+		return nil
+	}
+	return err
+}
+
+// Checkpoint syncs and checkpoints the WAL in the given mode, keeping every
+// committed frame in the L0 chain across the WAL restart.
+func (db *DB) Checkpoint(ctx context.Context, mode string) (err error) {
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	defer db.exec.Release(1)
+
+	if err := db.init(ctx); err != nil {
+		return err
+	} else if !db.isInitialized() {
+		return nil
+	}
+	_, _, err = db.checkpointLocked(ctx, mode)
+	return err
+}
+
+// checkpointLocked runs one checkpoint and follows the WAL restart it causes.
+// attempted is false when a snapshot reader made it skip. Caller holds exec.
+func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, attempted bool, err error) {
+	start := time.Now()
+	defer func() { db.metrics.observeCheckpoint(db, mode, start, err) }()
+
+	if !db.chkMu.TryLock() {
+		return false, false, nil // a snapshot reader needs the WAL as it is
+	}
+	defer db.chkMu.Unlock()
+
+	hdrBefore, err := db.readWALHeader()
+	if err != nil {
+		return false, true, fmt.Errorf("read wal header: %w", err)
+	}
+	if err := db.syncLocked(ctx, true); err != nil {
+		return false, true, fmt.Errorf("sync before checkpoint: %w", err)
+	}
+
+	// A PASSIVE checkpoint holds the write lock from the last sync to the
+	// checkpoint, so no commit can slip between them.
+	var barrier *sql.Tx
+	if mode == CheckpointModePassive {
+		if barrier, err = db.beginWriteBarrier(ctx); err != nil {
+			return false, true, err
+		}
+		defer func() { _ = barrier.Rollback() }()
+		if err := db.syncLocked(ctx, true); err != nil {
+			return false, true, fmt.Errorf("sync under write barrier: %w", err)
+		}
+	}
+
+	var preFrames int64
+	if db.lastSyncedWALOffset > WALHeaderSize {
+		preFrames = (db.lastSyncedWALOffset - WALHeaderSize) / (int64(db.pageSize) + WALFrameHeaderSize)
+	}
+
+	walFrames, err := db.execCheckpoint(ctx, mode)
+	if err != nil {
+		return false, true, err
+	}
+	if barrier != nil {
+		if err := barrier.Rollback(); err != nil && !isTxDone(err) {
+			return false, true, fmt.Errorf("release write barrier: %w", err)
+		}
+	}
+
+	// A write after a complete checkpoint is what makes SQLite restart the WAL.
+	if err := db.bumpSeq(ctx); err != nil {
+		return false, true, fmt.Errorf("write _litestream_seq after checkpoint: %w", err)
+	}
+
+	hdrAfter, err := db.readWALHeader()
+	if err != nil {
+		return false, true, fmt.Errorf("read wal header: %w", err)
+	}
+	if bytes.Equal(hdrBefore, hdrAfter) {
+		db.syncedSinceCheckpoint = false
+		return false, true, nil
+	}
+	db.truncatePassiveFailed = false
+
+	// TRUNCATE reports no frames, so commits that raced the checkpoint cannot
+	// be ruled out; FULL/RESTART can tell. Either way a boundary snapshot
+	// taken under the write lock captures whatever they left in the database.
+	if mode == CheckpointModeTruncate || (mode != CheckpointModePassive && walFrames > preFrames) {
+		if err := db.writeBoundarySnapshot(ctx); err != nil {
+			return true, true, err
+		}
+	} else if err := db.syncLocked(ctx, true); err != nil {
+		return true, true, fmt.Errorf("sync after checkpoint: %w", err)
+	}
+	db.syncedSinceCheckpoint = false
+	return true, true, nil
+}
+
+// beginWriteBarrier takes SQLite's write lock with a write that is never
+// committed.
+func (db *DB) beginWriteBarrier(ctx context.Context) (*sql.Tx, error) {
+	tx, err := db.sqldb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin write barrier: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO _litestream_lock (id) VALUES (1);`); err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("acquire write barrier: %w", err)
+	}
+	return tx, nil
+}
+
+// execCheckpoint releases the read lock around the checkpoint pragma and
+// returns the WAL frame count SQLite reports.
+func (db *DB) execCheckpoint(ctx context.Context, mode string) (walFrames int64, err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.releaseReadLock(); err != nil {
+		return 0, fmt.Errorf("release read lock: %w", err)
+	}
+	defer func() {
+		if e := db.acquireReadLock(context.WithoutCancel(ctx)); e != nil && err == nil {
+			err = fmt.Errorf("reacquire read lock: %w", e)
+		}
+	}()
+
+	var busy, checkpointed int64
+	if err := db.sqldb.QueryRowContext(ctx, fmt.Sprintf(`PRAGMA wal_checkpoint(%s);`, mode)).Scan(&busy, &walFrames, &checkpointed); err != nil {
+		return 0, fmt.Errorf("%s checkpoint: %w", mode, err)
+	}
+	if busy != 0 && mode != CheckpointModePassive {
+		return walFrames, fmt.Errorf("%s checkpoint: database is locked (SQLITE_BUSY)", mode)
+	}
+	return walFrames, nil
+}
+
+// writeBoundarySnapshot writes a full-database L0 file under the write lock
+// after a restart whose lost frames cannot be ruled out.
+func (db *DB) writeBoundarySnapshot(ctx context.Context) error {
+	barrier, err := db.beginWriteBarrier(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = barrier.Rollback() }()
+
+	pos, err := db.Pos()
+	if err != nil {
+		return fmt.Errorf("boundary snapshot position: %w", err)
+	}
+	hdr, err := db.readWALHeader()
+	if err != nil {
+		return fmt.Errorf("read wal header: %w", err)
+	}
+	salts, _ := readWALHeaderSalts(bytes.NewReader(hdr))
+	info := syncInfo{offset: WALHeaderSize, salt1: salts[0], salt2: salts[1], snapshotting: true, reason: "checkpoint boundary snapshot"}
+	db.logger().Info("writing full snapshot to L0", "txid", pos.TXID+1, "reason", info.reason)
+	res, err := db.writeL0(ctx, pos, info, 0, true)
+	if err != nil {
+		return fmt.Errorf("boundary snapshot: %w", err)
+	}
+	db.applySyncResult(res)
+	return nil
+}

@@ -1,0 +1,409 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/superfly/ltx"
+)
+
+// CompactionLevel is a level that level-1 files are merged into every
+// Interval, at wall-clock-aligned boundaries (UTC).
+type CompactionLevel struct {
+	Level    int
+	Interval time.Duration
+}
+
+// PrevCompactionAt returns the latest interval boundary at or before now.
+func (lvl *CompactionLevel) PrevCompactionAt(now time.Time) time.Time {
+	return now.UTC().Truncate(lvl.Interval)
+}
+
+// NextCompactionAt returns the first interval boundary after now.
+func (lvl *CompactionLevel) NextCompactionAt(now time.Time) time.Time {
+	return lvl.PrevCompactionAt(now).Add(lvl.Interval)
+}
+
+// CompactionLevels lists the compaction levels, index = level number, L0
+// first. The snapshot level (9) is not listed: Store.SnapshotInterval sets it.
+type CompactionLevels []*CompactionLevel
+
+// DefaultCompactionLevels are L0, L1 every 30s, L2 every 5m, L3 every hour.
+var DefaultCompactionLevels = CompactionLevels{
+	{Level: 0},
+	{Level: 1, Interval: 30 * time.Second},
+	{Level: 2, Interval: 5 * time.Minute},
+	{Level: 3, Interval: time.Hour},
+}
+
+// Level returns the configured level; the snapshot level is an error.
+func (a CompactionLevels) Level(level int) (*CompactionLevel, error) {
+	if level == SnapshotLevel {
+		return nil, fmt.Errorf("invalid argument, snapshot level")
+	} else if level < 0 || level > a.MaxLevel() {
+		return nil, fmt.Errorf("level out of bounds: %d", level)
+	}
+	return a[level], nil
+}
+
+// MaxLevel returns the highest configured level number.
+func (a CompactionLevels) MaxLevel() int { return len(a) - 1 }
+
+// Validate checks that the levels start at L0, are numbered by position,
+// stay below the snapshot level and have intervals above L0.
+func (a CompactionLevels) Validate() error {
+	if len(a) == 0 {
+		return fmt.Errorf("at least one compaction level is required")
+	}
+	for i, lvl := range a {
+		switch {
+		case lvl == nil:
+			return fmt.Errorf("compaction level %d is nil", i)
+		case lvl.Level != i:
+			return fmt.Errorf("compaction level number out of order: %d, expected %d", lvl.Level, i)
+		case lvl.Level > SnapshotLevel-1:
+			return fmt.Errorf("compaction level cannot exceed %d", SnapshotLevel-1)
+		case lvl.Level == 0 && lvl.Interval != 0:
+			return fmt.Errorf("cannot set interval on compaction level zero")
+		case lvl.Level != 0 && lvl.Interval <= 0:
+			return fmt.Errorf("interval required for level %d", lvl.Level)
+		}
+	}
+	return nil
+}
+
+// IsValidLevel reports whether level is configured or the snapshot level.
+func (a CompactionLevels) IsValidLevel(level int) bool {
+	return level == SnapshotLevel || (level >= 0 && level < len(a))
+}
+
+// PrevLevel returns the level compacted into level (-1 for L0).
+func (a CompactionLevels) PrevLevel(level int) int {
+	if level == SnapshotLevel {
+		return a.MaxLevel()
+	}
+	return level - 1
+}
+
+// NextLevel returns the level that level is compacted into (-1 for L9).
+func (a CompactionLevels) NextLevel(level int) int {
+	switch level {
+	case SnapshotLevel:
+		return -1
+	case a.MaxLevel():
+		return SnapshotLevel
+	default:
+		return level + 1
+	}
+}
+
+// Compactor merges a level's new files into one file at the next level and
+// applies retention on the replica.
+type Compactor struct {
+	// VerifyCompaction checks the destination level for gaps after writing.
+	VerifyCompaction bool
+
+	// RetentionEnabled lets retention delete remote files. Default true.
+	RetentionEnabled bool
+
+	// CompactionVerifyErrorCounter, if set, counts failed verifications.
+	CompactionVerifyErrorCounter prometheus.Counter
+
+	// LocalFileOpener opens a local copy of a file, preferred over the
+	// replica's; an os.ErrNotExist error falls back to the replica.
+	LocalFileOpener func(level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error)
+
+	// LocalFileDeleter removes a local copy of a file that retention deletes.
+	LocalFileDeleter func(level int, minTXID, maxTXID ltx.TXID) error
+
+	// CacheGetter and CacheSetter cache the newest file of each level.
+	CacheGetter func(level int) (*ltx.FileInfo, bool)
+	CacheSetter func(level int, info *ltx.FileInfo)
+
+	client ReplicaClient
+	logger *slog.Logger
+}
+
+// NewCompactor returns a compactor for client. A nil logger uses the default.
+func NewCompactor(client ReplicaClient, logger *slog.Logger) *Compactor {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Compactor{
+		RetentionEnabled: true,
+		client:           client,
+		logger:           logger.With(LogKeySubsystem, LogSubsystemCompactor),
+	}
+}
+
+// MaxLTXFileInfo returns the newest file at a level, from the cache if set.
+func (c *Compactor) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo, error) {
+	if c.CacheGetter != nil {
+		if info, ok := c.CacheGetter(level); ok {
+			return *info, nil
+		}
+	}
+	var max ltx.FileInfo
+	itr, err := c.client.LTXFiles(ctx, level, 0, false)
+	if err != nil {
+		return max, err
+	}
+	defer func() { _ = itr.Close() }()
+	for itr.Next() {
+		if item := itr.Item(); item.MaxTXID > max.MaxTXID {
+			max = *item
+		}
+	}
+	if err := itr.Close(); err != nil {
+		return max, err
+	}
+	if c.CacheSetter != nil && max.MaxTXID > 0 {
+		c.CacheSetter(level, &max)
+	}
+	return max, nil
+}
+
+// Compact merges every file of level dstLevel-1 past the destination's
+// newest file into one new file at dstLevel.
+func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	srcLevel := dstLevel - 1
+	prev, err := c.MaxLTXFileInfo(ctx, dstLevel)
+	if err != nil {
+		return nil, fmt.Errorf("cannot determine L%d max: %w", dstLevel, err)
+	}
+
+	infos, err := listFrom(ctx, c.client, srcLevel, prev.MaxTXID+1)
+	if err != nil {
+		return nil, fmt.Errorf("list L%d: %w", srcLevel, err)
+	}
+	if len(infos) == 0 {
+		return nil, ErrNoCompaction
+	}
+	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
+
+	rdrs := make([]io.Reader, 0, len(infos))
+	defer func() {
+		for _, rd := range rdrs {
+			_ = rd.(io.Closer).Close()
+		}
+	}()
+	for _, info := range infos {
+		rc, err := c.openSource(ctx, info)
+		if err != nil {
+			return nil, err
+		}
+		rdrs = append(rdrs, rc)
+	}
+
+	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs)
+	if err != nil {
+		return nil, err
+	}
+	if c.CacheSetter != nil {
+		c.CacheSetter(dstLevel, info)
+	}
+	if c.VerifyCompaction {
+		if err := c.VerifyLevelConsistency(ctx, dstLevel); err != nil {
+			c.logger.Warn("compaction verification failed", "level", dstLevel, "error", err)
+			if c.CompactionVerifyErrorCounter != nil {
+				c.CompactionVerifyErrorCounter.Inc()
+			}
+		}
+	}
+	return info, nil
+}
+
+// openSource opens a source file, preferring the local copy.
+func (c *Compactor) openSource(ctx context.Context, info *ltx.FileInfo) (io.ReadCloser, error) {
+	if c.LocalFileOpener != nil {
+		rc, err := c.LocalFileOpener(info.Level, info.MinTXID, info.MaxTXID)
+		if err == nil {
+			return rc, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open local L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		}
+	}
+	rc, err := c.client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+	}
+	return newResumableReader(ctx, c.client, info, rc), nil
+}
+
+// writeMerged streams the ltx merge of rdrs into a new replica file.
+func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, maxTXID ltx.TXID, rdrs []io.Reader) (*ltx.FileInfo, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cmp, err := ltx.NewCompactor(pw, rdrs)
+		if err == nil {
+			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
+			err = cmp.Compact(ctx)
+		}
+		_ = pw.CloseWithError(err)
+	}()
+
+	info, err := client.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)
+	if err != nil {
+		_ = pr.CloseWithError(err) // unblock the merge if the write stopped early
+	} else {
+		_ = pr.Close()
+	}
+	<-done
+	if err != nil {
+		return nil, fmt.Errorf("write ltx file L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	return info, nil
+}
+
+// listFrom lists a level's files with MinTXID >= seek.
+func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	itr, err := client.LTXFiles(ctx, level, seek, false)
+	if err != nil {
+		return nil, err
+	}
+	return ltx.SliceFileIterator(itr)
+}
+
+// VerifyLevelConsistency checks that a level's files follow each other with
+// no gap or overlap.
+func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error {
+	infos, err := listFrom(ctx, c.client, level, 0)
+	if err != nil {
+		return fmt.Errorf("list L%d: %w", level, err)
+	}
+	for i := 1; i < len(infos); i++ {
+		if prev, curr := infos[i-1], infos[i]; curr.MinTXID != prev.MaxTXID+1 {
+			return fmt.Errorf("L%d files not contiguous: %s-%s then %s-%s", level, prev.MinTXID, prev.MaxTXID, curr.MinTXID, curr.MaxTXID)
+		}
+	}
+	return nil
+}
+
+// EnforceSnapshotRetention deletes snapshots older than retention, always
+// keeping the newest, and returns the smallest MaxTXID among the snapshots
+// kept for being recent (0 if none).
+func (c *Compactor) EnforceSnapshotRetention(ctx context.Context, retention time.Duration) (ltx.TXID, error) {
+	infos, err := listFrom(ctx, c.client, SnapshotLevel, 0)
+	if err != nil {
+		return 0, fmt.Errorf("list snapshots: %w", err)
+	}
+	cutoff := time.Now().Add(-retention)
+	var deleted []*ltx.FileInfo
+	var minTXID ltx.TXID
+	for i, info := range infos {
+		if info.CreatedAt.Before(cutoff) {
+			if i < len(infos)-1 {
+				deleted = append(deleted, info)
+			}
+			continue
+		}
+		if minTXID == 0 || info.MaxTXID < minTXID {
+			minTXID = info.MaxTXID
+		}
+	}
+	return minTXID, c.deleteFiles(ctx, deleted)
+}
+
+// EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
+// txID, always keeping the level's newest file.
+func (c *Compactor) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) error {
+	infos, err := listFrom(ctx, c.client, level, 0)
+	if err != nil {
+		return fmt.Errorf("list L%d: %w", level, err)
+	}
+	var deleted []*ltx.FileInfo
+	for i, info := range infos {
+		if i < len(infos)-1 && info.MaxTXID < txID {
+			deleted = append(deleted, info)
+		}
+	}
+	return c.deleteFiles(ctx, deleted)
+}
+
+// EnforceL0Retention deletes L0 files already compacted into L1 and older
+// than retention, stopping at the first recent one and keeping the newest.
+func (c *Compactor) EnforceL0Retention(ctx context.Context, retention time.Duration) error {
+	if retention <= 0 {
+		return nil
+	}
+	deleted, err := l0RetentionCandidates(ctx, c.client, retention, nil)
+	if err != nil {
+		return err
+	}
+	return c.deleteFiles(ctx, deleted)
+}
+
+// l0RetentionCandidates returns the L0 files retention may delete. localTime,
+// if set, supplies an age for files the listing has no time for.
+func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention time.Duration, localTime func(*ltx.FileInfo) (time.Time, bool)) ([]*ltx.FileInfo, error) {
+	l1, err := listFrom(ctx, client, 1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list L1: %w", err)
+	}
+	var maxL1 ltx.TXID
+	for _, info := range l1 {
+		maxL1 = max(maxL1, info.MaxTXID)
+	}
+	if maxL1 == 0 {
+		return nil, nil // nothing compacted yet
+	}
+
+	l0, err := listFrom(ctx, client, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list L0: %w", err)
+	}
+	threshold := time.Now().Add(-retention)
+	var deleted []*ltx.FileInfo
+	walkedAll := true
+	for _, info := range l0 {
+		createdAt := info.CreatedAt
+		if createdAt.IsZero() {
+			createdAt = threshold
+			if localTime != nil {
+				if t, ok := localTime(info); ok {
+					createdAt = t
+				}
+			}
+		}
+		if createdAt.After(threshold) {
+			walkedAll = false // never leave a hole in the retained range
+			break
+		}
+		if info.MaxTXID <= maxL1 {
+			deleted = append(deleted, info)
+		}
+	}
+	// The newest L0 anchors the replica's position.
+	if walkedAll && len(deleted) > 0 && len(l0) > 0 && deleted[len(deleted)-1] == l0[len(l0)-1] {
+		deleted = deleted[:len(deleted)-1]
+	}
+	return deleted, nil
+}
+
+// deleteFiles removes files remotely (if RetentionEnabled) and locally.
+func (c *Compactor) deleteFiles(ctx context.Context, infos []*ltx.FileInfo) error {
+	if len(infos) == 0 {
+		return nil
+	}
+	if c.RetentionEnabled {
+		if err := c.client.DeleteLTXFiles(ctx, infos); err != nil {
+			return fmt.Errorf("delete %d files from L%d: %w", len(infos), infos[0].Level, err)
+		}
+	}
+	if c.LocalFileDeleter != nil {
+		for _, info := range infos {
+			if err := c.LocalFileDeleter(info.Level, info.MinTXID, info.MaxTXID); err != nil {
+				c.logger.Error("delete local ltx file", "level", info.Level, "min_txid", info.MinTXID, "max_txid", info.MaxTXID, "error", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,631 @@
+package litestream
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/superfly/ltx"
+)
+
+// syncInfo says where the next L0 file starts reading the WAL.
+type syncInfo struct {
+	offset       int64 // WAL offset of the first frame to read
+	salt1, salt2 uint32
+	prevCommit   uint32 // database size in pages after the previous L0
+	snapshotting bool   // write every page, not just the changed ones
+	reason       string // why snapshotting
+	clearAtEnd   bool   // clear syncedToWALEnd even if nothing is written
+}
+
+// syncResult is what writing an L0 file produced.
+type syncResult struct {
+	written bool
+	info    *ltx.FileInfo
+	walEnd  int64 // logical end of the WAL content covered
+	walN    int64 // WAL bytes read
+	atEnd   bool  // walEnd equals the WAL file size
+	limited bool  // stopped at the byte limit before the WAL end
+}
+
+// lastFrame identifies the last WAL frame captured by this process, so that
+// the next sync can trust it without rescanning the L0 file.
+type lastFrame struct {
+	txid   ltx.TXID
+	offset int64
+	hdr    [WALFrameHeaderSize]byte
+}
+
+// Sync writes the WAL's committed frames since the last sync into one new L0
+// file (more when MaxSyncWALBytes splits a large backlog), then runs the
+// checkpoint policy. A missing database file is not an error.
+func (db *DB) Sync(ctx context.Context) error {
+	for {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		if err := db.exec.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+		}
+		more, err := db.syncChunk(ctx, db.MaxSyncWALBytes, false)
+		db.exec.Release(1)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// syncLocked syncs to the end of the WAL. Caller holds exec.
+func (db *DB) syncLocked(ctx context.Context, inCheckpoint bool) error {
+	for {
+		more, err := db.syncChunk(ctx, 0, inCheckpoint)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// syncChunk writes at most one L0 file. It reports whether the WAL holds
+// more than was read. Caller holds exec.
+func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (more bool, err error) {
+	start := time.Now()
+	defer func() { db.metrics.observeSync(db, start, err) }()
+
+	if err := db.init(ctx); err != nil {
+		return false, fmt.Errorf("init: %w", err)
+	} else if !db.isInitialized() {
+		return false, nil
+	}
+	if !inCheckpoint {
+		if err := db.ensureWAL(ctx); err != nil {
+			return false, fmt.Errorf("ensure wal exists: %w", err)
+		}
+	}
+
+	pos, err := db.Pos()
+	if err != nil {
+		return false, fmt.Errorf("cannot determine current position: %w", err)
+	}
+	origWALSize := db.lastSyncedWALOffset
+	if origWALSize == 0 {
+		origWALSize, _ = fileSize(db.WALPath())
+	}
+
+	info, err := db.verify(ctx, pos)
+	if err != nil {
+		return false, fmt.Errorf("cannot verify wal state: %w", err)
+	}
+	if info.snapshotting && info.reason != "" {
+		db.logger().Info("writing full snapshot to L0", "txid", pos.TXID+1, "reason", info.reason)
+	}
+
+	res, err := db.writeL0(ctx, pos, info, limit, inCheckpoint)
+	if err != nil {
+		return false, err
+	}
+	if info.clearAtEnd {
+		db.syncedToWALEnd = false
+	}
+	if res.written {
+		db.applySyncResult(res)
+		db.syncedSinceCheckpoint = true
+		db.metrics.observeWALBytes(res.walN)
+	}
+
+	if !inCheckpoint && (!res.limited || res.atEnd || db.exceedsTruncateThreshold(origWALSize)) {
+		if err := db.checkpointIfNeeded(ctx, origWALSize); err != nil {
+			return false, fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	return res.limited && !res.atEnd, nil
+}
+
+// applySyncResult records a newly written L0 file. Caller holds exec.
+func (db *DB) applySyncResult(res syncResult) {
+	db.lastSyncedWALOffset = res.walEnd
+	db.syncedToWALEnd = res.atEnd
+	db.setPos(ltx.Pos{TXID: res.info.MaxTXID})
+	db.setMaxLTXFileInfo(0, res.info)
+	db.signalNotify()
+}
+
+// verify decides where the next L0 file starts and whether it must be a
+// full snapshot because the WAL changed in ways the L0 chain cannot follow.
+func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
+	info := syncInfo{offset: WALHeaderSize, snapshotting: true}
+	if pos.TXID == 0 {
+		return info, nil
+	}
+
+	path := db.LTXPath(0, pos.TXID, pos.TXID)
+	hdr, err := readLTXHeaderFile(path)
+	if err != nil {
+		return info, err
+	}
+	info.offset = hdr.WALOffset + hdr.WALSize
+	info.salt1, info.salt2 = hdr.WALSalt1, hdr.WALSalt2
+	info.prevCommit = hdr.Commit
+
+	walFile, err := os.Open(db.WALPath())
+	if err != nil {
+		return info, fmt.Errorf("open wal: %w", err)
+	}
+	defer func() { _ = walFile.Close() }()
+	fi, err := walFile.Stat()
+	if err != nil {
+		return info, fmt.Errorf("stat wal: %w", err)
+	}
+	walSize := fi.Size()
+
+	walSalts, err := readWALHeaderSalts(walFile)
+	if err != nil {
+		return info, err
+	}
+
+	if info.offset > walSize {
+		db.truncatePassiveFailed = false
+		if !db.syncedToWALEnd {
+			info.reason = "wal truncated by another process"
+			info.offset = WALHeaderSize
+			return info, nil
+		}
+		// We had everything up to the old end, so a shorter WAL is a restart.
+		info.offset = WALHeaderSize
+		info.salt1, info.salt2 = walSalts[0], walSalts[1]
+		info.snapshotting, info.clearAtEnd = false, true
+		return info, nil
+	}
+
+	saltMatch := walSalts == [2]uint32{info.salt1, info.salt2}
+	if !saltMatch {
+		db.truncatePassiveFailed = false
+	}
+
+	frameSize := int64(db.pageSize) + WALFrameHeaderSize
+	if info.offset == WALHeaderSize || info.offset-frameSize == WALHeaderSize {
+		if saltMatch {
+			info.snapshotting = false
+			return info, nil
+		}
+		info.reason = "wal header salt reset, snapshotting"
+		info.offset = WALHeaderSize
+		return info, nil
+	}
+	prev := info.offset - frameSize
+	if prev < WALHeaderSize {
+		return info, fmt.Errorf("invalid wal offset %d in %s", info.offset, path)
+	}
+
+	if ok, err := db.lastPageMatches(walFile, path, pos.TXID, prev, [2]uint32{info.salt1, info.salt2}); err != nil {
+		return info, err
+	} else if !ok {
+		info.reason = "last page does not exist in last ltx file, wal overwritten by another process"
+		info.offset = WALHeaderSize
+		return info, nil
+	}
+
+	if saltMatch {
+		info.snapshotting = false
+		return info, nil
+	}
+
+	// The WAL restarted after we captured all of the old generation. Frames
+	// of any generation in between would have been missed: snapshot then.
+	oldSalts := [2]uint32{info.salt1, info.salt2}
+	info.offset = WALHeaderSize
+	info.salt1, info.salt2 = walSalts[0], walSalts[1]
+	rd, err := NewWALReader(walFile, db.logger())
+	if err != nil {
+		return info, fmt.Errorf("read wal header: %w", err)
+	}
+	seen, err := rd.FrameSaltsUntil(ctx, oldSalts)
+	if err != nil {
+		return info, err
+	}
+	delete(seen, walSalts)
+	delete(seen, oldSalts)
+	if len(seen) > 0 {
+		info.reason = "full or restart checkpoint detected, snapshotting"
+		return info, nil
+	}
+	info.snapshotting = false
+	return info, nil
+}
+
+// lastPageMatches reports whether the WAL frame at offset, the last one the
+// newest L0 captured, still holds that L0's salts and page bytes.
+func (db *DB) lastPageMatches(walFile *os.File, ltxPath string, txid ltx.TXID, offset int64, salts [2]uint32) (bool, error) {
+	frame := make([]byte, WALFrameHeaderSize+db.pageSize)
+	if n, err := walFile.ReadAt(frame, offset); n < len(frame) {
+		if err == io.EOF {
+			return false, nil
+		}
+		return false, fmt.Errorf("read wal frame at %d: %w", offset, err)
+	}
+	if binary.BigEndian.Uint32(frame[8:]) != salts[0] || binary.BigEndian.Uint32(frame[12:]) != salts[1] {
+		return false, nil
+	}
+
+	// A frame this process captured is trusted by its header (which holds
+	// the cumulative checksum), saving a read of the L0 file.
+	if db.lastFrame.txid == txid && db.lastFrame.offset == offset && bytes.Equal(db.lastFrame.hdr[:], frame[:WALFrameHeaderSize]) {
+		return true, nil
+	}
+
+	pgno := binary.BigEndian.Uint32(frame[0:])
+	data, err := readLTXPage(ltxPath, pgno)
+	if err != nil {
+		return false, NewLTXError("decode", ltxPath, 0, uint64(txid), uint64(txid), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	}
+	return data != nil && bytes.Equal(data, frame[WALFrameHeaderSize:]), nil
+}
+
+func (db *DB) exceedsTruncateThreshold(size int64) bool {
+	n := db.truncatePageN()
+	return n > 0 && size >= walSizeForPages(db.pageSize, n)
+}
+
+func (db *DB) truncatePageN() int {
+	if db.TruncatePageN == 0 {
+		return DefaultTruncatePageN
+	}
+	return db.TruncatePageN
+}
+
+// walSizeForPages is the size of a WAL holding n frames.
+func walSizeForPages(pageSize, n int) int64 {
+	return WALHeaderSize + int64(WALFrameHeaderSize+pageSize)*int64(n)
+}
+
+// writeL0 writes the next L0 file from the WAL (and, for pages the WAL range
+// lacks, the database file). Caller holds exec.
+func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int64, inCheckpoint bool) (res syncResult, err error) {
+	txid := pos.TXID + 1
+	if !inCheckpoint {
+		db.chkMu.RLock()
+		defer db.chkMu.RUnlock()
+	}
+	if info.snapshotting {
+		limit = 0
+	}
+
+	dbSize, err := db.dbFileSize()
+	if err != nil {
+		return res, err
+	}
+	commit := uint32(dbSize / int64(db.pageSize))
+
+	walFile, err := os.Open(db.WALPath())
+	if err != nil {
+		return res, fmt.Errorf("open wal: %w", err)
+	}
+	defer func() { _ = walFile.Close() }()
+
+	rd, err := db.openWALReader(ctx, walFile, &info)
+	if err != nil {
+		return res, err
+	}
+	var pageMap map[uint32]int64
+	var maxOffset int64
+	if rd != nil {
+		if rd.PageSize() != uint32(db.pageSize) {
+			return res, fmt.Errorf("wal page size %d does not match database page size %d; the replica must be reset", rd.PageSize(), db.pageSize)
+		}
+		var walCommit uint32
+		if pageMap, maxOffset, walCommit, res.limited, err = rd.pageMap(ctx, limit); err != nil {
+			return res, fmt.Errorf("read wal page map: %w", err)
+		}
+		if walCommit > 0 {
+			commit = walCommit
+		}
+		info.salt1, info.salt2 = rd.salt1, rd.salt2
+	}
+	var sz int64
+	if maxOffset > 0 {
+		sz = maxOffset - info.offset
+	}
+	if !info.snapshotting && sz == 0 {
+		return res, nil
+	}
+	if commit == 0 {
+		return res, fmt.Errorf("cannot write L0 txid %s: database has no pages", txid)
+	}
+
+	pgnos := db.l0Pages(pageMap, info, commit)
+	path := db.LTXPath(0, txid, txid)
+	hdr := ltx.Header{
+		Version:   ltx.Version,
+		Flags:     ltx.HeaderFlagNoChecksum,
+		PageSize:  uint32(db.pageSize),
+		Commit:    commit,
+		MinTXID:   txid,
+		MaxTXID:   txid,
+		Timestamp: time.Now().UnixMilli(),
+		WALOffset: info.offset,
+		WALSize:   sz,
+		WALSalt1:  info.salt1,
+		WALSalt2:  info.salt2,
+	}
+	size, err := db.stageLTX(path, 0, txid, txid, func(w io.Writer) error {
+		return db.encodePages(ctx, w, hdr, pgnos, pageMap, walFile)
+	})
+	if err != nil {
+		return res, err
+	}
+
+	if sz > 0 {
+		db.rememberLastFrame(walFile, txid, maxOffset-int64(db.pageSize)-WALFrameHeaderSize)
+	}
+	walSize, _ := fileSize(db.WALPath())
+	res.written = true
+	res.walEnd = info.offset + sz
+	res.walN = sz
+	res.atEnd = res.walEnd == walSize
+	res.info = &ltx.FileInfo{Level: 0, MinTXID: txid, MaxTXID: txid, Size: size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()}
+	return res, nil
+}
+
+// openWALReader opens the WAL at info.offset, falling back to the start of
+// the WAL when the frame before the offset no longer matches. It returns nil
+// when the WAL has no valid header.
+func (db *DB) openWALReader(ctx context.Context, walFile *os.File, info *syncInfo) (*WALReader, error) {
+	if info.offset > WALHeaderSize {
+		rd, err := NewWALReaderWithOffset(ctx, walFile, info.offset, info.salt1, info.salt2, db.logger())
+		var mismatch *PrevFrameMismatchError
+		if err == nil {
+			return rd, nil
+		} else if !errors.As(err, &mismatch) && err != io.EOF {
+			return nil, fmt.Errorf("open wal reader at %d: %w", info.offset, err)
+		}
+		info.offset = WALHeaderSize
+	}
+	rd, err := NewWALReader(walFile, db.logger())
+	if err == io.EOF {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("open wal reader: %w", err)
+	}
+	return rd, nil
+}
+
+// l0Pages returns, in order, the pages an L0 file holds: every page for a
+// snapshot; otherwise the changed pages plus any growth the WAL range lacks.
+func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) []uint32 {
+	lockPgno := ltx.LockPgno(uint32(db.pageSize))
+	if info.snapshotting {
+		pgnos := make([]uint32, 0, commit)
+		for pgno := uint32(1); pgno <= commit; pgno++ {
+			if pgno != lockPgno {
+				pgnos = append(pgnos, pgno)
+			}
+		}
+		return pgnos
+	}
+
+	pgnos := make([]uint32, 0, len(pageMap))
+	for pgno := range pageMap {
+		pgnos = append(pgnos, pgno)
+	}
+	for pgno := info.prevCommit + 1; pgno <= commit; pgno++ {
+		if _, ok := pageMap[pgno]; !ok && pgno != lockPgno {
+			pgnos = append(pgnos, pgno)
+		}
+	}
+	slices.Sort(pgnos)
+	return pgnos
+}
+
+// encodePages writes an LTX file of the pages, reading each from its WAL
+// frame when mapped, else from the database file.
+func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pgnos []uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
+	enc, err := ltx.NewEncoder(w)
+	if err != nil {
+		return err
+	}
+	if err := enc.EncodeHeader(hdr); err != nil {
+		return fmt.Errorf("encode ltx header: %w", err)
+	}
+	data := make([]byte, db.pageSize)
+	for i, pgno := range pgnos {
+		if i%1024 == 0 {
+			if err := context.Cause(ctx); err != nil {
+				return err
+			}
+		}
+		if err := db.readPage(data, pgno, pageMap, walFile); err != nil {
+			return err
+		}
+		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data); err != nil {
+			return fmt.Errorf("encode page %d: %w", pgno, err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("close ltx encoder: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) readPage(data []byte, pgno uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
+	if off, ok := pageMap[pgno]; ok {
+		if n, err := walFile.ReadAt(data, off+WALFrameHeaderSize); n < len(data) {
+			return fmt.Errorf("read page %d from wal at %d: short read: %w", pgno, off, err)
+		}
+		return nil
+	}
+	off := int64(pgno-1) * int64(len(data))
+	if n, err := db.f.ReadAt(data, off); n < len(data) {
+		return fmt.Errorf("read page %d from database at %d: short read: %w", pgno, off, err)
+	}
+	return nil
+}
+
+// stageLTX writes an LTX file through a .tmp file: written, fsynced, renamed,
+// directory fsynced. Disk-full failures wrap ErrDiskFull.
+func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write func(io.Writer) error) (size int64, err error) {
+	tmp := path + ".tmp"
+	fail := func(op string, err error) error {
+		if isDiskFullError(err) {
+			err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return NewLTXError(op, tmp, level, uint64(minTXID), uint64(maxTXID), err)
+	}
+
+	if err := internal.MkdirAll(filepath.Dir(path), db.dirPerm()); err != nil {
+		return 0, fail("stage-mkdir", err)
+	}
+	perm := db.filePerm()
+	f, err := openFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm.Mode)
+	if err != nil {
+		return 0, fail("stage-open", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if perm.UID >= 0 {
+		_ = f.Chown(perm.UID, perm.GID)
+	}
+
+	cw := &countingWriter{w: f}
+	if err := write(cw); err != nil {
+		if isDiskFullError(err) {
+			return 0, fail("stage-write", err)
+		}
+		return 0, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fail("stage-sync", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fail("stage-close", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		db.invalidatePos()
+		db.dropMaxLTXFileInfo(level)
+		return 0, fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if err := internal.SyncDir(filepath.Dir(path)); err != nil {
+		db.invalidatePos()
+		db.dropMaxLTXFileInfo(level)
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// openFile is os.OpenFile, replaceable in tests to inject failures such as
+// a full disk.
+var openFile = os.OpenFile
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (db *DB) rememberLastFrame(walFile io.ReaderAt, txid ltx.TXID, offset int64) {
+	lf := lastFrame{txid: txid, offset: offset}
+	if n, _ := walFile.ReadAt(lf.hdr[:], offset); n == len(lf.hdr) {
+		db.lastFrame = lf
+	}
+}
+
+func (db *DB) dbFileSize() (int64, error) {
+	fi, err := db.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat database: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// readWALHeaderSalts returns the salts in the WAL header, zeros if it has none.
+func readWALHeaderSalts(f io.ReaderAt) ([2]uint32, error) {
+	hdr := make([]byte, WALHeaderSize)
+	if n, err := f.ReadAt(hdr, 0); n < len(hdr) {
+		if err == io.EOF || err == nil {
+			return [2]uint32{}, nil
+		}
+		return [2]uint32{}, fmt.Errorf("read wal header: %w", err)
+	}
+	return [2]uint32{binary.BigEndian.Uint32(hdr[16:]), binary.BigEndian.Uint32(hdr[20:])}, nil
+}
+
+// readWALHeader returns the raw WAL header, nil if the WAL is missing or short.
+func (db *DB) readWALHeader() ([]byte, error) {
+	f, err := os.Open(db.WALPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	hdr := make([]byte, WALHeaderSize)
+	if n, _ := f.ReadAt(hdr, 0); n < len(hdr) {
+		return nil, nil
+	}
+	return hdr, nil
+}
+
+// monitor syncs every MonitorInterval until the DB closes, backing off on
+// errors.
+func (db *DB) monitor() {
+	ticker := time.NewTicker(db.MonitorInterval)
+	defer ticker.Stop()
+
+	var backoff time.Duration
+	var lastLogAt time.Time
+	var diskFullN int
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if backoff > 0 {
+			select {
+			case <-db.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+
+		err := db.Sync(db.ctx)
+		if err == nil || errors.Is(err, context.Canceled) {
+			backoff, diskFullN = 0, 0
+			continue
+		}
+
+		backoff = min(max(backoff*2, db.MonitorInterval), DefaultSyncBackoffMax)
+		if errors.Is(err, ErrDiskFull) {
+			if diskFullN++; diskFullN >= 3 {
+				_ = removeTmpFiles(db.metaPath)
+			}
+		}
+		if time.Since(lastLogAt) >= SyncErrorLogInterval {
+			lastLogAt = time.Now()
+			db.logger().Error("sync failed", "error", err, "backoff", backoff)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+// A randomized workload replicates, and every L0 TXID restores to exactly
+// the source's content at that TXID.
+func TestDB_RoundTrip_Randomized(t *testing.T) {
+	for _, pageSize := range []int{512, 4096, 65536} {
+		t.Run(sizeName(pageSize), func(t *testing.T) {
+			seed := time.Now().UnixNano()
+			t.Logf("seed %d", seed)
+			rng := rand.New(rand.NewSource(seed))
+			ctx := context.Background()
+
+			db, app, client := MustOpenDB(t, pageSize)
+			db.MinCheckpointPageN = 40
+			chk, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(50)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = chk.Close() }()
+
+			want := map[ltx.TXID]string{}
+			var last ltx.TXID
+			sync := func() {
+				t.Helper()
+				if err := db.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				pos, err := db.Pos()
+				if err != nil {
+					t.Fatal(err)
+				}
+				dump := MustDump(t, app)
+				for txid := last + 1; txid <= pos.TXID; txid++ {
+					want[txid] = dump
+				}
+				last = pos.TXID
+			}
+
+			sync()
+			for step := 0; step < 60; step++ {
+				MustRandomStep(t, rng, app, chk, pageSize)
+				if rng.Intn(4) > 0 {
+					sync()
+				}
+			}
+			sync()
+			if err := db.Replica.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			txids := L0TXIDs(t, client)
+			if len(txids) == 0 || txids[0] != 1 || txids[len(txids)-1] != last {
+				t.Fatalf("L0 TXIDs %v, want 1..%d", txids, last)
+			}
+			t.Logf("%d L0 files", len(txids))
+			for _, txid := range txids {
+				got := MustCheckRestored(t, MustRestore(t, db.Replica, txid))
+				if got != want[txid] {
+					t.Fatalf("restore at txid %s: content %s, want %s", txid, got, want[txid])
+				}
+			}
+			if got := MustCheckRestored(t, MustRestore(t, db.Replica, 0)); got != want[last] {
+				t.Fatalf("restore latest: content %s, want %s", got, want[last])
+			}
+		})
+	}
+}
+
+func sizeName(pageSize int) string {
+	return "page" + time.Duration(pageSize).String()[:len(time.Duration(pageSize).String())-2]
+}
+
+// MustRandomStep applies one random application action.
+func MustRandomStep(t testing.TB, rng *rand.Rand, app, chk *sql.DB, pageSize int) {
+	t.Helper()
+	exec := func(db *sql.DB, q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	switch n := rng.Intn(100); {
+	case n < 35:
+		tx, err := app.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := rng.Intn(20) + 1; i > 0; i-- {
+			if _, err := tx.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, rng.Int63n(1000), rng.Intn(200)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	case n < 50:
+		exec(app, `UPDATE t SET v = v + 1, pad = randomblob(?) WHERE id % ? = 0`, rng.Intn(300), rng.Intn(5)+2)
+	case n < 60:
+		exec(app, `DELETE FROM t WHERE id % ? = 0`, rng.Intn(7)+3)
+	case n < 72:
+		exec(app, `INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, rng.Int63n(1000), pageSize*(rng.Intn(4)+1)+rng.Intn(100))
+	case n < 78:
+		exec(app, `VACUUM`)
+	case n < 86:
+		exec(chk, `PRAGMA wal_checkpoint(PASSIVE)`)
+	case n < 92:
+		exec(chk, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	default:
+		exec(app, `PRAGMA wal_autocheckpoint = 10`)
+		for i := 0; i < 30; i++ {
+			exec(app, `INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, i, pageSize/2)
+		}
+		exec(app, `PRAGMA wal_autocheckpoint = 0`)
+	}
+}
+

@@ -1,0 +1,275 @@
+package litestream
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/superfly/ltx"
+)
+
+// TXIDPath returns the path of the follow-mode sidecar for a restored
+// database: the TXID it has applied up to.
+func TXIDPath(outputPath string) string { return outputPath + "-txid" }
+
+// WriteTXIDFile atomically records txid in the sidecar of outputPath.
+func WriteTXIDFile(outputPath string, txid ltx.TXID) error {
+	path := TXIDPath(outputPath)
+	if _, err := internal.WriteFileAtomic(path, internal.Perm{Mode: 0o644, UID: -1, GID: -1}, strings.NewReader(txid.String()+"\n")); err != nil {
+		return fmt.Errorf("write txid file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadTXIDFile returns the TXID in the sidecar of outputPath, 0 if none.
+func ReadTXIDFile(outputPath string) (ltx.TXID, error) {
+	b, err := os.ReadFile(TXIDPath(outputPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	txid, err := ltx.ParseTXID(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("parse txid file: %w", err)
+	}
+	return txid, nil
+}
+
+// resumeFollow continues following into an existing output from its sidecar.
+func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
+	txid, err := ReadTXIDFile(opt.OutputPath)
+	if err != nil {
+		return fmt.Errorf("read txid file for crash recovery: %w", err)
+	} else if txid == 0 {
+		return fmt.Errorf("cannot resume follow mode: database exists but no -txid file found; delete %s to restore from scratch", opt.OutputPath)
+	}
+
+	// The saved TXID must still be continuable: some file must start at or
+	// before the next TXID, unless nothing newer exists at all.
+	var newest ltx.TXID
+	continuable := false
+	for level := SnapshotLevel; level >= 0; level-- {
+		infos, err := listFrom(ctx, r.Client, level, 0)
+		if err != nil {
+			return fmt.Errorf("list L%d: %w", level, err)
+		}
+		for _, info := range infos {
+			newest = max(newest, info.MaxTXID)
+			if level != SnapshotLevel && info.MinTXID <= txid+1 && info.MaxTXID > txid {
+				continuable = true
+			}
+		}
+	}
+	if newest > txid && !continuable {
+		return fmt.Errorf("cannot resume follow mode from txid %s: replica history has been pruned", txid)
+	}
+	return r.follow(ctx, opt, txid)
+}
+
+// follow applies new replica files to the output every FollowInterval until
+// ctx ends. Errors are logged and retried on the next tick.
+func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID) error {
+	interval := opt.FollowInterval
+	if interval <= 0 {
+		interval = DefaultFollowInterval
+	}
+	f, err := os.OpenFile(opt.OutputPath, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open follow output: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var lastLogAt time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+
+		next, err := r.applyNewFiles(ctx, f, txid)
+		if next > txid {
+			if err := WriteTXIDFile(opt.OutputPath, next); err != nil {
+				return err
+			}
+			r.Logger().Debug("follow applied", "txid", next)
+			txid = next
+		}
+		if err != nil && ctx.Err() == nil && time.Since(lastLogAt) >= SyncErrorLogInterval/30 {
+			lastLogAt = time.Now()
+			r.Logger().Error("follow failed", "txid", txid, "error", err)
+		}
+	}
+}
+
+// applyNewFiles applies L0 files after cur, bridging holes in L0 from
+// higher levels, and returns the TXID reached.
+func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
+	infos, err := listFrom(ctx, r.Client, 0, cur+1)
+	if err != nil {
+		return cur, fmt.Errorf("list L0: %w", err)
+	}
+	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
+		if cur, err = r.bridge(ctx, f, cur); err != nil {
+			return cur, err
+		}
+	}
+	for _, info := range infos {
+		if info.MaxTXID <= cur {
+			continue
+		}
+		if info.MinTXID > cur+1 {
+			return cur, nil // a hole no level covers yet
+		}
+		if err := r.applyFile(ctx, f, info); err != nil {
+			return cur, err
+		}
+		cur = info.MaxTXID
+	}
+	return cur, nil
+}
+
+// bridge applies higher-level files that continue from cur, for when L0
+// retention removed the files right after it.
+func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
+	for level := 1; level < SnapshotLevel; level++ {
+		infos, err := listFrom(ctx, r.Client, level, 0)
+		if err != nil {
+			return cur, fmt.Errorf("list L%d: %w", level, err)
+		}
+		start := cur
+		for _, info := range infos {
+			if info.MinTXID > cur+1 {
+				break
+			} else if info.MaxTXID <= cur {
+				continue
+			}
+			if err := r.applyFile(ctx, f, info); err != nil {
+				return cur, err
+			}
+			cur = info.MaxTXID
+		}
+		if cur > start {
+			return cur, nil
+		}
+	}
+	return cur, nil
+}
+
+// applyFile downloads and verifies a whole file, then writes its pages into
+// the output under SQLite's locks, so that a corrupt file changes nothing
+// and readers never see a half-applied one.
+func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo) error {
+	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
+	spool, err := os.CreateTemp(filepath.Dir(f.Name()), ".litestream-follow-*.ltx")
+	if err != nil {
+		return fmt.Errorf("create spool file: %w", err)
+	}
+	_ = os.Remove(spool.Name())
+	defer func() { _ = spool.Close() }()
+
+	rd := newResumableReader(ctx, r.Client, info, nil)
+	_, err = io.Copy(spool, rd)
+	_ = rd.Close()
+	if err != nil {
+		return NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := ltx.NewDecoder(spool).Verify(); err != nil {
+		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+
+	if err := lockDatabase(f); err != nil {
+		return fmt.Errorf("lock follow output: %w", err)
+	}
+	defer func() { _ = unlockDatabase(f) }()
+	if err := writeLTXPages(f, spool); err != nil {
+		return fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+	}
+	return nil
+}
+
+// writeLTXPages writes a verified LTX file's pages into a database file.
+func writeLTXPages(f *os.File, r io.Reader) error {
+	dec := ltx.NewDecoder(r)
+	if err := dec.DecodeHeader(); err != nil {
+		return err
+	}
+	hdr := dec.Header()
+	data := make([]byte, hdr.PageSize)
+	for {
+		var ph ltx.PageHeader
+		if err := dec.DecodePage(&ph, data); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		if ph.Pgno == 1 {
+			// Rollback-journal mode, so readers don't look for a WAL; a new
+			// change counter, so other connections drop their caches.
+			data[18], data[19] = 1, 1
+			if _, err := rand.Read(data[24:28]); err != nil {
+				return err
+			}
+		}
+		if _, err := f.WriteAt(data, int64(ph.Pgno-1)*int64(hdr.PageSize)); err != nil {
+			return err
+		}
+	}
+	if err := dec.Close(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if hdr.Commit > 0 {
+		if err := f.Truncate(int64(hdr.Commit) * int64(hdr.PageSize)); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// SQLite's lock bytes in the database file.
+const (
+	sqlitePendingByte = 0x40000000
+	sqliteSharedFirst = sqlitePendingByte + 2
+	sqliteSharedSize  = 510
+)
+
+// lockDatabase takes the locks an exclusive SQLite writer holds, waiting
+// for readers in other processes to finish.
+func lockDatabase(f *os.File) error {
+	if err := fcntlLock(f, syscall.F_WRLCK, sqlitePendingByte, 1); err != nil {
+		return err
+	}
+	return fcntlLock(f, syscall.F_WRLCK, sqliteSharedFirst, sqliteSharedSize)
+}
+
+func unlockDatabase(f *os.File) error {
+	if err := fcntlLock(f, syscall.F_UNLCK, sqliteSharedFirst, sqliteSharedSize); err != nil {
+		return err
+	}
+	return fcntlLock(f, syscall.F_UNLCK, sqlitePendingByte, 1)
+}
+
+func fcntlLock(f *os.File, typ int16, start, length int64) error {
+	lk := syscall.Flock_t{Type: typ, Whence: io.SeekStart, Start: start, Len: length}
+	return syscall.FcntlFlock(f.Fd(), syscall.F_SETLKW, &lk)
+}

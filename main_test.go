@@ -1,0 +1,25 @@
+package litestream_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// TestMain lets tests re-run this binary as a separate process that uses the
+// library, selected by LITESTREAM_TEST_CHILD.
+func TestMain(m *testing.M) {
+	switch os.Getenv("LITESTREAM_TEST_CHILD") {
+	case "":
+		os.Exit(m.Run())
+	case "reopen":
+		if err := reopenChild(os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown child", os.Getenv("LITESTREAM_TEST_CHILD"))
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,163 @@
+package litestream
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds the library's Prometheus collectors, under upstream's
+// metric names. Nothing is registered unless a program creates Metrics on a
+// registry of its own and hands it to Store.SetMetrics or DB.SetMetrics.
+type Metrics struct {
+	dbSize               *prometheus.GaugeVec
+	walSize              *prometheus.GaugeVec
+	totalWALBytes        *prometheus.CounterVec
+	txid                 *prometheus.GaugeVec
+	syncCount            *prometheus.CounterVec
+	syncErrorCount       *prometheus.CounterVec
+	syncSeconds          *prometheus.CounterVec
+	diskFull             *prometheus.GaugeVec
+	checkpointCount      *prometheus.CounterVec
+	checkpointErrorCount *prometheus.CounterVec
+	checkpointSeconds    *prometheus.CounterVec
+	compactionVerifyErr  *prometheus.CounterVec
+	l0RetentionFiles     *prometheus.CounterVec
+	lagSeconds           *prometheus.GaugeVec
+	lagTXIDs             *prometheus.GaugeVec
+}
+
+// NewMetrics creates the collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	db := []string{"db"}
+	gauge := func(name, help string, labels []string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	}
+	counter := func(name, help string, labels []string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		dbSize:               gauge("litestream_db_size", "Database file size in bytes after the last sync.", db),
+		walSize:              gauge("litestream_wal_size", "Logical WAL size in bytes covered by the last sync.", db),
+		totalWALBytes:        counter("litestream_total_wal_bytes", "WAL bytes captured into L0 files.", db),
+		txid:                 gauge("litestream_txid", "Current local TXID.", db),
+		syncCount:            counter("litestream_sync_count", "Sync operations.", db),
+		syncErrorCount:       counter("litestream_sync_error_count", "Failed sync operations.", db),
+		syncSeconds:          counter("litestream_sync_seconds", "Time spent syncing.", db),
+		diskFull:             gauge("litestream_disk_full", "1 if the last sync failed on a full disk.", db),
+		checkpointCount:      counter("litestream_checkpoint_count", "Checkpoints.", []string{"db", "mode"}),
+		checkpointErrorCount: counter("litestream_checkpoint_error_count", "Failed checkpoints.", []string{"db", "mode"}),
+		checkpointSeconds:    counter("litestream_checkpoint_seconds", "Time spent checkpointing.", []string{"db", "mode"}),
+		compactionVerifyErr:  counter("litestream_compaction_verify_error_count", "Failed compaction verifications.", db),
+		l0RetentionFiles:     counter("litestream_l0_retention_files_total", "L0 files deleted by retention.", []string{"db", "status"}),
+		lagSeconds:           gauge("litestream_replication_lag_seconds", "Age of the oldest local L0 file not yet on the replica; 0 when caught up.", db),
+		lagTXIDs:             gauge("litestream_replication_lag_txids", "Local TXIDs not yet on the replica.", db),
+	}
+	for _, c := range []prometheus.Collector{
+		m.dbSize, m.walSize, m.totalWALBytes, m.txid, m.syncCount, m.syncErrorCount, m.syncSeconds, m.diskFull,
+		m.checkpointCount, m.checkpointErrorCount, m.checkpointSeconds, m.compactionVerifyErr, m.l0RetentionFiles,
+		m.lagSeconds, m.lagTXIDs,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// dbMetrics are a DB's labelled view of Metrics; nil records nothing.
+type dbMetrics struct {
+	m    *Metrics
+	name string
+}
+
+// SetMetrics makes the DB record into m; nil stops recording.
+func (db *DB) SetMetrics(m *Metrics) {
+	if m == nil {
+		db.metrics = nil
+		return
+	}
+	db.metrics = &dbMetrics{m: m, name: db.path}
+	db.compactor.CompactionVerifyErrorCounter = m.compactionVerifyErr.WithLabelValues(db.path)
+}
+
+// SetMetrics makes every DB of the store record into m.
+func (s *Store) SetMetrics(m *Metrics) {
+	for _, db := range s.DBs() {
+		db.SetMetrics(m)
+	}
+}
+
+func (dm *dbMetrics) observeSync(db *DB, start time.Time, err error) {
+	if dm == nil {
+		return
+	}
+	m := dm.m
+	m.syncCount.WithLabelValues(dm.name).Inc()
+	m.syncSeconds.WithLabelValues(dm.name).Add(time.Since(start).Seconds())
+	full := 0.0
+	if err != nil {
+		m.syncErrorCount.WithLabelValues(dm.name).Inc()
+		if isDiskFullError(err) {
+			full = 1
+		}
+	}
+	m.diskFull.WithLabelValues(dm.name).Set(full)
+	if size, err := fileSize(db.path); err == nil {
+		m.dbSize.WithLabelValues(dm.name).Set(float64(size))
+	}
+	m.walSize.WithLabelValues(dm.name).Set(float64(db.lastSyncedWALOffset))
+	if pos, err := db.Pos(); err == nil {
+		m.txid.WithLabelValues(dm.name).Set(float64(pos.TXID))
+	}
+	dm.observeLag(db)
+}
+
+func (dm *dbMetrics) observeWALBytes(n int64) {
+	if dm == nil {
+		return
+	}
+	dm.m.totalWALBytes.WithLabelValues(dm.name).Add(float64(n))
+}
+
+func (dm *dbMetrics) observeCheckpoint(db *DB, mode string, start time.Time, err error) {
+	if dm == nil {
+		return
+	}
+	dm.m.checkpointCount.WithLabelValues(dm.name, mode).Inc()
+	dm.m.checkpointSeconds.WithLabelValues(dm.name, mode).Add(time.Since(start).Seconds())
+	if err != nil {
+		dm.m.checkpointErrorCount.WithLabelValues(dm.name, mode).Inc()
+	}
+}
+
+func (dm *dbMetrics) observeL0Retention(db *DB, deleted int) {
+	if dm == nil {
+		return
+	}
+	dm.m.l0RetentionFiles.WithLabelValues(filepath.Base(db.path), "eligible").Add(float64(deleted))
+}
+
+// observeLag sets the lag gauges from the local and replica positions.
+func (dm *dbMetrics) observeLag(db *DB) {
+	if dm == nil || db.Replica == nil {
+		return
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		return
+	}
+	rpos := db.Replica.Pos()
+	if pos.TXID <= rpos.TXID {
+		dm.m.lagTXIDs.WithLabelValues(dm.name).Set(0)
+		dm.m.lagSeconds.WithLabelValues(dm.name).Set(0)
+		return
+	}
+	dm.m.lagTXIDs.WithLabelValues(dm.name).Set(float64(pos.TXID - rpos.TXID))
+	// The oldest L0 file not yet uploaded has waited since it was written.
+	if fi, err := os.Stat(db.LTXPath(0, rpos.TXID+1, rpos.TXID+1)); err == nil {
+		dm.m.lagSeconds.WithLabelValues(dm.name).Set(time.Since(fi.ModTime()).Seconds())
+	}
+}

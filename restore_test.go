@@ -1,0 +1,231 @@
+package litestream_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// copyDir copies a fixture replica so that tests can damage it.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
+			return err
+		}
+		return os.Chtimes(filepath.Join(dst, rel), fi.ModTime(), fi.ModTime())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// mustNothingLeft checks a failed restore left no output, temp or spool file.
+func mustNothingLeft(t testing.TB, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Fatalf("failed restore left %s behind", e.Name())
+	}
+}
+
+func fixtureReplica(t testing.TB, name string) (*litestream.Replica, string) {
+	dir := copyDir(t, filepath.Join("testdata", "upstream", name, "replica"))
+	return litestream.NewReplicaWithClient(nil, file.NewReplicaClient(dir)), dir
+}
+
+func TestReplica_Restore_BadInput(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("OutputExists", func(t *testing.T) {
+		r, _ := fixtureReplica(t, "upstream-4096")
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(t.TempDir(), "db")
+		if err := os.WriteFile(opt.OutputPath, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Restore(ctx, opt)
+		if err == nil || !strings.Contains(err.Error(), "already exists") {
+			t.Fatalf("err = %v, want output exists error", err)
+		}
+		if b, _ := os.ReadFile(opt.OutputPath); string(b) != "keep me" {
+			t.Fatal("existing output was modified")
+		}
+	})
+
+	t.Run("TXIDAndTimestamp", func(t *testing.T) {
+		r, _ := fixtureReplica(t, "upstream-4096")
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(t.TempDir(), "db")
+		opt.TXID, opt.Timestamp = 3, time.Now()
+		if err := r.Restore(ctx, opt); err == nil || !strings.Contains(err.Error(), "cannot specify index & timestamp") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+
+	t.Run("ErrTxNotAvailable", func(t *testing.T) {
+		empty := litestream.NewReplicaWithClient(nil, file.NewReplicaClient(t.TempDir()))
+		r, _ := fixtureReplica(t, "upstream-4096")
+		for name, tt := range map[string]struct {
+			r    *litestream.Replica
+			txid ltx.TXID
+			ts   time.Time
+		}{
+			"Empty":        {r: empty},
+			"TXIDTooHigh":  {r: r, txid: 999},
+			"TimeTooEarly": {r: r, ts: time.Unix(1, 0)},
+		} {
+			opt := litestream.NewRestoreOptions()
+			out := t.TempDir()
+			opt.OutputPath, opt.TXID, opt.Timestamp = filepath.Join(out, "db"), tt.txid, tt.ts
+			if err := tt.r.Restore(ctx, opt); !errors.Is(err, litestream.ErrTxNotAvailable) {
+				t.Fatalf("%s: err = %v, want ErrTxNotAvailable", name, err)
+			}
+			mustNothingLeft(t, out)
+		}
+	})
+
+	// A flipped byte anywhere in any file of the plan fails the restore with
+	// an error naming that file, and leaves nothing behind.
+	t.Run("FlippedByte", func(t *testing.T) {
+		_, src := fixtureReplica(t, "upstream-4096")
+		plan, err := litestream.CalcRestorePlan(ctx, file.NewReplicaClient(src), 0, time.Time{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range plan {
+			name := litestream.LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
+			for _, where := range []string{"header", "pages", "index", "trailer"} {
+				r, dir := fixtureReplica(t, "upstream-4096")
+				path := filepath.Join(dir, filepath.FromSlash(name))
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				offset := map[string]int{"header": 12, "pages": ltx.HeaderSize + 20, "index": len(b) - 30, "trailer": len(b) - 3}[where]
+				b[offset] ^= 0x40
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out := t.TempDir()
+				opt := litestream.NewRestoreOptions()
+				opt.OutputPath = filepath.Join(out, "db")
+				err = r.Restore(ctx, opt)
+				if err == nil {
+					t.Fatalf("%s %s: restore succeeded from a corrupt file", name, where)
+				}
+				if !strings.Contains(err.Error(), name) {
+					t.Fatalf("%s %s: error does not name the file: %v", name, where, err)
+				}
+				mustNothingLeft(t, out)
+			}
+		}
+	})
+
+	t.Run("Truncated", func(t *testing.T) {
+		r, dir := fixtureReplica(t, "upstream-4096")
+		path := filepath.Join(dir, "ltx", "0", "0000000000000010-0000000000000010.ltx")
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(out, "db")
+		if err := r.Restore(ctx, opt); err == nil || !strings.Contains(err.Error(), "0000000000000010-0000000000000010.ltx") {
+			t.Fatalf("err = %v, want an error naming the truncated file", err)
+		}
+		mustNothingLeft(t, out)
+	})
+
+	t.Run("MixedPageSizes", func(t *testing.T) {
+		r, dir := fixtureReplica(t, "upstream-4096")
+		other := filepath.Join("testdata", "upstream", "upstream-1024", "replica", "ltx", "0", "0000000000000010-0000000000000010.ltx")
+		b, err := os.ReadFile(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ltx", "0", "0000000000000010-0000000000000010.ltx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(out, "db")
+		if err := r.Restore(ctx, opt); err == nil || !strings.Contains(err.Error(), "page size") {
+			t.Fatalf("err = %v, want a page size error", err)
+		}
+		mustNothingLeft(t, out)
+	})
+}
+
+// A database whose replica holds another database's files of a different
+// page size refuses to sync into it instead of writing a broken chain.
+func TestDB_Sync_ReplicaOfOtherPageSize(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	replicaDir := copyDir(t, filepath.Join("testdata", "upstream", "upstream-1024", "replica"))
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(replicaDir, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Sync(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "page size 1024") {
+		t.Fatalf("err = %v, want a page size mismatch", err)
+	}
+	// Leave the replica to the cleanup check as it was: upstream's files.
+	if txids := L0TXIDs(t, client); len(txids) != 16 {
+		t.Fatalf("replica changed: %v", txids)
+	}
+}
+
+func TestDB_Sync_NotSQLite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	if err := os.WriteFile(path, []byte("this is not a database, just text that is long enough"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := litestream.NewDB(path)
+	db.MonitorInterval = 0
+	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(context.Background()) }()
+	if err := db.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "not a SQLite database") {
+		t.Fatalf("err = %v, want not a SQLite database", err)
+	}
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), "this is not a database") {
+		t.Fatal("the file was modified")
+	}
+}

@@ -1,0 +1,157 @@
+package litestream
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+// SnapshotReader streams a full-database LTX file (MinTXID 1) of the
+// database as of its current position. Checkpoints wait until the reader is
+// read to the end or closed: always close it.
+func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error) {
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return ltx.Pos{}, nil, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	pageSize := db.PageSize()
+	if pageSize == 0 {
+		db.exec.Release(1)
+		return ltx.Pos{}, nil, &DBNotReadyError{Reason: "page size not initialized"}
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		db.exec.Release(1)
+		return ltx.Pos{}, nil, fmt.Errorf("snapshot position: %w", err)
+	}
+	bound, err := db.snapshotWALBound(pos)
+	if err != nil {
+		db.exec.Release(1)
+		return ltx.Pos{}, nil, err
+	}
+	// Lock out checkpoints before letting go of exec, so that the WAL and
+	// database file stay as they are at pos while the snapshot is read.
+	db.chkMu.RLock()
+	db.exec.Release(1)
+
+	var once sync.Once
+	unlock := func() { once.Do(db.chkMu.RUnlock) }
+	pr, pw := io.Pipe()
+	go func() {
+		err := db.writeSnapshot(ctx, pw, pos, bound)
+		unlock()
+		_ = pw.CloseWithError(err)
+	}()
+	return pos, &snapshotReader{PipeReader: pr, unlock: unlock}, nil
+}
+
+type snapshotReader struct {
+	*io.PipeReader
+	unlock func()
+}
+
+func (r *snapshotReader) Close() error {
+	err := r.PipeReader.Close()
+	r.unlock()
+	return err
+}
+
+// snapshotWALBound returns the WAL offset up to which the position's L0
+// chain reaches. Caller holds exec.
+func (db *DB) snapshotWALBound(pos ltx.Pos) (int64, error) {
+	if db.lastSyncedWALOffset > 0 {
+		return max(db.lastSyncedWALOffset, WALHeaderSize), nil
+	} else if pos.TXID == 0 {
+		return WALHeaderSize, nil
+	}
+	hdr, err := readLTXHeaderFile(db.LTXPath(0, pos.TXID, pos.TXID))
+	if err != nil {
+		return 0, err
+	}
+	walHdr, err := db.readWALHeader()
+	if err != nil || walHdr == nil {
+		return WALHeaderSize, nil
+	}
+	salts, _ := readWALHeaderSalts(bytes.NewReader(walHdr))
+	if salts != [2]uint32{hdr.WALSalt1, hdr.WALSalt2} {
+		return WALHeaderSize, nil
+	}
+	return max(hdr.WALOffset+hdr.WALSize, WALHeaderSize), nil
+}
+
+// writeSnapshot encodes pages 1..commit, taking WAL frames up to bound.
+func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound int64) error {
+	dbSize, err := db.dbFileSize()
+	if err != nil {
+		return err
+	}
+	pageSize := db.PageSize()
+	commit := uint32(dbSize / int64(pageSize))
+
+	walFile, err := os.Open(db.WALPath())
+	if err != nil {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	defer func() { _ = walFile.Close() }()
+
+	hdr := ltx.Header{
+		Version:   ltx.Version,
+		Flags:     ltx.HeaderFlagNoChecksum,
+		PageSize:  uint32(pageSize),
+		MinTXID:   1,
+		MaxTXID:   pos.TXID,
+		Timestamp: time.Now().UnixMilli(),
+		WALOffset: WALHeaderSize,
+	}
+	var pageMap map[uint32]int64
+	if bound > WALHeaderSize {
+		rd, err := NewWALReader(walFile, db.logger())
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("open wal reader: %w", err)
+		}
+		if rd != nil {
+			var end int64
+			var walCommit uint32
+			if pageMap, end, walCommit, _, err = rd.pageMap(ctx, bound-WALHeaderSize); err != nil {
+				return fmt.Errorf("read wal page map: %w", err)
+			} else if end > bound {
+				return fmt.Errorf("wal page map ends at %d, past the synced bound %d", end, bound)
+			}
+			if walCommit > 0 {
+				commit = walCommit
+			}
+			hdr.WALSalt1, hdr.WALSalt2 = rd.salt1, rd.salt2
+			if end > 0 {
+				frameSize := int64(pageSize) + WALFrameHeaderSize
+				hdr.WALOffset = max(end-frameSize, WALHeaderSize)
+				hdr.WALSize = end - hdr.WALOffset
+			}
+		}
+	}
+	hdr.Commit = commit
+
+	pgnos := db.l0Pages(nil, syncInfo{snapshotting: true}, commit)
+	return db.encodePages(ctx, w, hdr, pgnos, pageMap, walFile)
+}
+
+// Snapshot writes a full snapshot of the current position to the replica's
+// snapshot level. It always writes, even if one exists for the position.
+func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
+	pos, rc, err := db.SnapshotReader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }()
+
+	info, err := db.Replica.Client.WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
+	if err != nil {
+		return nil, fmt.Errorf("write snapshot L%d 1-%s: %w", SnapshotLevel, pos.TXID, err)
+	}
+	db.setMaxLTXFileInfo(SnapshotLevel, info)
+	return info, nil
+}

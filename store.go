@@ -1,0 +1,557 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+)
+
+// Store defaults.
+const (
+	DefaultSnapshotInterval         = 24 * time.Hour
+	DefaultSnapshotRetention        = 24 * time.Hour
+	DefaultRetention                = 24 * time.Hour // unused; kept for compatibility
+	DefaultRetentionCheckInterval   = 1 * time.Hour  // unused; kept for compatibility
+	DefaultL0Retention              = 5 * time.Minute
+	DefaultL0RetentionCheckInterval = 15 * time.Second
+	DefaultHeartbeatCheckInterval   = 15 * time.Second
+	DefaultDBInitTimeout            = 30 * time.Second
+)
+
+// storeOpenConcurrency bounds concurrent client inits and DB opens.
+const storeOpenConcurrency = 50
+
+// HeartbeatClient is upstream's heartbeat pinger. Heartbeats are not
+// implemented here; the type exists so that Store's fields match upstream.
+type HeartbeatClient struct{}
+
+// Store owns a set of databases and runs their background work: compaction
+// of each level on its interval, snapshots, and retention.
+type Store struct {
+	// SnapshotInterval is how often a full snapshot is written to level 9.
+	// Default 24h; must be positive.
+	SnapshotInterval time.Duration
+
+	// SnapshotRetention is how long snapshots are kept. Default 24h.
+	SnapshotRetention time.Duration
+
+	// L0Retention is how long compacted L0 files are kept. Default 5m.
+	L0Retention time.Duration
+
+	// L0RetentionCheckInterval is how often L0 retention runs. Default 15s.
+	L0RetentionCheckInterval time.Duration
+
+	// CompactionMonitorEnabled runs compaction and snapshots in the
+	// background. Default true.
+	CompactionMonitorEnabled bool
+
+	// VerifyCompaction checks compacted levels for gaps.
+	VerifyCompaction bool
+
+	// RetentionEnabled lets retention delete remote files. Default true.
+	RetentionEnabled bool
+
+	// ShutdownSyncTimeout and ShutdownSyncInterval are pushed to each DB.
+	ShutdownSyncTimeout  time.Duration
+	ShutdownSyncInterval time.Duration
+
+	// HeartbeatCheckInterval and Heartbeat are accepted and ignored.
+	HeartbeatCheckInterval time.Duration
+	Heartbeat              *HeartbeatClient
+
+	// ValidationInterval runs Validate periodically when positive.
+	ValidationInterval time.Duration
+
+	// Logger receives the store's logs.
+	Logger *slog.Logger
+
+	mu     sync.Mutex // guards dbs, levels, done
+	dbs    []*DB
+	levels CompactionLevels
+	done   <-chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewStore returns a store for dbs with the given compaction levels, pushing
+// its settings into each DB.
+func NewStore(dbs []*DB, levels CompactionLevels) *Store {
+	s := &Store{
+		SnapshotInterval:         DefaultSnapshotInterval,
+		SnapshotRetention:        DefaultSnapshotRetention,
+		L0Retention:              DefaultL0Retention,
+		L0RetentionCheckInterval: DefaultL0RetentionCheckInterval,
+		CompactionMonitorEnabled: true,
+		RetentionEnabled:         true,
+		ShutdownSyncTimeout:      DefaultShutdownSyncTimeout,
+		ShutdownSyncInterval:     DefaultShutdownSyncInterval,
+		HeartbeatCheckInterval:   DefaultHeartbeatCheckInterval,
+		Logger:                   slog.Default().With(LogKeySystem, LogSystemStore),
+		dbs:                      dbs,
+		levels:                   levels,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for _, db := range dbs {
+		s.applySettings(db)
+	}
+	return s
+}
+
+func (s *Store) applySettings(db *DB) {
+	db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
+	db.L0Retention = s.L0Retention
+	db.ShutdownSyncTimeout = s.ShutdownSyncTimeout
+	db.ShutdownSyncInterval = s.ShutdownSyncInterval
+	db.VerifyCompaction = s.VerifyCompaction
+	db.RetentionEnabled = s.RetentionEnabled
+	db.compactor.VerifyCompaction = s.VerifyCompaction
+	db.compactor.RetentionEnabled = s.RetentionEnabled
+	if s.done != nil {
+		db.Done = s.done
+	}
+}
+
+func (s *Store) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// Open initializes every replica client, opens every DB and starts the
+// background monitors.
+func (s *Store) Open(ctx context.Context) error {
+	if err := s.levels.Validate(); err != nil {
+		return err
+	}
+	if s.SnapshotInterval <= 0 {
+		return fmt.Errorf("snapshot interval must be positive")
+	}
+
+	dbs := s.DBs()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(storeOpenConcurrency)
+	for _, db := range dbs {
+		g.Go(func() error {
+			if db.Replica == nil || db.Replica.Client == nil {
+				return nil // Open reports it
+			}
+			if err := db.Replica.Client.Init(gctx); err != nil {
+				return fmt.Errorf("initialize replica client for %q: %w", db.Path(), err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	g = &errgroup.Group{}
+	g.SetLimit(storeOpenConcurrency)
+	for _, db := range dbs {
+		g.Go(db.Open)
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	if s.CompactionMonitorEnabled {
+		for _, lvl := range s.levels[1:] {
+			s.goMonitor(func() { s.monitorCompactionLevel(lvl) })
+		}
+		s.goMonitor(func() { s.monitorCompactionLevel(s.SnapshotLevel()) })
+	}
+	if s.L0Retention > 0 && s.L0RetentionCheckInterval > 0 {
+		s.goMonitor(s.monitorL0Retention)
+	}
+	if s.ValidationInterval > 0 {
+		s.goMonitor(s.monitorValidation)
+	}
+	return nil
+}
+
+func (s *Store) goMonitor(fn func()) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); fn() }()
+}
+
+// Close closes every DB, each syncing and flushing its replica, then stops
+// the monitors.
+func (s *Store) Close(ctx context.Context) (err error) {
+	var interrupted error
+	for _, db := range s.DBs() {
+		if e := db.Close(ctx); e != nil {
+			if errors.Is(e, ErrShutdownInterrupted) {
+				if interrupted == nil {
+					interrupted = e
+				}
+			} else if err == nil {
+				err = e
+			}
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	if err == nil {
+		err = interrupted
+	}
+	return err
+}
+
+// DBs returns the store's databases.
+func (s *Store) DBs() []*DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*DB(nil), s.dbs...)
+}
+
+// FindDB returns the database at path, or nil.
+func (s *Store) FindDB(path string) *DB {
+	for _, db := range s.DBs() {
+		if db.Path() == path {
+			return db
+		}
+	}
+	return nil
+}
+
+// SnapshotLevel returns level 9 with the store's snapshot interval.
+func (s *Store) SnapshotLevel() *CompactionLevel {
+	return &CompactionLevel{Level: SnapshotLevel, Interval: s.SnapshotInterval}
+}
+
+// CompactDB compacts one level of a database if its interval window has no
+// file yet: a snapshot for level 9, a merge of the level below otherwise.
+func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*ltx.FileInfo, error) {
+	if db.PageSize() == 0 {
+		return nil, &DBNotReadyError{Reason: "page size not initialized"}
+	}
+	dst, err := db.MaxLTXFileInfo(ctx, lvl.Level)
+	if err != nil {
+		return nil, err
+	}
+	if dst.CreatedAt.After(lvl.PrevCompactionAt(time.Now())) {
+		return nil, ErrCompactionTooEarly
+	}
+
+	if lvl.Level == SnapshotLevel {
+		pos, err := db.Pos()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot position: %w", err)
+		}
+		if dst.MaxTXID != 0 && dst.MaxTXID >= pos.TXID {
+			return nil, ErrNoCompaction
+		}
+		return db.Snapshot(ctx)
+	}
+
+	s.mu.Lock()
+	prevLevel := s.levels.PrevLevel(lvl.Level)
+	s.mu.Unlock()
+	src, err := db.MaxLTXFileInfo(ctx, prevLevel)
+	if err != nil {
+		return nil, err
+	}
+	if src.MaxTXID <= dst.MinTXID {
+		return nil, ErrNoCompaction
+	}
+	return db.Compact(ctx, lvl.Level)
+}
+
+// monitorCompactionLevel compacts every open DB at each interval boundary.
+func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
+	var notReadySince time.Time
+	for {
+		now := time.Now()
+		delay := lvl.NextCompactionAt(now).Sub(now)
+
+		notReady := false
+		for _, db := range s.DBs() {
+			if !db.IsOpen() {
+				continue
+			}
+			_, err := s.CompactDB(s.ctx, db, lvl)
+			switch {
+			case err == nil, errors.Is(err, ErrNoCompaction), errors.Is(err, ErrCompactionTooEarly):
+			case errors.Is(err, ErrDBNotReady):
+				notReady = true
+			case errors.Is(err, context.Canceled):
+				return
+			default:
+				db.logger().Error("compaction failed", "level", lvl.Level, "error", err)
+			}
+			if lvl.Level == SnapshotLevel && db.PageSize() > 0 {
+				if err := s.EnforceSnapshotRetention(s.ctx, db); err != nil && !errors.Is(err, context.Canceled) {
+					db.logger().Error("snapshot retention failed", "error", err)
+				}
+			}
+		}
+
+		// Databases that have not synced yet are retried each second for a while.
+		if notReady {
+			if notReadySince.IsZero() {
+				notReadySince = time.Now()
+			}
+			if time.Since(notReadySince) < DefaultDBInitTimeout {
+				delay = time.Second
+			} else {
+				s.logger().Warn("databases not ready for compaction", "level", lvl.Level)
+			}
+		} else {
+			notReadySince = time.Time{}
+		}
+
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (s *Store) monitorL0Retention() {
+	ticker := time.NewTicker(s.L0RetentionCheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for _, db := range s.DBs() {
+			if !db.IsOpen() {
+				continue
+			}
+			if err := db.EnforceL0RetentionByTime(s.ctx); err != nil && !errors.Is(err, context.Canceled) {
+				db.logger().Error("l0 retention failed", "error", err)
+			}
+		}
+	}
+}
+
+func (s *Store) monitorValidation() {
+	ticker := time.NewTicker(s.ValidationInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		result, err := s.Validate(s.ctx)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.logger().Error("validation failed", "error", err)
+			}
+			continue
+		}
+		for _, e := range result.Errors {
+			s.logger().Warn("replica validation error", "level", e.Level, "type", e.Type, "message", e.Message)
+		}
+	}
+}
+
+// EnforceSnapshotRetention deletes expired snapshots of db, then the files
+// of levels 1 and up that no retained snapshot or restore still needs.
+func (s *Store) EnforceSnapshotRetention(ctx context.Context, db *DB) error {
+	floor, err := db.EnforceSnapshotRetention(ctx, time.Now().Add(-s.SnapshotRetention))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	maxLevel := s.levels.MaxLevel()
+	s.mu.Unlock()
+	for level := 1; level <= maxLevel; level++ {
+		if err := db.EnforceRetentionByTXID(ctx, level, floor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidationResult is the outcome of Store.Validate.
+type ValidationResult struct {
+	Valid  bool
+	Errors []ValidationError
+}
+
+// Validate checks every configured level of every replica for gaps,
+// overlaps and ordering errors.
+func (s *Store) Validate(ctx context.Context) (*ValidationResult, error) {
+	result := &ValidationResult{Valid: true}
+	s.mu.Lock()
+	maxLevel := s.levels.MaxLevel()
+	s.mu.Unlock()
+	for _, db := range s.DBs() {
+		if db.Replica == nil || db.Replica.Client == nil {
+			continue
+		}
+		for level := 0; level <= maxLevel; level++ {
+			errs, err := db.Replica.ValidateLevel(ctx, level)
+			if err != nil {
+				return nil, fmt.Errorf("validate L%d of %q: %w", level, db.Path(), err)
+			}
+			result.Errors = append(result.Errors, errs...)
+		}
+	}
+	result.Valid = len(result.Errors) == 0
+	return result, nil
+}
+
+// RegisterDB adds and opens a database; a path already present is a no-op.
+func (s *Store) RegisterDB(db *DB) error {
+	if db == nil {
+		return fmt.Errorf("db required")
+	}
+	if s.FindDB(db.Path()) != nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.applySettings(db)
+	s.mu.Unlock()
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open db %q: %w", db.Path(), err)
+	}
+
+	s.mu.Lock()
+	for _, other := range s.dbs {
+		if other.Path() == db.Path() {
+			s.mu.Unlock()
+			return db.Close(context.Background()) // lost a race to register
+		}
+	}
+	s.dbs = append(s.dbs, db)
+	s.mu.Unlock()
+	return nil
+}
+
+// UnregisterDB removes a database and closes it.
+func (s *Store) UnregisterDB(ctx context.Context, path string) error {
+	if path == "" {
+		return fmt.Errorf("db path required")
+	}
+	s.mu.Lock()
+	var db *DB
+	for i, other := range s.dbs {
+		if other.Path() == path {
+			db = other
+			s.dbs = append(s.dbs[:i:i], s.dbs[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if db == nil {
+		return nil
+	}
+	if err := db.Close(ctx); err != nil {
+		return fmt.Errorf("close db: %w", err)
+	}
+	return nil
+}
+
+// EnableDB opens a registered database that was disabled.
+func (s *Store) EnableDB(ctx context.Context, path string) error {
+	db := s.FindDB(path)
+	if db == nil {
+		return fmt.Errorf("database not found: %s", path)
+	} else if db.IsOpen() {
+		return fmt.Errorf("database already enabled: %s", path)
+	}
+	return db.Open()
+}
+
+// DisableDB closes a registered database, keeping it registered.
+func (s *Store) DisableDB(ctx context.Context, path string) error {
+	db := s.FindDB(path)
+	if db == nil {
+		return fmt.Errorf("database not found: %s", path)
+	} else if !db.IsOpen() {
+		return fmt.Errorf("database already disabled: %s", path)
+	}
+	return db.Close(ctx)
+}
+
+// SyncDBResult reports what Store.SyncDB did.
+type SyncDBResult struct {
+	TXID           uint64 // local TXID after the sync
+	ReplicatedTXID uint64 // replica position after the sync
+	Changed        bool   // whether the local TXID advanced
+}
+
+// SyncDB syncs one database, and with wait also uploads to its replica.
+func (s *Store) SyncDB(ctx context.Context, path string, wait bool) (SyncDBResult, error) {
+	db := s.FindDB(path)
+	if db == nil {
+		return SyncDBResult{}, fmt.Errorf("%w: %s", ErrDatabaseNotFound, path)
+	} else if !db.IsOpen() {
+		return SyncDBResult{}, fmt.Errorf("%w: %s", ErrDatabaseNotOpen, path)
+	}
+	before, err := db.Pos()
+	if err != nil {
+		return SyncDBResult{}, err
+	}
+	if wait {
+		err = db.SyncAndWait(ctx)
+	} else {
+		err = db.Sync(ctx)
+	}
+	if err != nil {
+		return SyncDBResult{}, err
+	}
+	after, err := db.Pos()
+	if err != nil {
+		return SyncDBResult{}, err
+	}
+	return SyncDBResult{
+		TXID:           uint64(after.TXID),
+		ReplicatedTXID: uint64(db.Replica.Pos().TXID),
+		Changed:        after.TXID != before.TXID,
+	}, nil
+}
+
+// SetL0Retention sets L0 retention on the store and every DB.
+func (s *Store) SetL0Retention(d time.Duration) {
+	s.update(func() { s.L0Retention = d }, func(db *DB) { db.L0Retention = d })
+}
+
+// SetDone sets the channel that interrupts shutdown syncs on every DB.
+func (s *Store) SetDone(done <-chan struct{}) {
+	s.update(func() { s.done = done }, func(db *DB) { db.Done = done })
+}
+
+// SetShutdownSyncTimeout sets the shutdown retry budget on every DB.
+func (s *Store) SetShutdownSyncTimeout(d time.Duration) {
+	s.update(func() { s.ShutdownSyncTimeout = d }, func(db *DB) { db.ShutdownSyncTimeout = d })
+}
+
+// SetShutdownSyncInterval sets the shutdown retry interval on every DB.
+func (s *Store) SetShutdownSyncInterval(d time.Duration) {
+	s.update(func() { s.ShutdownSyncInterval = d }, func(db *DB) { db.ShutdownSyncInterval = d })
+}
+
+// SetVerifyCompaction sets compaction verification on every DB.
+func (s *Store) SetVerifyCompaction(v bool) {
+	s.update(func() { s.VerifyCompaction = v }, func(db *DB) { db.VerifyCompaction = v; db.compactor.VerifyCompaction = v })
+}
+
+// SetRetentionEnabled sets remote retention on every DB.
+func (s *Store) SetRetentionEnabled(v bool) {
+	s.update(func() { s.RetentionEnabled = v }, func(db *DB) { db.RetentionEnabled = v; db.compactor.RetentionEnabled = v })
+}
+
+func (s *Store) update(store func(), each func(*DB)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	store()
+	for _, db := range s.dbs {
+		each(db)
+	}
+}

@@ -1,0 +1,234 @@
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// newStoreDB builds the documented pattern: DB, file client, replica, store.
+func newStoreDB(t testing.TB, dir string, levels litestream.CompactionLevels) (*litestream.DB, *file.ReplicaClient, *litestream.Store) {
+	t.Helper()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 50 * time.Millisecond
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	replica := litestream.NewReplicaWithClient(db, client)
+	replica.SyncInterval = 50 * time.Millisecond
+	db.Replica = replica
+	client.Replica = replica
+	store := litestream.NewStore([]*litestream.DB{db}, levels)
+	return db, client, store
+}
+
+// waitFor polls cond every 20ms until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func levelFiles(t testing.TB, client litestream.ReplicaClient, level int) []*ltx.FileInfo {
+	t.Helper()
+	itr, err := client.LTXFiles(context.Background(), level, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return infos
+}
+
+// With fast levels the replica gains L1, L2 and L9 files, and restores by
+// latest, TXID and timestamp are exact from whatever mix of files exists.
+func TestStore_CompactionAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	db, client, store := newStoreDB(t, dir, litestream.CompactionLevels{
+		{Level: 0}, {Level: 1, Interval: time.Second}, {Level: 2, Interval: 3 * time.Second},
+	})
+	store.SnapshotInterval = 2 * time.Second
+	ctx := context.Background()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app := MustOpenApp(t, db.Path(), 4096)
+
+	// Record the content after each write once its TXID is known.
+	type point struct {
+		txid ltx.TXID
+		dump string
+	}
+	var points []point
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; time.Now().Before(deadline) || len(levelFiles(t, client, 2)) == 0 || len(levelFiles(t, client, 9)) == 0; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		points = append(points, point{pos.TXID, MustDump(t, app)})
+		time.Sleep(30 * time.Millisecond) // pace the writer, not a synchronisation
+		if time.Since(deadline) > 10*time.Second {
+			t.Fatal("no L2 or L9 files after 15s")
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []int{1, 2, 9} {
+		if n := len(levelFiles(t, client, level)); n == 0 {
+			t.Fatalf("no L%d files", level)
+		}
+	}
+
+	last := points[len(points)-1]
+	if got := MustCheckRestored(t, MustRestore(t, db.Replica, 0)); got != last.dump {
+		t.Fatalf("restore latest: %s, want %s", got, last.dump)
+	}
+
+	// By TXID: every recorded point (several writes can share a TXID).
+	byTXID := map[ltx.TXID]string{}
+	for _, p := range points {
+		byTXID[p.txid] = p.dump
+	}
+	for txid, want := range byTXID {
+		if got := MustCheckRestored(t, MustRestore(t, db.Replica, txid)); got != want {
+			t.Fatalf("restore txid %s: %s, want %s", txid, got, want)
+		}
+	}
+
+	// By timestamp: just after some L0 files' creation times.
+	l0 := levelFiles(t, client, 0)
+	for _, i := range []int{0, len(l0) / 3, len(l0) / 2, len(l0) - 1} {
+		ts := l0[i].CreatedAt.Add(time.Millisecond)
+		var wantTXID ltx.TXID
+		for _, info := range l0 {
+			if info.CreatedAt.Before(ts) {
+				wantTXID = info.MaxTXID
+			}
+		}
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(t.TempDir(), "db")
+		opt.Timestamp = ts
+		if err := db.Replica.Restore(ctx, opt); err != nil {
+			t.Fatalf("restore at %s: %v", ts, err)
+		}
+		if got := MustCheckRestored(t, opt.OutputPath); got != byTXID[wantTXID] {
+			t.Fatalf("restore at %s (txid %s): %s, want %s", ts, wantTXID, got, byTXID[wantTXID])
+		}
+	}
+
+	if err := store.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	MustVerifyReplica(t, client)
+}
+
+// Reopening the store, in the same process or a new one, continues at the
+// next TXID with no duplicate and no gap.
+func TestStore_ReopenContinuesTXIDs(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	levels := litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Hour}}
+	var want string
+	for round := 0; round < 3; round++ {
+		db, client, store := newStoreDB(t, dir, levels)
+		if err := store.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		app, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Exec(`CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER, pad BLOB)`); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 5; i++ {
+			if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.SyncAndWait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = MustDump(t, app)
+		if err := store.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = app.Close()
+		MustVerifyReplica(t, client)
+	}
+
+	// A fresh process on the same files.
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LITESTREAM_TEST_CHILD=reopen", "LITESTREAM_TEST_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child process: %v\n%s", err, out)
+	}
+
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	txids := L0TXIDs(t, client)
+	for i, txid := range txids {
+		if txid != ltx.TXID(i+1) {
+			t.Fatalf("L0 TXIDs not dense from 1: %v", txids)
+		}
+	}
+	if len(txids) < 16 {
+		t.Fatalf("L0 TXIDs %v: expected four rounds of writes", txids)
+	}
+	r := litestream.NewReplicaWithClient(nil, client)
+	got := MustCheckRestored(t, MustRestore(t, r, 0))
+	if got == want {
+		t.Fatal("the child's writes are missing from the restore")
+	}
+	if !slices.IsSorted(txids) {
+		t.Fatalf("unsorted TXIDs %v", txids)
+	}
+}
+
+// reopenChild is the fresh process of TestStore_ReopenContinuesTXIDs: it
+// reopens the store on the same files and writes three more TXIDs.
+func reopenChild(dir string) error {
+	ctx := context.Background()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Hour}})
+	if err := store.Open(ctx); err != nil {
+		return err
+	}
+	app, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = app.Close() }()
+	for i := 0; i < 3; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, 100+i); err != nil {
+			return err
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			return err
+		}
+	}
+	return store.Close(ctx)
+}
