@@ -53,9 +53,9 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	}, clienttest.Options{})
 }
 
-// TestReplicaClient_SmallPages lists and deletes across many pages and
-// multipart uploads with more parts than the concurrency.
-func TestReplicaClient_SmallPages(t *testing.T) {
+// TestReplicaClient_MultipartConcurrency uploads a file of more parts than
+// the upload concurrency and reads it back whole.
+func TestReplicaClient_MultipartConcurrency(t *testing.T) {
 	newClient, _, _ := MustOSSBucket(t)
 	c := newClient("db")
 	c.Concurrency = 2
