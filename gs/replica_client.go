@@ -1,0 +1,343 @@
+// Package gs implements a ReplicaClient for Google Cloud Storage on
+// cloud.google.com/go/storage.
+//
+// URL form: gs://bucket/path (no query parameters). Credentials are Google's
+// Application Default Credentials; STORAGE_EMULATOR_HOST points the client at
+// an emulator, and ClientOptions can do the same per client.
+//
+// Objects are named <path>/ltx/<level>/<min>-<max>.ltx. The LTX header
+// timestamp is stored as custom metadata litestream-timestamp (RFC3339Nano);
+// listings return metadata for free, so CreatedAt is the header time in both
+// listing modes.
+//
+// Consistency and atomicity: GCS writes are atomic (an object appears whole
+// once the upload finalises, small files in one request, larger ones through
+// a resumable upload in 16 MiB chunks) and reads, listings and deletes are
+// strongly consistent. Unlike upstream, a seek lists every file with
+// MinTXID >= seek, not only the file whose MinTXID equals seek.
+package gs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+
+	"github.com/benbjohnson/litestream"
+)
+
+// ReplicaClientType is the client's type name.
+const ReplicaClientType = "gs"
+
+// MetadataKeyTimestamp is the custom-metadata key holding the LTX header
+// timestamp in RFC3339Nano.
+const MetadataKeyTimestamp = "litestream-timestamp"
+
+// deleteConcurrency bounds parallel object deletes (GCS has no batch delete
+// in the storage library).
+const deleteConcurrency = 16
+
+func init() {
+	litestream.RegisterReplicaClientFactory("gs", NewReplicaClientFromURL)
+}
+
+var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
+
+// ReplicaClient stores LTX files in a GCS bucket.
+type ReplicaClient struct {
+	// Bucket name. Required.
+	Bucket string
+	// Path is the object-name prefix without a trailing slash; may be empty.
+	Path string
+
+	// ClientOptions are passed to storage.NewClient, e.g.
+	// option.WithEndpoint and option.WithoutAuthentication for an emulator.
+	// Optional; not part of upstream's API.
+	ClientOptions []option.ClientOption
+
+	mu     sync.Mutex // guards client, bkt and logger
+	client *storage.Client
+	bkt    *storage.BucketHandle
+	logger *slog.Logger
+}
+
+// NewReplicaClient returns a new client; set Bucket and Path before use.
+func NewReplicaClient() *ReplicaClient {
+	return &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+}
+
+// NewReplicaClientFromURL builds a client from the parts of a gs://bucket/path
+// URL. The bucket is required; query parameters are not accepted.
+func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, userinfo *url.Userinfo) (litestream.ReplicaClient, error) {
+	if scheme != "gs" {
+		return nil, fmt.Errorf("gs replica url: unexpected scheme %q", scheme)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("gs replica url: bucket required")
+	}
+	for k := range query {
+		return nil, fmt.Errorf("gs replica url: unsupported query parameter %q", k)
+	}
+	c := NewReplicaClient()
+	c.Bucket = host
+	c.Path = litestream.CleanReplicaURLPath(urlPath)
+	return c, nil
+}
+
+// Type returns "gs".
+func (c *ReplicaClient) Type() string { return ReplicaClientType }
+
+// SetLogger replaces the client's logger.
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logger = logger.WithGroup(ReplicaClientType)
+}
+
+// Init creates the storage client. It is idempotent and called lazily by
+// every operation.
+func (c *ReplicaClient) Init(ctx context.Context) error {
+	_, err := c.bucket(ctx)
+	return err
+}
+
+func (c *ReplicaClient) bucket(ctx context.Context) (*storage.BucketHandle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bkt != nil {
+		return c.bkt, nil
+	}
+	if c.Bucket == "" {
+		return nil, fmt.Errorf("gs: bucket name required")
+	}
+	client, err := storage.NewClient(ctx, c.ClientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("gs: new storage client: %w", err)
+	}
+	// Uploads carry no preconditions; rewriting an LTX file is idempotent, so
+	// let the library retry every operation on transient errors.
+	c.client = client
+	c.bkt = client.Bucket(c.Bucket).Retryer(storage.WithPolicy(storage.RetryAlways))
+	return c.bkt, nil
+}
+
+// Close releases the storage client. The client may be used again after it
+// (Init recreates the connection).
+func (c *ReplicaClient) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == nil {
+		return nil
+	}
+	err := c.client.Close()
+	c.client, c.bkt = nil, nil
+	return err
+}
+
+// levelPrefix returns "<path>/ltx/<level>/".
+func (c *ReplicaClient) levelPrefix(level int) string {
+	return litestream.LTXLevelDir(c.Path, level) + "/"
+}
+
+// objectName returns "<path>/ltx/<level>/<min>-<max>.ltx".
+func (c *ReplicaClient) objectName(level int, minTXID, maxTXID ltx.TXID) string {
+	return litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
+}
+
+// LTXFiles lists a level's files with MinTXID >= seek in ascending order.
+// Listing starts at the seek name (names sort like TXIDs) and is lazy.
+// CreatedAt is the stored header timestamp, else the object's creation time.
+func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	bkt, err := c.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prefix := c.levelPrefix(level)
+	q := &storage.Query{Prefix: prefix}
+	if seek > 0 {
+		q.StartOffset = prefix + fmt.Sprintf("%016x", uint64(seek))
+	}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Created", "Metadata"}); err != nil {
+		return nil, fmt.Errorf("list L%d: %w", level, err)
+	}
+	return &fileIterator{it: bkt.Objects(ctx, q), level: level, seek: seek}, nil
+}
+
+type fileIterator struct {
+	it    *storage.ObjectIterator
+	level int
+	seek  ltx.TXID
+
+	item   *ltx.FileInfo
+	err    error
+	closed bool
+}
+
+// Close ends the iteration and returns its error, if any.
+func (itr *fileIterator) Close() error {
+	itr.closed = true
+	return itr.err
+}
+
+// Next advances to the next LTX file.
+func (itr *fileIterator) Next() bool {
+	if itr.closed || itr.err != nil {
+		return false
+	}
+	for {
+		attrs, err := itr.it.Next()
+		if err == iterator.Done {
+			itr.item = nil
+			return false
+		} else if err != nil {
+			itr.err = fmt.Errorf("list L%d: %w", itr.level, err)
+			return false
+		}
+		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(attrs.Name))
+		if err != nil || minTXID < itr.seek {
+			continue
+		}
+		createdAt := attrs.Created.UTC()
+		if ts, err := time.Parse(time.RFC3339Nano, attrs.Metadata[MetadataKeyTimestamp]); err == nil {
+			createdAt = ts.UTC()
+		}
+		itr.item = &ltx.FileInfo{Level: itr.level, MinTXID: minTXID, MaxTXID: maxTXID, Size: attrs.Size, CreatedAt: createdAt}
+		return true
+	}
+}
+
+// Err returns the error that stopped the iteration.
+func (itr *fileIterator) Err() error { return itr.err }
+
+// Item returns the current file.
+func (itr *fileIterator) Item() *ltx.FileInfo { return itr.item }
+
+// OpenLTXFile returns a ranged reader. A missing object gives an error
+// matching os.ErrNotExist.
+func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	bkt, err := c.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	length := size
+	if length <= 0 {
+		length = -1 // to the end; 0 would read nothing
+	}
+	r, err := bkt.Object(c.objectName(level, minTXID, maxTXID)).NewRangeReader(ctx, offset, length)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, fmt.Errorf("open L%d %s-%s: %w: %w", level, minTXID, maxTXID, os.ErrNotExist, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("open L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	return r, nil
+}
+
+// WriteLTXFile streams r to the object (one request below the 16 MiB chunk
+// size, a resumable upload above) with the header timestamp as metadata. A
+// cancelled context aborts the upload and leaves any previous object intact.
+func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	bkt, err := c.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hdr, r, err := ltx.PeekHeader(r)
+	if err != nil {
+		return nil, fmt.Errorf("write L%d %s-%s: extract timestamp from LTX header: %w", level, minTXID, maxTXID, err)
+	}
+	ts := time.UnixMilli(hdr.Timestamp).UTC()
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := bkt.Object(c.objectName(level, minTXID, maxTXID)).NewWriter(wctx)
+	w.ContentType = "application/octet-stream"
+	w.Metadata = map[string]string{MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)}
+
+	n, err := io.Copy(w, r)
+	if err != nil {
+		cancel() // abort: the object must not be finalised with partial data
+		_ = w.Close()
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	}
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil
+}
+
+// DeleteLTXFiles deletes the objects, up to 16 at a time; missing objects
+// are not errors.
+func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	names := make([]string, 0, len(a))
+	for _, info := range a {
+		names = append(names, c.objectName(info.Level, info.MinTXID, info.MaxTXID))
+	}
+	if err := c.deleteObjects(ctx, names); err != nil {
+		return fmt.Errorf("delete %d ltx files (first L%d %s-%s): %w", len(a), a[0].Level, a[0].MinTXID, a[0].MaxTXID, err)
+	}
+	return nil
+}
+
+// DeleteAll deletes every object under "<path>/" (the whole bucket when
+// Path is empty; upstream's "/" prefix matched nothing there).
+func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
+	bkt, err := c.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	prefix := ""
+	if c.Path != "" {
+		prefix = strings.TrimSuffix(c.Path, "/") + "/"
+	}
+	var names []string
+	it := bkt.Objects(ctx, &storage.Query{Prefix: prefix})
+	for {
+		attrs, err := it.Next()
+		if err == iterator.Done {
+			break
+		} else if err != nil {
+			return fmt.Errorf("delete all: list %q: %w", prefix, err)
+		}
+		names = append(names, attrs.Name)
+	}
+	if err := c.deleteObjects(ctx, names); err != nil {
+		return fmt.Errorf("delete all under %q: %w", prefix, err)
+	}
+	return nil
+}
+
+func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	bkt, err := c.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteConcurrency)
+	for _, name := range names {
+		g.Go(func() error {
+			if err := bkt.Object(name).Delete(gctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+				return fmt.Errorf("delete %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,202 @@
+package s3
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+)
+
+// LTXFiles lists a level's files with MinTXID >= seek in ascending order,
+// one ListObjectsV2 page at a time. With useMetadata, each page's objects are
+// HEADed in parallel (MetadataConcurrency) for the stored header timestamp;
+// otherwise CreatedAt is LastModified.
+func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	client, _, err := c.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	input := &s3.ListObjectsV2Input{
+		Bucket: aws.String(c.Bucket),
+		Prefix: aws.String(c.levelPrefix(level)),
+	}
+	if seek > 0 {
+		// Keys sort like TXIDs, so the listing can start at the seek key.
+		input.StartAfter = aws.String(c.levelPrefix(level) + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx")
+	}
+	return &fileIterator{
+		ctx:         ctx,
+		client:      c,
+		paginator:   s3.NewListObjectsV2Paginator(client, input),
+		level:       level,
+		seek:        seek,
+		useMetadata: useMetadata,
+	}, nil
+}
+
+// fileIterator walks listing pages lazily.
+type fileIterator struct {
+	ctx         context.Context
+	client      *ReplicaClient
+	paginator   *s3.ListObjectsV2Paginator
+	level       int
+	seek        ltx.TXID
+	useMetadata bool
+
+	page   []*ltx.FileInfo
+	item   *ltx.FileInfo
+	err    error
+	closed bool
+}
+
+// Close ends the iteration and returns its error, if any.
+func (itr *fileIterator) Close() error {
+	itr.closed = true
+	return itr.err
+}
+
+// Next advances to the next file, fetching pages as needed.
+func (itr *fileIterator) Next() bool {
+	if itr.closed || itr.err != nil {
+		return false
+	}
+	for len(itr.page) == 0 {
+		if !itr.paginator.HasMorePages() {
+			itr.item = nil
+			return false
+		}
+		if err := itr.fetchPage(); err != nil {
+			itr.err = err
+			return false
+		}
+	}
+	itr.item, itr.page = itr.page[0], itr.page[1:]
+	return true
+}
+
+// Err returns the error that stopped the iteration.
+func (itr *fileIterator) Err() error { return itr.err }
+
+// Item returns the current file.
+func (itr *fileIterator) Item() *ltx.FileInfo { return itr.item }
+
+func (itr *fileIterator) fetchPage() error {
+	out, err := itr.paginator.NextPage(itr.ctx)
+	if err != nil {
+		return fmt.Errorf("list L%d: %w", itr.level, err)
+	}
+	var keys []string
+	for _, obj := range out.Contents {
+		key := aws.ToString(obj.Key)
+		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(key))
+		if err != nil || minTXID < itr.seek {
+			continue
+		}
+		itr.page = append(itr.page, &ltx.FileInfo{
+			Level:     itr.level,
+			MinTXID:   minTXID,
+			MaxTXID:   maxTXID,
+			Size:      aws.ToInt64(obj.Size),
+			CreatedAt: aws.ToTime(obj.LastModified).UTC(),
+		})
+		keys = append(keys, key)
+	}
+	if itr.useMetadata {
+		return itr.client.fillTimestamps(itr.ctx, keys, itr.page)
+	}
+	return nil
+}
+
+// fillTimestamps HEADs objects in parallel and replaces CreatedAt with the
+// stored header timestamp where present. HEAD failures keep LastModified
+// (as upstream), except a cancelled context.
+func (c *ReplicaClient) fillTimestamps(ctx context.Context, keys []string, infos []*ltx.FileInfo) error {
+	client, _, err := c.clients(ctx)
+	if err != nil {
+		return err
+	}
+	limit := c.MetadataConcurrency
+	if limit <= 0 {
+		limit = DefaultMetadataConcurrency
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i := range keys {
+		g.Go(func() error {
+			input := &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(keys[i])}
+			c.applySSECToHead(input)
+			out, err := client.HeadObject(gctx, input)
+			if err != nil {
+				return nil
+			}
+			if v, ok := out.Metadata[MetadataKeyTimestamp]; ok {
+				if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					infos[i].CreatedAt = ts.UTC()
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return ctx.Err()
+}
+
+// prepareBody reads the LTX header timestamp from r and returns a body for
+// the uploader that still starts at the header. A seekable r is rewound and
+// passed through (so the uploader reads parts in place); any other r is
+// wrapped to count its bytes.
+func prepareBody(r io.Reader) (body io.Reader, size sizer, ts time.Time, err error) {
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			end, err := rs.Seek(0, io.SeekEnd)
+			if err != nil {
+				return nil, nil, time.Time{}, fmt.Errorf("seek to end: %w", err)
+			}
+			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
+			}
+			hdr, _, err := ltx.PeekHeader(rs)
+			if err != nil {
+				return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+			}
+			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
+			}
+			return rs, fixedSize(end - start), time.UnixMilli(hdr.Timestamp).UTC(), nil
+		}
+	}
+	hdr, r, err := ltx.PeekHeader(r)
+	if err != nil {
+		return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+	}
+	cr := &countingReader{r: r}
+	return cr, cr, time.UnixMilli(hdr.Timestamp).UTC(), nil
+}
+
+// sizer reports the number of bytes uploaded.
+type sizer interface{ n() int64 }
+
+type fixedSize int64
+
+func (s fixedSize) n() int64 { return int64(s) }
+
+// countingReader counts bytes read through it.
+type countingReader struct {
+	r     io.Reader
+	count atomic.Int64
+}
+
+func (cr *countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.count.Add(int64(n))
+	return n, err
+}
+
+func (cr *countingReader) n() int64 { return cr.count.Load() }
