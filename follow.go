@@ -87,6 +87,9 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 		return fmt.Errorf("open follow output: %w", err)
 	}
 	defer func() { _ = f.Close() }()
+	if err := setRollbackMode(f); err != nil {
+		return fmt.Errorf("prepare follow output: %w", err)
+	}
 
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -242,6 +245,19 @@ func writeLTXPages(f *os.File, r io.Reader) error {
 		if err := f.Truncate(int64(hdr.Commit) * int64(hdr.PageSize)); err != nil {
 			return err
 		}
+	}
+	return f.Sync()
+}
+
+// setRollbackMode marks the database as a rollback-journal database, so
+// readers take the file locks the follower honours instead of using a WAL.
+func setRollbackMode(f *os.File) error {
+	if err := lockDatabase(f); err != nil {
+		return err
+	}
+	defer func() { _ = unlockDatabase(f) }()
+	if _, err := f.WriteAt([]byte{1, 1}, 18); err != nil {
+		return err
 	}
 	return f.Sync()
 }

@@ -1,0 +1,219 @@
+package litestream_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func countRows(t testing.TB, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A follower tracks a live writer while another process reads it, resumes
+// after being stopped, and refuses a corrupt file without changing anything.
+func TestReplica_Restore_Follow(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	insert := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(500))`, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(10)
+
+	var logs syncBuffer
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	follower := litestream.NewReplicaWithClient(owner, client)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	startFollow := func() (stop func() error) {
+		fctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() {
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 20*time.Millisecond
+			errc <- follower.Restore(fctx, opt)
+		}()
+		return func() error { cancel(); return <-errc }
+	}
+
+	stop := startFollow()
+	waitFor(t, 10*time.Second, "initial restore", func() bool {
+		txid, _ := litestream.ReadTXIDFile(out)
+		return txid > 0
+	})
+
+	// A reader in another process checks integrity while the follower writes.
+	reader := exec.Command(os.Args[0])
+	reader.Env = append(os.Environ(), "LITESTREAM_TEST_CHILD=follow-reader", "LITESTREAM_TEST_DIR="+out)
+	var readerOut bytes.Buffer
+	reader.Stdout, reader.Stderr = &readerOut, &readerOut
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait on the sidecar: opening the output in this process while the
+	// follower writes would drop the follower's locks (POSIX locks are per
+	// process).
+	caughtUp := func() {
+		t.Helper()
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("follower to reach txid %s", pos.TXID), func() bool {
+			txid, _ := litestream.ReadTXIDFile(out)
+			return txid >= pos.TXID
+		})
+	}
+	for round := 0; round < 10; round++ {
+		insert(20)
+		caughtUp()
+	}
+	if err := reader.Wait(); err != nil {
+		t.Fatalf("reader process: %v\n%s", err, readerOut.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	if got, want := countRows(t, out), countRowsApp(t, app); got != want {
+		t.Fatalf("follower has %d rows, writer %d", got, want)
+	}
+
+	// Resume from the sidecar after a stop.
+	insert(5)
+	want := countRowsApp(t, app)
+	stop = startFollow()
+	caughtUp()
+
+	// A corrupt next file is refused: nothing applied, TXID unchanged.
+	good, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Replica.Stop(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (-1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := good + 1
+	local := db.LTXPath(0, next, next)
+	b, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[ltx.HeaderSize+12] ^= 0xff
+	corrupt := bytes.NewReader(b)
+	if _, err := client.WriteLTXFile(ctx, 0, next, next, corrupt); err != nil {
+		t.Fatal(err)
+	}
+	name := ltx.FormatFilename(next, next)
+	waitFor(t, 10*time.Second, "follower to log the corrupt file", func() bool { return strings.Contains(logs.String(), name) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if txid, _ := litestream.ReadTXIDFile(out); txid != good {
+		t.Fatalf("follower moved to %s past a corrupt file", txid)
+	}
+	if n := countRows(t, out); n != want {
+		t.Fatalf("follower has %d rows after a corrupt file, want %d", n, want)
+	}
+	if got := MustCheckRestored(t, out); got == "" {
+		t.Fatal("empty dump")
+	}
+
+	// Put the good file back so the replica check at cleanup passes.
+	f, err := os.Open(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := client.WriteLTXFile(ctx, 0, next, next, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countRowsApp(t testing.TB, app *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := app.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// followReader runs integrity checks on a followed database for a few
+// seconds from its own process, so that SQLite's file locks apply.
+func followReader(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	deadline := time.Now().Add(3 * time.Second)
+	var checks int
+	for time.Now().Before(deadline) {
+		var result string
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&result); err != nil {
+			return fmt.Errorf("check %d: %w", checks, err)
+		} else if result != "ok" {
+			return fmt.Errorf("check %d: %s", checks, result)
+		}
+		checks++
+	}
+	if checks == 0 {
+		return fmt.Errorf("no checks ran")
+	}
+	fmt.Printf("%d integrity checks ok\n", checks)
+	return nil
+}
