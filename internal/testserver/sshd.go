@@ -142,4 +142,3 @@ func startDetached(t testing.TB, logPath, name string, args ...string) *Process 
 	})
 	return p
 }
-
