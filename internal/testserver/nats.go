@@ -1,0 +1,48 @@
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// NATS is a running nats-server with JetStream enabled.
+type NATS struct {
+	*Process
+	// URL is the client URL, nats://127.0.0.1:N.
+	URL string
+}
+
+// StartNATS starts nats-server (Debian's, installed by
+// scripts/install-debian-servers.sh) with JetStream on free loopback ports
+// and a temporary store directory, and waits until its monitoring endpoint
+// reports JetStream healthy.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	bin := MustFindBinary(t, "nats-server")
+	port, monitorPort := FreePort(t), FreePort(t)
+	p := Start(t, nil, bin,
+		"-a", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-m", strconv.Itoa(monitorPort),
+		"-js", "-sd", t.TempDir())
+	health := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", Addr(monitorPort))
+	p.WaitFunc(t, 15*time.Second, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	})
+	return &NATS{Process: p, URL: "nats://" + Addr(port)}
+}

@@ -1,0 +1,57 @@
+package sftp
+
+import (
+	"bytes"
+	"context"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream/internal/clienttest"
+	"github.com/benbjohnson/litestream/internal/testserver"
+	"github.com/superfly/ltx"
+)
+
+// TestReplicaClient_Reconnect drops the SSH connection under the client and
+// checks that the next operations redial.
+func TestReplicaClient_Reconnect(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartSSHD(t)
+	ctx := context.Background()
+	c := NewReplicaClient()
+	t.Cleanup(func() { _ = c.Close() })
+	c.Host, c.User, c.KeyPath, c.HostKey = srv.Addr, srv.User, srv.KeyPath, srv.HostKey
+	c.Path = path.Join(srv.Dir, "reconnect")
+
+	b := clienttest.MustLTX(t, 512, 1, 1, 1, time.Now())
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"list", "open", "delete"} {
+		c.mu.Lock()
+		_ = c.sshClient.Close() // as if the network dropped
+		c.mu.Unlock()
+
+		var err error
+		switch op {
+		case "list":
+			var itr ltx.FileIterator
+			if itr, err = c.LTXFiles(ctx, 0, 0, true); err == nil {
+				var a []*ltx.FileInfo
+				if a, err = ltx.SliceFileIterator(itr); err == nil && len(a) != 1 {
+					t.Fatalf("listed %d files, want 1", len(a))
+				}
+			}
+		case "open":
+			rc, openErr := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+			if err = openErr; err == nil {
+				_ = rc.Close()
+			}
+		case "delete":
+			err = c.DeleteLTXFiles(ctx, []*ltx.FileInfo{{Level: 0, MinTXID: 1, MaxTXID: 1}})
+		}
+		if err != nil {
+			t.Fatalf("%s after connection loss: %v", op, err)
+		}
+	}
+}
