@@ -3,6 +3,7 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math/rand"
 	"testing"
 	"time"
@@ -121,5 +122,26 @@ func MustRandomStep(t testing.TB, rng *rand.Rand, app, chk *sql.DB, pageSize int
 			exec(app, `INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, i, pageSize/2)
 		}
 		exec(app, `PRAGMA wal_autocheckpoint = 0`)
+	}
+}
+
+// SQLite before 3.51.3 has a WAL-reset corruption bug that replication's
+// checkpoint-then-write pattern triggers; the linked driver must be newer.
+func TestSQLiteVersion(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	var version string
+	if err := db.QueryRow(`SELECT sqlite_version()`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(version, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		t.Fatalf("parse %q: %v", version, err)
+	}
+	if v := major*1_000_000 + minor*1_000 + patch; v < 3_051_003 {
+		t.Fatalf("linked SQLite %s is older than 3.51.3", version)
 	}
 }
