@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/studio-b12/gowebdav"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
@@ -273,7 +274,7 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	}
 
 	if size > 0 {
-		return &limitReadCloser{Reader: io.LimitReader(rc, size), c: rc}, nil
+		return internal.LimitReadCloser(rc, size), nil
 	}
 	if offset > 0 {
 		// gowebdav limits a range-ignoring server's open-ended range to
@@ -288,13 +289,6 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	}
 	return rc, nil
 }
-
-type limitReadCloser struct {
-	io.Reader
-	c io.Closer
-}
-
-func (l *limitReadCloser) Close() error { return l.c.Close() }
 
 // WriteLTXFile spools r to a local temporary file, uploads it under a
 // temporary name and moves it into place.
