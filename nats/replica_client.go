@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/superfly/ltx"
@@ -374,17 +375,10 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		}
 	}
 	if size > 0 {
-		return &limitReadCloser{Reader: io.LimitReader(obj, size), c: obj}, nil
+		return internal.LimitReadCloser(obj, size), nil
 	}
 	return obj, nil
 }
-
-type limitReadCloser struct {
-	io.Reader
-	c io.Closer
-}
-
-func (l *limitReadCloser) Close() error { return l.c.Close() }
 
 // WriteLTXFile streams r into an object with the LTX header timestamp as
 // the Litestream-Timestamp header.

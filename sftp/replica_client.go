@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/pkg/sftp"
 	"github.com/superfly/ltx"
 	"golang.org/x/crypto/ssh"
@@ -333,17 +334,10 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		}
 	}
 	if size > 0 {
-		return &limitedFile{Reader: io.LimitReader(f, size), f: f}, nil
+		return internal.LimitReadCloser(f, size), nil
 	}
 	return f, nil
 }
-
-type limitedFile struct {
-	io.Reader
-	f *sftp.File
-}
-
-func (l *limitedFile) Close() error { return l.f.Close() }
 
 // WriteLTXFile writes r to a temporary file, sets its times to the LTX
 // header timestamp and renames it into place.

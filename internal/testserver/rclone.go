@@ -1,0 +1,35 @@
+package testserver
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Rclone is a running `rclone serve webdav` of a temporary directory.
+type Rclone struct {
+	*Process
+	// URL is the server's base URL, http://127.0.0.1:N.
+	URL string
+	// Username and Password are the Basic auth credentials it requires.
+	Username, Password string
+	// Dir is the served directory.
+	Dir string
+}
+
+// StartRcloneWebDAV starts `rclone serve webdav` (Debian's rclone, installed
+// by scripts/install-debian-servers.sh) over a temporary directory on a free
+// loopback port, requiring Basic auth, and waits until it accepts
+// connections.
+func StartRcloneWebDAV(t testing.TB) *Rclone {
+	t.Helper()
+	bin := MustFindBinary(t, "rclone")
+	dir := t.TempDir()
+	port := FreePort(t)
+	const user, pass = "litestream", "litestream-secret"
+	p := Start(t, nil, bin, "serve", "webdav", dir,
+		"--addr", Addr(port), "--user", user, "--pass", pass,
+		"--config", "/dev/null")
+	p.WaitTCP(t, Addr(port), 15*time.Second)
+	return &Rclone{Process: p, URL: fmt.Sprintf("http://%s", Addr(port)), Username: user, Password: pass, Dir: dir}
+}
