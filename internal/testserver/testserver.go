@@ -72,6 +72,9 @@ func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	// A server's children (sshd's per-connection processes) may keep the
+	// output pipe open after it is killed; don't wait for them forever.
+	cmd.WaitDelay = time.Second
 	p := &Process{Cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
