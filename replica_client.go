@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
 	"strconv"
+	"time"
 
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultEstimatedPageIndexSize is how much of a file's tail FetchPageIndex
@@ -106,6 +110,30 @@ func FetchLTXHeader(ctx context.Context, client ReplicaClient, info *ltx.FileInf
 		return ltx.Header{}, fmt.Errorf("decode ltx header of L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
 	return hdr, nil
+}
+
+// headerFetchConcurrency bounds the parallel reads of FetchLTXHeaderTimestamps.
+const headerFetchConcurrency = 8
+
+// FetchLTXHeaderTimestamps sets each file's CreatedAt to its LTX header
+// timestamp, for backends that cannot store it as metadata. A file deleted
+// meanwhile keeps the CreatedAt it had.
+func FetchLTXHeaderTimestamps(ctx context.Context, client ReplicaClient, infos []*ltx.FileInfo) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(headerFetchConcurrency)
+	for _, info := range infos {
+		g.Go(func() error {
+			hdr, err := FetchLTXHeader(ctx, client, info)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			info.CreatedAt = time.UnixMilli(hdr.Timestamp).UTC()
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // FetchPageIndex reads the page index from the tail of a stored LTX file.

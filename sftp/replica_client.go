@@ -41,7 +41,6 @@ import (
 	"github.com/pkg/sftp"
 	"github.com/superfly/ltx"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sync/errgroup"
 )
 
 // ReplicaClientType is the client's type name.
@@ -49,10 +48,6 @@ const ReplicaClientType = "sftp"
 
 // DefaultDialTimeout is the dial timeout used when DialTimeout is zero.
 const DefaultDialTimeout = 30 * time.Second
-
-// headerReadConcurrency bounds the parallel header reads of a listing with
-// useMetadata=true.
-const headerReadConcurrency = 8
 
 func init() {
 	litestream.RegisterReplicaClientFactory("sftp", NewReplicaClientFromURL)
@@ -289,31 +284,11 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		return nil, fmt.Errorf("sftp: list L%d: %w", level, err)
 	}
 	if useMetadata {
-		if err := c.readHeaderTimestamps(ctx, infos); err != nil {
+		if err := litestream.FetchLTXHeaderTimestamps(ctx, c, infos); err != nil {
 			return nil, fmt.Errorf("sftp: list L%d: %w", level, err)
 		}
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
-}
-
-// readHeaderTimestamps replaces each CreatedAt with its LTX header
-// timestamp. A file deleted meanwhile keeps its mtime.
-func (c *ReplicaClient) readHeaderTimestamps(ctx context.Context, infos []*ltx.FileInfo) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(headerReadConcurrency)
-	for _, info := range infos {
-		g.Go(func() error {
-			hdr, err := litestream.FetchLTXHeader(ctx, c, info)
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			info.CreatedAt = time.UnixMilli(hdr.Timestamp).UTC()
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // OpenLTXFile opens a file at offset, limited to size bytes when size > 0.

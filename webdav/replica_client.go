@@ -42,7 +42,6 @@ import (
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/studio-b12/gowebdav"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 )
 
 // ReplicaClientType is the client's type name.
@@ -51,11 +50,8 @@ const ReplicaClientType = "webdav"
 // DefaultTimeout is the per-request timeout used when Timeout is zero.
 const DefaultTimeout = 30 * time.Second
 
+// Retry policy for transient errors.
 const (
-	// headerReadConcurrency bounds the parallel header reads of a listing
-	// with useMetadata=true.
-	headerReadConcurrency = 8
-
 	maxRetries     = 3
 	retryBaseDelay = 250 * time.Millisecond
 )
@@ -221,31 +217,11 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 	})
 
 	if useMetadata {
-		if err := c.readHeaderTimestamps(ctx, infos); err != nil {
+		if err := litestream.FetchLTXHeaderTimestamps(ctx, c, infos); err != nil {
 			return nil, fmt.Errorf("webdav: list L%d: %w", level, err)
 		}
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
-}
-
-// readHeaderTimestamps replaces each CreatedAt with its LTX header
-// timestamp. A file deleted meanwhile keeps its upload time.
-func (c *ReplicaClient) readHeaderTimestamps(ctx context.Context, infos []*ltx.FileInfo) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(headerReadConcurrency)
-	for _, info := range infos {
-		g.Go(func() error {
-			hdr, err := litestream.FetchLTXHeader(ctx, c, info)
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			info.CreatedAt = time.UnixMilli(hdr.Timestamp).UTC()
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // OpenLTXFile returns the file from offset, limited to size bytes when
