@@ -193,91 +193,43 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 	if err != nil {
 		return nil, err
 	}
-	itr := &fileIterator{ctx: ctx, client: c, bucket: bucket, prefix: c.levelPrefix(level), level: level, seek: seek, useMetadata: useMetadata, more: true}
+	prefix := c.levelPrefix(level)
+	var startAfter, token string
 	if seek > 0 {
-		itr.startAfter = itr.prefix + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx"
+		startAfter = prefix + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx"
 	}
-	return itr, nil
-}
-
-type fileIterator struct {
-	ctx         context.Context
-	client      *ReplicaClient
-	bucket      *oss.Bucket
-	prefix      string
-	startAfter  string
-	level       int
-	seek        ltx.TXID
-	useMetadata bool
-
-	token  string
-	more   bool
-	page   []*ltx.FileInfo
-	item   *ltx.FileInfo
-	err    error
-	closed bool
-}
-
-// Close ends the iteration and returns its error, if any.
-func (itr *fileIterator) Close() error {
-	itr.closed = true
-	return itr.err
-}
-
-// Next advances to the next file, fetching pages as needed.
-func (itr *fileIterator) Next() bool {
-	if itr.closed || itr.err != nil {
-		return false
-	}
-	for len(itr.page) == 0 {
-		if !itr.more {
-			itr.item = nil
-			return false
+	return internal.NewPageIterator(func() ([]*ltx.FileInfo, bool, error) {
+		opts := []oss.Option{oss.Prefix(prefix), oss.MaxKeys(MaxKeys), oss.WithContext(ctx)}
+		if token != "" {
+			opts = append(opts, oss.ContinuationToken(token))
+		} else if startAfter != "" {
+			opts = append(opts, oss.StartAfter(startAfter))
 		}
-		if err := itr.fetchPage(); err != nil {
-			itr.err = err
-			return false
+		res, err := bucket.ListObjectsV2(opts...)
+		if err != nil {
+			return nil, false, fmt.Errorf("list L%d: %w", level, err)
 		}
-	}
-	itr.item, itr.page = itr.page[0], itr.page[1:]
-	return true
-}
+		token = res.NextContinuationToken
+		more := res.IsTruncated && token != ""
 
-// Err returns the error that stopped the iteration.
-func (itr *fileIterator) Err() error { return itr.err }
-
-// Item returns the current file.
-func (itr *fileIterator) Item() *ltx.FileInfo { return itr.item }
-
-func (itr *fileIterator) fetchPage() error {
-	opts := []oss.Option{oss.Prefix(itr.prefix), oss.MaxKeys(MaxKeys), oss.WithContext(itr.ctx)}
-	if itr.token != "" {
-		opts = append(opts, oss.ContinuationToken(itr.token))
-	} else if itr.startAfter != "" {
-		opts = append(opts, oss.StartAfter(itr.startAfter))
-	}
-	res, err := itr.bucket.ListObjectsV2(opts...)
-	if err != nil {
-		return fmt.Errorf("list L%d: %w", itr.level, err)
-	}
-	itr.token, itr.more = res.NextContinuationToken, res.IsTruncated && res.NextContinuationToken != ""
-
-	var keys []string
-	for _, obj := range res.Objects {
-		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(obj.Key))
-		if err != nil || minTXID < itr.seek {
-			continue
+		var page []*ltx.FileInfo
+		var keys []string
+		for _, obj := range res.Objects {
+			minTXID, maxTXID, err := ltx.ParseFilename(path.Base(obj.Key))
+			if err != nil || minTXID < seek {
+				continue
+			}
+			page = append(page, &ltx.FileInfo{
+				Level: level, MinTXID: minTXID, MaxTXID: maxTXID,
+				Size: obj.Size, CreatedAt: obj.LastModified.UTC(),
+			})
+			keys = append(keys, obj.Key)
 		}
-		itr.page = append(itr.page, &ltx.FileInfo{
-			Level: itr.level, MinTXID: minTXID, MaxTXID: maxTXID,
-			Size: obj.Size, CreatedAt: obj.LastModified.UTC(),
-		})
-		keys = append(keys, obj.Key)
-	}
-	if itr.useMetadata {
-		return itr.client.fillTimestamps(itr.ctx, itr.bucket, keys, itr.page)
-	}
-	return nil
+		if useMetadata {
+			return page, more, c.fillTimestamps(ctx, bucket, keys, page)
+		}
+		return page, more, nil
+	}), nil
 }
 
 // fillTimestamps reads the stored header timestamps with parallel HEADs.

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // LTXFiles lists a level's files with MinTXID >= seek in ascending order,
@@ -31,76 +33,29 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		// Keys sort like TXIDs, so the listing can start at the seek key.
 		input.StartAfter = aws.String(c.levelPrefix(level) + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx")
 	}
-	return &fileIterator{
-		ctx:         ctx,
-		client:      c,
-		paginator:   s3.NewListObjectsV2Paginator(client, input),
-		level:       level,
-		seek:        seek,
-		useMetadata: useMetadata,
-	}, nil
+	paginator := s3.NewListObjectsV2Paginator(client, input)
+	return internal.NewPageIterator(func() ([]*ltx.FileInfo, bool, error) {
+		page, err := c.listPage(ctx, paginator, level, seek, useMetadata)
+		return page, paginator.HasMorePages(), err
+	}), nil
 }
 
-// fileIterator walks listing pages lazily.
-type fileIterator struct {
-	ctx         context.Context
-	client      *ReplicaClient
-	paginator   *s3.ListObjectsV2Paginator
-	level       int
-	seek        ltx.TXID
-	useMetadata bool
-
-	page   []*ltx.FileInfo
-	item   *ltx.FileInfo
-	err    error
-	closed bool
-}
-
-// Close ends the iteration and returns its error, if any.
-func (itr *fileIterator) Close() error {
-	itr.closed = true
-	return itr.err
-}
-
-// Next advances to the next file, fetching pages as needed.
-func (itr *fileIterator) Next() bool {
-	if itr.closed || itr.err != nil {
-		return false
-	}
-	for len(itr.page) == 0 {
-		if !itr.paginator.HasMorePages() {
-			itr.item = nil
-			return false
-		}
-		if err := itr.fetchPage(); err != nil {
-			itr.err = err
-			return false
-		}
-	}
-	itr.item, itr.page = itr.page[0], itr.page[1:]
-	return true
-}
-
-// Err returns the error that stopped the iteration.
-func (itr *fileIterator) Err() error { return itr.err }
-
-// Item returns the current file.
-func (itr *fileIterator) Item() *ltx.FileInfo { return itr.item }
-
-func (itr *fileIterator) fetchPage() error {
-	out, err := itr.paginator.NextPage(itr.ctx)
+// listPage fetches one listing page and turns its LTX keys into file infos.
+func (c *ReplicaClient) listPage(ctx context.Context, paginator *s3.ListObjectsV2Paginator, level int, seek ltx.TXID, useMetadata bool) ([]*ltx.FileInfo, error) {
+	out, err := paginator.NextPage(ctx)
 	if err != nil {
-		return fmt.Errorf("list L%d: %w", itr.level, err)
+		return nil, fmt.Errorf("list L%d: %w", level, err)
 	}
+	var page []*ltx.FileInfo
 	var keys []string
 	for _, obj := range out.Contents {
 		key := aws.ToString(obj.Key)
 		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(key))
-		if err != nil || minTXID < itr.seek {
+		if err != nil || minTXID < seek {
 			continue
 		}
-		itr.page = append(itr.page, &ltx.FileInfo{
-			Level:     itr.level,
+		page = append(page, &ltx.FileInfo{
+			Level:     level,
 			MinTXID:   minTXID,
 			MaxTXID:   maxTXID,
 			Size:      aws.ToInt64(obj.Size),
@@ -108,10 +63,10 @@ func (itr *fileIterator) fetchPage() error {
 		})
 		keys = append(keys, key)
 	}
-	if itr.useMetadata {
-		return itr.client.fillTimestamps(itr.ctx, keys, itr.page)
+	if useMetadata {
+		return page, c.fillTimestamps(ctx, keys, page)
 	}
-	return nil
+	return page, nil
 }
 
 // fillTimestamps HEADs objects in parallel and replaces CreatedAt with the
