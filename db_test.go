@@ -77,9 +77,7 @@ func TestDB_RoundTrip_Randomized(t *testing.T) {
 	}
 }
 
-func sizeName(pageSize int) string {
-	return "page" + time.Duration(pageSize).String()[:len(time.Duration(pageSize).String())-2]
-}
+func sizeName(pageSize int) string { return fmt.Sprintf("page%d", pageSize) }
 
 // MustRandomStep applies one random application action.
 func MustRandomStep(t testing.TB, rng *rand.Rand, app, chk *sql.DB, pageSize int) {

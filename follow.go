@@ -75,6 +75,10 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 	return r.follow(ctx, opt, txid)
 }
 
+// followErrorLogInterval rate-limits follow errors, which repeat every tick
+// until the replica is fixed.
+const followErrorLogInterval = 10 * time.Second
+
 // follow applies new replica files to the output every FollowInterval until
 // ctx ends. Errors are logged and retried on the next tick.
 func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID) error {
@@ -109,7 +113,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 			r.Logger().Debug("follow applied", "txid", next)
 			txid = next
 		}
-		if err != nil && ctx.Err() == nil && time.Since(lastLogAt) >= SyncErrorLogInterval/30 {
+		if err != nil && ctx.Err() == nil && time.Since(lastLogAt) >= followErrorLogInterval {
 			lastLogAt = time.Now()
 			r.Logger().Error("follow failed", "txid", txid, "error", err)
 		}

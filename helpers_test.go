@@ -109,8 +109,8 @@ func MustDump(t testing.TB, db *sql.DB) string {
 	return fmt.Sprintf("%d rows %s", n, hex.EncodeToString(h.Sum(nil))[:16])
 }
 
-// MustOpenRestored opens a restored database read-only, checks its
-// integrity, and returns its dump.
+// MustCheckRestored checks a restored database's integrity and returns its
+// dump.
 func MustCheckRestored(t testing.TB, path string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path)
