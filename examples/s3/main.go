@@ -1,6 +1,9 @@
 // Command s3 is a restore-on-startup example: it restores the database from
 // an S3 replica if the local file is missing, then replicates it while
-// writing a row every second, until SIGINT or SIGTERM.
+// writing a row every interval, until SIGINT or SIGTERM.
+//
+// It prints "rows N" once the database is ready (N rows restored or already
+// present), then "row ID" for each row it writes.
 //
 // Environment:
 //
@@ -11,7 +14,7 @@
 //	AWS_SECRET_ACCESS_KEY
 //	LITESTREAM_S3_ENDPOINT  S3-compatible endpoint, e.g. http://127.0.0.1:9000
 //
-// Usage: go run ./examples/s3 [-db path]
+// Usage: go run ./examples/s3 [-db path] [-interval 1s]
 package main
 
 import (
@@ -33,17 +36,22 @@ import (
 
 func main() {
 	dbPath := flag.String("db", "example.db", "local database path")
+	interval := flag.Duration("interval", time.Second, "time between inserted rows")
 	flag.Parse()
+	if *interval <= 0 {
+		fmt.Fprintln(os.Stderr, "-interval must be positive")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dbPath); err != nil {
+	if err := run(ctx, *dbPath, *interval); err != nil {
 		slog.Error("example failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dbPath string) error {
+func run(ctx context.Context, dbPath string, interval time.Duration) error {
 	client, err := newClient()
 	if err != nil {
 		return err
@@ -78,8 +86,13 @@ func run(ctx context.Context, dbPath string) error {
 	if _, err := sqldb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS ticks (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
+	var n int
+	if err := sqldb.QueryRowContext(ctx, `SELECT COUNT(*) FROM ticks`).Scan(&n); err != nil {
+		return fmt.Errorf("count rows: %w", err)
+	}
+	fmt.Println("rows", n)
 
-	ticker := time.NewTicker(time.Second)
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -87,13 +100,18 @@ func run(ctx context.Context, dbPath string) error {
 			slog.Info("stopping")
 			return nil
 		case now := <-ticker.C:
-			if _, err := sqldb.ExecContext(ctx, `INSERT INTO ticks (at) VALUES (?)`, now.UTC().Format(time.RFC3339Nano)); err != nil && ctx.Err() == nil {
+			res, err := sqldb.ExecContext(ctx, `INSERT INTO ticks (at) VALUES (?)`, now.UTC().Format(time.RFC3339Nano))
+			if err != nil {
+				if ctx.Err() != nil {
+					continue // stopping; the next select returns
+				}
 				return fmt.Errorf("insert: %w", err)
 			}
-			var n int
-			if err := sqldb.QueryRowContext(ctx, `SELECT COUNT(*) FROM ticks`).Scan(&n); err == nil {
-				slog.Info("wrote row", "rows", n)
+			id, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("insert: %w", err)
 			}
+			fmt.Println("row", id)
 		}
 	}
 }
