@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/abs"
@@ -61,7 +62,37 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	srv := MustStartAzurite(t, "conformance")
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return NewTestClient(srv, "conformance", path)
-	}, clienttest.Options{})
+	}, clienttest.Options{ListRaw: rawLister(MustContainerClient(t, srv, "conformance"))})
+}
+
+// rawLister lists a client's blobs with the plain Azure SDK.
+func rawLister(cc *container.Client) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		ctx := context.Background()
+		var objects []clienttest.RawObject
+		pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr(path + "/")})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list %s: %v", path, err)
+			}
+			for _, item := range page.Segment.BlobItems {
+				name := *item.Name
+				objects = append(objects, clienttest.RawObject{
+					Key: strings.TrimPrefix(name, path+"/"),
+					Open: func() (io.ReadCloser, error) {
+						resp, err := cc.NewBlobClient(name).DownloadStream(ctx, nil)
+						if err != nil {
+							return nil, err
+						}
+						return resp.Body, nil
+					},
+				})
+			}
+		}
+		return objects
+	}
 }
 
 // TestReplicaClient_KeyLayout checks the raw blob names and metadata that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -49,11 +50,33 @@ func MustFakeGCSBucket(t testing.TB) (newClient func(path string) *gs.ReplicaCli
 }
 
 func TestReplicaClient_Conformance(t *testing.T) {
-	newClient, _ := MustFakeGCSBucket(t)
+	newClient, raw := MustFakeGCSBucket(t)
 	// 20 MiB crosses the library's 16 MiB chunk size: a resumable upload.
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return newClient(path)
-	}, clienttest.Options{LargeFileSize: 20 << 20})
+	}, clienttest.Options{LargeFileSize: 20 << 20, ListRaw: rawLister(raw)})
+}
+
+// rawLister lists a client's objects with the plain GCS SDK.
+func rawLister(raw *storage.BucketHandle) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		ctx := context.Background()
+		var objects []clienttest.RawObject
+		it := raw.Objects(ctx, &storage.Query{Prefix: path + "/"})
+		for {
+			attrs, err := it.Next()
+			if err == iterator.Done {
+				return objects
+			} else if err != nil {
+				t.Fatalf("list %s: %v", path, err)
+			}
+			objects = append(objects, clienttest.RawObject{
+				Key:  strings.TrimPrefix(attrs.Name, path+"/"),
+				Open: func() (io.ReadCloser, error) { return raw.Object(attrs.Name).NewReader(ctx) },
+			})
+		}
+	}
 }
 
 func TestReplicaClient_KeyLayout(t *testing.T) {

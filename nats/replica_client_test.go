@@ -3,6 +3,7 @@ package nats_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"sort"
 	"strings"
 	"testing"
@@ -66,10 +67,28 @@ func MustNames(t testing.TB, store jetstream.ObjectStore) []string {
 func TestReplicaClient_Conformance(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartNATS(t)
-	MustObjectStore(t, srv, "conformance")
+	store := MustObjectStore(t, srv, "conformance")
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return NewTestClient(t, srv, "conformance", path)
-	}, clienttest.Options{})
+	}, clienttest.Options{ListRaw: rawLister(store)})
+}
+
+// rawLister lists a client's objects with the plain JetStream object store.
+func rawLister(store jetstream.ObjectStore) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		ctx := context.Background()
+		var objects []clienttest.RawObject
+		for _, name := range MustNames(t, store) {
+			if key, ok := strings.CutPrefix(name, path+"/"); ok {
+				objects = append(objects, clienttest.RawObject{
+					Key:  key,
+					Open: func() (io.ReadCloser, error) { return store.Get(ctx, name) },
+				})
+			}
+		}
+		return objects
+	}
 }
 
 // TestReplicaClient_KeyLayout checks the raw object names and headers that

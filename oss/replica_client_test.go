@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -47,10 +48,35 @@ func MustOSSBucket(t testing.TB) (newClient func(path string) *oss.ReplicaClient
 }
 
 func TestReplicaClient_Conformance(t *testing.T) {
-	newClient, _, _ := MustOSSBucket(t)
+	newClient, raw, _ := MustOSSBucket(t)
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return newClient(path)
-	}, clienttest.Options{})
+	}, clienttest.Options{ListRaw: rawLister(raw), RawLayout: clienttest.LayoutHexLevel})
+}
+
+// rawLister lists a client's objects with the plain OSS SDK.
+func rawLister(raw *aliyun.Bucket) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		var objects []clienttest.RawObject
+		opts := []aliyun.Option{aliyun.Prefix(path + "/")}
+		for {
+			res, err := raw.ListObjectsV2(opts...)
+			if err != nil {
+				t.Fatalf("list %s: %v", path, err)
+			}
+			for _, obj := range res.Objects {
+				objects = append(objects, clienttest.RawObject{
+					Key:  strings.TrimPrefix(obj.Key, path+"/"),
+					Open: func() (io.ReadCloser, error) { return raw.GetObject(obj.Key) },
+				})
+			}
+			if !res.IsTruncated {
+				return objects
+			}
+			opts = []aliyun.Option{aliyun.Prefix(path + "/"), aliyun.ContinuationToken(res.NextContinuationToken)}
+		}
+	}
 }
 
 // TestReplicaClient_MultipartConcurrency uploads a file of more parts than

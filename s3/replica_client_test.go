@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -49,10 +50,40 @@ func MustMinIOBucket(t testing.TB) (newClient func(path string) *s3.ReplicaClien
 }
 
 func TestReplicaClient_Conformance(t *testing.T) {
-	newClient, _, _ := MustMinIOBucket(t)
+	newClient, raw, bucket := MustMinIOBucket(t)
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return newClient(path)
-	}, clienttest.Options{})
+	}, clienttest.Options{ListRaw: rawLister(raw, bucket), RawLayout: clienttest.LayoutHexLevel})
+}
+
+// rawLister lists a client's objects with the plain S3 SDK.
+func rawLister(raw *awss3.Client, bucket string) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		ctx := context.Background()
+		var objects []clienttest.RawObject
+		p := awss3.NewListObjectsV2Paginator(raw, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(path + "/")})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list %s: %v", path, err)
+			}
+			for _, obj := range page.Contents {
+				key := obj.Key
+				objects = append(objects, clienttest.RawObject{
+					Key: strings.TrimPrefix(aws.ToString(key), path+"/"),
+					Open: func() (io.ReadCloser, error) {
+						out, err := raw.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: key})
+						if err != nil {
+							return nil, err
+						}
+						return out.Body, nil
+					},
+				})
+			}
+		}
+		return objects
+	}
 }
 
 // TestReplicaClient_UnsignedPayload runs the suite with UNSIGNED-PAYLOAD and

@@ -64,7 +64,9 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	srv := testserver.StartSSHD(t)
 	clienttest.Run(t, func(t testing.TB, p string) litestream.ReplicaClient {
 		return NewTestClient(t, srv, path.Join(srv.Dir, p))
-	}, clienttest.Options{})
+	}, clienttest.Options{ListRaw: func(t testing.TB, p string) []clienttest.RawObject {
+		return clienttest.MustListDir(t, path.Join(srv.Dir, p)) // the files sshd wrote
+	}})
 }
 
 // TestReplicaClient_KeyLayout checks the raw file names, that no temporary

@@ -76,7 +76,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 				return NewTestClient(srv, path)
-			}, clienttest.Options{})
+			}, clienttest.Options{ListRaw: rawLister(srv)})
 		})
 	}
 	t.Run("RangeIgnored", func(t *testing.T) {
@@ -124,6 +124,22 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 				t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
+	}
+}
+
+// rawLister lists a client's files with a plain gowebdav client.
+func rawLister(srv server) clienttest.ListRawFunc {
+	return func(t testing.TB, path string) []clienttest.RawObject {
+		t.Helper()
+		raw := gowebdav.NewClient(srv.URL, srv.Username, srv.Password)
+		var objects []clienttest.RawObject
+		for _, name := range mustWalk(t, raw, "/"+path) {
+			objects = append(objects, clienttest.RawObject{
+				Key:  strings.TrimPrefix(name, "/"+path+"/"),
+				Open: func() (io.ReadCloser, error) { return raw.ReadStream(name) },
+			})
+		}
+		return objects
 	}
 }
 

@@ -29,6 +29,13 @@ type Options struct {
 	// LargeFileSize is the size of the large-file test in bytes; it should
 	// cross the backend's multipart or chunk threshold. Default 12 MiB.
 	LargeFileSize int
+
+	// ListRaw, when set, lists the objects under a client's path through
+	// the service's own API; the StoreRoundTrip subtest then copies them
+	// into a file replica and restores from it (see RawLayout).
+	ListRaw ListRawFunc
+	// RawLayout is how the backend names objects under its path.
+	RawLayout RawLayout
 }
 
 // Run runs the whole suite. Each subtest uses its own path.
@@ -38,7 +45,7 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 	}
 	var n int
 	var mu sync.Mutex
-	fresh := func(t testing.TB) litestream.ReplicaClient {
+	freshPath := func(t testing.TB) (litestream.ReplicaClient, string) {
 		mu.Lock()
 		n++
 		p := fmt.Sprintf("conformance-%d-%d", time.Now().UnixNano(), n)
@@ -47,6 +54,10 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 		if err := c.Init(context.Background()); err != nil {
 			t.Fatalf("init: %v", err)
 		}
+		return c, p
+	}
+	fresh := func(t testing.TB) litestream.ReplicaClient {
+		c, _ := freshPath(t)
 		return c
 	}
 
@@ -72,7 +83,13 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 		testConcurrentWriters(t, clients)
 	})
 	t.Run("PageIndex", func(t *testing.T) { testPageIndex(t, fresh(t)) })
-	t.Run("StoreRoundTrip", func(t *testing.T) { testStoreRoundTrip(t, fresh(t)) })
+	t.Run("StoreRoundTrip", func(t *testing.T) {
+		c, p := freshPath(t)
+		src := testStoreRoundTrip(t, c)
+		if opt.ListRaw != nil {
+			t.Run("RawCopy", func(t *testing.T) { testRawCopy(t, c, opt.ListRaw(t, p), opt.RawLayout, src) })
+		}
+	})
 }
 
 // MustLTX encodes a valid LTX file with the given pages of random content.

@@ -13,8 +13,9 @@ import (
 )
 
 // testStoreRoundTrip replicates a database through a Store while it is
-// written, then restores by latest and by timestamp from the client.
-func testStoreRoundTrip(t *testing.T, client litestream.ReplicaClient) {
+// written, then restores by latest and by timestamp from the client. It
+// returns the path of the closed source database.
+func testStoreRoundTrip(t *testing.T, client litestream.ReplicaClient) string {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db := litestream.NewDB(filepath.Join(dir, "db"))
@@ -83,4 +84,5 @@ func testStoreRoundTrip(t *testing.T, client litestream.ReplicaClient) {
 			t.Fatalf("%s: restored %d rows, want %d", tt.name, n, tt.want)
 		}
 	}
+	return db.Path()
 }
