@@ -73,18 +73,7 @@ func TestReplica_Restore_Follow(t *testing.T) {
 	owner.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	follower := litestream.NewReplicaWithClient(owner, client)
 	out := filepath.Join(t.TempDir(), "follow.db")
-	startFollow := func() (stop func() error) {
-		fctx, cancel := context.WithCancel(ctx)
-		errc := make(chan error, 1)
-		go func() {
-			opt := litestream.NewRestoreOptions()
-			opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 20*time.Millisecond
-			errc <- follower.Restore(fctx, opt)
-		}()
-		return func() error { cancel(); return <-errc }
-	}
-
-	stop := startFollow()
+	stop := startFollow(follower, out)
 	waitFor(t, 10*time.Second, "initial restore", func() bool {
 		txid, _ := litestream.ReadTXIDFile(out)
 		return txid > 0
@@ -101,17 +90,7 @@ func TestReplica_Restore_Follow(t *testing.T) {
 	// Wait on the sidecar: opening the output in this process while the
 	// follower writes would drop the follower's locks (POSIX locks are per
 	// process).
-	caughtUp := func() {
-		t.Helper()
-		pos, err := db.Pos()
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, fmt.Sprintf("follower to reach txid %s", pos.TXID), func() bool {
-			txid, _ := litestream.ReadTXIDFile(out)
-			return txid >= pos.TXID
-		})
-	}
+	caughtUp := func() { t.Helper(); waitFollowed(t, db, out) }
 	for round := 0; round < 10; round++ {
 		insert(20)
 		caughtUp()
@@ -129,7 +108,7 @@ func TestReplica_Restore_Follow(t *testing.T) {
 	// Resume from the sidecar after a stop.
 	insert(5)
 	want := countRowsApp(t, app)
-	stop = startFollow()
+	stop = startFollow(follower, out)
 	caughtUp()
 
 	// A corrupt next file is refused: nothing applied, TXID unchanged.
@@ -180,6 +159,90 @@ func TestReplica_Restore_Follow(t *testing.T) {
 	defer func() { _ = f.Close() }()
 	if _, err := client.WriteLTXFile(ctx, 0, next, next, f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// startFollow runs a follow-mode restore into out until stop is called;
+// stop returns the restore's error.
+func startFollow(follower *litestream.Replica, out string) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 20*time.Millisecond
+		errc <- follower.Restore(ctx, opt)
+	}()
+	return func() error { cancel(); return <-errc }
+}
+
+// waitFollowed waits until the follower's sidecar reaches the writer's TXID.
+func waitFollowed(t testing.TB, db *litestream.DB, out string) {
+	t.Helper()
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, fmt.Sprintf("follower to reach txid %s", pos.TXID), func() bool {
+		txid, _ := litestream.ReadTXIDFile(out)
+		return txid >= pos.TXID
+	})
+}
+
+// A follower stopped while L0 retention removes the L0 files it has not
+// applied resumes from its sidecar through L1 and ends equal to the source.
+func TestReplica_Restore_FollowBridgesL0Gap(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	db.L0Retention = time.Nanosecond // every L0 file L1 covers is old enough
+	insert := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Sync(ctx); err != nil { // one L0 file per row
+				t.Fatal(err)
+			}
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(5)
+
+	follower := litestream.NewReplicaWithClient(nil, client)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	applied, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer goes on; two compactions into L1 let L0 retention delete
+	// every L0 file but the newest.
+	for round := 0; round < 2; round++ {
+		insert(10)
+		if _, err := db.Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l0 := L0TXIDs(t, client)
+	if len(l0) == 0 || l0[0] <= applied+1 {
+		t.Fatalf("L0 holds %v; want the files after the follower's txid %s deleted", l0, applied)
+	}
+	insert(3) // and L0 files after the gap
+
+	stop = startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower %s, source %s", got, want)
 	}
 }
 
