@@ -45,8 +45,9 @@ type RestoreOptions struct {
 	// means latest. Exclusive with TXID.
 	Timestamp time.Time
 
-	// Parallelism is how many files are downloaded at once. They are still
-	// applied in order, and spooled to disk, so memory stays bounded.
+	// Parallelism is how many files are read from the replica at once;
+	// zero or one reads them one at a time. All but the first file are
+	// spooled to disk and all are applied in order, so memory stays bounded.
 	Parallelism int
 
 	// Follow keeps applying new files after the restore until ctx ends.
@@ -222,41 +223,70 @@ func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileIn
 	return nil
 }
 
-// openPlanReaders returns one reader per plan file. The first streams
-// directly; the rest are downloaded ahead, parallelism at a time, into
-// temporary files in dir, so that memory does not grow with their size.
+// openPlanReaders returns one reader per plan file, in plan order. At most
+// parallelism files are read from the replica at once. The first file
+// (normally the snapshot) streams into the merge and stays open until it
+// ends; the rest are downloaded ahead into unlinked temporary files in dir,
+// so that memory does not grow with their size.
 func openPlanReaders(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, dir string, parallelism int) ([]io.Reader, func()) {
-	rdrs := make([]io.Reader, len(plan))
-	rdrs[0] = newResumableReader(ctx, client, plan[0], nil)
-	closers := []io.Closer{rdrs[0].(io.Closer)}
-
-	if parallelism <= 1 || len(plan) == 1 {
-		for i := 1; i < len(plan); i++ {
-			rdrs[i] = newResumableReader(ctx, client, plan[i], nil)
-			closers = append(closers, rdrs[i].(io.Closer))
-		}
+	first := newResumableReader(ctx, client, plan[0], nil)
+	rdrs := []io.Reader{first}
+	closers := []io.Closer{first}
+	if len(plan) == 1 {
 		return rdrs, func() { closeAll(closers) }
 	}
 
-	sem := make(chan struct{}, parallelism)
-	var wg sync.WaitGroup
-	for i := 1; i < len(plan); i++ {
-		s := &spooledReader{ready: make(chan struct{})}
-		rdrs[i] = s
-		closers = append(closers, s)
-		wg.Add(1)
-		go func(info *ltx.FileInfo) {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-				s.download(ctx, client, info, dir)
-			case <-ctx.Done():
-				s.fail(context.Cause(ctx))
-			}
-		}(plan[i])
+	// The stream holds one slot; with a single slot it waits until every
+	// download is done.
+	workers := max(parallelism-1, 1)
+	downloaded := make(chan struct{})
+	if parallelism <= 1 {
+		rdrs[0] = &waitReader{ctx: ctx, ready: downloaded, r: first}
 	}
-	return rdrs, func() { wg.Wait(); closeAll(closers) }
+
+	spools := make([]*spooledReader, len(plan)-1)
+	for i, info := range plan[1:] {
+		spools[i] = &spooledReader{info: info, ready: make(chan struct{})}
+		rdrs = append(rdrs, spools[i])
+		closers = append(closers, spools[i])
+	}
+	queue := make(chan *spooledReader, len(spools))
+	for _, s := range spools {
+		queue <- s
+	}
+	close(queue)
+	var wg sync.WaitGroup
+	for range min(workers, len(spools)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range queue {
+				if ctx.Err() != nil {
+					s.fail(context.Cause(ctx))
+					continue
+				}
+				s.download(ctx, client, dir)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(downloaded) }()
+	return rdrs, func() { <-downloaded; closeAll(closers) }
+}
+
+// waitReader delays the first read until ready is closed.
+type waitReader struct {
+	ctx   context.Context
+	ready <-chan struct{}
+	r     io.Reader
+}
+
+func (w *waitReader) Read(p []byte) (int, error) {
+	select {
+	case <-w.ready:
+		return w.r.Read(p)
+	case <-w.ctx.Done():
+		return 0, context.Cause(w.ctx)
+	}
 }
 
 func closeAll(closers []io.Closer) {
@@ -267,12 +297,13 @@ func closeAll(closers []io.Closer) {
 
 // spooledReader reads a file once its download to a temporary file ends.
 type spooledReader struct {
+	info  *ltx.FileInfo
 	ready chan struct{}
 	f     *os.File
 	err   error
 }
 
-func (s *spooledReader) download(ctx context.Context, client ReplicaClient, info *ltx.FileInfo, dir string) {
+func (s *spooledReader) download(ctx context.Context, client ReplicaClient, dir string) {
 	f, err := os.CreateTemp(dir, ".litestream-restore-*.ltx")
 	if err != nil {
 		s.fail(fmt.Errorf("create spool file: %w", err))
@@ -280,7 +311,7 @@ func (s *spooledReader) download(ctx context.Context, client ReplicaClient, info
 	}
 	_ = os.Remove(f.Name()) // unlinked: the descriptor keeps it until closed
 
-	rd := newResumableReader(ctx, client, info, nil)
+	rd := newResumableReader(ctx, client, s.info, nil)
 	defer func() { _ = rd.Close() }()
 	if _, err := io.Copy(f, rd); err != nil {
 		_ = f.Close()
