@@ -113,6 +113,11 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 // over from the replica's newest file with a full snapshot. TXIDs continue
 // after the replica's highest instead of restarting at 1.
 func (db *DB) ResetLocalState(ctx context.Context) error {
+	// Under the executor: a sync must not write L0 files meanwhile.
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	defer db.exec.Release(1)
 	if err := os.RemoveAll(db.LTXDir()); err != nil {
 		return fmt.Errorf("remove local ltx files: %w", err)
 	}
@@ -125,10 +130,6 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 	if !db.isInitialized() || db.Replica == nil {
 		return nil
 	}
-	if err := db.exec.Acquire(ctx, 1); err != nil {
-		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
-	}
-	defer db.exec.Release(1)
 	db.lastFrame = lastFrame{}
 	return db.checkBehindReplica(ctx)
 }

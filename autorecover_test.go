@@ -1,0 +1,195 @@
+package litestream_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// listCountingClient counts L0 listings: the replica monitor lists L0 on
+// every attempt after a failed one.
+type listCountingClient struct {
+	litestream.ReplicaClient
+	l0Lists atomic.Int64
+}
+
+func (c *listCountingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	if level == 0 {
+		c.l0Lists.Add(1)
+	}
+	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+}
+
+// A local L0 file lost before its upload is an auto-recoverable conflict:
+// with AutoRecoverEnabled the replica monitor resets local state and
+// replication resumes with the TXIDs after the replica's; without it every
+// attempt fails and the error is logged.
+func TestReplica_AutoRecover(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("Enabled=%v", enabled), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			app := MustOpenApp(t, filepath.Join(dir, "db"), 4096)
+			var logs syncBuffer
+			db := litestream.NewDB(filepath.Join(dir, "db"))
+			db.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			db.MonitorInterval = 20 * time.Millisecond
+			db.ShutdownSyncTimeout = 0
+			fc := file.NewReplicaClient(filepath.Join(dir, "replica"))
+			client := &listCountingClient{ReplicaClient: fc}
+			db.Replica = litestream.NewReplicaWithClient(db, client)
+			db.Replica.SyncInterval = 10 * time.Millisecond
+			db.Replica.AutoRecoverEnabled = enabled
+			fc.Replica = db.Replica
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := db.Close(ctx); err != nil {
+					t.Errorf("close db: %v", err)
+				}
+				MustVerifyReplica(t, fc)
+			})
+			insert := func(n int) {
+				t.Helper()
+				for i := 0; i < n; i++ {
+					if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(200))`, i); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			waitReplicated := func() {
+				t.Helper()
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if err := db.WaitReplicated(wctx); err != nil {
+					t.Fatalf("wait replicated: %v (db pos %v, replica pos %v)\n%s", err, must(db.Pos()), db.Replica.Pos(), logs.String())
+				}
+			}
+			insert(5)
+			waitReplicated()
+			uploaded := db.Replica.Pos().TXID
+
+			// Pause uploads, let the DB write more L0 files, and lose the
+			// first one the replica has not seen.
+			if err := db.Replica.Stop(false); err != nil {
+				t.Fatal(err)
+			}
+			for i := ltx.TXID(1); i <= 3; i++ {
+				insert(1)
+				waitFor(t, 10*time.Second, "the DB monitor to write an L0 file", func() bool {
+					pos, err := db.Pos()
+					return err == nil && pos.TXID >= uploaded+i
+				})
+			}
+			lost := db.LTXPath(0, uploaded+1, uploaded+1)
+			saved, err := os.ReadFile(lost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(lost); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Replica.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the failed upload to be logged", func() bool {
+				return strings.Contains(logs.String(), "replica sync failed") && strings.Contains(logs.String(), filepath.Base(lost))
+			})
+
+			if enabled {
+				waitFor(t, 10*time.Second, "local state reset", func() bool {
+					return strings.Contains(logs.String(), "resetting local state")
+				})
+				insert(3)
+				waitReplicated()
+				if got := db.Replica.Pos().TXID; got <= uploaded {
+					t.Fatalf("replica at txid %s after recovery, want past %s", got, uploaded)
+				}
+			} else {
+				// Several more attempts fail; the replica does not move and
+				// local state is kept.
+				lists := client.l0Lists.Load()
+				waitFor(t, 10*time.Second, "three more upload attempts", func() bool {
+					return client.l0Lists.Load() >= lists+3
+				})
+				if l0 := L0TXIDs(t, fc); l0[len(l0)-1] != uploaded {
+					t.Fatalf("replica L0 reached %s with a local file missing, want %s", l0[len(l0)-1], uploaded)
+				}
+				if strings.Contains(logs.String(), "resetting local state") {
+					t.Fatalf("local state reset with AutoRecoverEnabled=false:\n%s", logs.String())
+				}
+				// Putting the file back lets uploads continue.
+				if err := os.WriteFile(lost, saved, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				waitReplicated()
+			}
+			if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+				t.Fatalf("restored %s, want %s", got, want)
+			}
+		})
+	}
+}
+func must(p ltx.Pos, _ error) ltx.Pos { return p }
+
+// ResetLocalState waits for a sync that is writing an L0 file instead of
+// removing the directory under it.
+func TestDB_ResetLocalState_DuringSync(t *testing.T) {
+	ctx := context.Background()
+	db, app, _ := MustOpenDB(t, 4096)
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (2)`); err != nil {
+		t.Fatal(err)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	litestream.SetOpenFileHook(t, func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		once.Do(func() { close(entered); <-release })
+		return os.OpenFile(name, flag, perm)
+	})
+	syncErr, resetErr := make(chan error, 1), make(chan error, 1)
+	go func() { syncErr <- db.Sync(ctx) }()
+	<-entered
+	go func() { resetErr <- db.ResetLocalState(ctx) }()
+	// Give a reset that does not wait the chance to remove the directory.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(db.LTXDir()); os.IsNotExist(err) {
+			break
+		}
+	}
+	close(release)
+	if err := <-syncErr; err != nil {
+		t.Fatalf("sync during reset: %v", err)
+	}
+	if err := <-resetErr; err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (3)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
