@@ -74,7 +74,7 @@ func TestReplica_AutoRecover(t *testing.T) {
 				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
 				if err := db.WaitReplicated(wctx); err != nil {
-					t.Fatalf("wait replicated: %v (db pos %v, replica pos %v)\n%s", err, must(db.Pos()), db.Replica.Pos(), logs.String())
+					t.Fatalf("wait replicated: %v (db pos %v, replica pos %v)\n%s", err, posOf(db.Pos()), db.Replica.Pos(), logs.String())
 				}
 			}
 			insert(5)
@@ -142,7 +142,9 @@ func TestReplica_AutoRecover(t *testing.T) {
 		})
 	}
 }
-func must(p ltx.Pos, _ error) ltx.Pos { return p }
+
+// posOf drops the error, for failure messages.
+func posOf(p ltx.Pos, _ error) ltx.Pos { return p }
 
 // ResetLocalState waits for a sync that is writing an L0 file instead of
 // removing the directory under it.
