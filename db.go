@@ -322,13 +322,14 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	}
 	db.wg.Wait()
 
+	// The final sync also initializes a database created since the last
+	// monitor tick, so a program that writes and exits within its first
+	// MonitorInterval still replicates what it wrote.
 	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
-	initialized := db.isInitialized()
-	if initialized {
-		if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
-			err = fmt.Errorf("final sync: %w", e)
-		}
+	if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
+		err = fmt.Errorf("final sync: %w", e)
 	}
+	initialized := db.isInitialized()
 	db.exec.Release(1)
 
 	if db.Replica != nil {

@@ -192,25 +192,36 @@ func TestReplica_Restore_BadInput(t *testing.T) {
 // A database whose replica holds another database's files of a different
 // page size refuses to sync into it instead of writing a broken chain.
 func TestDB_Sync_ReplicaOfOtherPageSize(t *testing.T) {
-	db, app, client := MustOpenDB(t, 4096)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
 	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
 	replicaDir := copyDir(t, filepath.Join("testdata", "upstream", "upstream-1024", "replica"))
-	if err := os.RemoveAll(client.Path()); err != nil {
+	db := litestream.NewDB(path)
+	db.MonitorInterval = 0
+	db.ShutdownSyncTimeout = 0
+	client := file.NewReplicaClient(replicaDir)
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.MonitorEnabled = false
+	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(replicaDir, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+
 	err := db.Sync(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "page size 1024") {
-		t.Fatalf("err = %v, want a page size mismatch", err)
+		t.Fatalf("sync err = %v, want a page size mismatch", err)
 	}
-	// Leave the replica to the cleanup check as it was: upstream's files.
+	// Close's final sync meets the same replica and says so.
+	if err := db.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "page size 1024") {
+		t.Fatalf("close err = %v, want a page size mismatch", err)
+	}
+	// The replica is left as it was: upstream's files.
 	if txids := L0TXIDs(t, client); len(txids) != 16 {
 		t.Fatalf("replica changed: %v", txids)
 	}
+	MustVerifyReplica(t, client)
 }
 
 func TestDB_Sync_NotSQLite(t *testing.T) {

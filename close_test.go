@@ -1,0 +1,41 @@
+package litestream_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+)
+
+// A program that creates its database, writes and closes before the first
+// monitor tick must still find its rows on the replica.
+func TestDB_Close_ReplicatesBeforeFirstTick(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	db := litestream.NewDB(path)
+	db.MonitorInterval = time.Hour
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+
+	app := MustOpenApp(t, path, 4096)
+	for i := range 10 {
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := MustDump(t, app)
+	if err := db.Close(context.Background()); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	if got := MustCheckRestored(t, MustRestore(t, db.Replica, 0)); got != want {
+		t.Fatalf("restored database differs from the source")
+	}
+	MustVerifyReplica(t, client)
+}
