@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
+)
+
+// countingClient counts every call and byte that reaches the backend, and
+// when each L0 upload started.
+type countingClient struct {
+	litestream.ReplicaClient
+
+	mu      sync.Mutex
+	calls   int
+	writes  int
+	bytes   int64
+	l0Start []time.Time
+}
+
+var _ litestream.ReplicaClient = (*countingClient)(nil)
+
+// counts is a snapshot of a countingClient's counters.
+type counts struct {
+	Calls  int   `json:"calls"`
+	Writes int   `json:"writes"`
+	Bytes  int64 `json:"bytes"`
+}
+
+func (c *countingClient) snapshot() counts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return counts{Calls: c.calls, Writes: c.writes, Bytes: c.bytes}
+}
+
+func (c *countingClient) uploadStarts() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.l0Start...)
+}
+
+func (c *countingClient) count(n int64) {
+	c.mu.Lock()
+	c.bytes += n
+	c.mu.Unlock()
+}
+
+func (c *countingClient) call() {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+}
+
+func (c *countingClient) Init(ctx context.Context) error {
+	c.call()
+	return c.ReplicaClient.Init(ctx)
+}
+
+func (c *countingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	c.call()
+	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+}
+
+func (c *countingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	c.call()
+	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{ReadCloser: rc, c: c}, nil
+}
+
+func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	c.mu.Lock()
+	c.calls++
+	c.writes++
+	if level == 0 {
+		c.l0Start = append(c.l0Start, time.Now())
+	}
+	c.mu.Unlock()
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, &countingReader{ReadCloser: io.NopCloser(r), c: c})
+}
+
+func (c *countingClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	c.call()
+	return c.ReplicaClient.DeleteLTXFiles(ctx, a)
+}
+
+func (c *countingClient) DeleteAll(ctx context.Context) error {
+	c.call()
+	return c.ReplicaClient.DeleteAll(ctx)
+}
+
+func (c *countingClient) SetLogger(logger *slog.Logger) { c.ReplicaClient.SetLogger(logger) }
+
+type countingReader struct {
+	io.ReadCloser
+	c *countingClient
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.c.count(int64(n))
+	return n, err
+}
