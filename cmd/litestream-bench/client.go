@@ -20,7 +20,8 @@ type countingClient struct {
 	calls   int
 	writes  int
 	bytes   int64
-	l0Start []time.Time
+	batches []time.Time // start of each run of back-to-back L0 uploads
+	l0End   time.Time   // end of the last L0 upload
 }
 
 var _ litestream.ReplicaClient = (*countingClient)(nil)
@@ -38,10 +39,10 @@ func (c *countingClient) snapshot() counts {
 	return counts{Calls: c.calls, Writes: c.writes, Bytes: c.bytes}
 }
 
-func (c *countingClient) uploadStarts() []time.Time {
+func (c *countingClient) batchStarts() []time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]time.Time(nil), c.l0Start...)
+	return append([]time.Time(nil), c.batches...)
 }
 
 func (c *countingClient) count(n int64) {
@@ -79,12 +80,22 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 	c.mu.Lock()
 	c.calls++
 	c.writes++
-	if level == 0 {
-		c.l0Start = append(c.l0Start, time.Now())
+	if now := time.Now(); level == 0 && now.Sub(c.l0End) > batchGap {
+		c.batches = append(c.batches, now)
 	}
 	c.mu.Unlock()
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, &countingReader{ReadCloser: io.NopCloser(r), c: c})
+	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, &countingReader{ReadCloser: io.NopCloser(r), c: c})
+	if level == 0 {
+		c.mu.Lock()
+		c.l0End = time.Now()
+		c.mu.Unlock()
+	}
+	return info, err
 }
+
+// batchGap is the longest pause between two uploads of one batch: the
+// replica starts each file as soon as the previous one is written.
+const batchGap = 2 * time.Millisecond
 
 func (c *countingClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
 	c.call()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,7 @@ func main() {
 	dir := flag.String("dir", "", "scratch directory (default: a new temp dir, removed at exit)")
 	sizes := flag.String("sizes", "", "comma-separated database sizes, e.g. 256MB,1GB,4GB")
 	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore (default all)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process to this file")
 	flag.Parse()
 
 	if child := os.Getenv(childEnv); child != "" {
@@ -102,6 +104,17 @@ func main() {
 		names = strings.Split(*only, ",")
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
 	start := time.Now()
 	var rows []row
 	failed := false
@@ -131,6 +144,7 @@ func main() {
 	_ = tw.Flush()
 	fmt.Printf("total time %s\n", time.Since(start).Round(time.Second))
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

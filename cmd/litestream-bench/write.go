@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -14,13 +15,13 @@ import (
 // library, alternating rounds so both see the same machine load.
 func benchWrite(cfg config) ([]row, error) {
 	dir := filepath.Join(cfg.dir, "write")
-	plain, err := openApp(filepath.Join(dir, "plain.db"))
+	plain, err := openApp(filepath.Join(dir, "plain", "db"))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = plain.Close() }()
 
-	path := filepath.Join(dir, "repl.db")
+	path := filepath.Join(dir, "repl", "db")
 	app, err := openApp(path)
 	if err != nil {
 		return nil, err
@@ -38,14 +39,16 @@ func benchWrite(cfg config) ([]row, error) {
 		return nil, fmt.Errorf("initial replication: %w", err)
 	}
 
+	// Many short alternating rounds, so load from elsewhere hits both alike.
+	const rounds = 10
 	var base, with int
-	for range 2 {
-		n, err := commitLoop(plain, cfg.writeDur/2)
+	for range rounds {
+		n, err := commitLoop(plain, cfg.writeDur/rounds)
 		if err != nil {
 			return nil, err
 		}
 		base += n
-		if n, err = commitLoop(app, cfg.writeDur/2); err != nil {
+		if n, err = commitLoop(app, cfg.writeDur/rounds); err != nil {
 			return nil, err
 		}
 		with += n
@@ -86,6 +89,7 @@ func benchLag(cfg config) ([]row, error) {
 			return rows, err
 		}
 		lags, err := lagSamples(r, app, tc.samples, tc.interval)
+		fmt.Fprintf(os.Stderr, "   intervals %s: lag p50 %s p90 %s p99 %s max %s\n", tc.interval, ms(percentile(lags, 50)), ms(percentile(lags, 90)), ms(percentile(lags, 99)), ms(percentile(lags, 100)))
 		var batches int
 		if err == nil && tc.interval == litestream.DefaultSyncInterval {
 			batches, err = sustainedBatches(r, app, cfg.sustained, tc.interval)
@@ -148,8 +152,7 @@ func lagSamples(r *replicated, app *sql.DB, n int, interval time.Duration) ([]ti
 }
 
 // sustainedBatches commits a row every millisecond for d and returns the
-// most L0 uploads that started within any window shorter than interval.
-// A batch of several files counts as several, so this over-counts.
+// most upload batches that started within any window shorter than interval.
 func sustainedBatches(r *replicated, app *sql.DB, d, interval time.Duration) (int, error) {
 	start := time.Now()
 	for time.Since(start) < d {
@@ -160,7 +163,7 @@ func sustainedBatches(r *replicated, app *sql.DB, d, interval time.Duration) (in
 	}
 	window := interval * 95 / 100
 	var uploads []time.Time
-	for _, t := range r.client.uploadStarts() {
+	for _, t := range r.client.batchStarts() {
 		if !t.Before(start) {
 			uploads = append(uploads, t)
 		}
