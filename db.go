@@ -120,6 +120,9 @@ type DB struct {
 	maxMu    sync.Mutex
 	maxInfos map[int]*ltx.FileInfo // newest file per level on the replica
 
+	l0RetMu sync.Mutex // guards l0Ret
+	l0Ret   l0RetentionPass
+
 	notifyMu sync.Mutex
 	notify   chan struct{}
 

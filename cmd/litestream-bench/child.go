@@ -110,7 +110,7 @@ func childIdle(args []string) (res childResult, err error) {
 		return res, err
 	}
 	res.CPU = cpu1 - cpu0
-	res.Idle = counts{Calls: calls1.Calls - calls0.Calls, Writes: calls1.Writes - calls0.Writes, Bytes: calls1.Bytes - calls0.Bytes}
+	res.Idle = counts{Last: calls1.Last, Calls: calls1.Calls - calls0.Calls, Writes: calls1.Writes - calls0.Writes, Bytes: calls1.Bytes - calls0.Bytes}
 	res.Files = files1 - files0
 	return res, nil
 }

@@ -18,6 +18,7 @@ type countingClient struct {
 
 	mu      sync.Mutex
 	calls   int
+	last    string // last method called
 	writes  int
 	bytes   int64
 	batches []time.Time // start of each run of back-to-back L0 uploads
@@ -28,15 +29,16 @@ var _ litestream.ReplicaClient = (*countingClient)(nil)
 
 // counts is a snapshot of a countingClient's counters.
 type counts struct {
-	Calls  int   `json:"calls"`
-	Writes int   `json:"writes"`
-	Bytes  int64 `json:"bytes"`
+	Last   string `json:"last"`
+	Calls  int    `json:"calls"`
+	Writes int    `json:"writes"`
+	Bytes  int64  `json:"bytes"`
 }
 
 func (c *countingClient) snapshot() counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return counts{Calls: c.calls, Writes: c.writes, Bytes: c.bytes}
+	return counts{Last: c.last, Calls: c.calls, Writes: c.writes, Bytes: c.bytes}
 }
 
 func (c *countingClient) batchStarts() []time.Time {
@@ -51,24 +53,25 @@ func (c *countingClient) count(n int64) {
 	c.mu.Unlock()
 }
 
-func (c *countingClient) call() {
+func (c *countingClient) call(method string) {
 	c.mu.Lock()
 	c.calls++
+	c.last = method
 	c.mu.Unlock()
 }
 
 func (c *countingClient) Init(ctx context.Context) error {
-	c.call()
+	c.call("Init")
 	return c.ReplicaClient.Init(ctx)
 }
 
 func (c *countingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	c.call()
+	c.call("LTXFiles")
 	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
 }
 
 func (c *countingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	c.call()
+	c.call("OpenLTXFile")
 	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
 		return nil, err
@@ -80,6 +83,7 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 	c.mu.Lock()
 	c.calls++
 	c.writes++
+	c.last = "WriteLTXFile"
 	if now := time.Now(); level == 0 && now.Sub(c.l0End) > batchGap {
 		c.batches = append(c.batches, now)
 	}
@@ -98,12 +102,12 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 const batchGap = 2 * time.Millisecond
 
 func (c *countingClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	c.call()
+	c.call("DeleteLTXFiles")
 	return c.ReplicaClient.DeleteLTXFiles(ctx, a)
 }
 
 func (c *countingClient) DeleteAll(ctx context.Context) error {
-	c.call()
+	c.call("DeleteAll")
 	return c.ReplicaClient.DeleteAll(ctx)
 }
 

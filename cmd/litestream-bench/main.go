@@ -62,9 +62,11 @@ func main() {
 		lagSamples:  20,
 		fastSamples: 400,
 		sustained:   10 * time.Second,
-		idleWarmup:  time.Minute,
-		idleWindow:  30 * time.Second,
-		latencyDur:  10 * time.Second,
+		// The first minute after the last write may hold the time-based
+		// checkpoint and the L1 compaction that follows it.
+		idleWarmup: 95 * time.Second,
+		idleWindow: 30 * time.Second,
+		latencyDur: 10 * time.Second,
 	}
 	if *quick {
 		cfg.sizes = []int64{32 << 20, 64 << 20}
@@ -72,7 +74,7 @@ func main() {
 		cfg.lagSamples = 6
 		cfg.fastSamples = 100
 		cfg.sustained = 4 * time.Second
-		cfg.idleWarmup = 5 * time.Second
+		cfg.idleWarmup = 16 * time.Second // past the first L0 retention pass
 		cfg.idleWindow = 10 * time.Second
 		cfg.latencyDur = 3 * time.Second
 	}
