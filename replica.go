@@ -234,7 +234,7 @@ func (r *Replica) monitor(ctx context.Context) {
 	ticker := time.NewTicker(r.SyncInterval)
 	defer ticker.Stop()
 
-	var lastBatch time.Time // start of the last batch that had files to upload
+	var lastBatch time.Time // start of the last batch that uploaded files
 	var backoff time.Duration
 	var lastLogAt time.Time
 	for first := true; ; first = false {
@@ -267,10 +267,13 @@ func (r *Replica) monitor(ctx context.Context) {
 				case <-time.After(wait):
 				}
 			}
-			lastBatch = time.Now()
 		}
 
+		start, before := time.Now(), r.Pos()
 		err := r.sync(ctx, r.MaxSyncLTXFiles)
+		if pos := r.Pos(); !pos.IsZero() && pos != before {
+			lastBatch = start
+		}
 		switch {
 		case err == nil:
 			backoff = 0
