@@ -177,7 +177,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	}
 
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := ltx.NewDecoder(src).DecodeDatabaseTo(bw); err != nil {
+	if err := decodeSnapshotTo(src, bw); err != nil {
 		cancel()
 		return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan, err)
 	}

@@ -21,8 +21,8 @@ type countingClient struct {
 	last    string // last method called
 	writes  int
 	bytes   int64
-	batches []time.Time // start of each run of back-to-back L0 uploads
-	l0End   time.Time   // end of the last L0 upload
+	batches [][]time.Time // start times of L0 uploads, grouped in runs
+	l0End   time.Time     // end of the last L0 upload
 }
 
 var _ litestream.ReplicaClient = (*countingClient)(nil)
@@ -41,10 +41,20 @@ func (c *countingClient) snapshot() counts {
 	return counts{Last: c.last, Calls: c.calls, Writes: c.writes, Bytes: c.bytes}
 }
 
-func (c *countingClient) batchStarts() []time.Time {
+// batchStarts returns when each upload batch started. A run of uploads
+// longer than maxSpan is not one batch, so each of its uploads counts.
+func (c *countingClient) batchStarts(maxSpan time.Duration) []time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]time.Time(nil), c.batches...)
+	var starts []time.Time
+	for _, run := range c.batches {
+		if run[len(run)-1].Sub(run[0]) > maxSpan {
+			starts = append(starts, run...)
+		} else {
+			starts = append(starts, run[0])
+		}
+	}
+	return starts
 }
 
 func (c *countingClient) count(n int64) {
@@ -84,8 +94,11 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 	c.calls++
 	c.writes++
 	c.last = "WriteLTXFile"
-	if now := time.Now(); level == 0 && now.Sub(c.l0End) > batchGap {
-		c.batches = append(c.batches, now)
+	if now := time.Now(); level == 0 {
+		if len(c.batches) == 0 || now.Sub(c.l0End) > batchGap {
+			c.batches = append(c.batches, nil)
+		}
+		c.batches[len(c.batches)-1] = append(c.batches[len(c.batches)-1], now)
 	}
 	c.mu.Unlock()
 	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, &countingReader{ReadCloser: io.NopCloser(r), c: c})
@@ -98,8 +111,9 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 }
 
 // batchGap is the longest pause between two uploads of one batch: the
-// replica starts each file as soon as the previous one is written.
-const batchGap = 2 * time.Millisecond
+// replica starts each file as soon as the previous one is written, but a
+// loaded machine can stall it for a few milliseconds.
+const batchGap = 50 * time.Millisecond
 
 func (c *countingClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
 	c.call("DeleteLTXFiles")

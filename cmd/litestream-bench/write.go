@@ -163,7 +163,7 @@ func sustainedBatches(r *replicated, app *sql.DB, d, interval time.Duration) (in
 	}
 	window := interval * 95 / 100
 	var uploads []time.Time
-	for _, t := range r.client.batchStarts() {
+	for _, t := range r.client.batchStarts(window / 2) {
 		if !t.Before(start) {
 			uploads = append(uploads, t)
 		}
