@@ -22,3 +22,14 @@ test-deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+.PHONY: bench bench-quick
+
+# bench measures the performance budget at full sizes (256MB, 1GB, 4GB);
+# it needs about 30GB of free disk under $TMPDIR.
+bench:
+	$(GO) run ./cmd/litestream-bench
+
+# bench-quick runs the same figures with small databases and short windows.
+bench-quick:
+	$(GO) run ./cmd/litestream-bench -quick

@@ -334,7 +334,7 @@ func (c *Compactor) EnforceL0Retention(ctx context.Context, retention time.Durat
 	if retention <= 0 {
 		return nil
 	}
-	deleted, err := l0RetentionCandidates(ctx, c.client, retention, nil)
+	deleted, _, err := l0RetentionCandidates(ctx, c.client, retention, nil)
 	if err != nil {
 		return err
 	}
@@ -342,26 +342,27 @@ func (c *Compactor) EnforceL0Retention(ctx context.Context, retention time.Durat
 }
 
 // l0RetentionCandidates returns the L0 files retention may delete. localTime,
-// if set, supplies an age for files the listing has no time for.
-func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention time.Duration, localTime func(*ltx.FileInfo) (time.Time, bool)) ([]*ltx.FileInfo, error) {
+// if set, supplies an age for files the listing has no time for. nextDue is
+// when, with no new files, the next file becomes old enough to delete; zero
+// means only new L0 or L1 files can make one deletable.
+func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention time.Duration, localTime func(*ltx.FileInfo) (time.Time, bool)) (deleted []*ltx.FileInfo, nextDue time.Time, err error) {
 	l1, err := listFrom(ctx, client, 1, 0)
 	if err != nil {
-		return nil, fmt.Errorf("list L1: %w", err)
+		return nil, time.Time{}, fmt.Errorf("list L1: %w", err)
 	}
 	var maxL1 ltx.TXID
 	for _, info := range l1 {
 		maxL1 = max(maxL1, info.MaxTXID)
 	}
 	if maxL1 == 0 {
-		return nil, nil // nothing compacted yet
+		return nil, time.Time{}, nil // nothing compacted yet
 	}
 
 	l0, err := listFrom(ctx, client, 0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("list L0: %w", err)
+		return nil, time.Time{}, fmt.Errorf("list L0: %w", err)
 	}
 	threshold := time.Now().Add(-retention)
-	var deleted []*ltx.FileInfo
 	walkedAll := true
 	for _, info := range l0 {
 		createdAt := info.CreatedAt
@@ -375,6 +376,9 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 		}
 		if createdAt.After(threshold) {
 			walkedAll = false // never leave a hole in the retained range
+			if info.MaxTXID <= maxL1 {
+				nextDue = createdAt.Add(retention)
+			}
 			break
 		}
 		if info.MaxTXID <= maxL1 {
@@ -385,7 +389,7 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 	if walkedAll && len(deleted) > 0 && len(l0) > 0 && deleted[len(deleted)-1] == l0[len(l0)-1] {
 		deleted = deleted[:len(deleted)-1]
 	}
-	return deleted, nil
+	return deleted, nextDue, nil
 }
 
 // deleteFiles removes files remotely (if RetentionEnabled) and locally.

@@ -120,11 +120,15 @@ type DB struct {
 	maxMu    sync.Mutex
 	maxInfos map[int]*ltx.FileInfo // newest file per level on the replica
 
+	l0RetMu sync.Mutex // guards l0Ret
+	l0Ret   l0RetentionPass
+
 	notifyMu sync.Mutex
 	notify   chan struct{}
 
 	syncedMu      sync.Mutex
 	synced        chan struct{} // closed after each successful Sync
+	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
 	syncMu         sync.Mutex
@@ -156,6 +160,7 @@ func NewDB(path string) *DB {
 		exec:     semaphore.NewWeighted(1),
 		notify:   make(chan struct{}),
 		synced:   make(chan struct{}),
+		syncReq:  make(chan struct{}, 1),
 		maxInfos: make(map[int]*ltx.FileInfo),
 	}
 	db.compactor = NewCompactor(nil, db.Logger)

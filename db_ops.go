@@ -59,12 +59,22 @@ func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TX
 
 // EnforceL0RetentionByTime deletes L0 files that L1 already covers and that
 // are older than L0Retention, remotely and locally. It never deletes the
-// newest L0 file nor leaves a hole in the retained range.
+// newest L0 file nor leaves a hole in the retained range. While no L0 or L1
+// file was added since the last pass and no file has aged past the
+// retention, it returns without listing the replica.
 func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 	if db.L0Retention <= 0 || db.Replica == nil {
 		return nil
 	}
-	deleted, err := l0RetentionCandidates(ctx, db.Replica.Client, db.L0Retention, func(info *ltx.FileInfo) (time.Time, bool) {
+	key, keyOK := db.l0RetentionKey()
+	db.l0RetMu.Lock()
+	last := db.l0Ret
+	db.l0RetMu.Unlock()
+	if keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
+		return nil
+	}
+
+	deleted, nextDue, err := l0RetentionCandidates(ctx, db.Replica.Client, db.L0Retention, func(info *ltx.FileInfo) (time.Time, bool) {
 		fi, err := os.Stat(db.LTXPath(0, info.MinTXID, info.MaxTXID))
 		if err != nil {
 			return time.Time{}, false
@@ -75,7 +85,34 @@ func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 		return err
 	}
 	db.metrics.observeL0Retention(db, len(deleted))
-	return db.compactor.deleteFiles(ctx, deleted)
+	if err := db.compactor.deleteFiles(ctx, deleted); err != nil {
+		return err
+	}
+	db.l0RetMu.Lock()
+	db.l0Ret = l0RetentionPass{key: key, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
+	db.l0RetMu.Unlock()
+	return nil
+}
+
+// l0RetentionPass remembers what the last L0 retention pass saw.
+type l0RetentionPass struct {
+	key     [2]ltx.TXID // newest local L0 and cached L1 TXIDs
+	nextDue time.Time   // zero: nothing becomes deletable without new files
+	valid   bool
+}
+
+// l0RetentionKey identifies the files retention could act on: the newest
+// local L0 and the newest L1 this process knows of.
+func (db *DB) l0RetentionKey() ([2]ltx.TXID, bool) {
+	pos, err := db.Pos()
+	if err != nil {
+		return [2]ltx.TXID{}, false
+	}
+	l1, ok := db.cachedMaxLTXFileInfo(1)
+	if !ok {
+		return [2]ltx.TXID{}, false
+	}
+	return [2]ltx.TXID{pos.TXID, l1.MaxTXID}, true
 }
 
 // EnsureExists restores the database from its replica if the file does not

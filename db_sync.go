@@ -92,6 +92,10 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 	}
 
 	called := time.Now()
+	select {
+	case db.syncReq <- struct{}{}: // the monitor skips syncs when the WAL looks unchanged
+	default:
+	}
 	for {
 		db.syncedMu.Lock()
 		ch, last := db.synced, db.lastSyncStart
@@ -648,12 +652,26 @@ func (db *DB) readWALHeader() ([]byte, error) {
 	return hdr, nil
 }
 
-// monitor syncs every MonitorInterval until the DB closes, backing off on
-// errors.
+// monitor syncs when the WAL changes and at least every MonitorInterval,
+// backing off on errors. A change right after a sync waits out the rest of
+// the interval, so a burst of commits becomes one L0 file, while a commit to
+// an idle database syncs at once. Ticks that find the WAL unchanged skip the
+// sync, except every checkpointRecheck so the time-based checkpoint runs.
 func (db *DB) monitor() {
 	ticker := time.NewTicker(db.MonitorInterval)
 	defer ticker.Stop()
 
+	var changed <-chan struct{}
+	if w, err := newWALWatcher(db.WALPath()); err != nil {
+		db.logger().Debug("wal change events unavailable, polling", "error", err)
+	} else {
+		defer func() { _ = w.Close() }()
+		changed = w.C
+	}
+
+	var last time.Time // start of the last sync that wrote a file, or failed
+	var lastStat walStat
+	var lastPos ltx.Pos // position after the last sync
 	var backoff time.Duration
 	var lastLogAt time.Time
 	var diskFullN int
@@ -662,20 +680,34 @@ func (db *DB) monitor() {
 		case <-db.ctx.Done():
 			return
 		case <-ticker.C:
+			if backoff == 0 && db.isInitialized() && statWAL(db.WALPath()) == lastStat &&
+				db.posIs(lastPos) && time.Since(last) < db.checkpointRecheck() {
+				continue
+			}
+		case <-changed:
+		case <-db.syncReq:
 		}
-		if backoff > 0 {
+		if wait := max(backoff, db.MonitorInterval-time.Since(last)); wait > 0 {
 			select {
 			case <-db.ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 		}
 
+		start := time.Now()
+		lastStat = statWAL(db.WALPath())
 		err := db.Sync(db.ctx)
 		if err == nil || errors.Is(err, context.Canceled) {
 			backoff, diskFullN = 0, 0
+			// Only a sync that wrote a file starts a new interval: a late
+			// event for frames it already took must not delay the next commit.
+			if pos, _ := db.Pos(); pos != lastPos {
+				last, lastPos = start, pos
+			}
 			continue
 		}
+		last = start
 
 		backoff = min(max(backoff*2, db.MonitorInterval), DefaultSyncBackoffMax)
 		if errors.Is(err, ErrDiskFull) {
@@ -688,4 +720,36 @@ func (db *DB) monitor() {
 			db.logger().Error("sync failed", "error", err, "backoff", backoff)
 		}
 	}
+}
+
+// checkpointRecheck is how long an unchanged WAL goes without a sync: long
+// enough that idle ticks cost only a stat, short enough that the time-based
+// checkpoint runs within a quarter interval of falling due.
+func (db *DB) checkpointRecheck() time.Duration {
+	if db.CheckpointInterval <= 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return max(db.CheckpointInterval/4, db.MonitorInterval)
+}
+
+// posIs reports whether the local position is still pos; it changes when
+// something other than the monitor syncs or local state is reset.
+func (db *DB) posIs(pos ltx.Pos) bool {
+	p, err := db.Pos()
+	return err == nil && p == pos
+}
+
+// walStat is what a poll compares to see whether the WAL changed.
+type walStat struct {
+	size    int64
+	modTime time.Time
+	exists  bool
+}
+
+func statWAL(path string) walStat {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return walStat{}
+	}
+	return walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
 }

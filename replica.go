@@ -205,6 +205,14 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err
 	return false, nil
 }
 
+// hasPending reports whether the DB has L0 files the replica lacks, or the
+// replica position must be fetched.
+func (r *Replica) hasPending() bool {
+	pos := r.Pos()
+	dpos, err := r.db.Pos()
+	return err != nil || pos.IsZero() || dpos.TXID > pos.TXID
+}
+
 func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 	path := r.db.LTXPath(0, txid, txid)
 	f, err := os.Open(path)
@@ -219,12 +227,14 @@ func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 	return nil
 }
 
-// monitor uploads new L0 files as the DB writes them, at most once per
-// SyncInterval per batch, backing off on errors.
+// monitor uploads new L0 files as the DB writes them, one batch per
+// SyncInterval at most, backing off on errors. Ticks with nothing to upload
+// still run a sync that records sync health without backend requests.
 func (r *Replica) monitor(ctx context.Context) {
 	ticker := time.NewTicker(r.SyncInterval)
 	defer ticker.Stop()
 
+	var lastBatch time.Time // start of the last batch that uploaded files
 	var backoff time.Duration
 	var lastLogAt time.Time
 	for first := true; ; first = false {
@@ -247,7 +257,23 @@ func (r *Replica) monitor(ctx context.Context) {
 			}
 		}
 
+		// At most one upload batch per SyncInterval; after a quiet interval
+		// the next batch starts at once.
+		if r.hasPending() {
+			if wait := r.SyncInterval - time.Since(lastBatch); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+
+		start, before := time.Now(), r.Pos()
 		err := r.sync(ctx, r.MaxSyncLTXFiles)
+		if pos := r.Pos(); !pos.IsZero() && pos != before {
+			lastBatch = start
+		}
 		switch {
 		case err == nil:
 			backoff = 0

@@ -160,19 +160,25 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
 	defer cleanup()
 
-	pr, pw := io.Pipe()
-	go func() {
-		cmp, err := ltx.NewCompactor(pw, rdrs)
-		if err == nil {
-			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-			err = cmp.Compact(ctx)
-		}
-		_ = pw.CloseWithError(err)
-	}()
+	// A single snapshot decodes as it is; merging it would re-encode every
+	// page and hold a second page index in memory.
+	src := rdrs[0]
+	if len(rdrs) > 1 {
+		pr, pw := io.Pipe()
+		defer func() { _ = pr.Close() }()
+		go func() {
+			cmp, err := ltx.NewCompactor(pw, rdrs)
+			if err == nil {
+				cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
+				err = cmp.Compact(ctx)
+			}
+			_ = pw.CloseWithError(err)
+		}()
+		src = pr
+	}
 
 	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := ltx.NewDecoder(pr).DecodeDatabaseTo(bw); err != nil {
-		_ = pr.CloseWithError(err)
+	if err := decodeSnapshotTo(src, bw); err != nil {
 		cancel()
 		return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan, err)
 	}

@@ -260,7 +260,9 @@ func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*l
 	if err != nil {
 		return nil, err
 	}
-	if src.MaxTXID <= dst.MinTXID {
+	// Comparing with dst.MaxTXID, not upstream's MinTXID, skips the listing
+	// Compact would do only to find nothing new.
+	if src.MaxTXID <= dst.MaxTXID {
 		return nil, ErrNoCompaction
 	}
 	return db.Compact(ctx, lvl.Level)

@@ -20,6 +20,12 @@ import (
 type countingClient struct {
 	litestream.ReplicaClient
 	l0Writes atomic.Int64
+	lists    atomic.Int64 // LTXFiles calls
+}
+
+func (c *countingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	c.lists.Add(1)
+	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
 }
 
 func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {

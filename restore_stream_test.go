@@ -1,0 +1,77 @@
+package litestream_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// A one-file plan is decoded straight from the snapshot; its page index and
+// trailer are still covered by the file checksum.
+func TestReplica_Restore_SingleSnapshot(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	ctx := context.Background()
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1), (2), (3)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos.TXID != 1 {
+		t.Fatalf("txid %s, want one snapshot file", pos.TXID)
+	}
+	src, err := os.ReadFile(filepath.Join(client.Path(), "ltx", "0", "0000000000000001-0000000000000001.ltx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// restore copies the snapshot, changed by corrupt, to a new replica and
+	// restores from it.
+	restore := func(t *testing.T, corrupt func([]byte)) (string, error) {
+		dir := t.TempDir()
+		b := append([]byte(nil), src...)
+		corrupt(b)
+		if err := os.MkdirAll(filepath.Join(dir, "replica", "ltx", "0"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "replica", "ltx", "0", "0000000000000001-0000000000000001.ltx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := litestream.NewReplicaWithClient(litestream.NewDB(filepath.Join(dir, "unused")), file.NewReplicaClient(filepath.Join(dir, "replica")))
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(dir, "db")
+		return opt.OutputPath, r.Restore(ctx, opt)
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		path, err := restore(t, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := MustCheckRestored(t, path), MustDump(t, app); got != want {
+			t.Fatalf("restored %s, want %s", got, want)
+		}
+	})
+	t.Run("ErrIndexCorrupt", func(t *testing.T) {
+		_, err := restore(t, func(b []byte) { b[len(b)-ltx.TrailerSize-1] ^= 0xff })
+		if !errors.Is(err, litestream.ErrLTXCorrupted) {
+			t.Fatalf("err = %v, want ErrLTXCorrupted", err)
+		}
+	})
+	t.Run("ErrPageCorrupt", func(t *testing.T) {
+		_, err := restore(t, func(b []byte) { b[ltx.HeaderSize+ltx.PageHeaderSize+8] ^= 0xff })
+		if !errors.Is(err, litestream.ErrLTXCorrupted) {
+			t.Fatalf("err = %v, want ErrLTXCorrupted", err)
+		}
+	})
+}
