@@ -23,8 +23,8 @@ import (
 
 var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "regenerate testdata/fuzzreplica and the seed corpora under testdata/fuzz")
 
-// fuzzReplicaDir holds a small replica written by this library (page size
-// 512): L1 1-3 and L0 1..5, so the latest restore plan is [L1 1-3, L0 4, L0 5].
+// fuzzReplicaDir holds a small replica written by this library: an L1 file
+// and L0 files past it, so the latest restore plan is [L1 1-7, L0 8..11].
 var fuzzReplicaDir = filepath.Join("testdata", "fuzzreplica")
 
 var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,7 +36,7 @@ func TestFuzzSeeds(t *testing.T) {
 		writeFuzzSeeds(t)
 	}
 	plan := fuzzReplicaPlan(t, 0)
-	if got := fmt.Sprint(planNames(plan)); got != "[L1 1-3 L0 4-4 L0 5-5]" {
+	if got := fmt.Sprint(planNames(plan)); got != "[L1 1-7 L0 8-8 L0 9-9 L0 10-10 L0 11-11]" {
 		t.Fatalf("fuzz replica plan = %s", got)
 	}
 	for _, name := range []string{"FuzzWALReader", "FuzzCalcRestorePlan", "FuzzRestoreLTX", "FuzzFollowLTX"} {
@@ -77,6 +77,10 @@ func writeFuzzSeeds(t *testing.T) {
 	var wals [][]byte
 	step := func(query string) {
 		t.Helper()
+		// A truncated WAL keeps each seed to this step's few frames.
+		if err := db.Checkpoint(ctx, litestream.CheckpointModeTruncate); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := app.Exec(query); err != nil {
 			t.Fatal(err)
 		}
@@ -107,17 +111,13 @@ func writeFuzzSeeds(t *testing.T) {
 
 	seeds := map[string][][]any{}
 	for i, wal := range wals {
-		if i == 0 || i == len(wals)-1 {
-			seeds["FuzzWALReader"] = append(seeds["FuzzWALReader"], []any{wal, uint8(i)})
-		}
+		seeds["FuzzWALReader"] = append(seeds["FuzzWALReader"], []any{wal, uint8(i)})
 	}
-	for i, info := range fuzzReplicaPlan(t, 0) {
-		b := readFuzzReplicaFile(t, info)
-		seeds["FuzzRestoreLTX"] = append(seeds["FuzzRestoreLTX"], []any{uint8(i), b})
-		if info.Level == 0 && info.MinTXID == 5 {
-			seeds["FuzzFollowLTX"] = append(seeds["FuzzFollowLTX"], []any{b})
-		}
+	plan := fuzzReplicaPlan(t, 0)
+	for i, info := range plan {
+		seeds["FuzzRestoreLTX"] = append(seeds["FuzzRestoreLTX"], []any{uint8(i), readFuzzReplicaFile(t, info)})
 	}
+	seeds["FuzzFollowLTX"] = [][]any{{readFuzzReplicaFile(t, plan[len(plan)-1])}}
 	// Upstream's reference plan scenarios (SPEC §11.3), as fuzzPlanFiles input.
 	for i, sc := range [][]byte{
 		{9, 4, 0, 0, 1, 5, 0, 0, 1, 7, 1, 0, 1, 9, 2, 0, 0, 6, 0, 0, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0},
@@ -510,14 +510,16 @@ func FuzzRestoreLTX(f *testing.F) {
 	})
 }
 
-// Follow mode applying a changed L0 5 onto a database at TXID 4 either
-// reaches the database the original file gives or fails naming the file and
-// leaves the database as it was.
+// Follow mode applying a changed newest L0 file onto the database just
+// before it either reaches the database the original file gives or fails
+// naming the file and leaves the database as it was.
 func FuzzFollowLTX(f *testing.F) {
+	plan := fuzzReplicaPlan(f, 0)
+	info := plan[len(plan)-1]
+	prev := info.MinTXID - 1
 	r := litestream.NewReplicaWithClient(nil, file.NewReplicaClient(fuzzReplicaDir))
-	base := mustReadFile(f, MustRestore(f, r, 4))
-	want := followView(mustReadFile(f, MustRestore(f, r, 5)))
-	info := &ltx.FileInfo{Level: 0, MinTXID: 5, MaxTXID: 5}
+	base := mustReadFile(f, MustRestore(f, r, prev))
+	want := followView(mustReadFile(f, MustRestore(f, r, info.MaxTXID)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client := copyFuzzReplica(t, info, data)
 		path := filepath.Join(t.TempDir(), "db")
@@ -529,9 +531,9 @@ func FuzzFollowLTX(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer func() { _ = db.Close() }()
-		next, err := litestream.NewReplicaWithClient(nil, client).ApplyNewFiles(context.Background(), db, 4)
+		next, err := litestream.NewReplicaWithClient(nil, client).ApplyNewFiles(context.Background(), db, prev)
 		got := mustReadFile(t, path)
-		if err != nil || next == 4 {
+		if err != nil || next == prev {
 			if err != nil {
 				mustNameFile(t, err, info)
 			}
@@ -540,7 +542,7 @@ func FuzzFollowLTX(f *testing.F) {
 			}
 			return
 		}
-		if next != 5 || !bytes.Equal(followView(got), want) {
+		if next != info.MaxTXID || !bytes.Equal(followView(got), want) {
 			t.Fatalf("follow applied a changed file: reached %d with a different database", next)
 		}
 	})
