@@ -3,19 +3,22 @@ package litestream_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
 
-// ltxDamage is one way a replica file can go bad. The fuzz replica is the
-// victim (page size 4096); other databases' files come from the upstream
-// fixtures.
+// ltxDamage is one way a replica file can go bad, for the restore,
+// compaction and follow tests. The fuzz replica is the victim (page size
+// 4096); other databases' files come from the upstream fixtures.
 type ltxDamage struct {
 	name string
 	// gap: the file is gone, so the error names the TXIDs around it.
@@ -96,50 +99,9 @@ func mustNameDamaged(t testing.TB, err error, d ltxDamage, info *ltx.FileInfo) {
 		mustNameFile(t, err, info)
 		return
 	}
-	if msg := err.Error(); !strings.Contains(msg, (info.MinTXID - 1).String()) || !strings.Contains(msg, (info.MaxTXID + 1).String()) {
+	if msg := err.Error(); !strings.Contains(msg, (info.MinTXID-1).String()) || !strings.Contains(msg, (info.MaxTXID+1).String()) {
 		t.Fatalf("error does not name the hole at %s: %v", info.MinTXID, err)
 	}
-}
-
-// Every kind of damage to a file in the middle of the plan fails the restore
-// with an error naming the file, and leaves no output nor temporary file.
-func TestReplica_Restore_Damaged(t *testing.T) {
-	plan := fuzzReplicaPlan(t, 0)
-	victim := plan[2] // L0 9: a file in the middle of L0 and of the plan
-	for _, d := range ltxDamages() {
-		t.Run(d.name, func(t *testing.T) {
-			client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
-			d.damage(t, client, victim)
-			out := t.TempDir()
-			opt := litestream.NewRestoreOptions()
-			opt.OutputPath = filepath.Join(out, "db")
-			err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
-			mustNameDamaged(t, err, d, victim)
-			mustNothingLeft(t, out)
-		})
-	}
-
-	// Another database's snapshot is newer than everything else, so only a
-	// page size that differs from the rest of the chain gives it away.
-	t.Run("OtherDBSnapshot", func(t *testing.T) {
-		dir := copyDir(t, fuzzReplicaDir)
-		client := file.NewReplicaClient(dir)
-		snap := &ltx.FileInfo{Level: litestream.SnapshotLevel, MinTXID: 1, MaxTXID: 5}
-		if err := os.MkdirAll(client.LTXLevelDir(snap.Level), 0o755); err != nil {
-			t.Fatal(err)
-		} else if err := os.WriteFile(client.LTXFilePath(snap.Level, 1, 5), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		otherDBFile("upstream-1024", snap.Level, 1, 5)(t, client, snap)
-		out := t.TempDir()
-		opt := litestream.NewRestoreOptions()
-		opt.OutputPath = filepath.Join(out, "db")
-		err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
-		if err == nil || !strings.Contains(err.Error(), "page size") {
-			t.Fatalf("err = %v, want a page size error", err)
-		}
-		mustNothingLeft(t, out)
-	})
 }
 
 // Compacting L0 into L1 with a damaged L0 file in the middle fails naming
@@ -193,6 +155,73 @@ func TestReplica_Follow_Damaged(t *testing.T) {
 			}
 			if !bytes.Equal(mustReadFile(t, path), base) {
 				t.Fatal("follow changed the database")
+			}
+		})
+	}
+}
+
+// The same through the follow loop: a follower restored to TXID 8 logs the
+// damaged L0 9 when it appears, and neither its database nor its TXID moves.
+func TestReplica_Restore_FollowDamaged(t *testing.T) {
+	victim := fuzzReplicaPlan(t, 0)[2]
+	prev := victim.MinTXID - 1
+	for _, d := range ltxDamages() {
+		t.Run(d.name, func(t *testing.T) {
+			// The files after prev wait in a staging copy, damaged there,
+			// until the follower runs; then they appear in order.
+			staging := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
+			d.damage(t, staging, victim)
+			client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
+			var later []*ltx.FileInfo
+			for _, info := range fuzzReplicaPlan(t, 0) {
+				if info.MinTXID > prev {
+					later = append(later, info)
+					if err := os.Remove(client.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+
+			var logs syncBuffer
+			owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+			owner.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			out := filepath.Join(t.TempDir(), "db")
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() {
+				opt := litestream.NewRestoreOptions()
+				opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 10*time.Millisecond
+				errc <- litestream.NewReplicaWithClient(owner, client).Restore(ctx, opt)
+			}()
+			waitFor(t, 10*time.Second, "initial restore", func() bool {
+				txid, _ := litestream.ReadTXIDFile(out)
+				return txid == prev
+			})
+			before := mustReadFile(t, out)
+
+			for _, info := range later {
+				err := os.Rename(staging.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID), client.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID))
+				if err != nil && !(d.gap && info.MinTXID == victim.MinTXID) {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, 10*time.Second, "follower to log the damaged file", func() bool {
+				return strings.Contains(logs.String(), "follow failed")
+			})
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatalf("follow returned %v", err)
+			}
+			msg := logs.String()
+			if i := strings.Index(msg, "follow failed"); i >= 0 {
+				msg = msg[i:]
+			}
+			mustNameDamaged(t, errors.New(msg), d, victim)
+			if txid, _ := litestream.ReadTXIDFile(out); txid != prev {
+				t.Fatalf("follower moved to %s past the damaged file", txid)
+			}
+			if !bytes.Equal(mustReadFile(t, out), before) {
+				t.Fatal("follower changed the database")
 			}
 		})
 	}
