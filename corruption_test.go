@@ -228,3 +228,44 @@ func TestReplica_Restore_FollowDamaged(t *testing.T) {
 		})
 	}
 }
+
+// A store compacting a live database whose local copy of an L0 file is gone
+// reads the replica's, and a flipped byte there fails the compaction naming
+// the file, with nothing written to L1.
+func TestStore_CompactDB_DamagedRemoteL0(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 3; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := &ltx.FileInfo{Level: 0, MinTXID: 2, MaxTXID: 2}
+	if err := os.Remove(db.LTXPath(0, 2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	good := mustReadFile(t, client.LTXFilePath(0, 2, 2))
+	flipAt(ltx.HeaderSize+20)(t, client, victim)
+
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+	_, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1])
+	mustNameDamaged(t, err, ltxDamage{name: "PageFrame"}, victim)
+	if !errors.Is(err, litestream.ErrLTXCorrupted) {
+		t.Fatalf("err = %v, want ErrLTXCorrupted", err)
+	}
+	if entries, err := os.ReadDir(client.LTXLevelDir(1)); err == nil && len(entries) > 0 {
+		t.Fatalf("L1 has %s after a failed compaction", entries[0].Name())
+	}
+
+	// Repaired, the same compaction goes through (and the replica passes
+	// the cleanup check).
+	if err := os.WriteFile(client.LTXFilePath(0, 2, 2), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1]); err != nil {
+		t.Fatal(err)
+	}
+}
