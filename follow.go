@@ -128,19 +128,19 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 	if err != nil {
 		return cur, fmt.Errorf("list L0: %w", err)
 	}
+	start := cur
 	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
 		if cur, err = r.bridge(ctx, f, cur); err != nil {
 			return cur, err
 		}
 	}
-	start := cur
 	for _, info := range infos {
 		if info.MaxTXID <= cur {
 			continue
 		}
 		if info.MinTXID > cur+1 {
 			if cur > start {
-				return cur, nil // bridged part of the hole; go on next round
+				return cur, nil // progress made; a hole that remains is reported next round
 			}
 			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, info.MinTXID,
 				LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))
