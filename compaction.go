@@ -248,12 +248,7 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		cmp, err := ltx.NewCompactor(pw, rdrs)
-		if err == nil {
-			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-			err = cmp.Compact(ctx)
-		}
-		_ = pw.CloseWithError(err)
+		_ = pw.CloseWithError(compactLTX(ctx, pw, rdrs))
 	}()
 
 	info, err := client.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)

@@ -3,6 +3,7 @@ package litestream_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"os"
@@ -64,6 +65,13 @@ func otherDBFile(fixture string, level int, minTXID, maxTXID ltx.TXID) func(test
 	}
 }
 
+// truncateAfterPages cuts an LTX file 3 bytes after its page block, found
+// from the page index size stored before the trailer.
+func truncateAfterPages(b []byte) []byte {
+	indexN := int(binary.BigEndian.Uint64(b[len(b)-ltx.TrailerSize-8:]))
+	return b[:len(b)-ltx.TrailerSize-8-indexN+3]
+}
+
 func ltxDamages() []ltxDamage {
 	return []ltxDamage{
 		{name: "HeaderCommit", damage: flipAt(15)},
@@ -73,6 +81,10 @@ func ltxDamages() []ltxDamage {
 		{name: "Trailer", damage: flipAt(-3)},
 		{name: "Truncated", damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
 			rewriteFile(t, client, info, func(b []byte) []byte { return b[:len(b)/2] })
+		}},
+		// Cut 3 bytes past the page block, where ltx's decoder panicked.
+		{name: "TruncatedAfterPages", damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
+			rewriteFile(t, client, info, truncateAfterPages)
 		}},
 		{name: "Missing", gap: true, damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
 			if err := os.Remove(client.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)); err != nil {

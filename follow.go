@@ -201,17 +201,17 @@ func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo)
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	dec := ltx.NewDecoder(spool)
-	if err := dec.Verify(); err != nil {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	hdr, _, err := verifyLTX(spool)
+	if err == nil {
+		err = checkLTXName(hdr, info)
 	}
-	if err := checkLTXName(dec.Header(), info); err != nil {
+	if err != nil {
 		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	// Pages of another size would land at the wrong offsets.
 	if pageSize, err := readPageSize(f); err != nil {
 		return fmt.Errorf("read follow output page size: %w", err)
-	} else if hdr := dec.Header(); hdr.PageSize != pageSize {
+	} else if hdr.PageSize != pageSize {
 		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
 			fmt.Errorf("page size %d, the database has %d", hdr.PageSize, pageSize))
 	}

@@ -129,10 +129,15 @@ func writeFuzzSeeds(t *testing.T) {
 	}
 
 	for name, inputs := range seeds {
+		// Regression inputs (other names) stay.
 		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		old, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
+		for _, path := range old {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for i, args := range inputs {

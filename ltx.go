@@ -2,6 +2,7 @@ package litestream
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -9,6 +10,37 @@ import (
 
 	"github.com/superfly/ltx"
 )
+
+// catchLTXPanic turns a panic inside the ltx package into an error wrapping
+// ErrLTXCorrupted: ltx v0.5.2's Decoder.Close slices out of range on a file
+// that ends less than 8 bytes after its page block.
+func catchLTXPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: decode ltx: %v", ErrLTXCorrupted, r)
+	}
+}
+
+// verifyLTX reads a whole LTX file, checking its structure and checksum,
+// and returns its header and trailer.
+func verifyLTX(r io.Reader) (hdr ltx.Header, trailer ltx.Trailer, err error) {
+	defer catchLTXPanic(&err)
+	dec := ltx.NewDecoder(r)
+	if err := dec.Verify(); err != nil {
+		return hdr, trailer, fmt.Errorf("%w: %w", ErrLTXCorrupted, err)
+	}
+	return dec.Header(), dec.Trailer(), nil
+}
+
+// compactLTX merges LTX streams, oldest first, into one NoChecksum file on w.
+func compactLTX(ctx context.Context, w io.Writer, rdrs []io.Reader) (err error) {
+	defer catchLTXPanic(&err)
+	cmp, err := ltx.NewCompactor(w, rdrs)
+	if err != nil {
+		return err
+	}
+	cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
+	return cmp.Compact(ctx)
+}
 
 // readLTXHeaderFile decodes the header of a local LTX file.
 func readLTXHeaderFile(path string) (ltx.Header, error) {

@@ -160,14 +160,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	defer cleanup()
 
 	pr, pw := io.Pipe()
-	go func() {
-		cmp, err := ltx.NewCompactor(pw, rdrs)
-		if err == nil {
-			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-			err = cmp.Compact(ctx)
-		}
-		_ = pw.CloseWithError(err)
-	}()
+	go func() { _ = pw.CloseWithError(compactLTX(ctx, pw, rdrs)) }()
 
 	bw := bufio.NewWriterSize(f, 1<<20)
 	if err := ltx.NewDecoder(pr).DecodeDatabaseTo(bw); err != nil {
@@ -228,12 +221,11 @@ func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileIn
 	}
 	defer func() { _ = rc.Close() }()
 
-	dec := ltx.NewDecoder(bufio.NewReader(rc))
-	if err := dec.Verify(); err != nil {
-		return ltx.Header{}, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	hdr, _, err := verifyLTX(bufio.NewReader(rc))
+	if err == nil {
+		err = checkLTXName(hdr, info)
 	}
-	hdr := dec.Header()
-	if err := checkLTXName(hdr, info); err != nil {
+	if err != nil {
 		return ltx.Header{}, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	return hdr, nil
