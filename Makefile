@@ -15,7 +15,7 @@ test: test-deps vet fuzz-smoke
 # fuzz-smoke runs each fuzz target for FUZZTIME beyond its seed corpus
 # (testdata/fuzz). Set FUZZTIME=10m for a real run. Minimizing is kept short:
 # new inputs are WALs and LTX files of kilobytes, which take minutes otherwise.
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 FUZZ_TARGETS := FuzzWALReader FuzzCalcRestorePlan FuzzRestoreLTX FuzzFollowLTX
 fuzz-smoke:
 	@for f in $(FUZZ_TARGETS); do \
