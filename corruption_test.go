@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,13 @@ func ltxDamages() []ltxDamage {
 		// Cut 3 bytes past the page block, where ltx's decoder panicked.
 		{name: "TruncatedAfterPages", damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
 			rewriteFile(t, client, info, truncateAfterPages)
+		}},
+		// A page frame claiming 4 GiB, which ltx allocated before reading.
+		{name: "PageFrameSize", damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
+			rewriteFile(t, client, info, func(b []byte) []byte {
+				binary.BigEndian.PutUint32(b[ltx.HeaderSize+ltx.PageHeaderSize:], 0xfffffff0)
+				return b
+			})
 		}},
 		{name: "Missing", gap: true, damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
 			if err := os.Remove(client.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)); err != nil {
@@ -279,5 +287,39 @@ func TestStore_CompactDB_DamagedRemoteL0(t *testing.T) {
 	}
 	if _, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Reading a file whose page frame claims 4 GiB fails without allocating it,
+// in restore, compaction and follow alike.
+func TestLTX_HugePageFrame(t *testing.T) {
+	victim := fuzzReplicaPlan(t, 0)[2]
+	var damage ltxDamage
+	for _, d := range ltxDamages() {
+		if d.name == "PageFrameSize" {
+			damage = d
+		}
+	}
+	client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
+	damage.damage(t, client, victim)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "db")
+	restoreErr := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
+	if err := os.RemoveAll(client.LTXLevelDir(1)); err != nil { // so that L0 9 is an input
+		t.Fatal(err)
+	}
+	_, compactErr := litestream.NewCompactor(client, discardLogger).Compact(context.Background(), 1)
+	runtime.ReadMemStats(&after)
+	if restoreErr == nil || !strings.Contains(restoreErr.Error(), "compressed bytes") {
+		t.Fatalf("restore: err = %v, want a page frame size error", restoreErr)
+	}
+	if compactErr == nil {
+		t.Fatal("compaction succeeded")
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<28 {
+		t.Fatalf("allocated %d MiB reading a damaged file", n>>20)
 	}
 }
