@@ -5,11 +5,22 @@ export LITESTREAM_TEST_BIN := $(TEST_HOME)/bin
 
 GO ?= go
 
-.PHONY: test test-deps vet
+.PHONY: test test-deps vet fuzz-smoke
 
-# test installs any missing test server, then runs every test under -race.
-test: test-deps vet
+# test installs any missing test server, runs each fuzz target briefly, then
+# runs every test under -race.
+test: test-deps vet fuzz-smoke
 	$(GO) test -race -timeout 25m ./...
+
+# fuzz-smoke runs each fuzz target for FUZZTIME beyond its seed corpus
+# (testdata/fuzz). Set FUZZTIME=10m for a real run. Minimizing is kept short:
+# new inputs are WALs and LTX files of kilobytes, which take minutes otherwise.
+FUZZTIME ?= 8s
+FUZZ_TARGETS := FuzzWALReader FuzzCalcRestorePlan FuzzRestoreLTX FuzzFollowLTX
+fuzz-smoke:
+	@for f in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s . || exit 1; \
+	done
 
 # test-deps runs each idempotent installer in scripts/.
 test-deps:

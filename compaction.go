@@ -203,6 +203,12 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 
 	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs)
 	if err != nil {
+		// Name the input at fault, if one is.
+		if ctx.Err() == nil {
+			if verr := verifyLTXFiles(ctx, c.client, infos); verr != nil {
+				return nil, fmt.Errorf("compact L%d: %w", dstLevel, verr)
+			}
+		}
 		return nil, err
 	}
 	if c.CacheSetter != nil {
@@ -242,12 +248,7 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		cmp, err := ltx.NewCompactor(pw, rdrs)
-		if err == nil {
-			cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-			err = cmp.Compact(ctx)
-		}
-		_ = pw.CloseWithError(err)
+		_ = pw.CloseWithError(compactLTX(ctx, pw, rdrs))
 	}()
 
 	info, err := client.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)

@@ -612,11 +612,11 @@ func (db *DB) Pos() (ltx.Pos, error) {
 	}
 	defer func() { _ = f.Close() }()
 
-	dec := ltx.NewDecoder(f)
-	if err := dec.Verify(); err != nil {
-		return ltx.Pos{}, NewLTXError("verify", path, 0, uint64(minTXID), uint64(maxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	hdr, trailer, err := verifyLTX(f)
+	if err != nil {
+		return ltx.Pos{}, NewLTXError("verify", path, 0, uint64(minTXID), uint64(maxTXID), err)
 	}
-	pos := dec.PostApplyPos()
+	pos := ltx.Pos{TXID: hdr.MaxTXID, PostApplyChecksum: trailer.PostApplyChecksum}
 	db.pos = &pos
 	return pos, nil
 }

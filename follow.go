@@ -3,6 +3,7 @@ package litestream
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,7 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 	if err != nil {
 		return cur, fmt.Errorf("list L0: %w", err)
 	}
+	start := cur
 	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
 		if cur, err = r.bridge(ctx, f, cur); err != nil {
 			return cur, err
@@ -137,7 +139,11 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 			continue
 		}
 		if info.MinTXID > cur+1 {
-			return cur, nil // a hole no level covers yet
+			if cur > start {
+				return cur, nil // progress made; a hole that remains is reported next round
+			}
+			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, info.MinTXID,
+				LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))
 		}
 		if err := r.applyFile(ctx, f, info); err != nil {
 			return cur, err
@@ -195,8 +201,19 @@ func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo)
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if err := ltx.NewDecoder(spool).Verify(); err != nil {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	hdr, _, err := verifyLTX(spool)
+	if err == nil {
+		err = checkLTXName(hdr, info)
+	}
+	if err != nil {
+		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	}
+	// Pages of another size would land at the wrong offsets.
+	if pageSize, err := readPageSize(f); err != nil {
+		return fmt.Errorf("read follow output page size: %w", err)
+	} else if hdr.PageSize != pageSize {
+		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
+			fmt.Errorf("page size %d, the database has %d", hdr.PageSize, pageSize))
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return err
@@ -251,6 +268,18 @@ func writeLTXPages(f *os.File, r io.Reader) error {
 		}
 	}
 	return f.Sync()
+}
+
+// readPageSize reads the page size from a database file's header.
+func readPageSize(f *os.File) (uint32, error) {
+	var b [2]byte
+	if _, err := f.ReadAt(b[:], 16); err != nil {
+		return 0, err
+	}
+	if n := binary.BigEndian.Uint16(b[:]); n != 1 {
+		return uint32(n), nil
+	}
+	return 65536, nil
 }
 
 // setRollbackMode marks the database as a rollback-journal database, so

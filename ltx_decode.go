@@ -16,8 +16,9 @@ import (
 // not grow with the database. The file checksum covers what ltx's decoder
 // hashes: raw header, page headers and size prefixes, uncompressed pages,
 // then the raw index and trailer.
-func decodeSnapshotTo(r io.Reader, w io.Writer) error {
-	cr := &countReader{r: r}
+func decodeSnapshotTo(r io.Reader, w io.Writer) (err error) {
+	defer catchLTXPanic(&err)
+	cr := &countReader{r: newFrameGuard(r)}
 	h := crc64.New(crc64.MakeTable(crc64.ISO))
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {

@@ -166,14 +166,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	if len(rdrs) > 1 {
 		pr, pw := io.Pipe()
 		defer func() { _ = pr.Close() }()
-		go func() {
-			cmp, err := ltx.NewCompactor(pw, rdrs)
-			if err == nil {
-				cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-				err = cmp.Compact(ctx)
-			}
-			_ = pw.CloseWithError(err)
-		}()
+		go func() { _ = pw.CloseWithError(compactLTX(ctx, pw, rdrs)) }()
 		src = pr
 	}
 
@@ -197,34 +190,58 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 // diagnoseRestoreError finds which plan file is corrupt, if one is, so that
 // the error names it. Other failures are returned as they are.
 func diagnoseRestoreError(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, cause error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("decode database: %w", cause)
-	}
-	for _, info := range plan {
-		if err := verifyRemoteLTX(ctx, client, info); err != nil {
+	if ctx.Err() == nil {
+		if err := verifyLTXFiles(ctx, client, plan); err != nil {
 			return fmt.Errorf("decode database: %w", err)
 		}
 	}
 	return fmt.Errorf("decode database: %w", cause)
 }
 
-// verifyRemoteLTX reads a whole replica file and checks its structure,
-// checksum and TXID range.
-func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) error {
+// verifyLTXFiles returns an error naming the first replica file that is
+// corrupt, does not hold what its name says, or has another page size than
+// the files before it (a file of another database).
+func verifyLTXFiles(ctx context.Context, client ReplicaClient, infos []*ltx.FileInfo) error {
+	var pageSize uint32
+	for _, info := range infos {
+		hdr, err := verifyRemoteLTX(ctx, client, info)
+		if err != nil {
+			return err
+		}
+		if pageSize == 0 {
+			pageSize = hdr.PageSize
+		} else if hdr.PageSize != pageSize {
+			return NewLTXError("verify", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
+				fmt.Errorf("page size %d, earlier files have %d", hdr.PageSize, pageSize))
+		}
+	}
+	return nil
+}
+
+// verifyRemoteLTX reads a whole replica file, checks its structure,
+// checksum and TXID range, and returns its header.
+func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) (ltx.Header, error) {
 	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
 	rc, err := client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
 	if err != nil {
-		return NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+		return ltx.Header{}, NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	defer func() { _ = rc.Close() }()
 
-	dec := ltx.NewDecoder(bufio.NewReader(rc))
-	if err := dec.Verify(); err != nil {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	hdr, _, err := verifyLTX(bufio.NewReader(rc))
+	if err == nil {
+		err = checkLTXName(hdr, info)
 	}
-	if hdr := dec.Header(); hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
-			fmt.Errorf("%w: header covers %s-%s", ErrLTXCorrupted, hdr.MinTXID, hdr.MaxTXID))
+	if err != nil {
+		return ltx.Header{}, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	}
+	return hdr, nil
+}
+
+// checkLTXName reports a file whose header covers other TXIDs than its name.
+func checkLTXName(hdr ltx.Header, info *ltx.FileInfo) error {
+	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
+		return fmt.Errorf("%w: header covers %s-%s", ErrLTXCorrupted, hdr.MinTXID, hdr.MaxTXID)
 	}
 	return nil
 }
@@ -537,7 +554,8 @@ func CalcRestorePlan(ctx context.Context, client ReplicaClient, txID ltx.TXID, t
 		if txID == 0 && timestamp.IsZero() && len(plan) > 0 {
 			for _, c := range cursors {
 				if c.pending != nil && c.pending.MinTXID > cur+1 {
-					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s", cur, c.pending.MinTXID)
+					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, c.pending.MinTXID,
+						LTXFilePath("", c.pending.Level, c.pending.MinTXID, c.pending.MaxTXID))
 				}
 			}
 		}

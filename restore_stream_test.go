@@ -2,9 +2,12 @@ package litestream_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/benbjohnson/litestream"
@@ -37,10 +40,9 @@ func TestReplica_Restore_SingleSnapshot(t *testing.T) {
 
 	// restore copies the snapshot, changed by corrupt, to a new replica and
 	// restores from it.
-	restore := func(t *testing.T, corrupt func([]byte)) (string, error) {
+	restore := func(t *testing.T, corrupt func([]byte) []byte) (string, error) {
 		dir := t.TempDir()
-		b := append([]byte(nil), src...)
-		corrupt(b)
+		b := corrupt(append([]byte(nil), src...))
 		if err := os.MkdirAll(filepath.Join(dir, "replica", "ltx", "0"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +56,7 @@ func TestReplica_Restore_SingleSnapshot(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		path, err := restore(t, func([]byte) {})
+		path, err := restore(t, func(b []byte) []byte { return b })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,15 +65,51 @@ func TestReplica_Restore_SingleSnapshot(t *testing.T) {
 		}
 	})
 	t.Run("ErrIndexCorrupt", func(t *testing.T) {
-		_, err := restore(t, func(b []byte) { b[len(b)-ltx.TrailerSize-1] ^= 0xff })
+		_, err := restore(t, flipByte(-ltx.TrailerSize-1))
+		if !errors.Is(err, litestream.ErrLTXCorrupted) {
+			t.Fatalf("err = %v, want ErrLTXCorrupted", err)
+		}
+	})
+	// The damages that crashed ltx's decoder or made it allocate 4 GiB are
+	// errors on this path too.
+	t.Run("PageFrameSize", func(t *testing.T) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := restore(t, func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[ltx.HeaderSize+ltx.PageHeaderSize:], 0xfffffff0)
+			return b
+		})
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, litestream.ErrLTXCorrupted) || !strings.Contains(err.Error(), "compressed bytes") {
+			t.Fatalf("err = %v, want a page frame size error", err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<28 {
+			t.Fatalf("allocated %d MiB reading a damaged file", n>>20)
+		}
+	})
+	t.Run("TruncatedAfterPages", func(t *testing.T) {
+		_, err := restore(t, truncateAfterPages)
 		if !errors.Is(err, litestream.ErrLTXCorrupted) {
 			t.Fatalf("err = %v, want ErrLTXCorrupted", err)
 		}
 	})
 	t.Run("ErrPageCorrupt", func(t *testing.T) {
-		_, err := restore(t, func(b []byte) { b[ltx.HeaderSize+ltx.PageHeaderSize+8] ^= 0xff })
+		_, err := restore(t, flipByte(ltx.HeaderSize+ltx.PageHeaderSize+8))
 		if !errors.Is(err, litestream.ErrLTXCorrupted) {
 			t.Fatalf("err = %v, want ErrLTXCorrupted", err)
 		}
 	})
+}
+
+// flipByte returns a damage that inverts the byte at off, counted from the
+// end when negative.
+func flipByte(off int) func([]byte) []byte {
+	return func(b []byte) []byte {
+		i := off
+		if i < 0 {
+			i += len(b)
+		}
+		b[i] ^= 0xff
+		return b
+	}
 }

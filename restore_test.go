@@ -150,39 +150,41 @@ func TestReplica_Restore_BadInput(t *testing.T) {
 		}
 	})
 
-	t.Run("Truncated", func(t *testing.T) {
-		r, dir := fixtureReplica(t, "upstream-4096")
-		path := filepath.Join(dir, "ltx", "0", "0000000000000010-0000000000000010.ltx")
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
+	// Every kind of damage to a file in the middle of the plan (see
+	// ltxDamages) fails the restore naming the file.
+	t.Run("Damaged", func(t *testing.T) {
+		victim := fuzzReplicaPlan(t, 0)[2] // L0 9: in the middle of L0 and of the plan
+		for _, d := range ltxDamages() {
+			t.Run(d.name, func(t *testing.T) {
+				client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
+				d.damage(t, client, victim)
+				out := t.TempDir()
+				opt := litestream.NewRestoreOptions()
+				opt.OutputPath = filepath.Join(out, "db")
+				err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt)
+				mustNameDamaged(t, err, d, victim)
+				mustNothingLeft(t, out)
+			})
 		}
-		if err := os.Truncate(path, fi.Size()/2); err != nil {
-			t.Fatal(err)
-		}
-		out := t.TempDir()
-		opt := litestream.NewRestoreOptions()
-		opt.OutputPath = filepath.Join(out, "db")
-		if err := r.Restore(ctx, opt); err == nil || !strings.Contains(err.Error(), "0000000000000010-0000000000000010.ltx") {
-			t.Fatalf("err = %v, want an error naming the truncated file", err)
-		}
-		mustNothingLeft(t, out)
 	})
 
-	t.Run("MixedPageSizes", func(t *testing.T) {
-		r, dir := fixtureReplica(t, "upstream-4096")
-		other := filepath.Join("testdata", "upstream", "upstream-1024", "replica", "ltx", "0", "0000000000000010-0000000000000010.ltx")
-		b, err := os.ReadFile(other)
-		if err != nil {
+	// Another database's snapshot is newer than everything else, so only a
+	// page size that differs from the rest of the chain gives it away.
+	t.Run("OtherDBSnapshot", func(t *testing.T) {
+		client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
+		snap := &ltx.FileInfo{Level: litestream.SnapshotLevel, MinTXID: 1, MaxTXID: 5}
+		if err := os.MkdirAll(client.LTXLevelDir(snap.Level), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "ltx", "0", "0000000000000010-0000000000000010.ltx"), b, 0o644); err != nil {
+		b := mustReadFile(t, filepath.Join("testdata", "upstream", "upstream-1024", "replica", "ltx", "9", "0000000000000001-0000000000000005.ltx"))
+		if err := os.WriteFile(client.LTXFilePath(snap.Level, snap.MinTXID, snap.MaxTXID), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out := t.TempDir()
 		opt := litestream.NewRestoreOptions()
 		opt.OutputPath = filepath.Join(out, "db")
-		if err := r.Restore(ctx, opt); err == nil || !strings.Contains(err.Error(), "page size") {
+		err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt)
+		if err == nil || !strings.Contains(err.Error(), "page size") {
 			t.Fatalf("err = %v, want a page size error", err)
 		}
 		mustNothingLeft(t, out)
