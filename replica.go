@@ -214,7 +214,7 @@ func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 	defer func() { _ = f.Close() }()
 
 	if _, err := r.Client.WriteLTXFile(ctx, 0, txid, txid, f); err != nil {
-		return fmt.Errorf("write ltx file L0 %s: %w", txid, err)
+		return remoteLTXError("upload", 0, txid, txid, err)
 	}
 	return nil
 }
@@ -261,14 +261,7 @@ func (r *Replica) monitor(ctx context.Context) {
 		backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
 		if time.Since(lastLogAt) >= SyncErrorLogInterval {
 			lastLogAt = time.Now()
-			attrs := []any{"error", err, "backoff", backoff}
-			var ltxErr *LTXError
-			if errors.As(err, &ltxErr) {
-				attrs = append(attrs, "path", ltxErr.Path, "level", ltxErr.Level, "min_txid", ltx.TXID(ltxErr.MinTXID), "max_txid", ltx.TXID(ltxErr.MaxTXID))
-				if ltxErr.Hint != "" {
-					attrs = append(attrs, "hint", ltxErr.Hint)
-				}
-			}
+			attrs := append([]any{"error", err, "backoff", backoff}, ltxErrorAttrs(err)...)
 			r.Logger().Error("replica sync failed", attrs...)
 		}
 
