@@ -432,7 +432,7 @@ func crashTxn(app *sql.DB, seq int, rng *rand.Rand, reached func(string) bool, d
 		if part > 0 && reached("txn") {
 			die("txn")
 		}
-		if _, err := tx.Exec(`INSERT INTO crash (seq, part, v, rolled, pad) VALUES (?, ?, ?, ?, randomblob(?))`, seq, part, seq*1000+part, rolled, 50+rng.Intn(1500)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO crash (seq, part, v, rolled, pad) VALUES (?, ?, ?, ?, randomblob(?))`, seq, part, seq*1000+part, rolled, 20+rng.Intn(600)); err != nil {
 			return err
 		}
 	}
