@@ -21,11 +21,24 @@ func isBusy(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "database is locked") || strings.Contains(err.Error(), "SQLITE_BUSY"))
 }
 
+// concurrencyStats counts what the goroutines of TestStore_Concurrency did.
+type concurrencyStats struct {
+	mu                                  sync.Mutex
+	writes, reads, appChk, libChk, busy int
+	confirmed                           []ltx.TXID // local TXIDs seen after WaitReplicated returned
+}
+
+func (s *concurrencyStats) add(p *int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*p++
+}
+
 // Several writers, long-lived readers, application checkpoints (PASSIVE,
 // TRUNCATE) and the library's own checkpoints (size, interval and explicit
 // ones) run at once while the monitors replicate, compact and snapshot. The
-// replica then restores exactly the source, and every TXID a writer saw
-// confirmed restores a database that passes the integrity check.
+// replica then restores exactly the source, and TXIDs that writers saw
+// confirmed restore databases that pass the integrity check.
 // LITESTREAM_CONCURRENCY_SECONDS sets how long they run (default 6).
 func TestStore_Concurrency(t *testing.T) {
 	seconds := envInt(t, "LITESTREAM_CONCURRENCY_SECONDS", 6)
@@ -41,6 +54,12 @@ func TestStore_Concurrency(t *testing.T) {
 	if err := store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = store.Close(ctx)
+		}
+	})
 	app := MustOpenApp(t, db.Path(), 4096)
 	chk, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(100)")
 	if err != nil {
@@ -50,109 +69,21 @@ func TestStore_Concurrency(t *testing.T) {
 
 	runCtx, stop := context.WithTimeout(ctx, time.Duration(seconds)*time.Second)
 	defer stop()
-	var mu sync.Mutex
-	var confirmed []int64 // local TXIDs seen after WaitReplicated returned
-	var counts struct{ writes, reads, appChk, libChk, busy int }
-	count := func(p *int) { mu.Lock(); *p++; mu.Unlock() }
-
-	g, _ := errgroup.WithContext(ctx)
+	var stats concurrencyStats
+	var g errgroup.Group
 	for w := 0; w < 4; w++ {
 		rng := rand.New(rand.NewSource(seed + int64(w)))
-		g.Go(func() error {
-			for i := 0; runCtx.Err() == nil; i++ {
-				tx, err := app.Begin()
-				if err != nil {
-					return err
-				}
-				for j := rng.Intn(5) + 1; j > 0; j-- {
-					if _, err := tx.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, w*1_000_000+i, rng.Intn(3000)); err != nil {
-						_ = tx.Rollback()
-						return err
-					}
-				}
-				if _, err := tx.Exec(`UPDATE t SET v = v + 1 WHERE id % 17 = ?`, rng.Intn(17)); err != nil {
-					_ = tx.Rollback()
-					return err
-				}
-				if err := tx.Commit(); err != nil {
-					return err
-				}
-				count(&counts.writes)
-				if rng.Intn(8) == 0 {
-					wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-					err := db.WaitReplicated(wctx)
-					cancel()
-					if err != nil {
-						return fmt.Errorf("writer %d: wait replicated: %w", w, err)
-					}
-					pos, err := db.Pos()
-					if err != nil {
-						return err
-					}
-					mu.Lock()
-					confirmed = append(confirmed, int64(pos.TXID))
-					mu.Unlock()
-				}
-			}
-			return nil
-		})
+		g.Go(func() error { return concurrentWriter(runCtx, db, app, rng, w, &stats) })
 	}
-	// Long-lived readers pin old WAL frames, so checkpoints cannot restart
-	// the WAL while they read; the content they see must not change.
 	for r := 0; r < 2; r++ {
-		g.Go(func() error {
-			for runCtx.Err() == nil {
-				tx, err := app.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-				if err != nil {
-					return err
-				}
-				var n1, n2 int64
-				if err := tx.QueryRow(`SELECT count(*) FROM t`).Scan(&n1); err != nil {
-					_ = tx.Rollback()
-					return err
-				}
-				time.Sleep(time.Duration(100+r*150) * time.Millisecond) // hold the snapshot open
-				if err := tx.QueryRow(`SELECT count(*) FROM t`).Scan(&n2); err != nil {
-					_ = tx.Rollback()
-					return err
-				}
-				if err := tx.Rollback(); err != nil {
-					return err
-				}
-				if n1 != n2 {
-					return fmt.Errorf("reader %d saw %d then %d rows in one transaction", r, n1, n2)
-				}
-				count(&counts.reads)
-			}
-			return nil
-		})
+		g.Go(func() error { return longReader(runCtx, app, time.Duration(100+r*150)*time.Millisecond, &stats) })
 	}
-	g.Go(func() error { // application checkpoints
-		for i := 0; runCtx.Err() == nil; i++ {
-			mode := []string{"PASSIVE", "TRUNCATE"}[i%2]
-			if _, err := chk.Exec(`PRAGMA wal_checkpoint(` + mode + `)`); isBusy(err) {
-				count(&counts.busy)
-			} else if err != nil {
-				return fmt.Errorf("app %s checkpoint: %w", mode, err)
-			}
-			count(&counts.appChk)
-			time.Sleep(70 * time.Millisecond) // pace, not a synchronisation
-		}
-		return nil
+	g.Go(func() error {
+		return checkpointer(runCtx, "app", []string{"PASSIVE", "TRUNCATE"}, &stats.appChk, &stats, appCheckpoint(chk))
 	})
-	g.Go(func() error { // library checkpoints
+	g.Go(func() error {
 		modes := []string{litestream.CheckpointModePassive, litestream.CheckpointModeFull, litestream.CheckpointModeRestart, litestream.CheckpointModeTruncate}
-		for i := 0; runCtx.Err() == nil; i++ {
-			mode := modes[i%len(modes)]
-			if err := db.Checkpoint(ctx, mode); isBusy(err) {
-				count(&counts.busy)
-			} else if err != nil {
-				return fmt.Errorf("library %s checkpoint: %w", mode, err)
-			}
-			count(&counts.libChk)
-			time.Sleep(90 * time.Millisecond) // pace, not a synchronisation
-		}
-		return nil
+		return checkpointer(runCtx, "library", modes, &stats.libChk, &stats, func(mode string) error { return db.Checkpoint(ctx, mode) })
 	})
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
@@ -162,6 +93,7 @@ func TestStore_Concurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := MustDump(t, app)
+	closed = true
 	if err := store.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -169,13 +101,109 @@ func TestStore_Concurrency(t *testing.T) {
 	if got := MustCheckRestored(t, MustRestore(t, db.Replica, 0)); got != want {
 		t.Fatalf("replica holds %s, source %s", got, want)
 	}
-	if len(confirmed) == 0 {
+	if len(stats.confirmed) == 0 {
 		t.Fatal("no writer confirmed a transaction")
 	}
-	for _, i := range []int{0, len(confirmed) / 3, 2 * len(confirmed) / 3} {
-		MustCheckRestored(t, MustRestore(t, db.Replica, ltx.TXID(confirmed[i])))
+	for _, i := range []int{0, len(stats.confirmed) / 3, 2 * len(stats.confirmed) / 3} {
+		MustCheckRestored(t, MustRestore(t, db.Replica, stats.confirmed[i]))
 	}
-	l0 := L0TXIDs(t, client)
 	t.Logf("%d writes, %d long reads, %d app and %d library checkpoints (%d busy), %d confirmations, %d L0 files, %s",
-		counts.writes, counts.reads, counts.appChk, counts.libChk, counts.busy, len(confirmed), len(l0), want)
+		stats.writes, stats.reads, stats.appChk, stats.libChk, stats.busy, len(stats.confirmed), len(L0TXIDs(t, client)), want)
+}
+
+// concurrentWriter commits small transactions until ctx ends, waiting for
+// replication after some of them.
+func concurrentWriter(ctx context.Context, db *litestream.DB, app *sql.DB, rng *rand.Rand, w int, stats *concurrencyStats) error {
+	for i := 0; ctx.Err() == nil; i++ {
+		if err := concurrentTxn(app, rng, w*1_000_000+i); err != nil {
+			return fmt.Errorf("writer %d: %w", w, err)
+		}
+		stats.add(&stats.writes)
+		if rng.Intn(8) > 0 {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := db.WaitReplicated(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("writer %d: wait replicated: %w", w, err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			return err
+		}
+		stats.mu.Lock()
+		stats.confirmed = append(stats.confirmed, pos.TXID)
+		stats.mu.Unlock()
+	}
+	return nil
+}
+
+func concurrentTxn(app *sql.DB, rng *rand.Rand, v int) error {
+	tx, err := app.Begin()
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for j := rng.Intn(5) + 1; j > 0; j-- {
+		if _, err := tx.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, v, rng.Intn(3000)); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+	}
+	if _, err := tx.Exec(`UPDATE t SET v = v + 1 WHERE id % 17 = ?`, rng.Intn(17)); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// longReader holds read transactions open for hold each, pinning old WAL
+// frames so that checkpoints cannot restart the WAL meanwhile; what it
+// reads must not change within a transaction.
+func longReader(ctx context.Context, app *sql.DB, hold time.Duration, stats *concurrencyStats) error {
+	for ctx.Err() == nil {
+		tx, err := app.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("reader: begin: %w", err)
+		}
+		var n1, n2 int64
+		err = tx.QueryRow(`SELECT count(*) FROM t`).Scan(&n1)
+		if err == nil {
+			time.Sleep(hold) // hold the snapshot open
+			err = tx.QueryRow(`SELECT count(*) FROM t`).Scan(&n2)
+		}
+		_ = tx.Rollback()
+		if err != nil {
+			return fmt.Errorf("reader: %w", err)
+		} else if n1 != n2 {
+			return fmt.Errorf("reader saw %d then %d rows in one transaction", n1, n2)
+		}
+		stats.add(&stats.reads)
+	}
+	return nil
+}
+
+func appCheckpoint(chk *sql.DB) func(mode string) error {
+	return func(mode string) error {
+		_, err := chk.Exec(`PRAGMA wal_checkpoint(` + mode + `)`)
+		return err
+	}
+}
+
+// checkpointer runs fn with each mode in turn until ctx ends; busy errors
+// are counted, not failures.
+func checkpointer(ctx context.Context, who string, modes []string, n *int, stats *concurrencyStats, fn func(mode string) error) error {
+	for i := 0; ctx.Err() == nil; i++ {
+		mode := modes[i%len(modes)]
+		if err := fn(mode); isBusy(err) {
+			stats.add(&stats.busy)
+		} else if err != nil {
+			return fmt.Errorf("%s %s checkpoint: %w", who, mode, err)
+		}
+		stats.add(n)
+		time.Sleep(80 * time.Millisecond) // pace, not a synchronisation
+	}
+	return nil
 }

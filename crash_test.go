@@ -294,10 +294,9 @@ func MustCheckCrashReplica(t testing.TB, dir string, client litestream.ReplicaCl
 
 // crashWriter is the child of TestStore_CrashCycles. It replicates dir/db to
 // dir/replica with fast checkpoints, compactions and snapshots, and commits
-// numbered transactions forever, logging each number to attempts.log before
-// it begins and to replicated.log (fsynced) once WaitReplicated confirmed it.
-// It kills itself at the step named in LITESTREAM_TEST_KILL_AT ("name:n");
-// "clean" writes a few transactions and closes the store instead.
+// numbered transactions forever, recording them in a seqLog. It kills itself
+// at the step named in LITESTREAM_TEST_KILL_AT ("name:n"); "clean" writes a
+// few transactions and closes the store instead.
 func crashWriter(dir string) error {
 	ctx := context.Background()
 	seed, _ := strconv.ParseInt(os.Getenv("LITESTREAM_TEST_SEED"), 10, 64)
@@ -321,12 +320,62 @@ func crashWriter(dir string) error {
 		}
 	})
 
+	db, store, err := openCrashStore(ctx, dir, &crashClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica")), reached: reached, die: die})
+	if err != nil {
+		return err
+	}
+	app, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = app.Close() }()
+	if _, err := app.Exec(crashSchema); err != nil {
+		return err
+	}
+	log, err := openSeqLog(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Close() }()
+
+	for i := 0; !clean || i < 20; i++ {
+		seq, err := log.Next()
+		if err != nil {
+			return err
+		}
+		if err := crashTxn(app, seq, rng, reached, die); err != nil {
+			return fmt.Errorf("transaction %d: %w", seq, err)
+		}
+		log.Committed(seq)
+		switch {
+		case rng.Intn(3) == 0:
+			err = log.Confirm(ctx, db)
+		case i%25 == 24:
+			err = db.Checkpoint(ctx, litestream.CheckpointModeTruncate)
+		case i%40 == 39:
+			_, err = app.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+		if err != nil {
+			return fmt.Errorf("after transaction %d: %w", seq, err)
+		}
+	}
+	if err := log.Confirm(ctx, db); err != nil {
+		return err
+	}
+	return store.Close(ctx)
+}
+
+// crashSchema holds the numbered transactions' rows.
+const crashSchema = `CREATE TABLE IF NOT EXISTS crash (id INTEGER PRIMARY KEY, seq INTEGER, part INTEGER, v INTEGER, rolled INTEGER, pad BLOB)`
+
+// openCrashStore opens dir/db in a store with fast checkpoints,
+// compactions, snapshots and retention, replicating through client.
+func openCrashStore(ctx context.Context, dir string, client litestream.ReplicaClient) (*litestream.DB, *litestream.Store, error) {
 	db := litestream.NewDB(filepath.Join(dir, "db"))
 	db.MonitorInterval = 20 * time.Millisecond
 	db.MinCheckpointPageN = 32
 	db.TruncatePageN = 600
 	db.CheckpointInterval = 300 * time.Millisecond
-	client := &crashClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica")), reached: reached, die: die}
 	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{
@@ -338,83 +387,74 @@ func crashWriter(dir string) error {
 	store.L0RetentionCheckInterval = 200 * time.Millisecond
 	store.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := store.Open(ctx); err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
+	return db, store, nil
+}
 
-	app, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = app.Close() }()
-	if _, err := app.Exec(`CREATE TABLE IF NOT EXISTS crash (id INTEGER PRIMARY KEY, seq INTEGER, part INTEGER, v INTEGER, rolled INTEGER, pad BLOB)`); err != nil {
-		return err
-	}
+// seqLog records a writer's numbered transactions in dir: attempts.log
+// before each begins, replicated.log (fsynced) once WaitReplicated has
+// confirmed it. Numbers continue after the highest attempted so far.
+type seqLog struct {
+	attempts, replicated *os.File
+	last                 int   // highest number attempted
+	pending              []int // committed, not yet confirmed
+}
 
+func openSeqLog(dir string) (*seqLog, error) {
 	attempts, err := os.OpenFile(filepath.Join(dir, "attempts.log"), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = attempts.Close() }()
-	var seq int
+	l := &seqLog{attempts: attempts}
 	for sc := bufio.NewScanner(attempts); sc.Scan(); {
 		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			seq = max(seq, n)
+			l.last = max(l.last, n)
 		}
 	}
-	replicated, err := os.OpenFile(filepath.Join(dir, "replicated.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
+	if l.replicated, err = os.OpenFile(filepath.Join(dir, "replicated.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+		_ = attempts.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Next logs and returns the next transaction number.
+func (l *seqLog) Next() (int, error) {
+	l.last++
+	_, err := fmt.Fprintf(l.attempts, "%d\n", l.last)
+	return l.last, err
+}
+
+// Committed notes that seq committed; rolled-back numbers are ignored.
+func (l *seqLog) Committed(seq int) {
+	if !crashTxnRolledBack(seq) {
+		l.pending = append(l.pending, seq)
+	}
+}
+
+// Confirm waits until db reports everything replicated, then durably logs
+// the transactions committed before the wait.
+func (l *seqLog) Confirm(ctx context.Context, db *litestream.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := db.WaitReplicated(ctx); err != nil {
+		return fmt.Errorf("wait replicated: %w", err)
+	}
+	var b strings.Builder
+	for _, seq := range l.pending {
+		fmt.Fprintf(&b, "%d\n", seq)
+	}
+	l.pending = l.pending[:0]
+	if _, err := io.WriteString(l.replicated, b.String()); err != nil {
 		return err
 	}
-	defer func() { _ = replicated.Close() }()
+	return l.replicated.Sync()
+}
 
-	var pending []int
-	confirm := func() error {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := db.WaitReplicated(wctx); err != nil {
-			return fmt.Errorf("wait replicated: %w", err)
-		}
-		var b strings.Builder
-		for _, s := range pending {
-			fmt.Fprintf(&b, "%d\n", s)
-		}
-		pending = pending[:0]
-		if _, err := io.WriteString(replicated, b.String()); err != nil {
-			return err
-		}
-		return replicated.Sync()
-	}
-
-	for i := 0; !clean || i < 20; i++ {
-		seq++
-		if _, err := fmt.Fprintf(attempts, "%d\n", seq); err != nil {
-			return err
-		}
-		if err := crashTxn(app, seq, rng, reached, die); err != nil {
-			return fmt.Errorf("transaction %d: %w", seq, err)
-		}
-		if !crashTxnRolledBack(seq) {
-			pending = append(pending, seq)
-		}
-		switch {
-		case rng.Intn(3) == 0:
-			if err := confirm(); err != nil {
-				return err
-			}
-		case i%25 == 24:
-			if err := db.Checkpoint(ctx, litestream.CheckpointModeTruncate); err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
-			}
-		case i%40 == 39:
-			if _, err := app.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-				return fmt.Errorf("app checkpoint: %w", err)
-			}
-		}
-	}
-	if err := confirm(); err != nil {
-		return err
-	}
-	return store.Close(ctx)
+// Close closes the log files.
+func (l *seqLog) Close() error {
+	return errors.Join(l.attempts.Close(), l.replicated.Close())
 }
 
 // crashTxn writes transaction seq, committing or rolling it back.

@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -77,10 +76,6 @@ func TestStore_FaultyClient(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 20 * time.Millisecond
-	db.MinCheckpointPageN = 32
-	db.CheckpointInterval = 200 * time.Millisecond
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	fc := faultclient.New(inner, faultclient.Config{
 		Seed:          seed,
@@ -93,78 +88,46 @@ func TestStore_FaultyClient(t *testing.T) {
 		HalfWriteRate: 0.05,
 		LostAckRate:   0.05,
 	})
-	db.Replica = litestream.NewReplicaWithClient(db, fc)
-	db.Replica.SyncInterval = 20 * time.Millisecond
-	inner.Replica = db.Replica
-	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{
-		{Level: 0}, {Level: 1, Interval: 200 * time.Millisecond}, {Level: 2, Interval: 600 * time.Millisecond},
-	})
-	store.SnapshotInterval = time.Second
-	store.SnapshotRetention = 3 * time.Second
-	store.L0Retention = time.Second
-	store.L0RetentionCheckInterval = 200 * time.Millisecond
-	store.ShutdownSyncTimeout = 30 * time.Second
-	store.ShutdownSyncInterval = 20 * time.Millisecond
-	logs := newRecordHandler()
-	store.Logger = slog.New(logs)
-	db.SetLogger(store.Logger)
-
 	fc.SetEnabled(false) // Store.Open gives up on a failed Init
-	if err := store.Open(ctx); err != nil {
+	db, store, err := openCrashStore(ctx, dir, fc)
+	if err != nil {
 		t.Fatal(err)
 	}
 	fc.SetEnabled(true)
+	inner.Replica = db.Replica
+	store.SetShutdownSyncTimeout(time.Minute)
+	store.SetShutdownSyncInterval(20 * time.Millisecond)
+	logs := newRecordHandler()
+	db.SetLogger(slog.New(logs))
+
 	app := MustOpenApp(t, db.Path(), 4096)
-	if _, err := app.Exec(`CREATE TABLE crash (id INTEGER PRIMARY KEY, seq INTEGER, part INTEGER, v INTEGER, rolled INTEGER, pad BLOB)`); err != nil {
+	if _, err := app.Exec(crashSchema); err != nil {
 		t.Fatal(err)
 	}
-
-	// The crash test's logs and checks serve here too: attempts.log and
-	// replicated.log in dir.
-	attempts, err := os.Create(filepath.Join(dir, "attempts.log"))
+	log, err := openSeqLog(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = attempts.Close() }()
-	replicated, err := os.Create(filepath.Join(dir, "replicated.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = replicated.Close() }()
-
-	var pending []int
-	confirm := func() {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := db.WaitReplicated(wctx); err != nil {
-			t.Fatalf("wait replicated: %v", err)
-		}
-		for _, seq := range pending {
-			if _, err := replicated.WriteString(strconv.Itoa(seq) + "\n"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		pending = pending[:0]
-	}
+	defer func() { _ = log.Close() }()
 	never := func(string) bool { return false }
-	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
-	var seq int
-	for seq = 1; time.Now().Before(deadline); seq++ {
-		if _, err := attempts.WriteString(strconv.Itoa(seq) + "\n"); err != nil {
+	for deadline := time.Now().Add(time.Duration(seconds) * time.Second); time.Now().Before(deadline); {
+		seq, err := log.Next()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := crashTxn(app, seq, rng, never, nil); err != nil {
 			t.Fatal(err)
 		}
-		if !crashTxnRolledBack(seq) {
-			pending = append(pending, seq)
-		}
+		log.Committed(seq)
 		if rng.Intn(4) == 0 {
-			confirm()
+			if err := log.Confirm(ctx, db); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	confirm()
+	if err := log.Confirm(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 	if err := store.Close(ctx); err != nil {
 		t.Fatalf("close with faults: %v", err)
 	}
@@ -174,9 +137,8 @@ func TestStore_FaultyClient(t *testing.T) {
 	// Through the plain client: nothing lost, nothing extra, and after the
 	// close the replica equals the source.
 	MustCheckCrashReplica(t, dir, inner, 0)
-	r := litestream.NewReplicaWithClient(nil, inner)
 	want := MustDump(t, app)
-	if got := MustCheckRestored(t, MustRestore(t, r, 0)); got != want {
+	if got := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, inner), 0)); got != want {
 		t.Fatalf("replica holds %s, source %s", got, want)
 	}
 	for _, kind := range []faultclient.Kind{faultclient.KindError, faultclient.KindTimeout, faultclient.KindSlow, faultclient.KindShortRead, faultclient.KindHalfWrite, faultclient.KindLostAck} {
@@ -185,16 +147,25 @@ func TestStore_FaultyClient(t *testing.T) {
 		}
 	}
 
-	// Through the faulty client: exact, or an error and no file left.
 	fc.SetEnabled(true)
-	rf := litestream.NewReplicaWithClient(nil, fc)
-	var ok, failed int
-	for i := 0; i < 20; i++ {
-		outDir := t.TempDir()
+	ok, failed := MustRestoreExactOrNothing(t, fc, want, 20)
+	named := MustLogLTXErrors(t, logs)
+	t.Logf("fault run: %d transactions, faults %v, %d error logs (%d naming the file), faulty restores ok=%d failed=%d",
+		log.last, counts, len(logs.Errors()), named, ok, failed)
+}
+
+// MustRestoreExactOrNothing restores latest through client n times: each
+// restore either equals want or fails and leaves no file behind. At least
+// one must succeed.
+func MustRestoreExactOrNothing(t testing.TB, client litestream.ReplicaClient, want string, n int) (ok, failed int) {
+	t.Helper()
+	r := litestream.NewReplicaWithClient(nil, client)
+	for i := 0; i < n; i++ {
+		dir := t.TempDir()
 		opt := litestream.NewRestoreOptions()
-		opt.OutputPath = filepath.Join(outDir, "db")
-		if err := rf.Restore(ctx, opt); err != nil {
-			if entries, _ := os.ReadDir(outDir); len(entries) > 0 {
+		opt.OutputPath = filepath.Join(dir, "db")
+		if err := r.Restore(context.Background(), opt); err != nil {
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 				t.Fatalf("failed restore (%v) left %s behind", err, entries[0].Name())
 			}
 			failed++
@@ -206,10 +177,15 @@ func TestStore_FaultyClient(t *testing.T) {
 		ok++
 	}
 	if ok == 0 {
-		t.Error("no restore through the faulty client succeeded")
+		t.Fatalf("none of %d restores through the faulty client succeeded", n)
 	}
+	return ok, failed
+}
 
-	// Failures name the file, level and TXID range.
+// MustLogLTXErrors returns how many error logs name a file by path, level,
+// min_txid and max_txid, failing if none does.
+func MustLogLTXErrors(t testing.TB, logs *recordHandler) int {
+	t.Helper()
 	var named int
 	for _, m := range logs.Errors() {
 		_, path := m["path"]
@@ -223,6 +199,5 @@ func TestStore_FaultyClient(t *testing.T) {
 	if named == 0 {
 		t.Fatalf("none of %d error logs names path, level, min_txid and max_txid", len(logs.Errors()))
 	}
-	t.Logf("fault run: %d transactions, faults %v, %d error logs (%d naming the file), faulty restores ok=%d failed=%d",
-		seq-1, counts, len(logs.Errors()), named, ok, failed)
+	return named
 }
