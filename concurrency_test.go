@@ -1,9 +1,11 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand"
 	"strings"
 	"sync"
@@ -146,8 +148,9 @@ func concurrentTxn(app *sql.DB, rng *rand.Rand, v int) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	for j := rng.Intn(5) + 1; j > 0; j-- {
+		start := time.Now()
 		if _, err := tx.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, v, rng.Intn(3000)); err != nil {
-			return fmt.Errorf("insert: %w", err)
+			return fmt.Errorf("insert after %s: %w", time.Since(start), err)
 		}
 	}
 	if _, err := tx.Exec(`UPDATE t SET v = v + 1 WHERE id % 17 = ?`, rng.Intn(17)); err != nil {
@@ -206,4 +209,48 @@ func checkpointer(ctx context.Context, who string, modes []string, n *int, stats
 		time.Sleep(80 * time.Millisecond) // pace, not a synchronisation
 	}
 	return nil
+}
+
+// Close waits for a snapshot being read (as the Store's snapshot monitor
+// does during Store.Close) instead of closing the database file under it.
+func TestDB_Close_WaitsForSnapshotReader(t *testing.T) {
+	db, app, _ := MustOpenDB(t, 4096)
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := db.SnapshotReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	// One byte in: the snapshot's encoder is blocked mid-file.
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(rc, first); err != nil {
+		t.Fatal(err)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close(ctx) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a snapshot was being read", err)
+	case <-time.After(300 * time.Millisecond): // grace for a wrong Close to finish
+	}
+
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read snapshot during Close: %v", err)
+	}
+	if err := ltx.NewDecoder(bytes.NewReader(append(first, rest...))).Verify(); err != nil {
+		t.Fatalf("snapshot read during Close does not verify: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
 }
