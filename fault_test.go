@@ -2,17 +2,20 @@ package litestream_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 	"github.com/benbjohnson/litestream/internal/faultclient"
+	"github.com/superfly/ltx"
 )
 
 // recordHandler keeps every log record with the attributes of its logger.
@@ -221,4 +224,61 @@ func MustLogLTXErrors(t testing.TB, logs *recordHandler) int {
 		t.Fatalf("none of %d error logs names path, level, min_txid and max_txid", len(logs.Errors()))
 	}
 	return named
+}
+
+// alternatingClient fails every second write.
+type alternatingClient struct {
+	litestream.ReplicaClient
+	writes atomic.Int64
+}
+
+func (c *alternatingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	if c.writes.Add(1)%2 == 0 {
+		return nil, faultclient.ErrInjected
+	}
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
+
+// A backlog drains through a client that fails every second upload: each
+// batch gets a file through before failing, so the monitor must not back
+// off (doubling per failure, it would wait minutes for 24 files).
+func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 0
+	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db.Replica = litestream.NewReplicaWithClient(db, &alternatingClient{ReplicaClient: inner})
+	db.Replica.SyncInterval = 20 * time.Millisecond
+	db.Replica.MonitorEnabled = false
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(ctx) })
+	app := MustOpenApp(t, db.Path(), 4096)
+	for i := 0; i < 24; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db.Replica.MonitorEnabled = true
+	if err := db.Replica.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the backlog to drain", func() bool {
+		txids := L0TXIDs(t, inner)
+		return len(txids) > 0 && txids[len(txids)-1] == pos.TXID
+	})
+	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, inner), 0)), MustDump(t, app); got != want {
+		t.Fatalf("replica holds %s, source %s", got, want)
+	}
+	MustVerifyReplica(t, inner)
 }

@@ -145,23 +145,27 @@ func (r *Replica) Stop(hard bool) (err error) {
 
 // Sync uploads every local L0 file the replica does not have yet.
 func (r *Replica) Sync(ctx context.Context) (err error) {
-	return r.sync(ctx, 0)
+	_, err = r.sync(ctx, 0)
+	return err
 }
 
-// sync uploads in batches of at most maxFiles (0 = unlimited) until done.
-func (r *Replica) sync(ctx context.Context, maxFiles int) error {
+// sync uploads in batches of at most maxFiles (0 = unlimited) until done,
+// and returns how many files it uploaded, even when it fails.
+func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err error) {
 	for {
-		limited, err := r.syncOnce(ctx, maxFiles)
+		limited, n, err := r.syncOnce(ctx, maxFiles)
+		uploaded += n
 		if err != nil || !limited {
-			return err
+			return uploaded, err
 		}
 	}
 }
 
-// syncOnce uploads one batch and reports whether it stopped at maxFiles.
-func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err error) {
+// syncOnce uploads one batch and reports whether it stopped at maxFiles
+// and how many files it uploaded.
+func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n int, err error) {
 	if err := r.syncSem.Acquire(ctx, 1); err != nil {
-		return false, fmt.Errorf("wait for replica sync: %w", context.Cause(ctx))
+		return false, 0, fmt.Errorf("wait for replica sync: %w", context.Cause(ctx))
 	}
 	defer r.syncSem.Release(1)
 	defer func() {
@@ -171,13 +175,13 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err
 	}()
 
 	if err := context.Cause(ctx); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	pos := r.Pos()
 	if pos.IsZero() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
 		if err != nil {
-			return false, fmt.Errorf("calc pos: %w", err)
+			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
@@ -185,24 +189,23 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err
 
 	dpos, err := r.db.Pos()
 	if err != nil {
-		return false, fmt.Errorf("cannot determine current position: %w", err)
+		return false, 0, fmt.Errorf("cannot determine current position: %w", err)
 	} else if dpos.IsZero() {
-		return false, errNoPosition
+		return false, 0, errNoPosition
 	}
 
-	var n int
 	for txid := pos.TXID + 1; txid <= dpos.TXID; txid++ {
 		if maxFiles > 0 && n >= maxFiles {
-			return true, nil
+			return true, n, nil
 		}
 		if err := r.uploadL0(ctx, txid); err != nil {
-			return false, err
+			return false, n, err
 		}
 		r.SetPos(ltx.Pos{TXID: txid})
 		n++
 	}
 	r.db.RecordSuccessfulSync()
-	return false, nil
+	return false, n, nil
 }
 
 func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
@@ -247,7 +250,7 @@ func (r *Replica) monitor(ctx context.Context) {
 			}
 		}
 
-		err := r.sync(ctx, r.MaxSyncLTXFiles)
+		uploaded, err := r.sync(ctx, r.MaxSyncLTXFiles)
 		switch {
 		case err == nil:
 			backoff = 0
@@ -258,7 +261,13 @@ func (r *Replica) monitor(ctx context.Context) {
 			return
 		}
 
-		backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
+		// Back off only when no file got through: a flaky client that
+		// fails some calls must not stall a backlog it is draining.
+		if uploaded > 0 {
+			backoff = 0
+		} else {
+			backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
+		}
 		if time.Since(lastLogAt) >= SyncErrorLogInterval {
 			lastLogAt = time.Now()
 			attrs := append([]any{"error", err, "backoff", backoff}, ltxErrorAttrs(err)...)
