@@ -350,7 +350,7 @@ func crashWriter(dir string) error {
 		switch {
 		case rng.Intn(3) == 0:
 			err = log.Confirm(ctx, db)
-		case i%25 == 24:
+		case i%100 == 99: // rare: each TRUNCATE writes a full-database L0 file
 			err = db.Checkpoint(ctx, litestream.CheckpointModeTruncate)
 		case i%40 == 39:
 			_, err = app.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
