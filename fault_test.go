@@ -2,6 +2,7 @@ package litestream_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -281,4 +282,63 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 		t.Fatalf("replica holds %s, source %s", got, want)
 	}
 	MustVerifyReplica(t, inner)
+}
+
+// lostAckClient stores every write but reports the second one at a level
+// as failed.
+type lostAckClient struct {
+	litestream.ReplicaClient
+	level  int
+	writes atomic.Int64
+}
+
+func (c *lostAckClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+	if err == nil && level == c.level && c.writes.Add(1) == 2 {
+		return nil, faultclient.ErrInjected
+	}
+	return info, err
+}
+
+// A compaction whose write landed but was reported failed is not followed
+// by one that overlaps it, although the level's newest file was cached.
+func TestDB_Compact_AfterLostAck(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 0
+	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db.Replica = litestream.NewReplicaWithClient(db, &lostAckClient{ReplicaClient: inner, level: 1})
+	db.Replica.MonitorEnabled = false
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(ctx) })
+	app := MustOpenApp(t, db.Path(), 4096)
+	step := func() {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	step()
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if _, err := db.Compact(ctx, 1); !errors.Is(err, faultclient.ErrInjected) {
+		t.Fatalf("second compaction: err = %v, want the injected lost ack", err)
+	}
+	step()
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	MustVerifyReplica(t, inner)
+	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, inner), 0)), MustDump(t, app); got != want {
+		t.Fatalf("replica holds %s, source %s", got, want)
+	}
 }
