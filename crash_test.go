@@ -93,7 +93,10 @@ func TestStore_CrashCycles(t *testing.T) {
 		}
 		killedBy := runCrashChild(t, dir, killAt, delay, rng.Int63())
 		kills[killedBy]++
-		MustCheckCrashReplica(t, dir, client, 0)
+		restored := MustCheckCrashReplica(t, dir, client, 0)
+		if (cycle+1)%25 == 0 { // progress for long runs
+			t.Logf("after %d kills: %d transactions restored, all checks passed, %s", cycle+1, len(restored), time.Since(start).Round(time.Second))
+		}
 	}
 
 	// Restores at some TXIDs: each is consistent and holds no transaction
