@@ -100,11 +100,17 @@ func TestStore_CrashCycles(t *testing.T) {
 	}
 
 	// Restores at some TXIDs: each is consistent and holds no transaction
-	// that a later TXID lacks.
+	// that a later TXID lacks. Retention keeps history only from the oldest
+	// snapshot on, so TXIDs are picked from there.
+	var oldest ltx.TXID
+	if snapshots := levelFiles(t, client, litestream.SnapshotLevel); len(snapshots) > 0 {
+		oldest = snapshots[0].MaxTXID
+	}
 	txids := L0TXIDs(t, client)
 	for _, info := range levelFiles(t, client, 1) {
 		txids = append(txids, info.MaxTXID)
 	}
+	txids = slices.DeleteFunc(txids, func(txid ltx.TXID) bool { return txid < oldest })
 	slices.Sort(txids)
 	txids = slices.Compact(txids)
 	var picked []ltx.TXID
