@@ -5,7 +5,7 @@ export LITESTREAM_TEST_BIN := $(TEST_HOME)/bin
 
 GO ?= go
 
-.PHONY: test test-deps vet fuzz-smoke
+.PHONY: test test-deps vet fuzz-smoke torture
 
 # test installs any missing test server, runs each fuzz target briefly, then
 # runs every test under -race.
@@ -21,6 +21,14 @@ fuzz-smoke:
 	@for f in $(FUZZ_TARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s . || exit 1; \
 	done
+
+# torture runs the reliability tests long: 200 crash cycles, a two-minute
+# fault run, a one-minute concurrency run, and the disk-full test.
+TORTURE_CYCLES ?= 200
+torture:
+	LITESTREAM_CRASH_CYCLES=$(TORTURE_CYCLES) LITESTREAM_FAULT_SECONDS=120 LITESTREAM_CONCURRENCY_SECONDS=60 \
+		$(GO) test -race -count=1 -v -timeout 90m \
+		-run 'TestStore_CrashCycles|TestStore_FaultyClient|TestStore_Concurrency|TestDB_Sync_DiskFull' .
 
 # test-deps runs each idempotent installer in scripts/.
 test-deps:

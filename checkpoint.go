@@ -126,6 +126,7 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 	if err != nil {
 		return false, true, err
 	}
+	crashPoint("checkpoint")
 	if barrier != nil {
 		if err := barrier.Rollback(); err != nil && !isTxDone(err) {
 			return false, true, fmt.Errorf("release write barrier: %w", err)
@@ -146,6 +147,7 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 		return false, true, nil
 	}
 	db.truncatePassiveFailed = false
+	crashPoint("checkpoint-restarted")
 
 	// TRUNCATE reports no frames, so commits that raced the checkpoint cannot
 	// be ruled out; FULL/RESTART can tell. Either way a boundary snapshot

@@ -237,7 +237,7 @@ func (c *Compactor) openSource(ctx context.Context, info *ltx.FileInfo) (io.Read
 	}
 	rc, err := c.client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		return nil, remoteLTXError("open", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
 	return newResumableReader(ctx, c.client, info, rc), nil
 }
@@ -259,7 +259,7 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	}
 	<-done
 	if err != nil {
-		return nil, fmt.Errorf("write ltx file L%d %s-%s: %w", level, minTXID, maxTXID, err)
+		return nil, remoteLTXError("compact", level, minTXID, maxTXID, err)
 	}
 	return info, nil
 }

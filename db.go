@@ -317,7 +317,8 @@ func removeTmpFiles(dir string) error {
 }
 
 // Close stops the monitor, syncs a last time, flushes the replica and
-// releases SQLite. Cleanup runs even when ctx is already canceled.
+// releases SQLite once open snapshot readers are done. Cleanup runs even
+// when ctx is already canceled.
 func (db *DB) Close(ctx context.Context) (err error) {
 	db.mu.Lock()
 	cancel := db.cancel
@@ -348,6 +349,9 @@ func (db *DB) Close(ctx context.Context) (err error) {
 		}
 	}
 
+	// Snapshot readers read the database file without exec; wait for them.
+	db.chkMu.Lock()
+	defer db.chkMu.Unlock()
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if e := db.releaseSQLite(); e != nil && err == nil {

@@ -573,6 +573,7 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 	if err := f.Close(); err != nil {
 		return 0, fail("stage-close", err)
 	}
+	crashPoint("sync-staged")
 	if err := os.Rename(tmp, path); err != nil {
 		db.invalidatePos()
 		db.dropMaxLTXFileInfo(level)
@@ -583,12 +584,17 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 		db.dropMaxLTXFileInfo(level)
 		return 0, err
 	}
+	crashPoint("sync-renamed")
 	return cw.n, nil
 }
 
 // openFile is os.OpenFile, replaceable in tests to inject failures such as
 // a full disk.
 var openFile = os.OpenFile
+
+// crashPoint is called at named steps of syncs and checkpoints; crash tests
+// replace it to kill the process exactly there.
+var crashPoint = func(name string) {}
 
 type countingWriter struct {
 	w io.Writer

@@ -3,6 +3,7 @@ package litestream
 import (
 	"context"
 	"os"
+	"testing"
 
 	"github.com/superfly/ltx"
 )
@@ -11,4 +12,16 @@ import (
 // so that fuzzing can drive it without the polling loop.
 func (r *Replica) ApplyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
 	return r.applyNewFiles(ctx, f, cur)
+}
+
+// SetCrashPoint replaces the hook called at named steps of syncs and
+// checkpoints, for crash tests in package litestream_test.
+func SetCrashPoint(fn func(name string)) { crashPoint = fn }
+
+// SetOpenFileHook replaces the opener of staged LTX files until the test
+// ends, so external tests can pause or fail a sync at that point.
+func SetOpenFileHook(t testing.TB, fn func(name string, flag int, perm os.FileMode) (*os.File, error)) {
+	prev := openFile
+	openFile = fn
+	t.Cleanup(func() { openFile = prev })
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/superfly/ltx"
 )
 
 // MetaDirSuffix is appended to the database's base name to form the name of
@@ -146,6 +148,26 @@ func (e *LTXError) IsAutoRecoverable() bool {
 		errors.Is(e.Err, ErrLTXMissing) ||
 		errors.Is(e.Err, ErrLTXCorrupted) ||
 		errors.Is(e.Err, ErrChecksumMismatch)
+}
+
+// remoteLTXError describes a failed read or write of a replica file, named
+// by its key under the replica's root.
+func remoteLTXError(op string, level int, minTXID, maxTXID ltx.TXID, err error) *LTXError {
+	return &LTXError{Op: op, Path: LTXFilePath("", level, minTXID, maxTXID), Level: level, MinTXID: uint64(minTXID), MaxTXID: uint64(maxTXID), Err: err}
+}
+
+// ltxErrorAttrs returns log attributes naming the file, level and TXID range
+// of the first LTXError in err's chain, or nil if there is none.
+func ltxErrorAttrs(err error) []any {
+	var e *LTXError
+	if !errors.As(err, &e) {
+		return nil
+	}
+	attrs := []any{"path", e.Path, "level", e.Level, "min_txid", ltx.TXID(e.MinTXID), "max_txid", ltx.TXID(e.MaxTXID)}
+	if e.Hint != "" {
+		attrs = append(attrs, "hint", e.Hint)
+	}
+	return attrs
 }
 
 // DBNotReadyError is returned by operations that need an initialized DB.

@@ -18,6 +18,12 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "crash-writer":
+		if err := crashWriter(os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	case "follow-reader":
 		if err := followReader(os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
 			fmt.Fprintln(os.Stderr, err)

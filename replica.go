@@ -145,23 +145,27 @@ func (r *Replica) Stop(hard bool) (err error) {
 
 // Sync uploads every local L0 file the replica does not have yet.
 func (r *Replica) Sync(ctx context.Context) (err error) {
-	return r.sync(ctx, 0)
+	_, err = r.sync(ctx, 0)
+	return err
 }
 
-// sync uploads in batches of at most maxFiles (0 = unlimited) until done.
-func (r *Replica) sync(ctx context.Context, maxFiles int) error {
+// sync uploads in batches of at most maxFiles (0 = unlimited) until done,
+// and returns how many files it uploaded, even when it fails.
+func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err error) {
 	for {
-		limited, err := r.syncOnce(ctx, maxFiles)
+		limited, n, err := r.syncOnce(ctx, maxFiles)
+		uploaded += n
 		if err != nil || !limited {
-			return err
+			return uploaded, err
 		}
 	}
 }
 
-// syncOnce uploads one batch and reports whether it stopped at maxFiles.
-func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err error) {
+// syncOnce uploads one batch and reports whether it stopped at maxFiles
+// and how many files it uploaded.
+func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n int, err error) {
 	if err := r.syncSem.Acquire(ctx, 1); err != nil {
-		return false, fmt.Errorf("wait for replica sync: %w", context.Cause(ctx))
+		return false, 0, fmt.Errorf("wait for replica sync: %w", context.Cause(ctx))
 	}
 	defer r.syncSem.Release(1)
 	defer func() {
@@ -171,13 +175,13 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err
 	}()
 
 	if err := context.Cause(ctx); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	pos := r.Pos()
 	if pos.IsZero() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
 		if err != nil {
-			return false, fmt.Errorf("calc pos: %w", err)
+			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
@@ -185,24 +189,23 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, err
 
 	dpos, err := r.db.Pos()
 	if err != nil {
-		return false, fmt.Errorf("cannot determine current position: %w", err)
+		return false, 0, fmt.Errorf("cannot determine current position: %w", err)
 	} else if dpos.IsZero() {
-		return false, errNoPosition
+		return false, 0, errNoPosition
 	}
 
-	var n int
 	for txid := pos.TXID + 1; txid <= dpos.TXID; txid++ {
 		if maxFiles > 0 && n >= maxFiles {
-			return true, nil
+			return true, n, nil
 		}
 		if err := r.uploadL0(ctx, txid); err != nil {
-			return false, err
+			return false, n, err
 		}
 		r.SetPos(ltx.Pos{TXID: txid})
 		n++
 	}
 	r.db.RecordSuccessfulSync()
-	return false, nil
+	return false, n, nil
 }
 
 // hasPending reports whether the DB has L0 files the replica lacks, or the
@@ -222,7 +225,7 @@ func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 	defer func() { _ = f.Close() }()
 
 	if _, err := r.Client.WriteLTXFile(ctx, 0, txid, txid, f); err != nil {
-		return fmt.Errorf("write ltx file L0 %s: %w", txid, err)
+		return remoteLTXError("upload", 0, txid, txid, err)
 	}
 	return nil
 }
@@ -269,9 +272,9 @@ func (r *Replica) monitor(ctx context.Context) {
 			}
 		}
 
-		start, before := time.Now(), r.Pos()
-		err := r.sync(ctx, r.MaxSyncLTXFiles)
-		if pos := r.Pos(); !pos.IsZero() && pos != before {
+		start := time.Now()
+		uploaded, err := r.sync(ctx, r.MaxSyncLTXFiles)
+		if uploaded > 0 {
 			lastBatch = start
 		}
 		switch {
@@ -284,17 +287,16 @@ func (r *Replica) monitor(ctx context.Context) {
 			return
 		}
 
-		backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
+		// Back off only when no file got through: a flaky client that
+		// fails some calls must not stall a backlog it is draining.
+		if uploaded > 0 {
+			backoff = 0
+		} else {
+			backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
+		}
 		if time.Since(lastLogAt) >= SyncErrorLogInterval {
 			lastLogAt = time.Now()
-			attrs := []any{"error", err, "backoff", backoff}
-			var ltxErr *LTXError
-			if errors.As(err, &ltxErr) {
-				attrs = append(attrs, "path", ltxErr.Path, "level", ltxErr.Level, "min_txid", ltx.TXID(ltxErr.MinTXID), "max_txid", ltx.TXID(ltxErr.MaxTXID))
-				if ltxErr.Hint != "" {
-					attrs = append(attrs, "hint", ltxErr.Hint)
-				}
-			}
+			attrs := append([]any{"error", err, "backoff", backoff}, ltxErrorAttrs(err)...)
 			r.Logger().Error("replica sync failed", attrs...)
 		}
 

@@ -150,7 +150,7 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 
 	info, err := db.Replica.Client.WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
 	if err != nil {
-		return nil, fmt.Errorf("write snapshot L%d 1-%s: %w", SnapshotLevel, pos.TXID, err)
+		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
 	db.setMaxLTXFileInfo(SnapshotLevel, info)
 	return info, nil

@@ -288,7 +288,11 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 			case errors.Is(err, context.Canceled):
 				return
 			default:
-				db.logger().Error("compaction failed", "level", lvl.Level, "error", err)
+				attrs := ltxErrorAttrs(err)
+				if attrs == nil {
+					attrs = []any{"level", lvl.Level}
+				}
+				db.logger().Error("compaction failed", append(attrs, "error", err)...)
 			}
 			if lvl.Level == SnapshotLevel && db.PageSize() > 0 {
 				if err := s.EnforceSnapshotRetention(s.ctx, db); err != nil && !errors.Is(err, context.Canceled) {
