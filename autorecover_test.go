@@ -195,3 +195,23 @@ func TestDB_ResetLocalState_DuringSync(t *testing.T) {
 		t.Fatalf("restored %s, want %s", got, want)
 	}
 }
+
+// Only errors about local files reset local state: a backend answering
+// "not found" to an upload must not.
+func TestLTXError_IsAutoRecoverable(t *testing.T) {
+	for _, tt := range []struct {
+		op   string
+		err  error
+		want bool
+	}{
+		{"open", os.ErrNotExist, true},
+		{"decode", litestream.ErrLTXCorrupted, true},
+		{"open", os.ErrPermission, false},
+		{"upload", os.ErrNotExist, false},
+	} {
+		e := litestream.NewLTXError(tt.op, "ltx/0/x.ltx", 0, 1, 1, tt.err)
+		if got := e.IsAutoRecoverable(); got != tt.want {
+			t.Errorf("%s: %v: recoverable = %v, want %v", tt.op, tt.err, got, tt.want)
+		}
+	}
+}

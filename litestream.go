@@ -142,8 +142,12 @@ func (e *LTXError) Error() string {
 func (e *LTXError) Unwrap() error { return e.Err }
 
 // IsAutoRecoverable reports whether resetting local state can fix the error:
-// a missing or corrupted file. Transient OS errors are not recoverable so.
+// a missing or corrupted file. Transient OS errors are not recoverable so,
+// nor is a failed upload: a backend's "not found" says nothing of local state.
 func (e *LTXError) IsAutoRecoverable() bool {
+	if e.Op == "upload" {
+		return false
+	}
 	return errors.Is(e.Err, os.ErrNotExist) ||
 		errors.Is(e.Err, ErrLTXMissing) ||
 		errors.Is(e.Err, ErrLTXCorrupted) ||
