@@ -160,30 +160,23 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
 	defer cleanup()
 
-	// A single snapshot decodes as it is; merging it would re-encode every
-	// page and hold a second page index in memory.
-	src := rdrs[0]
-	if len(rdrs) > 1 {
-		pr, pw := io.Pipe()
-		defer func() { _ = pr.Close() }()
-		go func() {
-			cmp, err := ltx.NewCompactor(pw, rdrs)
-			if err == nil {
-				cmp.HeaderFlags = ltx.HeaderFlagNoChecksum
-				err = cmp.Compact(ctx)
-			}
-			_ = pw.CloseWithError(err)
-		}()
-		src = pr
+	// Each file is applied in turn straight into the output: the snapshot
+	// as one sequential stream, later files page by page at their offsets.
+	a := newPageApplier(f)
+	for i, rd := range rdrs {
+		err := a.apply(rd)
+		if err == nil && i == len(rdrs)-1 {
+			err = a.flush()
+		}
+		if err != nil {
+			cancel()
+			info := plan[i]
+			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
+		}
 	}
-
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := decodeSnapshotTo(src, bw); err != nil {
-		cancel()
-		return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write restore file: %w", err)
+	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+		return fmt.Errorf("truncate restore file: %w", err)
 	} else if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync restore file: %w", err)
 	} else if err := f.Close(); err != nil {
