@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -13,6 +14,10 @@ import (
 // pageRunSize is how many bytes of consecutive pages pageApplier gathers
 // into one write.
 const pageRunSize = 1 << 20
+
+// readBufferSize buffers each LTX file read: ltx's decoder makes three
+// small reads per page.
+const readBufferSize = 256 << 10
 
 // crcISO is the table of the LTX checksums, built once.
 var crcISO = crc64.MakeTable(crc64.ISO)
@@ -48,7 +53,7 @@ func newPageApplier(w io.WriterAt) *pageApplier {
 // apply writes one LTX file's pages. Pages of earlier files not yet written
 // are written first, so a later file's pages always win.
 func (a *pageApplier) apply(r io.Reader) error {
-	cr := &countReader{r: r}
+	cr := &countReader{r: bufio.NewReaderSize(r, readBufferSize)}
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {
 		return fmt.Errorf("decode header: %w", err)
