@@ -143,7 +143,7 @@ func (r *Replica) outputDirPerm() internal.Perm {
 	return internal.DefaultDirPerm
 }
 
-// restorePlan merges the plan's files into a database at outputPath.
+// restorePlan applies the plan's files, in order, to a database at outputPath.
 func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
 	tmpPath := outputPath + ".tmp"
 	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -164,18 +164,16 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	// as one sequential stream, later files page by page at their offsets.
 	a := newPageApplier(f)
 	for i, rd := range rdrs {
-		err := a.apply(rd)
-		if err == nil && i == len(rdrs)-1 {
-			err = a.flush()
-		}
-		if err != nil {
+		if err := a.apply(rd); err != nil {
 			cancel()
 			info := plan[i]
 			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
 		}
 	}
-	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+	if err := a.flush(); err != nil {
+		return fmt.Errorf("write restore file: %w", err)
+	} else if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
 		return fmt.Errorf("truncate restore file: %w", err)
 	} else if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync restore file: %w", err)
