@@ -34,10 +34,11 @@ type pageApplier struct {
 	pageSize uint32
 	commit   uint32 // commit of the last file applied
 
-	// onPage may change a page after it is verified, before it is written.
+	// onPage may change a page after it is hashed, before it is written.
 	onPage func(pgno uint32, data []byte) error
 
-	run     []byte // consecutive pages not yet written, starting at runOff
+	br      *bufio.Reader // reused for every file
+	run     []byte        // consecutive pages not yet written, starting at runOff
 	runOff  int64
 	data    []byte
 	zero    []byte
@@ -47,13 +48,14 @@ type pageApplier struct {
 }
 
 func newPageApplier(w io.WriterAt) *pageApplier {
-	return &pageApplier{w: w, fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
+	return &pageApplier{w: w, br: bufio.NewReaderSize(nil, readBufferSize), fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
 }
 
 // apply writes one LTX file's pages. Pages of earlier files not yet written
 // are written first, so a later file's pages always win.
 func (a *pageApplier) apply(r io.Reader) error {
-	cr := &countReader{r: bufio.NewReaderSize(r, readBufferSize)}
+	a.br.Reset(r)
+	cr := &countReader{r: a.br}
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {
 		return fmt.Errorf("decode header: %w", err)
