@@ -223,47 +223,34 @@ func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo)
 		return fmt.Errorf("lock follow output: %w", err)
 	}
 	defer func() { _ = unlockDatabase(f) }()
-	if err := writeLTXPages(f, spool); err != nil {
+	if err := writeLTXPages(f, spool, info); err != nil {
 		return fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
 	return nil
 }
 
 // writeLTXPages writes a verified LTX file's pages into a database file.
-func writeLTXPages(f *os.File, r io.Reader) error {
-	dec := ltx.NewDecoder(r)
-	if err := dec.DecodeHeader(); err != nil {
+func writeLTXPages(f *os.File, r io.Reader, info *ltx.FileInfo) error {
+	a := newPageApplier(f)
+	a.onPage = func(pgno uint32, data []byte) error {
+		if pgno != 1 {
+			return nil
+		}
+		// Rollback-journal mode, so readers don't look for a WAL; a new
+		// change counter, so other connections drop their caches.
+		data[18], data[19] = 1, 1
+		_, err := rand.Read(data[24:28])
 		return err
 	}
-	hdr := dec.Header()
-	data := make([]byte, hdr.PageSize)
-	for {
-		var ph ltx.PageHeader
-		if err := dec.DecodePage(&ph, data); err == io.EOF {
-			break
-		} else if err != nil {
-			return err
-		}
-		if ph.Pgno == 1 {
-			// Rollback-journal mode, so readers don't look for a WAL; a new
-			// change counter, so other connections drop their caches.
-			data[18], data[19] = 1, 1
-			if _, err := rand.Read(data[24:28]); err != nil {
-				return err
-			}
-		}
-		if _, err := f.WriteAt(data, int64(ph.Pgno-1)*int64(hdr.PageSize)); err != nil {
-			return err
-		}
-	}
-	if err := dec.Close(); err != nil {
+	if err := a.apply(r, info); err != nil {
+		return err
+	} else if err := a.flush(); err != nil {
+		return err
+	} else if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if hdr.Commit > 0 {
-		if err := f.Truncate(int64(hdr.Commit) * int64(hdr.PageSize)); err != nil {
+	if a.commit > 0 {
+		if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
 			return err
 		}
 	}

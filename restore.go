@@ -143,7 +143,7 @@ func (r *Replica) outputDirPerm() internal.Perm {
 	return internal.DefaultDirPerm
 }
 
-// restorePlan merges the plan's files into a database at outputPath.
+// restorePlan applies the plan's files, in order, to a database at outputPath.
 func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
 	tmpPath := outputPath + ".tmp"
 	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -160,23 +160,21 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
 	defer cleanup()
 
-	// A single snapshot decodes as it is; merging it would re-encode every
-	// page and hold a second page index in memory.
-	src := rdrs[0]
-	if len(rdrs) > 1 {
-		pr, pw := io.Pipe()
-		defer func() { _ = pr.Close() }()
-		go func() { _ = pw.CloseWithError(compactLTX(ctx, pw, rdrs)) }()
-		src = pr
+	// Each file is applied in turn straight into the output: the snapshot
+	// as one sequential stream, later files page by page at their offsets.
+	a := newPageApplier(f)
+	for i, rd := range rdrs {
+		if err := a.apply(rd, plan[i]); err != nil {
+			cancel()
+			info := plan[i]
+			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
+		}
 	}
-
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := decodeSnapshotTo(src, bw); err != nil {
-		cancel()
-		return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan, err)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := a.flush(); err != nil {
 		return fmt.Errorf("write restore file: %w", err)
+	} else if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+		return fmt.Errorf("truncate restore file: %w", err)
 	} else if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync restore file: %w", err)
 	} else if err := f.Close(); err != nil {
