@@ -159,15 +159,8 @@ func TestReplica_Follow_Damaged(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			client := file.NewReplicaClient(copyDir(t, fuzzReplicaDir))
 			d.damage(t, client, victim)
-			path := filepath.Join(t.TempDir(), "db")
-			if err := os.WriteFile(path, base, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = f.Close() }()
+			f := mustOpenCopy(t, base)
+			path := f.Name()
 			next, err := litestream.NewReplicaWithClient(nil, client).ApplyNewFiles(context.Background(), f, prev)
 			mustNameDamaged(t, err, d, victim)
 			if next != prev {
@@ -322,4 +315,20 @@ func TestLTX_HugePageFrame(t *testing.T) {
 	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<28 {
 		t.Fatalf("allocated %d MiB reading a damaged file", n>>20)
 	}
+}
+
+// mustOpenCopy writes b to a new file and opens it for reading and writing
+// until the test ends.
+func mustOpenCopy(t testing.TB, b []byte) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
 }

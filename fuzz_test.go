@@ -527,15 +527,8 @@ func FuzzFollowLTX(f *testing.F) {
 	want := followView(mustReadFile(f, MustRestore(f, r, info.MaxTXID)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client := copyFuzzReplica(t, info, data)
-		path := filepath.Join(t.TempDir(), "db")
-		if err := os.WriteFile(path, base, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		db, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = db.Close() }()
+		db := mustOpenCopy(t, base)
+		path := db.Name()
 		next, err := litestream.NewReplicaWithClient(nil, client).ApplyNewFiles(context.Background(), db, prev)
 		got := mustReadFile(t, path)
 		if err != nil || next == prev {
