@@ -144,7 +144,7 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 	}
 	if bytes.Equal(hdrBefore, hdrAfter) {
 		db.syncedSinceCheckpoint = false
-		return false, true, nil
+		return false, true, db.moveReadMark(ctx)
 	}
 	db.truncatePassiveFailed = false
 	crashPoint("checkpoint-restarted")
@@ -156,11 +156,36 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 		if err := db.writeBoundarySnapshot(ctx); err != nil {
 			return true, true, err
 		}
-	} else if err := db.syncLocked(ctx, true); err != nil {
-		return true, true, fmt.Errorf("sync after checkpoint: %w", err)
 	}
 	db.syncedSinceCheckpoint = false
-	return true, true, nil
+	return true, true, db.moveReadMark(ctx)
+}
+
+// moveReadMark restarts the read transaction with writers held off and every
+// frame synced. Begun on a fully checkpointed WAL, as after a checkpoint, it
+// holds read mark 0, which blocks every checkpoint by the application: each
+// app commit past wal_autocheckpoint then builds a checkpoint iterator over
+// the whole WAL and gives up. Begun after the restart's first frames it holds
+// a real mark, so app checkpoints can copy frames up to it, while the WAL
+// still cannot restart under frames not yet in an L0 file.
+func (db *DB) moveReadMark(ctx context.Context) error {
+	barrier, err := db.beginWriteBarrier(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = barrier.Rollback() }()
+	if err := db.syncLocked(ctx, true); err != nil {
+		return fmt.Errorf("sync after checkpoint: %w", err)
+	}
+
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.releaseReadLock(); err != nil {
+		return fmt.Errorf("release read lock: %w", err)
+	} else if err := db.acquireReadLock(ctx); err != nil {
+		return fmt.Errorf("reacquire read lock: %w", err)
+	}
+	return nil
 }
 
 // beginWriteBarrier takes SQLite's write lock with a write that is never
