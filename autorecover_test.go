@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,20 +15,6 @@ import (
 	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
-
-// listCountingClient counts L0 listings: the replica monitor lists L0 on
-// every attempt after a failed one.
-type listCountingClient struct {
-	litestream.ReplicaClient
-	l0Lists atomic.Int64
-}
-
-func (c *listCountingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	if level == 0 {
-		c.l0Lists.Add(1)
-	}
-	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
-}
 
 // A local L0 file lost before its upload is an auto-recoverable conflict:
 // with AutoRecoverEnabled the replica monitor resets local state and
@@ -47,7 +32,7 @@ func TestReplica_AutoRecover(t *testing.T) {
 			db.MonitorInterval = 20 * time.Millisecond
 			db.ShutdownSyncTimeout = 0
 			fc := file.NewReplicaClient(filepath.Join(dir, "replica"))
-			client := &listCountingClient{ReplicaClient: fc}
+			client := &countingClient{ReplicaClient: fc}
 			db.Replica = litestream.NewReplicaWithClient(db, client)
 			db.Replica.SyncInterval = 10 * time.Millisecond
 			db.Replica.AutoRecoverEnabled = enabled

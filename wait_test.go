@@ -16,15 +16,19 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// countingClient counts L0 uploads.
+// countingClient counts L0 uploads and listings.
 type countingClient struct {
 	litestream.ReplicaClient
 	l0Writes atomic.Int64
 	lists    atomic.Int64 // LTXFiles calls
+	l0Lists  atomic.Int64 // LTXFiles calls for L0: the replica monitor lists L0 on every attempt after a failed one
 }
 
 func (c *countingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
 	c.lists.Add(1)
+	if level == 0 {
+		c.l0Lists.Add(1)
+	}
 	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
 }
 
