@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -188,17 +189,18 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
 
 	rdrs := make([]io.Reader, 0, len(infos))
-	defer func() {
-		for _, rd := range rdrs {
-			_ = rd.(io.Closer).Close()
-		}
-	}()
+	var link chainLink
 	for _, info := range infos {
 		rc, err := c.openSource(ctx, info)
 		if err != nil {
 			return nil, err
 		}
-		rdrs = append(rdrs, rc)
+		defer func() { _ = rc.Close() }()
+		br := bufio.NewReader(rc)
+		rdrs = append(rdrs, br)
+		if link, err = checkSourceHeader(br, info, link); err != nil {
+			return nil, fmt.Errorf("compact L%d: %w", dstLevel, err)
+		}
 	}
 
 	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs)
@@ -223,6 +225,24 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 	return info, nil
+}
+
+// checkSourceHeader peeks at a source file's header and checks that it
+// continues the source before it, so that another database's file is not
+// merged in. A header that cannot be read is left to the merge to report.
+func checkSourceHeader(br *bufio.Reader, info *ltx.FileInfo, prev chainLink) (chainLink, error) {
+	b, err := br.Peek(ltx.HeaderSize)
+	if err != nil {
+		return chainLink{}, nil
+	}
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return chainLink{}, nil
+	}
+	if err := prev.continues(info.Level, hdr); err != nil {
+		return prev, NewLTXError("verify", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	}
+	return chainLink{level: info.Level, hdr: hdr}, nil
 }
 
 // openSource opens a source file, preferring the local copy.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -105,6 +106,61 @@ func ltxDamages() []ltxDamage {
 		}},
 		// Another database's file copied in under this file's name.
 		{name: "OtherDBRenamed", damage: otherDBFile("upstream-4096", 0, 1, 1)},
+		// Another database's file of the same page size under its own
+		// name: it does not continue the files before it (see chainLink).
+		{name: "OtherDBSameName", damage: func(t testing.TB, client *file.ReplicaClient, info *ltx.FileInfo) {
+			other := file.NewReplicaClient(otherReplicaDir)
+			b := mustReadFile(t, other.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID))
+			rewriteFile(t, client, info, func([]byte) []byte { return b })
+		}},
+	}
+}
+
+var updateOtherReplica = flag.Bool("update-other-replica", false, "regenerate testdata/otherreplica")
+
+// otherReplicaDir holds the L0 files of another database of the fuzz
+// replica's page size, with the same TXIDs: one WAL generation, growing
+// before and at TXID 9, so that its L0 9 neither continues the fuzz
+// replica's WAL range nor holds all the pages it grows the database by.
+var otherReplicaDir = filepath.Join("testdata", "otherreplica")
+
+func TestOtherReplica(t *testing.T) {
+	if *updateOtherReplica {
+		writeOtherReplica(t)
+	}
+	hdr := func(dir string, txid ltx.TXID) ltx.Header {
+		dec := ltx.NewDecoder(bytes.NewReader(mustReadFile(t, file.NewReplicaClient(dir).LTXFilePath(0, txid, txid))))
+		if err := dec.DecodeHeader(); err != nil {
+			t.Fatal(err)
+		}
+		return dec.Header()
+	}
+	own8, other8, other9 := hdr(fuzzReplicaDir, 8), hdr(otherReplicaDir, 8), hdr(otherReplicaDir, 9)
+	if other9.PageSize != own8.PageSize || other9.WALOffset == litestream.WALHeaderSize || other8.Commit <= own8.Commit+1 || other9.Commit <= other8.Commit {
+		t.Fatalf("other replica does not fit the damage it stands for: own L0 8 %+v, other L0 8 %+v, L0 9 %+v", own8, other8, other9)
+	}
+}
+
+func writeOtherReplica(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 1; i <= 11; i++ {
+		size := 100
+		if i == 2 || i == 9 {
+			size = 3 * 4096 // grows the database by a few pages
+		}
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, i, size); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(otherReplicaDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(otherReplicaDir, os.DirFS(client.Path())); err != nil {
+		t.Fatal(err)
 	}
 }
 

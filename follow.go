@@ -129,8 +129,9 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 		return cur, fmt.Errorf("list L0: %w", err)
 	}
 	start := cur
+	var prev chainLink
 	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
-		if cur, err = r.bridge(ctx, f, cur); err != nil {
+		if cur, prev, err = r.bridge(ctx, f, cur); err != nil {
 			return cur, err
 		}
 	}
@@ -145,7 +146,9 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, info.MinTXID,
 				LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))
 		}
-		if err := r.applyFile(ctx, f, info); err != nil {
+		if prev, err = r.linkAt(ctx, f, cur, prev); err != nil {
+			return cur, err
+		} else if prev, err = r.applyFile(ctx, f, info, prev); err != nil {
 			return cur, err
 		}
 		cur = info.MaxTXID
@@ -153,13 +156,58 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 	return cur, nil
 }
 
-// bridge applies higher-level files that continue from cur, for when L0
+// linkAt returns prev if it is the file that brought the output to cur, or
+// else what can be found out about that file.
+func (r *Replica) linkAt(ctx context.Context, f *os.File, cur ltx.TXID, prev chainLink) (chainLink, error) {
+	if prev.hdr.MaxTXID == cur && cur != 0 {
+		return prev, nil
+	}
+	return r.outputLink(ctx, f, cur)
+}
+
+// outputLink stands for the file that brought the output to cur, for
+// checking that the next file continues it: the output's size, and the WAL
+// range of L0 cur if the replica still has it (one header read).
+func (r *Replica) outputLink(ctx context.Context, f *os.File, cur ltx.TXID) (chainLink, error) {
+	pageSize, err := readPageSize(f)
+	if err != nil {
+		return chainLink{}, fmt.Errorf("read follow output page size: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return chainLink{}, fmt.Errorf("stat follow output: %w", err)
+	}
+	link := chainLink{level: -1, hdr: ltx.Header{MinTXID: cur, MaxTXID: cur}}
+	if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
+		link = chainLink{level: 0, hdr: hdr}
+	}
+	link.hdr.Commit = uint32(fi.Size() / int64(pageSize))
+	return link, nil
+}
+
+// readRemoteHeader reads the header of a replica file.
+func readRemoteHeader(ctx context.Context, client ReplicaClient, level int, txid ltx.TXID) (ltx.Header, error) {
+	rc, err := client.OpenLTXFile(ctx, level, txid, txid, 0, ltx.HeaderSize)
+	if err != nil {
+		return ltx.Header{}, err
+	}
+	defer func() { _ = rc.Close() }()
+	b := make([]byte, ltx.HeaderSize)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return ltx.Header{}, err
+	}
+	var hdr ltx.Header
+	return hdr, hdr.UnmarshalBinary(b)
+}
+
+// bridge applies higher-level files that continue from prev, for when L0
 // retention removed the files right after it.
-func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
+func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, chainLink, error) {
+	var prev chainLink
 	for level := 1; level < SnapshotLevel; level++ {
 		infos, err := listFrom(ctx, r.Client, level, 0)
 		if err != nil {
-			return cur, fmt.Errorf("list L%d: %w", level, err)
+			return cur, prev, fmt.Errorf("list L%d: %w", level, err)
 		}
 		start := cur
 		for _, info := range infos {
@@ -168,26 +216,29 @@ func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXI
 			} else if info.MaxTXID <= cur {
 				continue
 			}
-			if err := r.applyFile(ctx, f, info); err != nil {
-				return cur, err
+			if prev, err = r.linkAt(ctx, f, cur, prev); err != nil {
+				return cur, prev, err
+			} else if prev, err = r.applyFile(ctx, f, info, prev); err != nil {
+				return cur, prev, err
 			}
 			cur = info.MaxTXID
 		}
 		if cur > start {
-			return cur, nil
+			return cur, prev, nil
 		}
 	}
-	return cur, nil
+	return cur, prev, nil
 }
 
-// applyFile downloads and verifies a whole file, then writes its pages into
-// the output under SQLite's locks, so that a corrupt file changes nothing
-// and readers never see a half-applied one.
-func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo) error {
+// applyFile downloads and verifies a whole file, checking that it continues
+// prev, then writes its pages into the output under SQLite's locks, so that
+// a corrupt or foreign file changes nothing and readers never see a
+// half-applied one. It returns the link for the next file.
+func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo, prev chainLink) (chainLink, error) {
 	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
 	spool, err := os.CreateTemp(filepath.Dir(f.Name()), ".litestream-follow-*.ltx")
 	if err != nil {
-		return fmt.Errorf("create spool file: %w", err)
+		return prev, fmt.Errorf("create spool file: %w", err)
 	}
 	_ = os.Remove(spool.Name())
 	defer func() { _ = spool.Close() }()
@@ -196,38 +247,42 @@ func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo)
 	_, err = io.Copy(spool, rd)
 	_ = rd.Close()
 	if err != nil {
-		return NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+		return prev, NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return err
+		return prev, err
 	}
-	hdr, _, err := verifyLTX(spool)
-	if err == nil {
-		err = checkLTXName(hdr, info)
-	}
-	if err != nil {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	// A dry run of the page applier checks everything the real run would.
+	check := newPageApplier(discardWriterAt{})
+	check.prev = prev
+	if err := check.apply(spool, info); err != nil {
+		return prev, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	// Pages of another size would land at the wrong offsets.
 	if pageSize, err := readPageSize(f); err != nil {
-		return fmt.Errorf("read follow output page size: %w", err)
-	} else if hdr.PageSize != pageSize {
-		return NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
-			fmt.Errorf("page size %d, the database has %d", hdr.PageSize, pageSize))
+		return prev, fmt.Errorf("read follow output page size: %w", err)
+	} else if check.pageSize != pageSize {
+		return prev, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
+			fmt.Errorf("page size %d, the database has %d", check.pageSize, pageSize))
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return err
+		return prev, err
 	}
 
 	if err := lockDatabase(f); err != nil {
-		return fmt.Errorf("lock follow output: %w", err)
+		return prev, fmt.Errorf("lock follow output: %w", err)
 	}
 	defer func() { _ = unlockDatabase(f) }()
 	if err := writeLTXPages(f, spool, info); err != nil {
-		return fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
-	return nil
+	return check.prev, nil
 }
+
+// discardWriterAt drops what is written to it.
+type discardWriterAt struct{}
+
+func (discardWriterAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
 
 // writeLTXPages writes a verified LTX file's pages into a database file.
 func writeLTXPages(f *os.File, r io.Reader, info *ltx.FileInfo) error {

@@ -37,6 +37,9 @@ type pageApplier struct {
 	// onPage may change a page after it is hashed, before it is written.
 	onPage func(pgno uint32, data []byte) error
 
+	// prev is the file applied before, which the next must continue.
+	prev chainLink
+
 	br      *bufio.Reader // reused for every file
 	run     []byte        // consecutive pages not yet written, starting at runOff
 	runOff  int64
@@ -65,7 +68,10 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	hdr := dec.Header()
 	if err := checkLTXName(hdr, info); err != nil {
 		return err
+	} else if err := a.prev.continues(info.Level, hdr); err != nil {
+		return err
 	}
+	growth := a.prev.growth(hdr)
 	if a.pageSize == 0 {
 		a.pageSize = hdr.PageSize
 		a.data = make([]byte, hdr.PageSize)
@@ -112,6 +118,7 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 			return fmt.Errorf("decode page: page %d after commit %d", pageHdr.Pgno, hdr.Commit)
 		}
 		prev = pageHdr.Pgno
+		growth.page(pageHdr.Pgno)
 		a.hashPage(pageHdr, cr.n-start)
 		if hdr.IsSnapshot() && !hdr.NoChecksum() {
 			chksum = ltx.ChecksumFlag | (chksum ^ a.checksumPage(pageHdr.Pgno))
@@ -146,8 +153,11 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	}
 	if hdr.IsSnapshot() && !hdr.NoChecksum() && trailer.PostApplyChecksum != chksum {
 		return fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, chksum)
+	} else if err := growth.err(); err != nil {
+		return err
 	}
 	a.commit = hdr.Commit
+	a.prev = chainLink{level: info.Level, hdr: hdr}
 	return nil
 }
 
