@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -487,24 +488,34 @@ func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) []
 	return pgnos
 }
 
+// encodeBufferSize is the write buffer in front of an LTX destination and
+// the read-ahead of database pages: ltx's encoder makes three small writes
+// per page, and a snapshot reads every page in order.
+const encodeBufferSize = 256 << 10
+
 // encodePages writes an LTX file of the pages, reading each from its WAL
 // frame when mapped, else from the database file.
 func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pgnos []uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
-	enc, err := ltx.NewEncoder(w)
+	bw := bufio.NewWriterSize(w, encodeBufferSize)
+	enc, err := ltx.NewEncoder(bw)
 	if err != nil {
 		return err
 	}
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return fmt.Errorf("encode ltx header: %w", err)
 	}
-	data := make([]byte, db.pageSize)
+	pr := pageReader{f: db.f, wal: walFile, pageMap: pageMap, data: make([]byte, db.pageSize)}
+	if len(pgnos) > 0 {
+		pr.last = pgnos[len(pgnos)-1]
+	}
 	for i, pgno := range pgnos {
 		if i%1024 == 0 {
 			if err := context.Cause(ctx); err != nil {
 				return err
 			}
 		}
-		if err := db.readPage(data, pgno, pageMap, walFile); err != nil {
+		data, err := pr.read(pgno)
+		if err != nil {
 			return err
 		}
 		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data); err != nil {
@@ -514,21 +525,45 @@ func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pgno
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("close ltx encoder: %w", err)
 	}
-	return nil
+	return bw.Flush()
 }
 
-func (db *DB) readPage(data []byte, pgno uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
-	if off, ok := pageMap[pgno]; ok {
-		if n, err := walFile.ReadAt(data, off+WALFrameHeaderSize); n < len(data) {
-			return fmt.Errorf("read page %d from wal at %d: short read: %w", pgno, off, err)
+// pageReader reads pages from their WAL frames when mapped, else from the
+// database file, which it reads ahead in runs of consecutive pages up to
+// the last page wanted.
+type pageReader struct {
+	f       io.ReaderAt
+	wal     io.ReaderAt
+	pageMap map[uint32]int64
+	last    uint32
+	data    []byte // one page, from the WAL
+
+	run     []byte // database pages read ahead, from page first
+	first   uint32
+	runSize int // bytes of run read
+}
+
+func (r *pageReader) read(pgno uint32) ([]byte, error) {
+	pageSize := len(r.data)
+	if off, ok := r.pageMap[pgno]; ok {
+		if n, err := r.wal.ReadAt(r.data, off+WALFrameHeaderSize); n < pageSize {
+			return nil, fmt.Errorf("read page %d from wal at %d: short read: %w", pgno, off, err)
 		}
-		return nil
+		return r.data, nil
 	}
-	off := int64(pgno-1) * int64(len(data))
-	if n, err := db.f.ReadAt(data, off); n < len(data) {
-		return fmt.Errorf("read page %d from database at %d: short read: %w", pgno, off, err)
+	if i := int(pgno - r.first); pgno >= r.first && (i+1)*pageSize <= r.runSize {
+		return r.run[i*pageSize : (i+1)*pageSize], nil
 	}
-	return nil
+	if r.run == nil {
+		r.run = make([]byte, max(encodeBufferSize/pageSize, 1)*pageSize)
+	}
+	off := int64(pgno-1) * int64(pageSize)
+	n, err := r.f.ReadAt(r.run[:min(len(r.run), int(r.last-pgno+1)*pageSize)], off)
+	if n < pageSize {
+		return nil, fmt.Errorf("read page %d from database at %d: short read: %w", pgno, off, err)
+	}
+	r.first, r.runSize = pgno, n-n%pageSize
+	return r.run[:pageSize], nil
 }
 
 // stageLTX writes an LTX file through a .tmp file: written, fsynced, renamed,
