@@ -268,7 +268,12 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = pw.CloseWithError(compactLTX(ctx, pw, rdrs))
+		bw := bufio.NewWriterSize(pw, encodeBufferSize)
+		err := compactLTX(ctx, bw, rdrs)
+		if err == nil {
+			err = bw.Flush()
+		}
+		_ = pw.CloseWithError(err)
 	}()
 
 	info, err := client.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)
