@@ -207,7 +207,9 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if err != nil {
 		// Name the input at fault, if one is.
 		if ctx.Err() == nil {
-			if verr := verifyLTXFiles(ctx, c.client, infos); verr != nil {
+			if verr := c.verifyLocalSources(infos); verr != nil {
+				return nil, fmt.Errorf("compact L%d: %w", dstLevel, verr)
+			} else if verr := verifyLTXFiles(ctx, c.client, infos); verr != nil {
 				return nil, fmt.Errorf("compact L%d: %w", dstLevel, verr)
 			}
 		}
@@ -225,6 +227,29 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 	return info, nil
+}
+
+// verifyLocalSources returns an error naming the first local copy of an
+// input that is corrupt or does not hold what its name says.
+func (c *Compactor) verifyLocalSources(infos []*ltx.FileInfo) error {
+	if c.LocalFileOpener == nil {
+		return nil
+	}
+	for _, info := range infos {
+		rc, err := c.LocalFileOpener(info.Level, info.MinTXID, info.MaxTXID)
+		if err != nil {
+			continue // read from the replica, verified there
+		}
+		hdr, _, err := verifyLTX(bufio.NewReader(rc))
+		_ = rc.Close()
+		if err == nil {
+			err = checkLTXName(hdr, info)
+		}
+		if err != nil {
+			return NewLTXError("verify", "local "+LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+		}
+	}
+	return nil
 }
 
 // checkSourceHeader peeks at a source file's header and checks that it

@@ -339,6 +339,40 @@ func TestStore_CompactDB_DamagedRemoteL0(t *testing.T) {
 	}
 }
 
+// A damaged local copy of an L0 file fails the compaction naming that copy,
+// with nothing written to L1, though the replica's copy is sound.
+func TestStore_CompactDB_DamagedLocalL0(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 3; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := db.LTXPath(0, 2, 2)
+	good := mustReadFile(t, path)
+	damaged := append([]byte(nil), good...)
+	damaged[ltx.HeaderSize+20] ^= 0x01
+	if err := os.WriteFile(path, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+	_, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1])
+	if err == nil || !strings.Contains(err.Error(), "local ltx/0/0000000000000002-0000000000000002.ltx") || !errors.Is(err, litestream.ErrLTXCorrupted) {
+		t.Fatalf("err = %v, want ErrLTXCorrupted naming the local copy of L0 2", err)
+	}
+	if entries, err := os.ReadDir(client.LTXLevelDir(1)); err == nil && len(entries) > 0 {
+		t.Fatalf("L1 has %s after a failed compaction", entries[0].Name())
+	}
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Reading a file whose page frame claims 4 GiB fails without allocating it,
 // in restore, compaction and follow alike.
 func TestLTX_HugePageFrame(t *testing.T) {
