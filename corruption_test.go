@@ -298,78 +298,52 @@ func TestReplica_Restore_FollowDamaged(t *testing.T) {
 	}
 }
 
-// A store compacting a live database whose local copy of an L0 file is gone
-// reads the replica's, and a flipped byte there fails the compaction naming
-// the file, with nothing written to L1.
-func TestStore_CompactDB_DamagedRemoteL0(t *testing.T) {
-	ctx := context.Background()
-	db, app, client := MustOpenDB(t, 4096)
-	for i := 0; i < 3; i++ {
-		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	victim := &ltx.FileInfo{Level: 0, MinTXID: 2, MaxTXID: 2}
-	if err := os.Remove(db.LTXPath(0, 2, 2)); err != nil {
-		t.Fatal(err)
-	}
-	good := mustReadFile(t, client.LTXFilePath(0, 2, 2))
-	flipAt(ltx.HeaderSize+20)(t, client, victim)
+// A store compacting a live database fails naming a damaged L0 input, with
+// nothing written to L1, whether it reads the replica's copy (the local one
+// is gone) or a damaged local copy (the replica's is sound); repaired, the
+// same compaction goes through.
+func TestStore_CompactDB_DamagedL0(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Remote", true: "Local"}[local], func(t *testing.T) {
+			ctx := context.Background()
+			db, app, client := MustOpenDB(t, 4096)
+			for i := 0; i < 3; i++ {
+				if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.SyncAndWait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path, name := client.LTXFilePath(0, 2, 2), "ltx/0/0000000000000002-0000000000000002.ltx"
+			if local {
+				path, name = db.LTXPath(0, 2, 2), "local "+name
+			} else if err := os.Remove(db.LTXPath(0, 2, 2)); err != nil {
+				t.Fatal(err)
+			}
+			good := mustReadFile(t, path)
+			damaged := append([]byte(nil), good...)
+			damaged[ltx.HeaderSize+20] ^= 0x01
+			if err := os.WriteFile(path, damaged, 0o644); err != nil {
+				t.Fatal(err)
+			}
 
-	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
-	_, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1])
-	mustNameDamaged(t, err, ltxDamage{name: "PageFrame"}, victim)
-	if !errors.Is(err, litestream.ErrLTXCorrupted) {
-		t.Fatalf("err = %v, want ErrLTXCorrupted", err)
-	}
-	if entries, err := os.ReadDir(client.LTXLevelDir(1)); err == nil && len(entries) > 0 {
-		t.Fatalf("L1 has %s after a failed compaction", entries[0].Name())
-	}
+			store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+			_, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1])
+			if err == nil || !strings.Contains(err.Error(), name) || !errors.Is(err, litestream.ErrLTXCorrupted) {
+				t.Fatalf("err = %v, want ErrLTXCorrupted naming %s", err, name)
+			}
+			if entries, err := os.ReadDir(client.LTXLevelDir(1)); err == nil && len(entries) > 0 {
+				t.Fatalf("L1 has %s after a failed compaction", entries[0].Name())
+			}
 
-	// Repaired, the same compaction goes through (and the replica passes
-	// the cleanup check).
-	if err := os.WriteFile(client.LTXFilePath(0, 2, 2), good, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1]); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// A damaged local copy of an L0 file fails the compaction naming that copy,
-// with nothing written to L1, though the replica's copy is sound.
-func TestStore_CompactDB_DamagedLocalL0(t *testing.T) {
-	ctx := context.Background()
-	db, app, client := MustOpenDB(t, 4096)
-	for i := 0; i < 3; i++ {
-		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := db.LTXPath(0, 2, 2)
-	good := mustReadFile(t, path)
-	damaged := append([]byte(nil), good...)
-	damaged[ltx.HeaderSize+20] ^= 0x01
-	if err := os.WriteFile(path, damaged, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
-	_, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1])
-	if err == nil || !strings.Contains(err.Error(), "local ltx/0/0000000000000002-0000000000000002.ltx") || !errors.Is(err, litestream.ErrLTXCorrupted) {
-		t.Fatalf("err = %v, want ErrLTXCorrupted naming the local copy of L0 2", err)
-	}
-	if entries, err := os.ReadDir(client.LTXLevelDir(1)); err == nil && len(entries) > 0 {
-		t.Fatalf("L1 has %s after a failed compaction", entries[0].Name())
-	}
-	if err := os.WriteFile(path, good, 0o644); err != nil {
-		t.Fatal(err)
+			if err := os.WriteFile(path, good, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.CompactDB(ctx, db, litestream.DefaultCompactionLevels[1]); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
