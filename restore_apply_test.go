@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +110,43 @@ func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 		if !bytes.Equal(got[(p-1)*testPageSize:p*testPageSize], want[p]) {
 			t.Fatalf("page %d differs", p)
 		}
+	}
+}
+
+// A damaged file in the middle of a plan, spanning many of the applier's
+// batches, fails the restore naming it: damaged page data when the file
+// checksum is compared at its end, a cut file while batches are still in
+// flight. Nothing is left behind and no applier goroutine outlives the
+// restore.
+func TestReplica_Restore_DamagedMiddleFile(t *testing.T) {
+	const n = 3000 // about 12 MB a file, several batches
+	victim := &ltx.FileInfo{Level: 0, MinTXID: 4, MaxTXID: 4}
+	for name, damage := range map[string]func([]byte) []byte{
+		"PageData": func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b },
+		"Cut":      func(b []byte) []byte { return b[:len(b)/2] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTestLTX(t, dir, litestream.SnapshotLevel, 3, n, pageRange(1, n))
+			writeTestLTX(t, dir, 0, 4, n, pageRange(1, n))
+			writeTestLTX(t, dir, 0, 5, n, pageRange(1, 10))
+			client := file.NewReplicaClient(dir)
+			rewriteFile(t, client, victim, damage)
+
+			out := t.TempDir()
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath = filepath.Join(out, "db")
+			err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
+			if err == nil {
+				t.Fatal("restore succeeded from a damaged file")
+			}
+			mustNameFile(t, err, victim)
+			mustNothingLeft(t, out)
+			waitFor(t, 5*time.Second, "applier goroutines to end", func() bool {
+				buf := make([]byte, 1<<20)
+				return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "litestream.(*pagePipeline)")
+			})
+		})
 	}
 }
 
