@@ -116,14 +116,24 @@ func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 // A damaged file in the middle of a plan, spanning many of the applier's
 // batches, fails the restore naming it: damaged page data when the file
 // checksum is compared at its end, a cut file while batches are still in
-// flight. Nothing is left behind and no applier goroutine outlives the
+// flight, pages out of order while most of the file is still to be read. Nothing is left behind and no applier goroutine outlives the
 // restore.
 func TestReplica_Restore_DamagedMiddleFile(t *testing.T) {
-	const n = 3000 // about 12 MB a file, several batches
+	const n = 1500 // about 6 MB a file: several batches and read-ahead chunks
 	victim := &ltx.FileInfo{Level: 0, MinTXID: 4, MaxTXID: 4}
 	for name, damage := range map[string]func([]byte) []byte{
 		"PageData": func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b },
 		"Cut":      func(b []byte) []byte { return b[:len(b)/2] },
+		// Page 1 in the middle of the file fails the decode with most
+		// of the file still to read.
+		"PageOrder": func(b []byte) []byte {
+			off := ltx.HeaderSize
+			for range n / 2 {
+				off += ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(b[off+ltx.PageHeaderSize:]))
+			}
+			binary.BigEndian.PutUint32(b[off:], 1)
+			return b
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -144,7 +154,8 @@ func TestReplica_Restore_DamagedMiddleFile(t *testing.T) {
 			mustNothingLeft(t, out)
 			waitFor(t, 5*time.Second, "applier goroutines to end", func() bool {
 				buf := make([]byte, 1<<20)
-				return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "litestream.(*pagePipeline)")
+				stacks := string(buf[:runtime.Stack(buf, true)])
+				return !strings.Contains(stacks, "litestream.(*pagePipeline)") && !strings.Contains(stacks, "litestream.(*readAhead)")
 			})
 		})
 	}
