@@ -16,12 +16,12 @@ import (
 // pages of a batch go out in one write.
 const pageRunSize = 1 << 20
 
-// pageBatchCount is how many batches circulate between decoding, hashing
-// and writing; the applier's memory is this many runs.
+// pageBatchCount is how many batches at most circulate between decoding,
+// hashing and writing; the applier's memory is this many runs.
 const pageBatchCount = 4
 
-// A file is read ahead of decoding into readAheadChunks reused chunks of
-// readChunkSize bytes.
+// A file is read ahead of decoding into at most readAheadChunks reused
+// chunks of readChunkSize bytes.
 const (
 	readAheadChunks = 4
 	readChunkSize   = 256 << 10
@@ -57,7 +57,7 @@ type pageApplier struct {
 	onPage func(pgno uint32, data []byte) error
 
 	ra      readAhead
-	batches []*pageBatch // allocated with the first file's page size
+	batches []*pageBatch // allocated as needed, so small files take little memory
 	fileH   hash.Hash64
 	pageH   hash.Hash64
 	scratch [ltx.PageHeaderSize + 4]byte
@@ -79,11 +79,7 @@ type batchPage struct {
 }
 
 func newPageApplier(w io.WriterAt) *pageApplier {
-	a := &pageApplier{w: w, fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
-	for range readAheadChunks {
-		a.ra.chunks = append(a.ra.chunks, make([]byte, readChunkSize))
-	}
-	return a
+	return &pageApplier{w: w, fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
 }
 
 // apply writes the pages of the LTX file info names, refusing it before any
@@ -104,10 +100,6 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	}
 	if a.pageSize == 0 {
 		a.pageSize = hdr.PageSize
-		perBatch := max(pageRunSize/int(hdr.PageSize), 1)
-		for range pageBatchCount {
-			a.batches = append(a.batches, &pageBatch{buf: alignedBytes(perBatch * int(hdr.PageSize)), pages: make([]batchPage, 0, perBatch)})
-		}
 	} else if hdr.PageSize != a.pageSize {
 		return fmt.Errorf("page size %d of %s-%s differs from %d of earlier files", hdr.PageSize, hdr.MinTXID, hdr.MaxTXID, a.pageSize)
 	}
@@ -230,9 +222,9 @@ func (a *pageApplier) startPipeline(hdr ltx.Header) *pagePipeline {
 	p := &pagePipeline{
 		a:       a,
 		hdr:     hdr,
-		free:    make(chan *pageBatch, len(a.batches)),
-		decoded: make(chan *pageBatch, len(a.batches)),
-		hashed:  make(chan *pageBatch, len(a.batches)),
+		free:    make(chan *pageBatch, pageBatchCount),
+		decoded: make(chan *pageBatch, pageBatchCount),
+		hashed:  make(chan *pageBatch, pageBatchCount),
 		done:    make(chan struct{}),
 	}
 	if !hdr.NoChecksum() {
@@ -247,9 +239,21 @@ func (a *pageApplier) startPipeline(hdr ltx.Header) *pagePipeline {
 	return p
 }
 
-// next returns an empty batch, or nil once a stage has failed.
+// next returns an empty batch, a new one while there are fewer than
+// pageBatchCount, or nil once a stage has failed.
 func (p *pagePipeline) next() *pageBatch {
-	b := <-p.free
+	var b *pageBatch
+	select {
+	case b = <-p.free:
+	default:
+		if len(p.a.batches) < pageBatchCount {
+			perBatch := max(pageRunSize/int(p.a.pageSize), 1)
+			b = &pageBatch{buf: alignedBytes(perBatch * int(p.a.pageSize)), pages: make([]batchPage, 0, perBatch)}
+			p.a.batches = append(p.a.batches, b)
+		} else {
+			b = <-p.free
+		}
+	}
 	if p.failed.Load() {
 		p.free <- b
 		return nil
@@ -364,8 +368,8 @@ type readAhead struct {
 }
 
 func (ra *readAhead) start(r io.Reader) {
-	ra.free = make(chan []byte, len(ra.chunks))
-	ra.full = make(chan []byte, len(ra.chunks))
+	ra.free = make(chan []byte, readAheadChunks)
+	ra.full = make(chan []byte, readAheadChunks)
 	ra.quit, ra.done = make(chan struct{}), make(chan struct{})
 	ra.err, ra.cur, ra.last = nil, nil, nil
 	for _, c := range ra.chunks {
@@ -374,8 +378,9 @@ func (ra *readAhead) start(r io.Reader) {
 	go ra.fill(r)
 }
 
-// fill reads r until it fails or ends, or stop is called. full never
-// blocks: it has room for every chunk.
+// fill reads r until it fails or ends, or stop is called. It takes a new
+// chunk only when none is free. full never blocks: it has room for every
+// chunk.
 func (ra *readAhead) fill(r io.Reader) {
 	defer close(ra.done)
 	defer close(ra.full)
@@ -383,8 +388,17 @@ func (ra *readAhead) fill(r io.Reader) {
 		var buf []byte
 		select {
 		case buf = <-ra.free:
-		case <-ra.quit:
-			return
+		default:
+			if len(ra.chunks) < readAheadChunks {
+				buf = make([]byte, readChunkSize)
+				ra.chunks = append(ra.chunks, buf)
+				break
+			}
+			select {
+			case buf = <-ra.free:
+			case <-ra.quit:
+				return
+			}
 		}
 		n, err := r.Read(buf[:cap(buf)])
 		if n > 0 {
