@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -20,12 +21,9 @@ const pageRunSize = 1 << 20
 // hashing and writing; the applier's memory is this many runs.
 const pageBatchCount = 4
 
-// A file is read ahead of decoding into at most readAheadChunks reused
-// chunks of readChunkSize bytes.
-const (
-	readAheadChunks = 4
-	readChunkSize   = 256 << 10
-)
+// readBufferSize buffers each LTX file read: ltx's decoder makes three
+// small reads per page.
+const readBufferSize = 256 << 10
 
 // directAlign is the memory, offset and length alignment that O_DIRECT
 // writes need on any device.
@@ -42,12 +40,11 @@ var crcISO = crc64.MakeTable(crc64.ISO)
 // checksum covers what ltx's decoder hashes: raw header, page headers and
 // size prefixes, uncompressed pages, then the raw index and trailer.
 //
-// A file goes through four goroutines, so that reading, decoding (LZ4 and
-// ltx's own hash), our hashes and the writes overlap on separate cores: a
-// reader reads ahead, the caller decodes pages straight into batches, a
-// hasher hashes them in order, and a writer writes them. apply returns
-// once every page of the file is written and the file checked, and no
-// goroutine outlives it.
+// A file's pages go through three goroutines, so that decoding (LZ4 and
+// ltx's own hash), our hashes and the writes overlap on separate cores:
+// the caller decodes pages straight into batches, a hasher hashes them in
+// order, and a writer writes them. apply returns once every page of the
+// file is written and the file checked, and no goroutine outlives it.
 type pageApplier struct {
 	w        io.WriterAt
 	pageSize uint32
@@ -56,8 +53,8 @@ type pageApplier struct {
 	// onPage may change a page after it is hashed, before it is written.
 	onPage func(pgno uint32, data []byte) error
 
-	ra      readAhead
-	batches []*pageBatch // allocated as needed, so small files take little memory
+	br      *bufio.Reader // reused for every file
+	batches []*pageBatch  // allocated as needed, so small files take little memory
 	fileH   hash.Hash64
 	pageH   hash.Hash64
 	scratch [ltx.PageHeaderSize + 4]byte
@@ -79,7 +76,7 @@ type batchPage struct {
 }
 
 func newPageApplier(w io.WriterAt) *pageApplier {
-	return &pageApplier{w: w, fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
+	return &pageApplier{w: w, br: bufio.NewReaderSize(nil, readBufferSize), fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
 }
 
 // apply writes the pages of the LTX file info names, refusing it before any
@@ -87,9 +84,8 @@ func newPageApplier(w io.WriterAt) *pageApplier {
 // files are all written before it starts, so a later file's pages win.
 func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	defer catchLTXPanic(&err)
-	a.ra.start(newFrameGuard(r))
-	defer a.ra.stop()
-	cr := &countReader{r: &a.ra}
+	a.br.Reset(newFrameGuard(r))
+	cr := &countReader{r: a.br}
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {
 		return fmt.Errorf("decode header: %w", err)
@@ -352,88 +348,6 @@ func (p *pagePipeline) writeBatch(b *pageBatch, ps int64) error {
 		i = j
 	}
 	return nil
-}
-
-// readAhead reads a file on its own goroutine into reused chunks, so
-// that the reads overlap decoding, and serves ltx's small reads from them.
-type readAhead struct {
-	chunks [][]byte
-	free   chan []byte
-	full   chan []byte
-	quit   chan struct{}
-	done   chan struct{}
-	err    error  // what ended the file, set before full is closed
-	cur    []byte // unread part of the chunk being read
-	last   []byte // the chunk being read, freed once drained
-}
-
-func (ra *readAhead) start(r io.Reader) {
-	ra.free = make(chan []byte, readAheadChunks)
-	ra.full = make(chan []byte, readAheadChunks)
-	ra.quit, ra.done = make(chan struct{}), make(chan struct{})
-	ra.err, ra.cur, ra.last = nil, nil, nil
-	for _, c := range ra.chunks {
-		ra.free <- c
-	}
-	go ra.fill(r)
-}
-
-// fill reads r until it fails or ends, or stop is called. It takes a new
-// chunk only when none is free. full never blocks: it has room for every
-// chunk.
-func (ra *readAhead) fill(r io.Reader) {
-	defer close(ra.done)
-	defer close(ra.full)
-	for {
-		var buf []byte
-		select {
-		case buf = <-ra.free:
-		default:
-			if len(ra.chunks) < readAheadChunks {
-				buf = make([]byte, readChunkSize)
-				ra.chunks = append(ra.chunks, buf)
-				break
-			}
-			select {
-			case buf = <-ra.free:
-			case <-ra.quit:
-				return
-			}
-		}
-		n, err := r.Read(buf[:cap(buf)])
-		if n > 0 {
-			ra.full <- buf[:n]
-		} else {
-			ra.free <- buf
-		}
-		if err != nil {
-			ra.err = err
-			return
-		}
-	}
-}
-
-func (ra *readAhead) Read(p []byte) (int, error) {
-	for len(ra.cur) == 0 {
-		if ra.last != nil {
-			ra.free <- ra.last[:cap(ra.last)]
-			ra.last = nil
-		}
-		buf, ok := <-ra.full
-		if !ok {
-			return 0, ra.err
-		}
-		ra.cur, ra.last = buf, buf
-	}
-	n := copy(p, ra.cur)
-	ra.cur = ra.cur[n:]
-	return n, nil
-}
-
-// stop ends the reading goroutine, waiting for a read in progress.
-func (ra *readAhead) stop() {
-	close(ra.quit)
-	<-ra.done
 }
 
 // alignedBytes returns n bytes starting at a directAlign boundary.
