@@ -116,16 +116,14 @@ func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 // A damaged file in the middle of a plan, spanning many of the applier's
 // batches, fails the restore naming it: damaged page data when the file
 // checksum is compared at its end, a cut file while batches are still in
-// flight, pages out of order while most of the file is still to be read. Nothing is left behind and no applier goroutine outlives the
-// restore.
+// flight, pages out of order with most of the file still to be read.
+// Nothing is left behind and no applier goroutine outlives the restore.
 func TestReplica_Restore_DamagedMiddleFile(t *testing.T) {
 	const n = 1500 // about 6 MB a file, several batches
 	victim := &ltx.FileInfo{Level: 0, MinTXID: 4, MaxTXID: 4}
 	for name, damage := range map[string]func([]byte) []byte{
 		"PageData": func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b },
 		"Cut":      func(b []byte) []byte { return b[:len(b)/2] },
-		// Page 1 in the middle of the file fails the decode with most
-		// of the file still to read.
 		"PageOrder": func(b []byte) []byte {
 			off := ltx.HeaderSize
 			for range n / 2 {
