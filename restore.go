@@ -188,19 +188,25 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	return internal.SyncDir(filepath.Dir(outputPath))
 }
 
-// restoreWriter writes the restore file. Aligned runs go through a second
-// descriptor opened with O_DIRECT where the system has one: the data must
-// reach the disk before the rename anyway, and going around the page cache
-// saves a copy and the cost of filling the cache with a whole database.
-// Other runs, and every run once the file system refuses a direct write,
-// go through the ordinary descriptor; the kernel keeps the two coherent.
+// directMinRun is the shortest run written with O_DIRECT: a direct write
+// waits for the device, which the scattered pages of later files would
+// each pay, so short runs go through the page cache.
+const directMinRun = 256 << 10
+
+// restoreWriter writes the restore file. Long aligned runs, such as the
+// snapshot's, go through a second descriptor opened with O_DIRECT where
+// the system has one: the data must reach the disk before the rename
+// anyway, and going around the page cache saves a copy and the cost of
+// filling the cache with a whole database. Other runs, and every run once
+// the file system refuses a direct write, go through the ordinary
+// descriptor; the kernel keeps the two coherent.
 type restoreWriter struct {
 	f      *os.File
 	direct *os.File // nil without O_DIRECT
 }
 
 func (w *restoreWriter) WriteAt(p []byte, off int64) (int, error) {
-	if w.direct != nil && off%directAlign == 0 && len(p)%directAlign == 0 && uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0 {
+	if w.direct != nil && len(p) >= directMinRun && off%directAlign == 0 && len(p)%directAlign == 0 && uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0 {
 		n, err := w.direct.WriteAt(p, off)
 		if !errors.Is(err, syscall.EINVAL) {
 			return n, err
