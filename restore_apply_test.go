@@ -77,21 +77,27 @@ func pageRange(lo, hi uint32) []uint32 {
 
 // Later files overwrite pages, shrink the database and grow it again; the
 // restore holds each page of the file that wrote it last, at the last size.
+// The last file's long run, written around the page cache, covers pages
+// an earlier file wrote through it.
 func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 	dir := t.TempDir()
 	writeTestLTX(t, dir, litestream.SnapshotLevel, 3, 100, pageRange(1, 100))
 	writeTestLTX(t, dir, 0, 4, 100, []uint32{2, 3, 60, 61, 62, 99})
 	writeTestLTX(t, dir, 1, 5, 50, []uint32{3, 7})                            // shrinks to 50 pages
 	writeTestLTX(t, dir, 0, 6, 70, append([]uint32{1}, pageRange(51, 70)...)) // grows to 70
+	writeTestLTX(t, dir, 0, 7, 130, pageRange(61, 130))                       // 280 KB from page 61 on
 
-	want := make([][]byte, 71)
+	want := make([][]byte, 131)
 	for p := uint32(1); p <= 50; p++ {
 		want[p] = testPage(3, p)
 	}
 	want[2], want[3] = testPage(4, 2), testPage(5, 3)
 	want[7], want[1] = testPage(5, 7), testPage(6, 1)
-	for p := uint32(51); p <= 70; p++ {
+	for p := uint32(51); p <= 60; p++ {
 		want[p] = testPage(6, p)
+	}
+	for p := uint32(61); p <= 130; p++ {
+		want[p] = testPage(7, p)
 	}
 
 	opt := litestream.NewRestoreOptions()
@@ -103,10 +109,10 @@ func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 70*testPageSize {
-		t.Fatalf("restored %d bytes, want %d", len(got), 70*testPageSize)
+	if len(got) != 130*testPageSize {
+		t.Fatalf("restored %d bytes, want %d", len(got), 130*testPageSize)
 	}
-	for p := uint32(1); p <= 70; p++ {
+	for p := uint32(1); p <= 130; p++ {
 		if !bytes.Equal(got[(p-1)*testPageSize:p*testPageSize], want[p]) {
 			t.Fatalf("page %d differs", p)
 		}
