@@ -299,8 +299,6 @@ func writeLTXPages(f *os.File, r io.Reader, info *ltx.FileInfo) error {
 	}
 	if err := a.apply(r, info); err != nil {
 		return err
-	} else if err := a.flush(); err != nil {
-		return err
 	} else if err := f.Sync(); err != nil {
 		return err
 	}

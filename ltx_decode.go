@@ -7,17 +7,27 @@ import (
 	"hash"
 	"hash/crc64"
 	"io"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/superfly/ltx"
 )
 
-// pageRunSize is how many bytes of consecutive pages pageApplier gathers
-// into one write.
+// pageRunSize is how many bytes of pages one batch holds: consecutive
+// pages of a batch go out in one write.
 const pageRunSize = 1 << 20
+
+// pageBatchCount is how many batches at most circulate between decoding,
+// hashing and writing; the applier's memory is this many runs.
+const pageBatchCount = 4
 
 // readBufferSize buffers each LTX file read: ltx's decoder makes three
 // small reads per page.
 const readBufferSize = 256 << 10
+
+// directAlign is the memory, offset and length alignment that O_DIRECT
+// writes need on any device.
+const directAlign = 4096
 
 // crcISO is the table of the LTX checksums, built once.
 var crcISO = crc64.MakeTable(crc64.ISO)
@@ -29,6 +39,12 @@ var crcISO = crc64.MakeTable(crc64.ISO)
 // hashed as it streams past instead of being loaded into a map. The file
 // checksum covers what ltx's decoder hashes: raw header, page headers and
 // size prefixes, uncompressed pages, then the raw index and trailer.
+//
+// A file's pages go through three goroutines, so that decoding (LZ4 and
+// ltx's own hash), our hashes and the writes overlap on separate cores:
+// the caller decodes pages straight into batches, a hasher hashes them in
+// order, and a writer writes them. apply returns once every page of the
+// file is written and the file checked, and no goroutine outlives it.
 type pageApplier struct {
 	w        io.WriterAt
 	pageSize uint32
@@ -41,13 +57,25 @@ type pageApplier struct {
 	prev chainLink
 
 	br      *bufio.Reader // reused for every file
-	run     []byte        // consecutive pages not yet written, starting at runOff
-	runOff  int64
-	data    []byte
-	zero    []byte
+	batches []*pageBatch  // allocated as needed, so small files take little memory
 	fileH   hash.Hash64
 	pageH   hash.Hash64
 	scratch [ltx.PageHeaderSize + 4]byte
+}
+
+// pageBatch is a run of decoded pages: page i of pages is at
+// buf[i*pageSize:], and consecutive page numbers are consecutive in buf.
+type pageBatch struct {
+	buf   []byte
+	pages []batchPage
+}
+
+// batchPage is a page of a batch, with what the file checksum needs of its
+// frame.
+type batchPage struct {
+	pgno  uint32
+	flags uint16
+	n     int64 // bytes of the frame in the file; zero for the snapshot's lock page, which the file does not hold
 }
 
 func newPageApplier(w io.WriterAt) *pageApplier {
@@ -56,7 +84,7 @@ func newPageApplier(w io.WriterAt) *pageApplier {
 
 // apply writes the pages of the LTX file info names, refusing it before any
 // page is written if its header says it is another file. Pages of earlier
-// files not yet written are written first, so a later file's pages win.
+// files are all written before it starts, so a later file's pages win.
 func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	defer catchLTXPanic(&err)
 	a.br.Reset(newFrameGuard(r))
@@ -74,9 +102,6 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	growth := a.prev.growth(hdr)
 	if a.pageSize == 0 {
 		a.pageSize = hdr.PageSize
-		a.data = make([]byte, hdr.PageSize)
-		a.zero = make([]byte, hdr.PageSize)
-		a.run = make([]byte, 0, max(pageRunSize/int(hdr.PageSize), 1)*int(hdr.PageSize))
 	} else if hdr.PageSize != a.pageSize {
 		return fmt.Errorf("page size %d of %s-%s differs from %d of earlier files", hdr.PageSize, hdr.MinTXID, hdr.MaxTXID, a.pageSize)
 	}
@@ -87,50 +112,18 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	a.fileH.Reset()
 	_, _ = a.fileH.Write(hdrBytes)
 
-	var chksum ltx.Checksum
-	if !hdr.NoChecksum() {
-		chksum = ltx.ChecksumFlag
+	p := a.startPipeline(hdr)
+	defer func() {
+		// On early returns and panics too, so no goroutine outlives apply.
+		if perr := p.finish(); err == nil {
+			err = perr
+		}
+	}()
+	if err := a.decodePages(dec, hdr, cr, p, &growth); err != nil {
+		return err
 	}
-	var pageHdr ltx.PageHeader
-	lockPgno := hdr.LockPgno()
-	for pgno, prev := uint32(1), uint32(0); ; pgno++ {
-		if hdr.IsSnapshot() && pgno == lockPgno && pgno <= hdr.Commit {
-			if err := a.write(pgno, a.zero); err != nil {
-				return err
-			}
-			continue
-		}
-		start := cr.n
-		if err := dec.DecodePage(&pageHdr, a.data); err == io.EOF {
-			if hdr.IsSnapshot() && pgno <= hdr.Commit {
-				return fmt.Errorf("decode page %d: %w", pgno, io.ErrUnexpectedEOF)
-			}
-			break
-		} else if err != nil {
-			return fmt.Errorf("decode page %d: %w", pgno, err)
-		}
-		switch {
-		case hdr.IsSnapshot() && pageHdr.Pgno != pgno:
-			return fmt.Errorf("decode page %d: read page %d", pgno, pageHdr.Pgno)
-		case pageHdr.Pgno <= prev:
-			return fmt.Errorf("decode page: page %d after page %d", pageHdr.Pgno, prev)
-		case pageHdr.Pgno > hdr.Commit:
-			return fmt.Errorf("decode page: page %d after commit %d", pageHdr.Pgno, hdr.Commit)
-		}
-		prev = pageHdr.Pgno
-		growth.page(pageHdr.Pgno)
-		a.hashPage(pageHdr, cr.n-start)
-		if hdr.IsSnapshot() && !hdr.NoChecksum() {
-			chksum = ltx.ChecksumFlag | (chksum ^ a.checksumPage(pageHdr.Pgno))
-		}
-		if a.onPage != nil {
-			if err := a.onPage(pageHdr.Pgno, a.data); err != nil {
-				return err
-			}
-		}
-		if err := a.write(pageHdr.Pgno, a.data); err != nil {
-			return err
-		}
+	if err := p.finish(); err != nil {
+		return err
 	}
 	_, _ = a.fileH.Write(make([]byte, ltx.PageHeaderSize))
 
@@ -151,8 +144,8 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	if got := ltx.ChecksumFlag | ltx.Checksum(a.fileH.Sum64()); got != trailer.FileChecksum {
 		return ltx.ErrChecksumMismatch
 	}
-	if hdr.IsSnapshot() && !hdr.NoChecksum() && trailer.PostApplyChecksum != chksum {
-		return fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, chksum)
+	if hdr.IsSnapshot() && !hdr.NoChecksum() && trailer.PostApplyChecksum != p.chksum {
+		return fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, p.chksum)
 	} else if err := growth.err(); err != nil {
 		return err
 	}
@@ -161,56 +154,241 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	return nil
 }
 
-// write queues a page, writing the queued run first when the page does not
-// extend it.
-func (a *pageApplier) write(pgno uint32, data []byte) error {
-	off := int64(pgno-1) * int64(a.pageSize)
-	if len(a.run) > 0 && (a.runOff+int64(len(a.run)) != off || len(a.run) == cap(a.run)) {
-		if err := a.flush(); err != nil {
+// decodePages decodes the file's page block into batches and sends them
+// down the pipeline. A snapshot's lock page, which the file leaves out, is
+// written as zeros.
+func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *countReader, p *pagePipeline, growth *growthCheck) error {
+	ps := int(a.pageSize)
+	b := p.next()
+	if b == nil {
+		return nil // the pipeline failed; finish reports why
+	}
+	var pageHdr ltx.PageHeader
+	lockPgno := hdr.LockPgno()
+	for pgno, prev := uint32(1), uint32(0); ; pgno++ {
+		if len(b.pages) == cap(b.pages) {
+			p.send(b)
+			if b = p.next(); b == nil {
+				return nil
+			}
+		}
+		slot := b.buf[len(b.pages)*ps : (len(b.pages)+1)*ps]
+		if hdr.IsSnapshot() && pgno == lockPgno && pgno <= hdr.Commit {
+			clear(slot)
+			b.pages = append(b.pages, batchPage{pgno: pgno})
+			continue
+		}
+		start := cr.n
+		if err := dec.DecodePage(&pageHdr, slot); err == io.EOF {
+			if hdr.IsSnapshot() && pgno <= hdr.Commit {
+				return fmt.Errorf("decode page %d: %w", pgno, io.ErrUnexpectedEOF)
+			}
+			break
+		} else if err != nil {
+			return fmt.Errorf("decode page %d: %w", pgno, err)
+		}
+		var err error
+		switch {
+		case hdr.IsSnapshot() && pageHdr.Pgno != pgno:
+			err = fmt.Errorf("decode page %d: read page %d", pgno, pageHdr.Pgno)
+		case pageHdr.Pgno <= prev:
+			err = fmt.Errorf("decode page: page %d after page %d", pageHdr.Pgno, prev)
+		case pageHdr.Pgno > hdr.Commit:
+			err = fmt.Errorf("decode page: page %d after commit %d", pageHdr.Pgno, hdr.Commit)
+		}
+		if err != nil {
 			return err
 		}
+		prev = pageHdr.Pgno
+		growth.page(pageHdr.Pgno)
+		b.pages = append(b.pages, batchPage{pgno: pageHdr.Pgno, flags: pageHdr.Flags, n: cr.n - start})
 	}
-	if len(a.run) == 0 {
-		a.runOff = off
-	}
-	a.run = append(a.run, data...)
+	p.send(b)
 	return nil
 }
 
-// flush writes the queued run of pages.
-func (a *pageApplier) flush() error {
-	if len(a.run) == 0 {
+// pagePipeline carries one file's batches from the decoding caller to the
+// hasher and on to the writer; every batch returns to free, whatever
+// fails, so the caller never waits forever.
+type pagePipeline struct {
+	a        *pageApplier
+	hdr      ltx.Header
+	free     chan *pageBatch
+	decoded  chan *pageBatch
+	hashed   chan *pageBatch
+	done     chan struct{}
+	failed   atomic.Bool // set on the first error; later batches are skipped
+	hashErr  error       // set by the hasher before it closes hashed
+	writeErr error       // set by the writer before it closes done
+	chksum   ltx.Checksum
+	finished bool
+}
+
+func (a *pageApplier) startPipeline(hdr ltx.Header) *pagePipeline {
+	p := &pagePipeline{
+		a:       a,
+		hdr:     hdr,
+		free:    make(chan *pageBatch, pageBatchCount),
+		decoded: make(chan *pageBatch, pageBatchCount),
+		hashed:  make(chan *pageBatch, pageBatchCount),
+		done:    make(chan struct{}),
+	}
+	if !hdr.NoChecksum() {
+		p.chksum = ltx.ChecksumFlag
+	}
+	for _, b := range a.batches {
+		b.pages = b.pages[:0] // a failed file may have left some
+		p.free <- b
+	}
+	go p.hash()
+	go p.write()
+	return p
+}
+
+// next returns an empty batch, a new one while there are fewer than
+// pageBatchCount, or nil once a stage has failed.
+func (p *pagePipeline) next() *pageBatch {
+	var b *pageBatch
+	select {
+	case b = <-p.free:
+	default:
+		if len(p.a.batches) < pageBatchCount {
+			perBatch := max(pageRunSize/int(p.a.pageSize), 1)
+			b = &pageBatch{buf: alignedBytes(perBatch * int(p.a.pageSize)), pages: make([]batchPage, 0, perBatch)}
+			p.a.batches = append(p.a.batches, b)
+		} else {
+			b = <-p.free
+		}
+	}
+	if p.failed.Load() {
+		p.free <- b
 		return nil
 	}
-	if _, err := a.w.WriteAt(a.run, a.runOff); err != nil {
-		return fmt.Errorf("write page %d: %w", a.runOff/int64(a.pageSize)+1, err)
+	return b
+}
+
+func (p *pagePipeline) send(b *pageBatch) {
+	if len(b.pages) == 0 {
+		p.recycle(b)
+		return
 	}
-	a.run = a.run[:0]
+	p.decoded <- b
+}
+
+func (p *pagePipeline) recycle(b *pageBatch) {
+	b.pages = b.pages[:0]
+	p.free <- b
+}
+
+// finish waits until every batch sent is hashed and written, and returns
+// the first error of the hasher or the writer.
+func (p *pagePipeline) finish() error {
+	if !p.finished {
+		p.finished = true
+		close(p.decoded)
+		<-p.done
+	}
+	if p.hashErr != nil {
+		return p.hashErr
+	}
+	return p.writeErr
+}
+
+// hash adds each page to the file checksum, and for snapshots with
+// checksums to the post-apply checksum, then lets onPage change it.
+func (p *pagePipeline) hash() {
+	defer close(p.hashed)
+	a, ps := p.a, int(p.a.pageSize)
+	tracked := p.hdr.IsSnapshot() && !p.hdr.NoChecksum()
+	for b := range p.decoded {
+		if p.failed.Load() {
+			p.recycle(b)
+			continue
+		}
+		for i, pg := range b.pages {
+			if pg.n == 0 {
+				continue
+			}
+			data := b.buf[i*ps : (i+1)*ps]
+			a.hashPage(pg, data)
+			if tracked {
+				p.chksum = ltx.ChecksumFlag | (p.chksum ^ a.checksumPage(pg.pgno, data))
+			}
+			if a.onPage != nil {
+				if err := a.onPage(pg.pgno, data); err != nil {
+					p.hashErr = err
+					p.failed.Store(true)
+					break
+				}
+			}
+		}
+		if p.failed.Load() {
+			p.recycle(b)
+			continue
+		}
+		p.hashed <- b
+	}
+}
+
+// write writes each batch's runs of consecutive pages, one write per run.
+func (p *pagePipeline) write() {
+	defer close(p.done)
+	ps := int64(p.a.pageSize)
+	for b := range p.hashed {
+		if !p.failed.Load() {
+			if err := p.writeBatch(b, ps); err != nil {
+				p.writeErr = err
+				p.failed.Store(true)
+			}
+		}
+		p.recycle(b)
+	}
+}
+
+func (p *pagePipeline) writeBatch(b *pageBatch, ps int64) error {
+	for i := 0; i < len(b.pages); {
+		j := i + 1
+		for j < len(b.pages) && b.pages[j].pgno == b.pages[j-1].pgno+1 {
+			j++
+		}
+		off := int64(b.pages[i].pgno-1) * ps
+		if _, err := p.a.w.WriteAt(b.buf[int64(i)*ps:int64(j)*ps], off); err != nil {
+			return fmt.Errorf("write page %d: %w", b.pages[i].pgno, err)
+		}
+		i = j
+	}
 	return nil
 }
 
-// hashPage hashes the current page as ltx's decoder does; n is the bytes
-// it took in the file, from which the block size prefix is recovered.
-func (a *pageApplier) hashPage(hdr ltx.PageHeader, n int64) {
-	b := a.scratch[:ltx.PageHeaderSize]
-	binary.BigEndian.PutUint32(b[0:], hdr.Pgno)
-	binary.BigEndian.PutUint16(b[4:], hdr.Flags)
-	if hdr.Flags&ltx.PageHeaderFlagSize != 0 {
-		b = a.scratch[:ltx.PageHeaderSize+4]
-		binary.BigEndian.PutUint32(b[ltx.PageHeaderSize:], uint32(n-ltx.PageHeaderSize-4))
-	}
-	_, _ = a.fileH.Write(b)
-	_, _ = a.fileH.Write(a.data)
+// alignedBytes returns n bytes starting at a directAlign boundary.
+func alignedBytes(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := (directAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign)) % directAlign
+	return b[off : off+n : off+n]
 }
 
-// checksumPage is ltx.ChecksumPage of the current page without its
-// per-call hasher and allocations.
-func (a *pageApplier) checksumPage(pgno uint32) ltx.Checksum {
+// hashPage hashes a page as ltx's decoder does; the bytes its frame took
+// in the file give back the block size prefix.
+func (a *pageApplier) hashPage(pg batchPage, data []byte) {
+	b := a.scratch[:ltx.PageHeaderSize]
+	binary.BigEndian.PutUint32(b[0:], pg.pgno)
+	binary.BigEndian.PutUint16(b[4:], pg.flags)
+	if pg.flags&ltx.PageHeaderFlagSize != 0 {
+		b = a.scratch[:ltx.PageHeaderSize+4]
+		binary.BigEndian.PutUint32(b[ltx.PageHeaderSize:], uint32(pg.n-ltx.PageHeaderSize-4))
+	}
+	_, _ = a.fileH.Write(b)
+	_, _ = a.fileH.Write(data)
+}
+
+// checksumPage is ltx.ChecksumPage without its per-call hasher and
+// allocations.
+func (a *pageApplier) checksumPage(pgno uint32, data []byte) ltx.Checksum {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], pgno)
 	a.pageH.Reset()
 	_, _ = a.pageH.Write(b[:])
-	_, _ = a.pageH.Write(a.data)
+	_, _ = a.pageH.Write(data)
 	return ltx.ChecksumFlag | ltx.Checksum(a.pageH.Sum64())
 }
 

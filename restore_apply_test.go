@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,21 +77,27 @@ func pageRange(lo, hi uint32) []uint32 {
 
 // Later files overwrite pages, shrink the database and grow it again; the
 // restore holds each page of the file that wrote it last, at the last size.
+// The last file's long run, written around the page cache, covers pages
+// an earlier file wrote through it.
 func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 	dir := t.TempDir()
 	writeTestLTX(t, dir, litestream.SnapshotLevel, 3, 100, pageRange(1, 100))
 	writeTestLTX(t, dir, 0, 4, 100, []uint32{2, 3, 60, 61, 62, 99})
 	writeTestLTX(t, dir, 1, 5, 50, []uint32{3, 7})                            // shrinks to 50 pages
 	writeTestLTX(t, dir, 0, 6, 70, append([]uint32{1}, pageRange(51, 70)...)) // grows to 70
+	writeTestLTX(t, dir, 0, 7, 130, pageRange(61, 130))                       // 280 KB from page 61 on
 
-	want := make([][]byte, 71)
+	want := make([][]byte, 131)
 	for p := uint32(1); p <= 50; p++ {
 		want[p] = testPage(3, p)
 	}
 	want[2], want[3] = testPage(4, 2), testPage(5, 3)
 	want[7], want[1] = testPage(5, 7), testPage(6, 1)
-	for p := uint32(51); p <= 70; p++ {
+	for p := uint32(51); p <= 60; p++ {
 		want[p] = testPage(6, p)
+	}
+	for p := uint32(61); p <= 130; p++ {
+		want[p] = testPage(7, p)
 	}
 
 	opt := litestream.NewRestoreOptions()
@@ -101,13 +109,58 @@ func TestReplica_Restore_AppliesFilesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 70*testPageSize {
-		t.Fatalf("restored %d bytes, want %d", len(got), 70*testPageSize)
+	if len(got) != 130*testPageSize {
+		t.Fatalf("restored %d bytes, want %d", len(got), 130*testPageSize)
 	}
-	for p := uint32(1); p <= 70; p++ {
+	for p := uint32(1); p <= 130; p++ {
 		if !bytes.Equal(got[(p-1)*testPageSize:p*testPageSize], want[p]) {
 			t.Fatalf("page %d differs", p)
 		}
+	}
+}
+
+// A damaged file in the middle of a plan, spanning many of the applier's
+// batches, fails the restore naming it: damaged page data when the file
+// checksum is compared at its end, a cut file while batches are still in
+// flight, pages out of order with most of the file still to be read.
+// Nothing is left behind and no applier goroutine outlives the restore.
+func TestReplica_Restore_DamagedMiddleFile(t *testing.T) {
+	const n = 1500 // about 6 MB a file, several batches
+	victim := &ltx.FileInfo{Level: 0, MinTXID: 4, MaxTXID: 4}
+	for name, damage := range map[string]func([]byte) []byte{
+		"PageData": func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b },
+		"Cut":      func(b []byte) []byte { return b[:len(b)/2] },
+		"PageOrder": func(b []byte) []byte {
+			off := ltx.HeaderSize
+			for range n / 2 {
+				off += ltx.PageHeaderSize + 4 + int(binary.BigEndian.Uint32(b[off+ltx.PageHeaderSize:]))
+			}
+			binary.BigEndian.PutUint32(b[off:], 1)
+			return b
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTestLTX(t, dir, litestream.SnapshotLevel, 3, n, pageRange(1, n))
+			writeTestLTX(t, dir, 0, 4, n, pageRange(1, n))
+			writeTestLTX(t, dir, 0, 5, n, pageRange(1, 10))
+			client := file.NewReplicaClient(dir)
+			rewriteFile(t, client, victim, damage)
+
+			out := t.TempDir()
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath = filepath.Join(out, "db")
+			err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
+			if err == nil {
+				t.Fatal("restore succeeded from a damaged file")
+			}
+			mustNameFile(t, err, victim)
+			mustNothingLeft(t, out)
+			waitFor(t, 5*time.Second, "applier goroutines to end", func() bool {
+				buf := make([]byte, 1<<20)
+				return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "litestream.(*pagePipeline)")
+			})
+		})
 	}
 }
 
