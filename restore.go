@@ -202,7 +202,13 @@ const directMinRun = 256 << 10
 // descriptor; the kernel keeps the two coherent.
 type restoreWriter struct {
 	f      *os.File
-	direct *os.File // nil without O_DIRECT
+	direct directWriter // nil without O_DIRECT
+}
+
+// directWriter is the O_DIRECT descriptor of the restore file.
+type directWriter interface {
+	io.WriterAt
+	io.Closer
 }
 
 func (w *restoreWriter) WriteAt(p []byte, off int64) (int, error) {

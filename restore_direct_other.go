@@ -2,7 +2,5 @@
 
 package litestream
 
-import "os"
-
 // openDirect returns nil: only Linux writes the restore file with O_DIRECT.
-func openDirect(string) *os.File { return nil }
+func openDirect(string) directWriter { return nil }
