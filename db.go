@@ -131,9 +131,10 @@ type DB struct {
 	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
-	syncMu         sync.Mutex
-	lastSuccessful time.Time
-	diag           SyncDiagnostic
+	syncMu          sync.Mutex
+	lastSuccessful  time.Time
+	replicaCaughtUp bool // the replica monitor waits with everything uploaded
+	diag            SyncDiagnostic
 
 	compactor *Compactor
 	metrics   *dbMetrics
@@ -704,9 +705,25 @@ func (db *DB) RecordSuccessfulSync() {
 	db.lastSuccessful = time.Now()
 }
 
-// LastSuccessfulSyncAt returns the time of the last successful replica sync.
+// setReplicaCaughtUp records whether the replica monitor sleeps with
+// everything uploaded. While it does, the replica is in sync at every
+// moment, without a periodic sync to record it.
+func (db *DB) setReplicaCaughtUp(v bool) {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	if db.replicaCaughtUp && !v {
+		db.lastSuccessful = time.Now()
+	}
+	db.replicaCaughtUp = v
+}
+
+// LastSuccessfulSyncAt returns the time of the last successful replica
+// sync: now while the replica monitor is caught up and idle.
 func (db *DB) LastSuccessfulSyncAt() time.Time {
 	db.syncMu.Lock()
 	defer db.syncMu.Unlock()
+	if db.replicaCaughtUp {
+		return time.Now()
+	}
 	return db.lastSuccessful
 }

@@ -168,6 +168,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 	if db.Replica != nil {
 		db.Replica.SetPos(ltx.Pos{})
 	}
+	db.wakeMonitor() // the next sync follows the WAL from the new position
 
 	if !db.isInitialized() || db.Replica == nil {
 		return nil
