@@ -117,8 +117,9 @@ type DB struct {
 	posMu sync.Mutex
 	pos   *ltx.Pos // cached position; nil when unknown
 
-	maxMu    sync.Mutex
-	maxInfos map[int]*ltx.FileInfo // newest file per level on the replica
+	maxMu        sync.Mutex
+	maxInfos     map[int]*ltx.FileInfo // newest file per level on the replica
+	filesChanged func()                // called when an entry of maxInfos changes; set by the Store
 
 	l0RetMu sync.Mutex // guards l0Ret
 	l0Ret   l0RetentionPass
@@ -669,8 +670,12 @@ func (db *DB) cachedMaxLTXFileInfo(level int) (*ltx.FileInfo, bool) {
 func (db *DB) setMaxLTXFileInfo(level int, info *ltx.FileInfo) {
 	db.maxMu.Lock()
 	defer db.maxMu.Unlock()
+	if prev, ok := db.maxInfos[level]; ok && *prev == *info {
+		return
+	}
 	cp := *info
 	db.maxInfos[level] = &cp
+	db.signalFilesChanged()
 }
 
 func (db *DB) dropMaxLTXFileInfo(level int) {
@@ -678,9 +683,25 @@ func (db *DB) dropMaxLTXFileInfo(level int) {
 	defer db.maxMu.Unlock()
 	if level < 0 {
 		clear(db.maxInfos)
-		return
+	} else {
+		delete(db.maxInfos, level)
 	}
-	delete(db.maxInfos, level)
+	db.signalFilesChanged()
+}
+
+// setFilesChangedHook sets the function called when the newest known file
+// of a level changes, so that maintenance waiting for new files wakes.
+func (db *DB) setFilesChangedHook(fn func()) {
+	db.maxMu.Lock()
+	defer db.maxMu.Unlock()
+	db.filesChanged = fn
+}
+
+// signalFilesChanged calls the hook. Caller holds maxMu.
+func (db *DB) signalFilesChanged() {
+	if db.filesChanged != nil {
+		db.filesChanged()
+	}
 }
 
 func (db *DB) openLocalLTXFile(level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {

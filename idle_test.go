@@ -1,6 +1,7 @@
 package litestream_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -102,4 +103,60 @@ func TestDB_Monitor_TimeCheckpointWhileIdle(t *testing.T) {
 		fi, err := os.Stat(db.Path())
 		return err == nil && fi.Size() >= 20*4096
 	})
+}
+
+// Store maintenance that sleeps while nothing can be due still acts on its
+// own: L0 retention deletes compacted L0 files once they age, and a commit
+// after a quiet spell is compacted into L1 at the next boundary.
+func TestStore_Monitor_MaintenanceAfterIdle(t *testing.T) {
+	dir := t.TempDir()
+	levels := litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: 100 * time.Millisecond}}
+	db, client, store := newStoreDB(t, dir, levels)
+	// Longer than the first commits take, so the compactions that follow
+	// them find nothing old enough: only the retention monitor deletes.
+	store.SetL0Retention(time.Second)
+	store.L0RetentionCheckInterval = 50 * time.Millisecond
+	ctx := t.Context()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close(context.Background()) }()
+	app := MustOpenApp(t, db.Path(), 4096)
+
+	var txid uint64
+	commit := func(v int) {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.WaitReplicated(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		txid = uint64(pos.TXID)
+	}
+	compacted := func(what string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what, func() bool {
+			files := levelFiles(t, client, 1)
+			return len(files) > 0 && uint64(files[len(files)-1].MaxTXID) >= txid
+		})
+	}
+	commit(0)
+	compacted("L1 to cover the first commit")
+	commit(1)
+	commit(2)
+	compacted("L1 to cover the next commits")
+	waitFor(t, 30*time.Second, "L0 retention to leave only the newest L0 file", func() bool {
+		return len(L0TXIDs(t, client)) == 1
+	})
+
+	commit(3)
+	compacted("L1 to cover a commit after the quiet spell")
+	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
 }
