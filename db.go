@@ -51,8 +51,9 @@ type DB struct {
 	// the database file is older than this. Default 1m; zero disables.
 	CheckpointInterval time.Duration
 
-	// MonitorInterval is how often the WAL is synced. Default 1s; zero
-	// disables background sync (call Sync).
+	// MonitorInterval is the longest a commit waits for its sync, and the
+	// poll interval where WAL change events are unavailable. Default 1s;
+	// zero disables background sync (call Sync).
 	MonitorInterval time.Duration
 
 	// MaxSyncWALBytes bounds the WAL bytes read per sync chunk, stopping at a
