@@ -3,7 +3,6 @@
 package litestream_test
 
 import (
-	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,16 +53,4 @@ func TestDB_Monitor_SeesOtherProcessCommits(t *testing.T) {
 	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
 		t.Fatalf("restored %s, want %s", got, want)
 	}
-}
-
-// commitChild is the other process of TestDB_Monitor_SeesOtherProcessCommits:
-// it commits one row to the database at path.
-func commitChild(path string) error {
-	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = app.Close() }()
-	_, err = app.Exec(`INSERT INTO t (v) VALUES (42)`)
-	return err
 }
