@@ -50,7 +50,7 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 		return db.passiveCheckpoint(ctx)
 	}
 
-	if db.CheckpointInterval > 0 && db.syncedSinceCheckpoint && newWALSize > walSizeForPages(db.pageSize, 1) {
+	if db.timeCheckpointWanted() {
 		if fi, err := db.f.Stat(); err == nil && time.Since(fi.ModTime()) > db.CheckpointInterval {
 			return db.passiveCheckpoint(ctx)
 		}

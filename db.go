@@ -51,8 +51,9 @@ type DB struct {
 	// the database file is older than this. Default 1m; zero disables.
 	CheckpointInterval time.Duration
 
-	// MonitorInterval is how often the WAL is synced. Default 1s; zero
-	// disables background sync (call Sync).
+	// MonitorInterval is the longest a commit waits for its sync, and the
+	// poll interval where WAL change events are unavailable. Default 1s;
+	// zero disables background sync (call Sync).
 	MonitorInterval time.Duration
 
 	// MaxSyncWALBytes bounds the WAL bytes read per sync chunk, stopping at a
@@ -117,8 +118,9 @@ type DB struct {
 	posMu sync.Mutex
 	pos   *ltx.Pos // cached position; nil when unknown
 
-	maxMu    sync.Mutex
-	maxInfos map[int]*ltx.FileInfo // newest file per level on the replica
+	maxMu        sync.Mutex
+	maxInfos     map[int]*ltx.FileInfo // newest file per level on the replica
+	filesChanged func()                // called when an entry of maxInfos changes; set by the Store
 
 	l0RetMu sync.Mutex // guards l0Ret
 	l0Ret   l0RetentionPass
@@ -131,9 +133,10 @@ type DB struct {
 	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
-	syncMu         sync.Mutex
-	lastSuccessful time.Time
-	diag           SyncDiagnostic
+	syncMu          sync.Mutex
+	lastSuccessful  time.Time
+	replicaCaughtUp bool // the replica monitor waits with everything uploaded
+	diag            SyncDiagnostic
 
 	compactor *Compactor
 	metrics   *dbMetrics
@@ -668,8 +671,12 @@ func (db *DB) cachedMaxLTXFileInfo(level int) (*ltx.FileInfo, bool) {
 func (db *DB) setMaxLTXFileInfo(level int, info *ltx.FileInfo) {
 	db.maxMu.Lock()
 	defer db.maxMu.Unlock()
+	if prev, ok := db.maxInfos[level]; ok && *prev == *info {
+		return
+	}
 	cp := *info
 	db.maxInfos[level] = &cp
+	db.signalFilesChanged()
 }
 
 func (db *DB) dropMaxLTXFileInfo(level int) {
@@ -677,9 +684,25 @@ func (db *DB) dropMaxLTXFileInfo(level int) {
 	defer db.maxMu.Unlock()
 	if level < 0 {
 		clear(db.maxInfos)
-		return
+	} else {
+		delete(db.maxInfos, level)
 	}
-	delete(db.maxInfos, level)
+	db.signalFilesChanged()
+}
+
+// setFilesChangedHook sets the function called when the newest known file
+// of a level changes, so that maintenance waiting for new files wakes.
+func (db *DB) setFilesChangedHook(fn func()) {
+	db.maxMu.Lock()
+	defer db.maxMu.Unlock()
+	db.filesChanged = fn
+}
+
+// signalFilesChanged calls the hook. Caller holds maxMu.
+func (db *DB) signalFilesChanged() {
+	if db.filesChanged != nil {
+		db.filesChanged()
+	}
 }
 
 func (db *DB) openLocalLTXFile(level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {
@@ -704,9 +727,25 @@ func (db *DB) RecordSuccessfulSync() {
 	db.lastSuccessful = time.Now()
 }
 
-// LastSuccessfulSyncAt returns the time of the last successful replica sync.
+// setReplicaCaughtUp records whether the replica monitor sleeps with
+// everything uploaded. While it does, the replica is in sync at every
+// moment, without a periodic sync to record it.
+func (db *DB) setReplicaCaughtUp(v bool) {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	if db.replicaCaughtUp && !v {
+		db.lastSuccessful = time.Now()
+	}
+	db.replicaCaughtUp = v
+}
+
+// LastSuccessfulSyncAt returns the time of the last successful replica
+// sync: now while the replica monitor is caught up and idle.
 func (db *DB) LastSuccessfulSyncAt() time.Time {
 	db.syncMu.Lock()
 	defer db.syncMu.Unlock()
+	if db.replicaCaughtUp {
+		return time.Now()
+	}
 	return db.lastSuccessful
 }

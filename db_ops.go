@@ -99,6 +99,23 @@ func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 	return nil
 }
 
+// l0RetentionIdleUntil reports whether EnforceL0RetentionByTime would do
+// nothing before until, or, when until is zero, before a level's newest
+// file changes.
+func (db *DB) l0RetentionIdleUntil() (until time.Time, ok bool) {
+	if db.L0Retention <= 0 || db.Replica == nil {
+		return time.Time{}, true
+	}
+	key, keyOK := db.l0RetentionKey()
+	db.l0RetMu.Lock()
+	last := db.l0Ret
+	db.l0RetMu.Unlock()
+	if !keyOK || !last.valid || last.key != key {
+		return time.Time{}, false
+	}
+	return last.nextDue, true
+}
+
 // l0RetentionPass remembers what the last L0 retention pass saw.
 type l0RetentionPass struct {
 	key     [2]ltx.TXID // newest local L0 and cached L1 TXIDs
@@ -168,6 +185,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 	if db.Replica != nil {
 		db.Replica.SetPos(ltx.Pos{})
 	}
+	db.wakeMonitor() // the next sync follows the WAL from the new position
 
 	if !db.isInitialized() || db.Replica == nil {
 		return nil

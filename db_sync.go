@@ -93,10 +93,7 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 	}
 
 	called := time.Now()
-	select {
-	case db.syncReq <- struct{}{}: // the monitor skips syncs when the WAL looks unchanged
-	default:
-	}
+	db.wakeMonitor() // the monitor skips syncs when the WAL looks unchanged
 	for {
 		db.syncedMu.Lock()
 		ch, last := db.synced, db.lastSyncStart
@@ -627,6 +624,9 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 // a full disk.
 var openFile = os.OpenFile
 
+// openWALWatcher is newWALWatcher, replaceable in tests to exercise polling.
+var openWALWatcher = newWALWatcher
+
 // crashPoint is called at named steps of syncs and checkpoints; crash tests
 // replace it to kill the process exactly there.
 var crashPoint = func(name string) {}
@@ -696,37 +696,66 @@ func (db *DB) readWALHeader() ([]byte, error) {
 // monitor syncs when the WAL changes and at least every MonitorInterval,
 // backing off on errors. A change right after a sync waits out the rest of
 // the interval, so a burst of commits becomes one L0 file, while a commit to
-// an idle database syncs at once. Ticks that find the WAL unchanged skip the
-// sync, except every checkpointRecheck so the time-based checkpoint runs.
+// an idle database syncs at once. With WAL change events it does not poll:
+// it sleeps until a change, a sync request, an error retry, or the recheck
+// that lets a pending time-based checkpoint run. Without events it polls
+// every MonitorInterval, and polls that find the WAL unchanged skip the sync
+// unless a checkpoint recheck is due.
 func (db *DB) monitor() {
 	ticker := time.NewTicker(db.MonitorInterval)
 	defer ticker.Stop()
+	polling := true
 
 	var changed <-chan struct{}
-	if w, err := newWALWatcher(db.WALPath()); err != nil {
+	if w, err := openWALWatcher(db.WALPath()); err != nil {
 		db.logger().Debug("wal change events unavailable, polling", "error", err)
 	} else {
 		defer func() { _ = w.Close() }()
 		changed = w.C
 	}
 
-	var last time.Time // start of the last sync that wrote a file, or failed
+	var last time.Time     // start of the last sync that wrote a file, or failed
+	var lastSync time.Time // start of the last sync of any outcome
 	var lastStat walStat
 	var lastPos ltx.Pos // position after the last sync
 	var backoff time.Duration
 	var lastLogAt time.Time
 	var diskFullN int
 	for {
+		// Events cannot announce a database file that appears, so an
+		// uninitialized DB is polled, as is one retrying errors.
+		if poll := changed == nil || backoff > 0 || !db.isInitialized(); poll != polling {
+			if polling = poll; poll {
+				ticker.Reset(db.MonitorInterval)
+			} else {
+				ticker.Stop()
+			}
+		}
+		var recheck *time.Timer
+		var recheckC <-chan time.Time
+		if !polling && db.timeCheckpointPending() {
+			recheck = time.NewTimer(db.checkpointRecheck() - time.Since(lastSync))
+			recheckC = recheck.C
+		}
+
 		select {
 		case <-db.ctx.Done():
 			return
 		case <-ticker.C:
-			if backoff == 0 && db.isInitialized() && statWAL(db.WALPath()) == lastStat &&
-				db.posIs(lastPos) && time.Since(last) < db.checkpointRecheck() {
+			if backoff == 0 && db.isInitialized() && statWAL(db.WALPath()) == lastStat && db.posIs(lastPos) &&
+				(time.Since(lastSync) < db.checkpointRecheck() || !db.timeCheckpointPending()) {
 				continue
 			}
-		case <-changed:
+		case _, ok := <-changed:
+			if !ok {
+				db.logger().Warn("wal change events stopped, polling")
+				changed = nil
+			}
+		case <-recheckC:
 		case <-db.syncReq:
+		}
+		if recheck != nil {
+			recheck.Stop()
 		}
 		if wait := max(backoff, db.MonitorInterval-time.Since(last)); wait > 0 {
 			select {
@@ -738,6 +767,7 @@ func (db *DB) monitor() {
 
 		start := time.Now()
 		lastStat = statWAL(db.WALPath())
+		lastSync = start
 		err := db.Sync(db.ctx)
 		if err == nil || errors.Is(err, context.Canceled) {
 			backoff, diskFullN = 0, 0
@@ -763,14 +793,39 @@ func (db *DB) monitor() {
 	}
 }
 
-// checkpointRecheck is how long an unchanged WAL goes without a sync: long
-// enough that idle ticks cost only a stat, short enough that the time-based
-// checkpoint runs within a quarter interval of falling due.
+// checkpointRecheck is how long an unchanged WAL goes without a sync while
+// a time-based checkpoint is pending: short enough that the checkpoint runs
+// within a quarter interval of falling due.
 func (db *DB) checkpointRecheck() time.Duration {
 	if db.CheckpointInterval <= 0 {
 		return time.Duration(1<<63 - 1)
 	}
 	return max(db.CheckpointInterval/4, db.MonitorInterval)
+}
+
+// timeCheckpointPending reports whether a sync without new commits could
+// still run the time-based checkpoint; true when a sync holds exec.
+func (db *DB) timeCheckpointPending() bool {
+	if !db.exec.TryAcquire(1) {
+		return true
+	}
+	defer db.exec.Release(1)
+	return db.timeCheckpointWanted()
+}
+
+// timeCheckpointWanted reports whether the time-based checkpoint runs once
+// the database file is older than CheckpointInterval. Caller holds exec.
+func (db *DB) timeCheckpointWanted() bool {
+	return db.CheckpointInterval > 0 && db.syncedSinceCheckpoint && db.lastSyncedWALOffset > walSizeForPages(db.pageSize, 1)
+}
+
+// wakeMonitor asks the monitor for a sync even though the WAL may look
+// unchanged; one request stays pending at most.
+func (db *DB) wakeMonitor() {
+	select {
+	case db.syncReq <- struct{}{}:
+	default:
+	}
 }
 
 // posIs reports whether the local position is still pos; it changes when

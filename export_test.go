@@ -2,6 +2,7 @@ package litestream
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -24,4 +25,12 @@ func SetOpenFileHook(t testing.TB, fn func(name string, flag int, perm os.FileMo
 	prev := openFile
 	openFile = fn
 	t.Cleanup(func() { openFile = prev })
+}
+
+// DisableWALWatcher makes monitors started until the test ends poll the WAL,
+// as on systems without change events.
+func DisableWALWatcher(t testing.TB) {
+	prev := openWALWatcher
+	openWALWatcher = func(string) (*walWatcher, error) { return nil, errors.ErrUnsupported }
+	t.Cleanup(func() { openWALWatcher = prev })
 }

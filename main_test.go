@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "commit":
+		if err := commitChild(os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown child", os.Getenv("LITESTREAM_TEST_CHILD"))
 		os.Exit(2)

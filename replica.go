@@ -231,15 +231,16 @@ func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 }
 
 // monitor uploads new L0 files as the DB writes them, one batch per
-// SyncInterval at most, backing off on errors. Ticks with nothing to upload
-// still run a sync that records sync health without backend requests.
+// SyncInterval at most, backing off on errors. Caught up, it sleeps until
+// the DB writes an L0 file: with nothing to upload a sync would make no
+// backend request, and sync health is reported as current meanwhile.
 func (r *Replica) monitor(ctx context.Context) {
-	ticker := time.NewTicker(r.SyncInterval)
-	defer ticker.Stop()
+	defer r.db.setReplicaCaughtUp(false)
 
 	var lastBatch time.Time // start of the last batch that uploaded files
 	var backoff time.Duration
 	var lastLogAt time.Time
+	var healthy bool // the last sync succeeded
 	for first := true; ; first = false {
 		notify := r.db.Notify()
 		if !first {
@@ -251,12 +252,13 @@ func (r *Replica) monitor(ctx context.Context) {
 				}
 			}
 			if dpos, err := r.db.Pos(); err == nil && dpos.TXID <= r.Pos().TXID {
+				r.db.setReplicaCaughtUp(healthy)
 				select {
 				case <-ctx.Done():
 					return
-				case <-ticker.C:
 				case <-notify:
 				}
+				r.db.setReplicaCaughtUp(false)
 			}
 		}
 
@@ -277,6 +279,7 @@ func (r *Replica) monitor(ctx context.Context) {
 		if uploaded > 0 {
 			lastBatch = start
 		}
+		healthy = err == nil
 		switch {
 		case err == nil:
 			backoff = 0

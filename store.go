@@ -76,6 +76,9 @@ type Store struct {
 	levels CompactionLevels
 	done   <-chan struct{}
 
+	changedMu sync.Mutex
+	changed   chan struct{} // closed when a DB's newest file of a level changes
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -97,6 +100,7 @@ func NewStore(dbs []*DB, levels CompactionLevels) *Store {
 		Logger:                   slog.Default().With(LogKeySystem, LogSystemStore),
 		dbs:                      dbs,
 		levels:                   levels,
+		changed:                  make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, db := range dbs {
@@ -117,6 +121,22 @@ func (s *Store) applySettings(db *DB) {
 	if s.done != nil {
 		db.Done = s.done
 	}
+	db.setFilesChangedHook(s.signalChanged)
+}
+
+// changes returns a channel closed at the next change of any DB's newest
+// file of a level, or of the store's settings or databases.
+func (s *Store) changes() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
+func (s *Store) signalChanged() {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Store) logger() *slog.Logger {
@@ -269,18 +289,26 @@ func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*l
 }
 
 // monitorCompactionLevel compacts every open DB at each interval boundary.
+// When no DB has new files below the level, nothing can be due: it sleeps
+// until a file arrives and resumes at the boundary after it.
 func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 	var notReadySince time.Time
 	for {
+		changed := s.changes()
 		now := time.Now()
 		delay := lvl.NextCompactionAt(now).Sub(now)
 
 		notReady := false
+		idle := lvl.Level != SnapshotLevel // snapshots expire with time alone
 		for _, db := range s.DBs() {
 			if !db.IsOpen() {
+				idle = false
 				continue
 			}
 			_, err := s.CompactDB(s.ctx, db, lvl)
+			if !errors.Is(err, ErrNoCompaction) || !s.nothingBelow(db, lvl.Level) {
+				idle = false
+			}
 			switch {
 			case err == nil, errors.Is(err, ErrNoCompaction), errors.Is(err, ErrCompactionTooEarly):
 			case errors.Is(err, ErrDBNotReady):
@@ -315,6 +343,15 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 			notReadySince = time.Time{}
 		}
 
+		if idle {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-changed:
+			}
+			now := time.Now()
+			delay = lvl.NextCompactionAt(now).Sub(now)
+		}
 		select {
 		case <-s.ctx.Done():
 			return
@@ -323,15 +360,64 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 	}
 }
 
+// nothingBelow reports whether the DB knows of no file below level newer
+// than the level's newest. (Compaction can also find nothing because the
+// replica has yet to receive L0 files the DB already wrote.)
+func (s *Store) nothingBelow(db *DB, level int) bool {
+	s.mu.Lock()
+	prevLevel := s.levels.PrevLevel(level)
+	s.mu.Unlock()
+	src, ok := db.cachedMaxLTXFileInfo(prevLevel)
+	if !ok {
+		return false
+	}
+	dst, ok := db.cachedMaxLTXFileInfo(level)
+	return ok && src.MaxTXID <= dst.MaxTXID
+}
+
+// monitorL0Retention runs L0 retention every L0RetentionCheckInterval, but
+// sleeps through the passes that could delete nothing: until the earliest
+// time a file becomes deletable, or until files change.
 func (s *Store) monitorL0Retention() {
-	ticker := time.NewTicker(s.L0RetentionCheckInterval)
-	defer ticker.Stop()
+	interval := s.L0RetentionCheckInterval
+	next := time.Now().Add(interval)
 	for {
+		changed := s.changes()
+		wake := next
+		var changedC <-chan struct{}
+		if until, ok := s.l0RetentionIdleUntil(); ok {
+			changedC = changed
+			if until.IsZero() {
+				wake = time.Time{}
+			} else if until.After(next) {
+				wake = next.Add((until.Sub(next) + interval - 1) / interval * interval)
+			}
+		}
+		var timer *time.Timer
+		var timerC <-chan time.Time
+		if !wake.IsZero() {
+			timer = time.NewTimer(time.Until(wake))
+			timerC = timer.C
+		}
 		select {
 		case <-s.ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
 			return
-		case <-ticker.C:
+		case <-changedC:
+			if timer != nil {
+				timer.Stop()
+			}
+			// Resume on the ticker's schedule.
+			if now := time.Now(); now.After(next) {
+				next = next.Add((now.Sub(next) + interval - 1) / interval * interval)
+			}
+			continue
+		case <-timerC:
 		}
+		next = wake.Add(interval)
+
 		for _, db := range s.DBs() {
 			if !db.IsOpen() {
 				continue
@@ -341,6 +427,24 @@ func (s *Store) monitorL0Retention() {
 			}
 		}
 	}
+}
+
+// l0RetentionIdleUntil reports whether no open DB's L0 retention pass could
+// delete anything before until, or, when until is zero, before files change.
+func (s *Store) l0RetentionIdleUntil() (until time.Time, ok bool) {
+	for _, db := range s.DBs() {
+		if !db.IsOpen() {
+			return time.Time{}, false
+		}
+		u, ok := db.l0RetentionIdleUntil()
+		if !ok {
+			return time.Time{}, false
+		}
+		if !u.IsZero() && (until.IsZero() || u.Before(until)) {
+			until = u
+		}
+	}
+	return until, true
 }
 
 func (s *Store) monitorValidation() {
@@ -436,6 +540,7 @@ func (s *Store) RegisterDB(db *DB) error {
 	}
 	s.dbs = append(s.dbs, db)
 	s.mu.Unlock()
+	s.signalChanged()
 	return nil
 }
 
@@ -471,6 +576,7 @@ func (s *Store) EnableDB(ctx context.Context, path string) error {
 	} else if db.IsOpen() {
 		return fmt.Errorf("database already enabled: %s", path)
 	}
+	defer s.signalChanged()
 	return db.Open()
 }
 
@@ -482,6 +588,7 @@ func (s *Store) DisableDB(ctx context.Context, path string) error {
 	} else if !db.IsOpen() {
 		return fmt.Errorf("database already disabled: %s", path)
 	}
+	defer s.signalChanged()
 	return db.Close(ctx)
 }
 
@@ -554,6 +661,7 @@ func (s *Store) SetRetentionEnabled(v bool) {
 }
 
 func (s *Store) update(store func(), each func(*DB)) {
+	defer s.signalChanged()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	store()

@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// walWatcher reports changes to a WAL file through inotify: writes through a
-// watch on the file, and its creation through a watch on its directory (the
-// WAL may not exist yet, or be recreated). C receives once per batch of
-// changes: until the monitor takes a signal the watcher stops reading and
-// the kernel merges repeated events, so sustained writes cost a wakeup per
-// sync rather than per commit.
+// walWatcher reports changes to a WAL file through inotify: writes and
+// truncation through a watch on the file, and its creation and removal
+// through a watch on its directory (the WAL may not exist yet, or be
+// recreated). C receives once per batch of changes: until the monitor takes
+// a signal the watcher stops reading and the kernel merges repeated events,
+// so sustained writes cost a wakeup per sync rather than per commit. C is
+// closed if the watcher fails, so the monitor can fall back to polling.
 type walWatcher struct {
 	C <-chan struct{}
 
@@ -34,7 +35,7 @@ func newWALWatcher(walPath string) (*walWatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify init: %w", err)
 	}
-	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(walPath), unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(walPath), unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR); err != nil {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("inotify watch %s: %w", filepath.Dir(walPath), err)
 	}
@@ -61,17 +62,21 @@ func (w *walWatcher) watchFile() error {
 }
 
 func (w *walWatcher) run(ch chan<- struct{}, name string) {
+	defer close(ch)
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
 		n, err := w.f.Read(buf)
 		if err != nil {
 			return
 		}
-		modified, created := parseEvents(buf[:n], name)
+		modified, created, removed := parseEvents(buf[:n], name)
 		if created {
-			_ = w.watchFile()
+			// Without a watch on the new file its writes would go unseen.
+			if err := w.watchFile(); err != nil {
+				return
+			}
 		}
-		if !modified && !created {
+		if !modified && !created && !removed {
 			continue
 		}
 		select {
@@ -83,8 +88,8 @@ func (w *walWatcher) run(ch chan<- struct{}, name string) {
 }
 
 // parseEvents reports whether buf holds a write to the watched file (or a
-// queue overflow) and whether name was created in the directory.
-func parseEvents(buf []byte, name string) (modified, created bool) {
+// queue overflow), and whether name was created or removed in the directory.
+func parseEvents(buf []byte, name string) (modified, created, removed bool) {
 	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 		start := off + unix.SizeofInotifyEvent
@@ -92,16 +97,23 @@ func parseEvents(buf []byte, name string) (modified, created bool) {
 		switch {
 		case ev.Mask&(unix.IN_MODIFY|unix.IN_Q_OVERFLOW) != 0:
 			modified = true
-		case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 && end <= len(buf):
+		case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 && end <= len(buf):
 			b := buf[start:end]
 			for len(b) > 0 && b[len(b)-1] == 0 {
 				b = b[:len(b)-1]
 			}
-			created = created || string(b) == name
+			if string(b) != name {
+				break
+			}
+			if ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+				created = true
+			} else {
+				removed = true
+			}
 		}
 		off = end
 	}
-	return modified, created
+	return modified, created, removed
 }
 
 // Close stops the watcher.

@@ -1,0 +1,56 @@
+//go:build linux
+
+package litestream_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+)
+
+// When the WAL watcher fails after starting, the monitor falls back to
+// polling and keeps syncing commits.
+func TestDB_Monitor_PollsAfterWatcherFails(t *testing.T) {
+	litestream.BreakWALWatcher(t)
+	db, _, insert := openIdleDB(t, time.Second, noTimeCheckpoint)
+	insert(1)
+	txid := waitTXID(t, db, 0, "the first L0 file")
+	for i := 2; i <= 4; i++ {
+		insert(i)
+		txid = waitTXID(t, db, txid, "an L0 file for a later commit")
+	}
+}
+
+// A commit by another process wakes the monitor through the WAL watch: with
+// an hour-long MonitorInterval nothing else could sync it.
+func TestDB_Monitor_SeesOtherProcessCommits(t *testing.T) {
+	dir := t.TempDir()
+	app := MustOpenApp(t, filepath.Join(dir, "db"), 4096)
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = time.Hour
+	db.CheckpointInterval = 0
+	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
+	db.Replica.MonitorEnabled = false
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(t.Context()) }()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LITESTREAM_TEST_CHILD=commit", "LITESTREAM_TEST_DIR="+db.Path())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child process: %v\n%s", err, out)
+	}
+	waitTXID(t, db, 0, "an L0 file for the other process's commit")
+	if err := db.Replica.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}

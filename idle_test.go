@@ -1,0 +1,175 @@
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+)
+
+// openIdleDB opens a DB with a short MonitorInterval and the given
+// SyncInterval, replicating to a file client, and the app's connection. It
+// returns a function that commits one row of about a page.
+func openIdleDB(t *testing.T, syncInterval time.Duration, configure ...func(*litestream.DB)) (*litestream.DB, *countingClient, func(v int)) {
+	t.Helper()
+	dir := t.TempDir()
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 20 * time.Millisecond
+	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.SyncInterval = syncInterval
+	for _, fn := range configure {
+		fn(db)
+	}
+	app := MustOpenApp(t, db.Path(), 4096)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(t.Context()) })
+	insert := func(v int) {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, client, insert
+}
+
+func noTimeCheckpoint(db *litestream.DB) { db.CheckpointInterval = 0 }
+
+// waitTXID waits until the DB has written an L0 file past txid and returns
+// the new position's TXID.
+func waitTXID(t *testing.T, db *litestream.DB, after uint64, what string) uint64 {
+	t.Helper()
+	var got uint64
+	waitFor(t, 30*time.Second, what, func() bool {
+		pos, err := db.Pos()
+		got = uint64(pos.TXID)
+		return err == nil && got > after
+	})
+	return got
+}
+
+// Without WAL change events the monitor keeps polling after the DB is
+// initialized, so every commit still reaches an L0 file. (No time-based
+// checkpoint: its rechecks would also find the commits.)
+func TestDB_Monitor_PollsWithoutWatcher(t *testing.T) {
+	litestream.DisableWALWatcher(t)
+	db, _, insert := openIdleDB(t, time.Second, noTimeCheckpoint)
+	insert(1)
+	txid := waitTXID(t, db, 0, "the first L0 file")
+	for i := 2; i <= 4; i++ {
+		insert(i)
+		txid = waitTXID(t, db, txid, "an L0 file for a later commit")
+	}
+}
+
+// An idle replica monitor sleeps until the DB writes an L0 file: a commit
+// long after the last upload is uploaded, and sync health stays current
+// while nothing is pending.
+func TestReplica_Monitor_WakesOnNewL0(t *testing.T) {
+	db, client, insert := openIdleDB(t, 50*time.Millisecond)
+	insert(1)
+	txid := waitTXID(t, db, 0, "the first L0 file")
+	waitFor(t, 30*time.Second, "the first upload", func() bool { return uint64(db.Replica.Pos().TXID) >= txid })
+
+	caughtUp := time.Now()
+	waitFor(t, 30*time.Second, "sync health newer than the catch-up", func() bool {
+		return db.LastSuccessfulSyncAt().After(caughtUp)
+	})
+	uploads := client.l0Writes.Load()
+
+	insert(2)
+	txid = waitTXID(t, db, txid, "an L0 file for the second commit")
+	waitFor(t, 30*time.Second, "the upload of the second commit", func() bool { return uint64(db.Replica.Pos().TXID) >= txid })
+	if got := client.l0Writes.Load() - uploads; got < 1 {
+		t.Fatalf("%d uploads after the second commit, want at least 1", got)
+	}
+}
+
+// The time-based checkpoint still runs on an idle database: with no commit
+// after the first ones, the database file receives their pages.
+func TestDB_Monitor_TimeCheckpointWhileIdle(t *testing.T) {
+	db, _, insert := openIdleDB(t, time.Second, func(db *litestream.DB) { db.CheckpointInterval = 200 * time.Millisecond })
+	for i := 0; i < 20; i++ {
+		insert(i)
+	}
+	waitTXID(t, db, 0, "an L0 file")
+	waitFor(t, 30*time.Second, "a checkpoint into the database file", func() bool {
+		fi, err := os.Stat(db.Path())
+		return err == nil && fi.Size() >= 20*4096
+	})
+}
+
+// Store maintenance that sleeps while nothing can be due still acts on its
+// own: L0 retention deletes compacted L0 files once they age, and a commit
+// after a quiet spell is compacted into L1 at the next boundary.
+func TestStore_Monitor_MaintenanceAfterIdle(t *testing.T) {
+	dir := t.TempDir()
+	levels := litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: 100 * time.Millisecond}}
+	db, client, store := newStoreDB(t, dir, levels)
+	// Longer than the first commits take, so the compactions that follow
+	// them find nothing old enough: only the retention monitor deletes.
+	store.SetL0Retention(time.Second)
+	store.L0RetentionCheckInterval = 50 * time.Millisecond
+	ctx := t.Context()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close(context.Background()) }()
+	app := MustOpenApp(t, db.Path(), 4096)
+
+	var txid uint64
+	commit := func(v int) {
+		t.Helper()
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.WaitReplicated(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		txid = uint64(pos.TXID)
+	}
+	compacted := func(what string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what, func() bool {
+			files := levelFiles(t, client, 1)
+			return len(files) > 0 && uint64(files[len(files)-1].MaxTXID) >= txid
+		})
+	}
+	commit(0)
+	compacted("L1 to cover the first commit")
+	commit(1)
+	commit(2)
+	compacted("L1 to cover the next commits")
+	waitFor(t, 30*time.Second, "L0 retention to leave only the newest L0 file", func() bool {
+		return len(L0TXIDs(t, client)) == 1
+	})
+
+	commit(3)
+	compacted("L1 to cover a commit after the quiet spell")
+	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
+
+// commitChild is the other process of TestDB_Monitor_SeesOtherProcessCommits:
+// it commits one row to the database at path.
+func commitChild(path string) error {
+	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = app.Close() }()
+	_, err = app.Exec(`INSERT INTO t (v) VALUES (42)`)
+	return err
+}
