@@ -38,9 +38,14 @@ test-deps:
 		echo "== $$s"; bash "$$s" || exit 1; \
 	done
 
+# The library builds for macOS and Windows too (tests and the bench are
+# Linux tools).
+LIB_PKGS := . ./internal ./file ./s3 ./gs ./abs ./oss ./sftp ./nats ./webdav
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build $(LIB_PKGS)
+	GOOS=windows $(GO) build $(LIB_PKGS)
 
 .PHONY: bench bench-quick
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // Perm is a mode plus an owner; UID and GID are -1 when unknown.
@@ -26,9 +25,7 @@ var (
 // PermOf returns the permission bits and owner of fi.
 func PermOf(fi os.FileInfo) Perm {
 	p := Perm{Mode: fi.Mode().Perm(), UID: -1, GID: -1}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		p.UID, p.GID = int(st.Uid), int(st.Gid)
-	}
+	p.UID, p.GID = fileOwner(fi)
 	return p
 }
 

@@ -1,0 +1,16 @@
+//go:build !windows
+
+package internal
+
+import (
+	"os"
+	"syscall"
+)
+
+// fileOwner returns the uid and gid of fi, or -1 when unknown.
+func fileOwner(fi os.FileInfo) (uid, gid int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}
