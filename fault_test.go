@@ -3,11 +3,13 @@ package litestream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +35,7 @@ func newRecordHandler() *recordHandler {
 func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]any{"msg": r.Message, "level_name": r.Level.String()}
+	m := map[string]any{"msg": r.Message, "level_name": r.Level.String(), "time": r.Time.Format("15:04:05.000")}
 	for _, a := range h.attrs {
 		m[a.Key] = a.Value.Any()
 	}
@@ -52,6 +54,21 @@ func (h *recordHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *recordHandler) WithGroup(string) slog.Handler { return h }
+
+// replicationState describes where a stalled replication stands: both
+// positions and the last records logged.
+func replicationState(db *litestream.DB, logs *recordHandler) string {
+	var b strings.Builder
+	pos, err := db.Pos()
+	fmt.Fprintf(&b, "db position %s (%v), replica position %s, last sync at %s\n", pos.TXID, err, db.Replica.Pos().TXID, db.LastSuccessfulSyncAt().Format("15:04:05.000"))
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	records := *logs.records
+	for _, m := range records[max(len(records)-30, 0):] {
+		fmt.Fprintf(&b, "%v\n", m)
+	}
+	return b.String()
+}
 
 // Errors returns the error-level records.
 func (h *recordHandler) Errors() []map[string]any {
@@ -136,12 +153,12 @@ func TestStore_FaultyClient(t *testing.T) {
 		log.Committed(seq)
 		if rng.Intn(4) == 0 {
 			if err := log.Confirm(ctx, db); err != nil {
-				t.Fatal(err)
+				t.Fatalf("%v\n%s", err, replicationState(db, logs))
 			}
 		}
 	}
 	if err := log.Confirm(ctx, db); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, replicationState(db, logs))
 	}
 	if err := store.Close(ctx); err != nil {
 		t.Fatalf("close with faults: %v", err)
