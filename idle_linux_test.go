@@ -17,13 +17,7 @@ import (
 // polling and keeps syncing commits.
 func TestDB_Monitor_PollsAfterWatcherFails(t *testing.T) {
 	litestream.BreakWALWatcher(t)
-	db, _, insert := openIdleDB(t, time.Second, noTimeCheckpoint)
-	insert(1)
-	txid := waitTXID(t, db, 0, "the first L0 file")
-	for i := 2; i <= 4; i++ {
-		insert(i)
-		txid = waitTXID(t, db, txid, "an L0 file for a later commit")
-	}
+	mustSyncEachCommit(t)
 }
 
 // A commit by another process wakes the monitor through the WAL watch: with

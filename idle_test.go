@@ -3,6 +3,7 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,12 +61,18 @@ func waitTXID(t *testing.T, db *litestream.DB, after uint64, what string) uint64
 // checkpoint: its rechecks would also find the commits.)
 func TestDB_Monitor_PollsWithoutWatcher(t *testing.T) {
 	litestream.DisableWALWatcher(t)
+	mustSyncEachCommit(t)
+}
+
+// mustSyncEachCommit commits four times to an idle DB and waits for an L0
+// file after each commit.
+func mustSyncEachCommit(t *testing.T) {
+	t.Helper()
 	db, _, insert := openIdleDB(t, time.Second, noTimeCheckpoint)
-	insert(1)
-	txid := waitTXID(t, db, 0, "the first L0 file")
-	for i := 2; i <= 4; i++ {
+	var txid uint64
+	for i := 1; i <= 4; i++ {
 		insert(i)
-		txid = waitTXID(t, db, txid, "an L0 file for a later commit")
+		txid = waitTXID(t, db, txid, fmt.Sprintf("an L0 file for commit %d", i))
 	}
 }
 
