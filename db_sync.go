@@ -112,6 +112,11 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("local position: %w", err)
 	}
+	// While it waits, the caller has the replica retry at least once per
+	// SyncInterval, whatever backoff a run of failures built up.
+	retry := time.NewTicker(max(db.Replica.SyncInterval, time.Millisecond))
+	defer retry.Stop()
+	db.Replica.wake()
 	for {
 		ch := db.Replica.uploadedChan()
 		if db.Replica.Pos().TXID >= pos.TXID {
@@ -119,6 +124,8 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
+		case <-retry.C:
+			db.Replica.wake()
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}

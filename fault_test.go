@@ -359,3 +359,44 @@ func TestDB_Compact_AfterLostAck(t *testing.T) {
 		t.Fatalf("replica holds %s, source %s", got, want)
 	}
 }
+
+// A run of failures grows the replica's backoff; once the backend is back,
+// WaitReplicated has the replica retry at once instead of sitting out what
+// is left of it (here 2 s or more against a 1 s wait).
+func TestDB_WaitReplicated_CutsBackoff(t *testing.T) {
+	dir := t.TempDir()
+	fc := faultclient.New(file.NewReplicaClient(filepath.Join(dir, "replica")), faultclient.Config{Seed: 1, ErrorRate: 1})
+	fc.SetEnabled(false)
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.MonitorInterval = 20 * time.Millisecond
+	db.Replica = litestream.NewReplicaWithClient(db, fc)
+	db.Replica.SyncInterval = time.Millisecond
+	db.SetLogger(discardLogger)
+	app := MustOpenApp(t, db.Path(), 4096)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every call fails until the backoff after the latest failure is at
+	// least 2 s (it doubles from 1 ms).
+	fc.SetEnabled(true)
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (2)`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "twelve failed attempts", func() bool { return fc.Counts()[faultclient.KindError] >= 12 })
+	fc.SetEnabled(false)
+
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := db.WaitReplicated(wctx); err != nil {
+		t.Fatalf("wait replicated after the backend came back: %v", err)
+	}
+}

@@ -46,6 +46,7 @@ type Replica struct {
 	mu       sync.Mutex // guards pos, uploaded, cancel, done
 	pos      ltx.Pos
 	uploaded chan struct{} // closed when pos changes
+	wakeReq  chan struct{} // a waiter asks the monitor to try now; one pending at most
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -59,6 +60,18 @@ func NewReplica(db *DB) *Replica {
 		MonitorEnabled:  true,
 		syncSem:         semaphore.NewWeighted(1),
 		uploaded:        make(chan struct{}),
+		wakeReq:         make(chan struct{}, 1),
+	}
+}
+
+// wake asks the monitor to upload now: out of a backoff, and even if it
+// believes it is caught up. WaitReplicated calls it, so that a waiter does
+// not sit out a backoff that a rare run of failures on a flaky backend grew
+// to minutes.
+func (r *Replica) wake() {
+	select {
+	case r.wakeReq <- struct{}{}:
+	default:
 	}
 }
 
@@ -245,10 +258,14 @@ func (r *Replica) monitor(ctx context.Context) {
 		notify := r.db.Notify()
 		if !first {
 			if backoff > 0 {
+				timer := time.NewTimer(backoff)
 				select {
 				case <-ctx.Done():
+					timer.Stop()
 					return
-				case <-time.After(backoff):
+				case <-timer.C:
+				case <-r.wakeReq:
+					timer.Stop()
 				}
 			}
 			if dpos, err := r.db.Pos(); err == nil && dpos.TXID <= r.Pos().TXID {
@@ -257,6 +274,7 @@ func (r *Replica) monitor(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case <-notify:
+				case <-r.wakeReq:
 				}
 				r.db.setReplicaCaughtUp(false)
 			}
