@@ -56,7 +56,12 @@ func (prev chainLink) precedes(hdr ltx.Header) bool {
 	return prev.hdr.MaxTXID != 0 && prev.hdr.MaxTXID+1 == hdr.MinTXID
 }
 
+// path names the previous file, or for a follow output whose last file is
+// not known, the output's TXID.
 func (prev chainLink) path() string {
+	if prev.level < 0 {
+		return fmt.Sprintf("the database at TXID %s", prev.hdr.MaxTXID)
+	}
 	return LTXFilePath("", prev.level, prev.hdr.MinTXID, prev.hdr.MaxTXID)
 }
 
