@@ -16,7 +16,7 @@ test: test-deps vet fuzz-smoke
 # (testdata/fuzz). Set FUZZTIME=10m for a real run. Minimizing is kept short:
 # new inputs are WALs and LTX files of kilobytes, which take minutes otherwise.
 FUZZTIME ?= 8s
-FUZZ_TARGETS := FuzzWALReader FuzzCalcRestorePlan FuzzRestoreLTX FuzzFollowLTX
+FUZZ_TARGETS := FuzzWALReader FuzzCalcRestorePlan FuzzRestoreLTX FuzzFollowLTX FuzzLTXEncoder
 fuzz-smoke:
 	@for f in $(FUZZ_TARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s . || exit 1; \

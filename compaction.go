@@ -129,6 +129,9 @@ type Compactor struct {
 
 	client ReplicaClient
 	logger *slog.Logger
+
+	// spillDir takes a large output's page index; "" is os.TempDir.
+	spillDir string
 }
 
 // NewCompactor returns a compactor for client. A nil logger uses the default.
@@ -203,7 +206,7 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 
-	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs)
+	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs, c.spillDir)
 	if err != nil {
 		// Name the input at fault, if one is.
 		if ctx.Err() == nil {
@@ -288,13 +291,13 @@ func (c *Compactor) openSource(ctx context.Context, info *ltx.FileInfo) (io.Read
 }
 
 // writeMerged streams the ltx merge of rdrs into a new replica file.
-func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, maxTXID ltx.TXID, rdrs []io.Reader) (*ltx.FileInfo, error) {
+func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, maxTXID ltx.TXID, rdrs []io.Reader, spillDir string) (*ltx.FileInfo, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		bw := bufio.NewWriterSize(pw, encodeBufferSize)
-		err := compactLTX(ctx, bw, rdrs)
+		err := compactLTX(ctx, bw, rdrs, spillDir)
 		if err == nil {
 			err = bw.Flush()
 		}

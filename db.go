@@ -171,6 +171,7 @@ func NewDB(path string) *DB {
 	db.compactor.LocalFileDeleter = db.deleteLocalLTXFile
 	db.compactor.CacheGetter = db.cachedMaxLTXFileInfo
 	db.compactor.CacheSetter = db.setMaxLTXFileInfo
+	db.compactor.spillDir = db.metaPath
 	return db
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -408,7 +409,7 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		return res, fmt.Errorf("cannot write L0 txid %s: database has no pages", txid)
 	}
 
-	pgnos := db.l0Pages(pageMap, info, commit)
+	pages, last := db.l0Pages(pageMap, info, commit)
 	path := db.LTXPath(0, txid, txid)
 	hdr := ltx.Header{
 		Version:   ltx.Version,
@@ -424,7 +425,7 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		WALSalt2:  info.salt2,
 	}
 	size, err := db.stageLTX(path, 0, txid, txid, func(w io.Writer) error {
-		return db.encodePages(ctx, w, hdr, pgnos, pageMap, walFile)
+		return db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile)
 	})
 	if err != nil {
 		return res, err
@@ -465,18 +466,14 @@ func (db *DB) openWALReader(ctx context.Context, walFile *os.File, info *syncInf
 	return rd, nil
 }
 
-// l0Pages returns, in order, the pages an L0 file holds: every page for a
-// snapshot; otherwise the changed pages plus any growth the WAL range lacks.
-func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) []uint32 {
+// l0Pages returns, in order, the pages an L0 file holds, and the last of
+// them: every page for a snapshot, listed as it is read so that memory does
+// not grow with the database; otherwise the changed pages plus any growth
+// the WAL range lacks.
+func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) (iter.Seq[uint32], uint32) {
 	lockPgno := ltx.LockPgno(uint32(db.pageSize))
 	if info.snapshotting {
-		pgnos := make([]uint32, 0, commit)
-		for pgno := uint32(1); pgno <= commit; pgno++ {
-			if pgno != lockPgno {
-				pgnos = append(pgnos, pgno)
-			}
-		}
-		return pgnos
+		return allPages(commit, lockPgno)
 	}
 
 	pgnos := make([]uint32, 0, len(pageMap))
@@ -489,7 +486,26 @@ func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) []
 		}
 	}
 	slices.Sort(pgnos)
-	return pgnos
+	var last uint32
+	if len(pgnos) > 0 {
+		last = pgnos[len(pgnos)-1]
+	}
+	return slices.Values(pgnos), last
+}
+
+// allPages lists the pages of a snapshot: 1 to commit but the lock page.
+func allPages(commit, lockPgno uint32) (iter.Seq[uint32], uint32) {
+	last := commit
+	if last == lockPgno {
+		last--
+	}
+	return func(yield func(uint32) bool) {
+		for pgno := uint32(1); pgno <= commit; pgno++ {
+			if pgno != lockPgno && !yield(pgno) {
+				return
+			}
+		}
+	}, last
 }
 
 // encodeBufferSize is the write buffer in front of an LTX destination and
@@ -498,22 +514,19 @@ func (db *DB) l0Pages(pageMap map[uint32]int64, info syncInfo, commit uint32) []
 const encodeBufferSize = 256 << 10
 
 // encodePages writes an LTX file of the pages, reading each from its WAL
-// frame when mapped, else from the database file.
-func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pgnos []uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
+// frame when mapped, else from the database file. Its page index spills
+// next to the L0 files when large.
+func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pages iter.Seq[uint32], last uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
 	bw := bufio.NewWriterSize(w, encodeBufferSize)
-	enc, err := ltx.NewEncoder(bw)
-	if err != nil {
-		return err
-	}
+	enc := newLTXEncoder(bw, db.metaPath)
+	defer enc.release()
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return fmt.Errorf("encode ltx header: %w", err)
 	}
-	pr := pageReader{f: db.f, wal: walFile, pageMap: pageMap, data: make([]byte, db.pageSize)}
-	if len(pgnos) > 0 {
-		pr.last = pgnos[len(pgnos)-1]
-	}
-	for i, pgno := range pgnos {
-		if i%1024 == 0 {
+	pr := pageReader{f: db.f, wal: walFile, pageMap: pageMap, data: make([]byte, db.pageSize), last: last}
+	var n int
+	for pgno := range pages {
+		if n++; n%1024 == 0 {
 			if err := context.Cause(ctx); err != nil {
 				return err
 			}

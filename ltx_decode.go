@@ -2,7 +2,6 @@ package litestream
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"hash"
 	"hash/crc64"
@@ -127,22 +126,9 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	}
 	_, _ = a.fileH.Write(make([]byte, ltx.PageHeaderSize))
 
-	// The page index and the trailer follow; all but the trailer's file
-	// checksum is hashed.
-	tw := &tailWriter{h: a.fileH}
-	if _, err := io.Copy(tw, cr); err != nil {
-		return fmt.Errorf("read page index: %w", err)
-	}
-	if tw.n < ltx.TrailerSize {
-		return fmt.Errorf("read trailer: %w", io.ErrUnexpectedEOF)
-	}
-	var trailer ltx.Trailer
-	if err := trailer.UnmarshalBinary(tw.tail[:]); err != nil {
-		return fmt.Errorf("unmarshal trailer: %w", err)
-	}
-	_, _ = a.fileH.Write(tw.tail[:ltx.TrailerChecksumOffset])
-	if got := ltx.ChecksumFlag | ltx.Checksum(a.fileH.Sum64()); got != trailer.FileChecksum {
-		return ltx.ErrChecksumMismatch
+	trailer, err := readLTXTail(cr, a.fileH)
+	if err != nil {
+		return err
 	}
 	if hdr.IsSnapshot() && !hdr.NoChecksum() && trailer.PostApplyChecksum != p.chksum {
 		return fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, p.chksum)
@@ -310,9 +296,9 @@ func (p *pagePipeline) hash() {
 				continue
 			}
 			data := b.buf[i*ps : (i+1)*ps]
-			a.hashPage(pg, data)
+			hashFrame(a.fileH, &a.scratch, pg.pgno, pg.flags, pg.n, data)
 			if tracked {
-				p.chksum = ltx.ChecksumFlag | (p.chksum ^ a.checksumPage(pg.pgno, data))
+				p.chksum = ltx.ChecksumFlag | (p.chksum ^ checksumPage(a.pageH, pg.pgno, data))
 			}
 			if a.onPage != nil {
 				if err := a.onPage(pg.pgno, data); err != nil {
@@ -365,31 +351,6 @@ func alignedBytes(n int) []byte {
 	b := make([]byte, n+directAlign)
 	off := (directAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign)) % directAlign
 	return b[off : off+n : off+n]
-}
-
-// hashPage hashes a page as ltx's decoder does; the bytes its frame took
-// in the file give back the block size prefix.
-func (a *pageApplier) hashPage(pg batchPage, data []byte) {
-	b := a.scratch[:ltx.PageHeaderSize]
-	binary.BigEndian.PutUint32(b[0:], pg.pgno)
-	binary.BigEndian.PutUint16(b[4:], pg.flags)
-	if pg.flags&ltx.PageHeaderFlagSize != 0 {
-		b = a.scratch[:ltx.PageHeaderSize+4]
-		binary.BigEndian.PutUint32(b[ltx.PageHeaderSize:], uint32(pg.n-ltx.PageHeaderSize-4))
-	}
-	_, _ = a.fileH.Write(b)
-	_, _ = a.fileH.Write(data)
-}
-
-// checksumPage is ltx.ChecksumPage without its per-call hasher and
-// allocations.
-func (a *pageApplier) checksumPage(pgno uint32, data []byte) ltx.Checksum {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], pgno)
-	a.pageH.Reset()
-	_, _ = a.pageH.Write(b[:])
-	_, _ = a.pageH.Write(data)
-	return ltx.ChecksumFlag | ltx.Checksum(a.pageH.Sum64())
 }
 
 // countReader counts the bytes read through it.

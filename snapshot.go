@@ -135,8 +135,8 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 	}
 	hdr.Commit = commit
 
-	pgnos := db.l0Pages(nil, syncInfo{snapshotting: true}, commit)
-	return db.encodePages(ctx, w, hdr, pgnos, pageMap, walFile)
+	pages, last := allPages(commit, ltx.LockPgno(uint32(pageSize)))
+	return db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile)
 }
 
 // Snapshot writes a full snapshot of the current position to the replica's

@@ -116,7 +116,8 @@ func childIdle(args []string) (res childResult, err error) {
 }
 
 // childReplicate replicates an existing database from scratch: the initial
-// L0 snapshot, its upload, and a snapshot-level file. Args: db, replica dir.
+// L0 snapshot, its upload, its compaction into L1, and a snapshot-level
+// file. Args: db, replica dir.
 func childReplicate(args []string) (res childResult, err error) {
 	start := time.Now()
 	r, err := openReplicated(args[0], args[1], 0, litestream.DefaultSyncInterval, false)
@@ -130,6 +131,9 @@ func childReplicate(args []string) (res childResult, err error) {
 	}
 	if err := r.db.Replica.Sync(ctx); err != nil {
 		return res, fmt.Errorf("replica sync: %w", err)
+	}
+	if _, err := r.db.Compact(ctx, 1); err != nil {
+		return res, fmt.Errorf("compact L1: %w", err)
 	}
 	if _, err := r.db.Snapshot(ctx); err != nil {
 		return res, fmt.Errorf("snapshot: %w", err)

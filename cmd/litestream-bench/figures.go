@@ -52,7 +52,7 @@ func benchRestore(cfg config) ([]row, error) {
 	return rows, nil
 }
 
-func benchSize(cfg config, size int64, latency bool) ([]row, error) {
+func benchSize(cfg config, size int64, at1GB bool) ([]row, error) {
 	dir := filepath.Join(cfg.dir, "size-"+fmtSize(size))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -87,11 +87,12 @@ func benchSize(cfg config, size int64, latency bool) ([]row, error) {
 	const memBudget = 64 << 20
 	ratio := float64(rest.Duration) / float64(copyDur)
 	rows := []row{
-		{figure: "restore time vs fsynced copy, " + name, budget: "<= 2.0x", baseline: copyDur.Round(time.Millisecond).String(), measured: fmt.Sprintf("%s (%.2fx)", rest.Duration.Round(time.Millisecond), ratio), pass: ratio <= 2},
+		// The time budget is for 1 GB; other sizes are shown beside it.
+		{figure: "restore time vs fsynced copy, " + name, budget: "<= 2.0x", baseline: copyDur.Round(time.Millisecond).String(), measured: fmt.Sprintf("%s (%.2fx)", rest.Duration.Round(time.Millisecond), ratio), pass: ratio <= 2, ref: !at1GB},
 		{figure: "restore peak RSS, " + name, budget: "< 64MB", baseline: "", measured: fmt.Sprintf("%.1fMB", float64(rest.PeakRSS)/(1<<20)), pass: rest.PeakRSS < memBudget},
-		{figure: "replicate peak RSS (L0 + snapshot), " + name, budget: "< 64MB", baseline: repl.Duration.Round(time.Millisecond).String(), measured: fmt.Sprintf("%.1fMB", float64(repl.PeakRSS)/(1<<20)), pass: repl.PeakRSS < memBudget},
+		{figure: "replicate peak RSS (L0, L1, snapshot), " + name, budget: "< 64MB", baseline: repl.Duration.Round(time.Millisecond).String(), measured: fmt.Sprintf("%.1fMB", float64(repl.PeakRSS)/(1<<20)), pass: repl.PeakRSS < memBudget},
 	}
-	if !latency {
+	if !at1GB {
 		return rows, nil
 	}
 
