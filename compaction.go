@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,6 +133,22 @@ type Compactor struct {
 
 	// spillDir takes a large output's page index; "" is os.TempDir.
 	spillDir string
+
+	// optMu guards VerifyCompaction and RetentionEnabled while Store's
+	// setters change them under running compactions.
+	optMu sync.Mutex
+}
+
+func (c *Compactor) options() (verify, retention bool) {
+	c.optMu.Lock()
+	defer c.optMu.Unlock()
+	return c.VerifyCompaction, c.RetentionEnabled
+}
+
+func (c *Compactor) setOptions(verify, retention bool) {
+	c.optMu.Lock()
+	defer c.optMu.Unlock()
+	c.VerifyCompaction, c.RetentionEnabled = verify, retention
 }
 
 // NewCompactor returns a compactor for client. A nil logger uses the default.
@@ -221,7 +238,7 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if c.CacheSetter != nil {
 		c.CacheSetter(dstLevel, info)
 	}
-	if c.VerifyCompaction {
+	if verify, _ := c.options(); verify {
 		if err := c.VerifyLevelConsistency(ctx, dstLevel); err != nil {
 			c.logger.Warn("compaction verification failed", "level", dstLevel, "error", err)
 			if c.CompactionVerifyErrorCounter != nil {
@@ -451,7 +468,7 @@ func (c *Compactor) deleteFiles(ctx context.Context, infos []*ltx.FileInfo) erro
 	if len(infos) == 0 {
 		return nil
 	}
-	if c.RetentionEnabled {
+	if _, retention := c.options(); retention {
 		if err := c.client.DeleteLTXFiles(ctx, infos); err != nil {
 			return fmt.Errorf("delete %d files from L%d: %w", len(infos), infos[0].Level, err)
 		}

@@ -293,8 +293,7 @@ func (db *DB) Open() (err error) {
 	}
 
 	db.compactor.client = db.Replica.Client
-	db.compactor.VerifyCompaction = db.VerifyCompaction
-	db.compactor.RetentionEnabled = db.RetentionEnabled
+	db.compactor.setOptions(db.VerifyCompaction, db.RetentionEnabled)
 
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if db.MonitorInterval > 0 {

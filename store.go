@@ -116,8 +116,7 @@ func (s *Store) applySettings(db *DB) {
 	db.ShutdownSyncInterval = s.ShutdownSyncInterval
 	db.VerifyCompaction = s.VerifyCompaction
 	db.RetentionEnabled = s.RetentionEnabled
-	db.compactor.VerifyCompaction = s.VerifyCompaction
-	db.compactor.RetentionEnabled = s.RetentionEnabled
+	db.compactor.setOptions(s.VerifyCompaction, s.RetentionEnabled)
 	if s.done != nil {
 		db.Done = s.done
 	}
@@ -652,12 +651,18 @@ func (s *Store) SetShutdownSyncInterval(d time.Duration) {
 
 // SetVerifyCompaction sets compaction verification on every DB.
 func (s *Store) SetVerifyCompaction(v bool) {
-	s.update(func() { s.VerifyCompaction = v }, func(db *DB) { db.VerifyCompaction = v; db.compactor.VerifyCompaction = v })
+	s.update(func() { s.VerifyCompaction = v }, func(db *DB) {
+		db.VerifyCompaction = v
+		db.compactor.setOptions(v, db.RetentionEnabled)
+	})
 }
 
 // SetRetentionEnabled sets remote retention on every DB.
 func (s *Store) SetRetentionEnabled(v bool) {
-	s.update(func() { s.RetentionEnabled = v }, func(db *DB) { db.RetentionEnabled = v; db.compactor.RetentionEnabled = v })
+	s.update(func() { s.RetentionEnabled = v }, func(db *DB) {
+		db.RetentionEnabled = v
+		db.compactor.setOptions(db.VerifyCompaction, v)
+	})
 }
 
 func (s *Store) update(store func(), each func(*DB)) {

@@ -235,3 +235,29 @@ func reopenChild(dir string) error {
 	}
 	return store.Close(ctx)
 }
+
+// Store's setters change compaction settings while compactions run; under
+// -race this fails if the compactor reads them unguarded.
+func TestStore_SettersDuringCompaction(t *testing.T) {
+	ctx := context.Background()
+	db, client, store := newStoreDB(t, t.TempDir(), litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: 20 * time.Millisecond}})
+	store.L0Retention = time.Millisecond
+	store.L0RetentionCheckInterval = 20 * time.Millisecond
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close(ctx) }()
+	app := MustOpenApp(t, db.Path(), 4096)
+
+	start := len(levelFiles(t, client, 1))
+	on := false
+	waitFor(t, 30*time.Second, "L1 compactions while settings change", func() bool {
+		on = !on
+		store.SetVerifyCompaction(on)
+		store.SetRetentionEnabled(on)
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (1, randomblob(100))`); err != nil {
+			t.Fatal(err)
+		}
+		return len(levelFiles(t, client, 1)) >= start+10
+	})
+}
