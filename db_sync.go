@@ -509,8 +509,8 @@ func allPages(commit, lockPgno uint32) (iter.Seq[uint32], uint32) {
 }
 
 // encodeBufferSize is the write buffer in front of an LTX destination and
-// the read-ahead of database pages: ltx's encoder makes three small writes
-// per page, and a snapshot reads every page in order.
+// the read-ahead of database pages: the encoder makes two small writes per
+// page, and a snapshot reads every page in order.
 const encodeBufferSize = 256 << 10
 
 // encodePages writes an LTX file of the pages, reading each from its WAL
