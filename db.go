@@ -125,8 +125,7 @@ type DB struct {
 	l0RetMu sync.Mutex // guards l0Ret
 	l0Ret   l0RetentionPass
 
-	notifyMu sync.Mutex
-	notify   chan struct{}
+	notify internal.Signal
 
 	syncedMu      sync.Mutex
 	synced        chan struct{} // closed after each successful Sync
@@ -161,7 +160,6 @@ func NewDB(path string) *DB {
 		path:     path,
 		metaPath: filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+MetaDirSuffix),
 		exec:     semaphore.NewWeighted(1),
-		notify:   make(chan struct{}),
 		synced:   make(chan struct{}),
 		syncReq:  make(chan struct{}, 1),
 		maxInfos: make(map[int]*ltx.FileInfo),
@@ -258,18 +256,7 @@ func (db *DB) logger() *slog.Logger {
 }
 
 // Notify returns a channel closed the next time a sync writes an L0 file.
-func (db *DB) Notify() <-chan struct{} {
-	db.notifyMu.Lock()
-	defer db.notifyMu.Unlock()
-	return db.notify
-}
-
-func (db *DB) signalNotify() {
-	db.notifyMu.Lock()
-	defer db.notifyMu.Unlock()
-	close(db.notify)
-	db.notify = make(chan struct{})
-}
+func (db *DB) Notify() <-chan struct{} { return db.notify.Wait() }
 
 // Open validates the settings, removes stale temporary files and starts the
 // background monitor. It does not touch SQLite: the first sync does.

@@ -204,7 +204,7 @@ func (db *DB) applySyncResult(res syncResult) {
 	db.syncedToWALEnd = res.atEnd
 	db.setPos(ltx.Pos{TXID: res.info.MaxTXID})
 	db.setMaxLTXFileInfo(0, res.info)
-	db.signalNotify()
+	db.notify.Broadcast()
 }
 
 // verify decides where the next L0 file starts and whether it must be a

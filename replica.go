@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/semaphore"
 )
@@ -43,10 +44,10 @@ type Replica struct {
 
 	syncSem *semaphore.Weighted // one upload batch at a time
 
-	mu       sync.Mutex // guards pos, uploaded, cancel, done
+	mu       sync.Mutex // guards pos, cancel, done
 	pos      ltx.Pos
-	uploaded chan struct{} // closed when pos changes
-	wakeReq  chan struct{} // a waiter asks the monitor to try now; one pending at most
+	uploaded internal.Signal // broadcast when pos changes
+	wakeReq  chan struct{}   // a waiter asks the monitor to try now; one pending at most
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -59,7 +60,6 @@ func NewReplica(db *DB) *Replica {
 		MaxSyncLTXFiles: DefaultMaxSyncLTXFiles,
 		MonitorEnabled:  true,
 		syncSem:         semaphore.NewWeighted(1),
-		uploaded:        make(chan struct{}),
 		wakeReq:         make(chan struct{}, 1),
 	}
 }
@@ -109,21 +109,11 @@ func (r *Replica) SetPos(pos ltx.Pos) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pos = pos
-	if r.uploaded != nil {
-		close(r.uploaded)
-	}
-	r.uploaded = make(chan struct{})
+	r.uploaded.Broadcast()
 }
 
 // uploadedChan returns a channel closed at the next position change.
-func (r *Replica) uploadedChan() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.uploaded == nil {
-		r.uploaded = make(chan struct{})
-	}
-	return r.uploaded
-}
+func (r *Replica) uploadedChan() <-chan struct{} { return r.uploaded.Wait() }
 
 // Start begins background uploads, stopping any earlier monitor. It does
 // nothing when MonitorEnabled is false.

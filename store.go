@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 )
@@ -76,8 +77,7 @@ type Store struct {
 	levels CompactionLevels
 	done   <-chan struct{}
 
-	changedMu sync.Mutex
-	changed   chan struct{} // closed when a DB's newest file of a level changes
+	changed internal.Signal // broadcast when a DB's newest file of a level changes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -100,7 +100,6 @@ func NewStore(dbs []*DB, levels CompactionLevels) *Store {
 		Logger:                   slog.Default().With(LogKeySystem, LogSystemStore),
 		dbs:                      dbs,
 		levels:                   levels,
-		changed:                  make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, db := range dbs {
@@ -125,18 +124,9 @@ func (s *Store) applySettings(db *DB) {
 
 // changes returns a channel closed at the next change of any DB's newest
 // file of a level, or of the store's settings or databases.
-func (s *Store) changes() <-chan struct{} {
-	s.changedMu.Lock()
-	defer s.changedMu.Unlock()
-	return s.changed
-}
+func (s *Store) changes() <-chan struct{} { return s.changed.Wait() }
 
-func (s *Store) signalChanged() {
-	s.changedMu.Lock()
-	defer s.changedMu.Unlock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
+func (s *Store) signalChanged() { s.changed.Broadcast() }
 
 func (s *Store) logger() *slog.Logger {
 	if s.Logger == nil {
