@@ -313,7 +313,8 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		bw := bufio.NewWriterSize(pw, encodeBufferSize)
+		bw := getEncodeWriter(pw)
+		defer putEncodeWriter(bw)
 		err := compactLTX(ctx, bw, rdrs, spillDir)
 		if err == nil {
 			err = bw.Flush()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/benbjohnson/litestream/internal"
@@ -513,17 +514,40 @@ func allPages(commit, lockPgno uint32) (iter.Seq[uint32], uint32) {
 // page, and a snapshot reads every page in order.
 const encodeBufferSize = 256 << 10
 
+// Write buffers and read-ahead runs are pooled: a sync of one small commit
+// would otherwise allocate half a megabyte, and the garbage collection that
+// drives showed in the replication lag's tail.
+var (
+	encodeWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, encodeBufferSize) }}
+	readAheadPool    = sync.Pool{New: func() any { return new([encodeBufferSize]byte) }}
+)
+
+// getEncodeWriter returns a pooled write buffer in front of w.
+func getEncodeWriter(w io.Writer) *bufio.Writer {
+	bw := encodeWriterPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+// putEncodeWriter returns bw, flushed or abandoned, to the pool.
+func putEncodeWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	encodeWriterPool.Put(bw)
+}
+
 // encodePages writes an LTX file of the pages, reading each from its WAL
 // frame when mapped, else from the database file. Its page index spills
 // next to the L0 files when large.
 func (db *DB) encodePages(ctx context.Context, w io.Writer, hdr ltx.Header, pages iter.Seq[uint32], last uint32, pageMap map[uint32]int64, walFile io.ReaderAt) error {
-	bw := bufio.NewWriterSize(w, encodeBufferSize)
+	bw := getEncodeWriter(w)
+	defer putEncodeWriter(bw)
 	enc := newLTXEncoder(bw, db.metaPath)
 	defer enc.release()
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return fmt.Errorf("encode ltx header: %w", err)
 	}
 	pr := pageReader{f: db.f, wal: walFile, pageMap: pageMap, data: make([]byte, db.pageSize), last: last}
+	defer pr.release()
 	var n int
 	for pgno := range pages {
 		if n++; n%1024 == 0 {
@@ -555,9 +579,17 @@ type pageReader struct {
 	last    uint32
 	data    []byte // one page, from the WAL
 
-	run     []byte // database pages read ahead, from page first
+	run     *[encodeBufferSize]byte // database pages read ahead, from page first; from readAheadPool
 	first   uint32
 	runSize int // bytes of run read
+}
+
+// release returns the read-ahead run to its pool.
+func (r *pageReader) release() {
+	if r.run != nil {
+		readAheadPool.Put(r.run)
+		r.run = nil
+	}
 }
 
 func (r *pageReader) read(pgno uint32) ([]byte, error) {
@@ -572,10 +604,10 @@ func (r *pageReader) read(pgno uint32) ([]byte, error) {
 		return r.run[i*pageSize : (i+1)*pageSize], nil
 	}
 	if r.run == nil {
-		r.run = make([]byte, max(encodeBufferSize/pageSize, 1)*pageSize)
+		r.run = readAheadPool.Get().(*[encodeBufferSize]byte)
 	}
 	off := int64(pgno-1) * int64(pageSize)
-	n, err := r.f.ReadAt(r.run[:min(len(r.run), int(r.last-pgno+1)*pageSize)], off)
+	n, err := r.f.ReadAt(r.run[:min(len(r.run)/pageSize, int(r.last-pgno+1))*pageSize], off)
 	if n < pageSize {
 		return nil, fmt.Errorf("read page %d from database at %d: short read: %w", pgno, off, err)
 	}

@@ -143,3 +143,26 @@ func TestSQLiteVersion(t *testing.T) {
 		t.Fatalf("linked SQLite %s is older than 3.51.3", version)
 	}
 }
+
+// BenchmarkDB_SyncOneCommit syncs and uploads one single-row commit, the
+// path of every sporadic write. Its bytes allocated per op set how often
+// the garbage collector interrupts replication, which shows in the lag's
+// tail.
+func BenchmarkDB_SyncOneCommit(b *testing.B) {
+	db, app, _ := MustOpenDB(b, 4096)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := db.Sync(ctx); err != nil {
+			b.Fatal(err)
+		} else if err := db.Replica.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

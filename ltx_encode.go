@@ -9,6 +9,7 @@ import (
 	"hash/crc64"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
@@ -38,9 +39,8 @@ type ltxEncoder struct {
 	prevPgno uint32
 	closed   bool
 
-	compressor  lz4.Compressor
-	compressBuf []byte
-	frame       [ltx.PageHeaderSize + 4]byte
+	scratch *encodeScratch // from encodeScratchPool until release
+	frame   [ltx.PageHeaderSize + 4]byte
 
 	index      []byte   // encoded index entries not yet spilled
 	indexN     int64    // bytes of index entries so far, spilled or not
@@ -48,6 +48,17 @@ type ltxEncoder struct {
 	spillPath  string   // set while the spill file still has a name to remove
 	indexEntry [3 * binary.MaxVarintLen64]byte
 }
+
+// encodeScratch is an encoder's compression state: lz4's hash table (about
+// 140 KB) and a block buffer. It is pooled because allocating it for every
+// small L0 file made the garbage collector run often enough to show in the
+// replication lag's tail.
+type encodeScratch struct {
+	compressor lz4.Compressor
+	buf        []byte
+}
+
+var encodeScratchPool = sync.Pool{New: func() any { return new(encodeScratch) }}
 
 func newLTXEncoder(w io.Writer, spillDir string) *ltxEncoder {
 	return &ltxEncoder{w: w, spillDir: spillDir, memLimit: indexMemLimit}
@@ -96,10 +107,13 @@ func (enc *ltxEncoder) EncodePage(hdr ltx.PageHeader, data []byte) error {
 		return fmt.Errorf("out-of-order page numbers: %d,%d", enc.prevPgno, hdr.Pgno)
 	}
 
-	if enc.compressBuf == nil {
-		enc.compressBuf = make([]byte, lz4.CompressBlockBound(int(enc.hdr.PageSize)))
+	if enc.scratch == nil {
+		enc.scratch = encodeScratchPool.Get().(*encodeScratch)
+		if bound := lz4.CompressBlockBound(int(enc.hdr.PageSize)); len(enc.scratch.buf) < bound {
+			enc.scratch.buf = make([]byte, bound)
+		}
 	}
-	n, err := enc.compressor.CompressBlock(data, enc.compressBuf)
+	n, err := enc.scratch.compressor.CompressBlock(data, enc.scratch.buf)
 	if err != nil {
 		return fmt.Errorf("compress page %d: %w", hdr.Pgno, err)
 	} else if n == 0 {
@@ -115,7 +129,7 @@ func (enc *ltxEncoder) EncodePage(hdr ltx.PageHeader, data []byte) error {
 		return fmt.Errorf("write page %d header: %w", hdr.Pgno, err)
 	}
 	// As in ltx, the checksum covers the uncompressed page.
-	if _, err := enc.w.Write(enc.compressBuf[:n]); err != nil {
+	if _, err := enc.w.Write(enc.scratch.buf[:n]); err != nil {
 		return fmt.Errorf("write page %d: %w", hdr.Pgno, err)
 	}
 	_, _ = enc.hash.Write(data)
@@ -171,8 +185,13 @@ func (enc *ltxEncoder) Close() error {
 	return nil
 }
 
-// release closes and removes the spill file, if any.
+// release returns the compression state to its pool and closes and removes
+// the spill file, if any. The encoder encodes no more pages after it.
 func (enc *ltxEncoder) release() {
+	if enc.scratch != nil {
+		encodeScratchPool.Put(enc.scratch)
+		enc.scratch = nil
+	}
 	if enc.spill != nil {
 		_ = enc.spill.Close()
 		enc.spill = nil

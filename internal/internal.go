@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Perm is a mode plus an owner; UID and GID are -1 when unknown.
@@ -82,7 +83,7 @@ func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err erro
 	}
 	perm.chown(tmp)
 
-	if n, err = io.Copy(f, r); err != nil {
+	if n, err = copyPooled(f, r); err != nil {
 		return n, err
 	} else if err := f.Sync(); err != nil {
 		return n, err
@@ -92,6 +93,19 @@ func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err erro
 		return n, err
 	}
 	return n, SyncDir(filepath.Dir(filename))
+}
+
+// copyBufPool holds copyPooled's buffers.
+var copyBufPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyPooled is io.Copy through a pooled buffer. io.Copy allocates 32 KB
+// per call for a reader like ltx.PeekHeader's MultiReader, once for every
+// file uploaded.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	buf := copyBufPool.Get().(*[32 << 10]byte)
+	defer copyBufPool.Put(buf)
+	// Hiding WriterTo and ReaderFrom makes CopyBuffer use buf.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf[:])
 }
 
 // SyncDir fsyncs a directory so that a rename or create in it is durable.
