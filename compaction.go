@@ -190,8 +190,16 @@ func (c *Compactor) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo
 	return max, nil
 }
 
+// maxCompactionInputs bounds the files one merge reads at once. Each input
+// holds an open file or stream and a few pages of buffers, so a backlog
+// (say a day of L0 files piled up while the replica was unreachable) is
+// merged into several files rather than exhausting file descriptors and
+// memory on one merge that would fail on every retry.
+var maxCompactionInputs = 256
+
 // Compact merges every file of level dstLevel-1 past the destination's
-// newest file into one new file at dstLevel.
+// newest file into new files at dstLevel, one for each maxCompactionInputs
+// inputs, and returns the last.
 func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
 	srcLevel := dstLevel - 1
 	prev, err := c.MaxLTXFileInfo(ctx, dstLevel)
@@ -206,38 +214,17 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if len(infos) == 0 {
 		return nil, ErrNoCompaction
 	}
-	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
 
-	rdrs := make([]io.Reader, 0, len(infos))
+	var info *ltx.FileInfo
 	var link chainLink
-	for _, info := range infos {
-		rc, err := c.openSource(ctx, info)
-		if err != nil {
+	for len(infos) > 0 {
+		n := min(len(infos), maxCompactionInputs)
+		if info, link, err = c.merge(ctx, dstLevel, infos[:n], link); err != nil {
 			return nil, err
 		}
-		defer func() { _ = rc.Close() }()
-		br := bufio.NewReader(rc)
-		rdrs = append(rdrs, br)
-		if link, err = checkSourceHeader(br, info, link); err != nil {
-			return nil, fmt.Errorf("compact L%d: %w", dstLevel, err)
-		}
+		infos = infos[n:]
 	}
 
-	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs, c.spillDir)
-	if err != nil {
-		// Name the input at fault, if one is.
-		if ctx.Err() == nil {
-			if verr := c.verifyLocalSources(infos); verr != nil {
-				return nil, fmt.Errorf("compact L%d: %w", dstLevel, verr)
-			} else if verr := verifyLTXFiles(ctx, c.client, infos); verr != nil {
-				return nil, fmt.Errorf("compact L%d: %w", dstLevel, verr)
-			}
-		}
-		return nil, err
-	}
-	if c.CacheSetter != nil {
-		c.CacheSetter(dstLevel, info)
-	}
 	if verify, _ := c.options(); verify {
 		if err := c.VerifyLevelConsistency(ctx, dstLevel); err != nil {
 			c.logger.Warn("compaction verification failed", "level", dstLevel, "error", err)
@@ -247,6 +234,42 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 	return info, nil
+}
+
+// merge writes one file at dstLevel from infos, which must continue link,
+// the last input of the merge before; it returns the new link.
+func (c *Compactor) merge(ctx context.Context, dstLevel int, infos []*ltx.FileInfo, link chainLink) (*ltx.FileInfo, chainLink, error) {
+	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
+	rdrs := make([]io.Reader, 0, len(infos))
+	for _, info := range infos {
+		rc, err := c.openSource(ctx, info)
+		if err != nil {
+			return nil, link, err
+		}
+		defer func() { _ = rc.Close() }()
+		br := bufio.NewReader(rc)
+		rdrs = append(rdrs, br)
+		if link, err = checkSourceHeader(br, info, link); err != nil {
+			return nil, link, fmt.Errorf("compact L%d: %w", dstLevel, err)
+		}
+	}
+
+	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs, c.spillDir)
+	if err != nil {
+		// Name the input at fault, if one is.
+		if ctx.Err() == nil {
+			if verr := c.verifyLocalSources(infos); verr != nil {
+				return nil, link, fmt.Errorf("compact L%d: %w", dstLevel, verr)
+			} else if verr := verifyLTXFiles(ctx, c.client, infos); verr != nil {
+				return nil, link, fmt.Errorf("compact L%d: %w", dstLevel, verr)
+			}
+		}
+		return nil, link, err
+	}
+	if c.CacheSetter != nil {
+		c.CacheSetter(dstLevel, info)
+	}
+	return info, link, nil
 }
 
 // verifyLocalSources returns an error naming the first local copy of an

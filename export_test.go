@@ -34,3 +34,10 @@ func DisableWALWatcher(t testing.TB) {
 	openWALWatcher = func(string) (*walWatcher, error) { return nil, errors.ErrUnsupported }
 	t.Cleanup(func() { openWALWatcher = prev })
 }
+
+// SetMaxCompactionInputs caps the inputs of one merge until the test ends.
+func SetMaxCompactionInputs(t testing.TB, n int) {
+	prev := maxCompactionInputs
+	maxCompactionInputs = n
+	t.Cleanup(func() { maxCompactionInputs = prev })
+}
