@@ -307,18 +307,19 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes every blob under Path (the whole container when Path is
-// empty), and nothing outside it.
+// DeleteAll deletes every blob under Path, and nothing outside it. With an
+// empty Path it deletes the replica's "ltx/" tree only: the rest of the
+// container is not the replica's.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	client, err := c.containerClient()
 	if err != nil {
 		return err
 	}
-	var prefix *string
+	prefix := litestream.LTXDir("") + "/"
 	if c.Path != "" {
-		prefix = ptr(strings.TrimSuffix(c.Path, "/") + "/")
+		prefix = strings.TrimSuffix(c.Path, "/") + "/"
 	}
-	pager := client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: prefix})
+	pager := client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
 	var keys []string
 	for pager.More() {
 		page, err := pager.NextPage(ctx)

@@ -62,7 +62,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	srv := MustStartAzurite(t, "conformance")
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return NewTestClient(srv, "conformance", path)
-	}, clienttest.Options{ListRaw: rawLister(MustContainerClient(t, srv, "conformance"))})
+	}, clienttest.Options{ListRaw: rawLister(MustContainerClient(t, srv, "conformance")), RootPath: true})
 }
 
 // rawLister lists a client's blobs with the plain Azure SDK.

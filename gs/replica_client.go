@@ -293,14 +293,15 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes every object under "<path>/" (the whole bucket when
-// Path is empty; upstream's "/" prefix matched nothing there).
+// DeleteAll deletes every object under "<path>/". With an empty Path it
+// deletes the replica's "ltx/" tree only, not the rest of the bucket
+// (upstream's "/" prefix matched nothing there).
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	bkt, err := c.bucket(ctx)
 	if err != nil {
 		return err
 	}
-	prefix := ""
+	prefix := litestream.LTXDir("") + "/"
 	if c.Path != "" {
 		prefix = strings.TrimSuffix(c.Path, "/") + "/"
 	}

@@ -54,7 +54,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	// 20 MiB crosses the library's 16 MiB chunk size: a resumable upload.
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return newClient(path)
-	}, clienttest.Options{LargeFileSize: 20 << 20, ListRaw: rawLister(raw)})
+	}, clienttest.Options{LargeFileSize: 20 << 20, ListRaw: rawLister(raw), RootPath: true})
 }
 
 // rawLister lists a client's objects with the plain GCS SDK.

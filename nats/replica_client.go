@@ -413,14 +413,15 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes the objects under Path (every object when Path is
-// empty). Upstream deleted the whole bucket regardless of Path.
+// DeleteAll deletes the objects under Path; with an empty Path, those of
+// the replica's "ltx/" tree only. Upstream deleted the whole bucket
+// regardless of Path.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	objects, err := c.list(ctx)
 	if err != nil {
 		return fmt.Errorf("nats: delete all under %q: %w", c.Path, err)
 	}
-	prefix := ""
+	prefix := litestream.LTXDir("") + "/"
 	if c.Path != "" {
 		prefix = path.Clean(c.Path) + "/"
 	}

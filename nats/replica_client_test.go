@@ -70,7 +70,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	store := MustObjectStore(t, srv, "conformance")
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return NewTestClient(t, srv, "conformance", path)
-	}, clienttest.Options{ListRaw: rawLister(store)})
+	}, clienttest.Options{ListRaw: rawLister(store), RootPath: true})
 }
 
 // rawLister lists a client's objects with the plain JetStream object store.
@@ -161,12 +161,16 @@ func TestReplicaClient_DeleteAll(t *testing.T) {
 		t.Fatalf("after DeleteAll of path a:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	// An empty Path is the bucket root: everything goes.
-	if err := NewTestClient(t, srv, "shared", "").DeleteAll(ctx); err != nil {
+	// A client at the bucket root deletes its own ltx/ tree, nothing else.
+	root := NewTestClient(t, srv, "shared", "")
+	if _, err := root.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.DeleteAll(ctx); err != nil {
 		t.Fatalf("delete all of root: %v", err)
 	}
-	if got := MustNames(t, store); len(got) != 0 {
-		t.Fatalf("after DeleteAll of the root: %v", got)
+	if got := MustNames(t, store); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after DeleteAll of the root:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -427,11 +427,12 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll removes Path and everything under it.
+// DeleteAll removes Path and everything under it. With an empty Path, the
+// login directory, it removes the replica's "ltx" tree only.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	root := c.Path
 	if root == "" {
-		root = "."
+		root = litestream.LTXDir("")
 	}
 	err := c.retry(ctx, func(client *sftp.Client) error {
 		var dirs []string
@@ -451,9 +452,6 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 			}
 		}
 		for i := len(dirs) - 1; i >= 0; i-- {
-			if c.Path == "" && dirs[i] == root {
-				continue // never remove the login directory itself
-			}
 			if err := client.RemoveDirectory(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}

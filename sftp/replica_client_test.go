@@ -63,10 +63,13 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
 	clienttest.Run(t, func(t testing.TB, p string) litestream.ReplicaClient {
+		if p == "" {
+			return NewTestClient(t, srv, "") // the login directory: srv.Dir
+		}
 		return NewTestClient(t, srv, path.Join(srv.Dir, p))
 	}, clienttest.Options{ListRaw: func(t testing.TB, p string) []clienttest.RawObject {
 		return clienttest.MustListDir(t, path.Join(srv.Dir, p)) // the files sshd wrote
-	}})
+	}, RootPath: true})
 }
 
 // TestReplicaClient_KeyLayout checks the raw file names, that no temporary

@@ -331,31 +331,18 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll removes Path and everything under it; with an empty Path, every
-// entry of the base directory.
+// DeleteAll removes Path and everything under it. With an empty Path, the
+// base directory, it removes the replica's "ltx" tree only.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err := c.Init(ctx); err != nil {
 		return err
 	}
-	targets := []string{"/" + c.Path}
+	target := "/" + c.Path
 	if c.Path == "" {
-		var fis []os.FileInfo
-		err := retry(ctx, func() (err error) {
-			fis, err = c.client(ctx).ReadDir("/")
-			return err
-		})
-		if err != nil && !isNotExist(err) {
-			return fmt.Errorf("webdav: delete all: list root: %w", err)
-		}
-		targets = targets[:0]
-		for _, fi := range fis {
-			targets = append(targets, "/"+fi.Name())
-		}
+		target = "/" + litestream.LTXDir("")
 	}
-	for _, target := range targets {
-		if err := c.remove(ctx, target); err != nil {
-			return fmt.Errorf("webdav: delete all under %q: %w", c.Path, err)
-		}
+	if err := c.remove(ctx, target); err != nil {
+		return fmt.Errorf("webdav: delete all under %q: %w", c.Path, err)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 				return NewTestClient(srv, path)
-			}, clienttest.Options{ListRaw: rawLister(srv)})
+			}, clienttest.Options{ListRaw: rawLister(srv), RootPath: true})
 		})
 	}
 	t.Run("RangeIgnored", func(t *testing.T) {

@@ -36,6 +36,11 @@ type Options struct {
 	ListRaw ListRawFunc
 	// RawLayout is how the backend names objects under its path.
 	RawLayout RawLayout
+
+	// RootPath runs the root subtests, with newClient(t, "") as the replica
+	// at the root of the bucket, container or directory tree that the
+	// other subtests' paths also live in.
+	RootPath bool
 }
 
 // Run runs the whole suite. Each subtest uses its own path.
@@ -74,6 +79,15 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, fresh(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, fresh(t)) })
 	t.Run("DeleteAllScoped", func(t *testing.T) { testDeleteAllScoped(t, fresh(t), fresh(t)) })
+	if opt.RootPath {
+		t.Run("DeleteAllAtRoot", func(t *testing.T) {
+			root := newClient(t, "")
+			if err := root.Init(context.Background()); err != nil {
+				t.Fatalf("init: %v", err)
+			}
+			testDeleteAllAtRoot(t, root, fresh(t))
+		})
+	}
 	t.Run("LargeFile", func(t *testing.T) { testLargeFile(t, fresh(t), opt.LargeFileSize) })
 	t.Run("ConcurrentWriters", func(t *testing.T) {
 		clients := make([]litestream.ReplicaClient, 4)
@@ -366,6 +380,28 @@ func testDeleteAllScoped(t *testing.T, c, other litestream.ReplicaClient) {
 	mustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, now))
 	if a := mustList(t, c, 0, 0, false); len(a) != 1 {
 		t.Fatalf("write after DeleteAll listed %s", ranges(a))
+	}
+}
+
+// testDeleteAllAtRoot checks that a replica at the root deletes its own
+// files only: whatever else shares the root, here another path's replica,
+// stays.
+func testDeleteAllAtRoot(t *testing.T, root, other litestream.ReplicaClient) {
+	now := time.Now()
+	mustWrite(t, root, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	mustWrite(t, root, 1, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	mustWrite(t, other, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	if err := root.DeleteAll(context.Background()); err != nil {
+		t.Fatalf("delete all: %v", err)
+	}
+	if a := append(mustList(t, root, 0, 0, false), mustList(t, root, 1, 0, false)...); len(a) != 0 {
+		t.Fatalf("after DeleteAll at the root listed %s", ranges(a))
+	}
+	if a := mustList(t, other, 0, 0, false); len(a) != 1 {
+		t.Fatalf("DeleteAll at the root removed data outside the replica: %s", ranges(a))
+	}
+	if err := root.DeleteAll(context.Background()); err != nil {
+		t.Fatalf("delete all of an empty root: %v", err)
 	}
 }
 

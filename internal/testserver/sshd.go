@@ -23,7 +23,8 @@ type SSHD struct {
 	KeyPath string
 	// HostKey is the server's public host key in authorized_keys format.
 	HostKey string
-	// Dir is a directory the user may write to, for replica data.
+	// Dir is a directory the user may write to, for replica data, and the
+	// sftp start directory.
 	Dir string
 }
 
@@ -70,6 +71,10 @@ func StartSSHD(t testing.TB) *SSHD {
 		}
 	}
 
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	port := FreePort(t)
 	config := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(config, []byte(strings.Join([]string{
@@ -84,7 +89,7 @@ func StartSSHD(t testing.TB) *SSHD {
 		"PermitRootLogin prohibit-password",
 		"StrictModes no",
 		"UsePAM no",
-		"Subsystem sftp internal-sftp",
+		"Subsystem sftp internal-sftp -d " + data, // a client with no path works in data, not the user's home
 		"",
 	}, "\n")), 0o600); err != nil {
 		t.Fatal(err)
@@ -93,10 +98,6 @@ func StartSSHD(t testing.TB) *SSHD {
 		t.Fatalf("sshd -t: %v\n%s", err, out)
 	}
 
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	p := startDetached(t, filepath.Join(dir, "sshd.log"), sshd, "-D", "-e", "-f", config)
 	p.WaitTCP(t, Addr(port), 10*time.Second)
 	return &SSHD{
