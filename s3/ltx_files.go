@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,22 +21,32 @@ import (
 // one ListObjectsV2 page at a time. With useMetadata, each page's objects are
 // HEADed in parallel (MetadataConcurrency) for the stored header timestamp;
 // otherwise CreatedAt is LastModified.
+//
+// With an empty Path keys start with "/" (see the package doc). Servers that
+// strip that slash (MinIO) list nothing under "/<level>/", so an empty
+// first listing is retried under "<level>/".
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
 	client, _, err := c.clients(ctx)
 	if err != nil {
 		return nil, err
 	}
-	input := &s3.ListObjectsV2Input{
-		Bucket: aws.String(c.Bucket),
-		Prefix: aws.String(c.levelPrefix(level)),
+	list := func(prefix string) *s3.ListObjectsV2Paginator {
+		input := &s3.ListObjectsV2Input{Bucket: aws.String(c.Bucket), Prefix: aws.String(prefix)}
+		if seek > 0 {
+			// Keys sort like TXIDs, so the listing can start at the seek key.
+			input.StartAfter = aws.String(prefix + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx")
+		}
+		return s3.NewListObjectsV2Paginator(client, input)
 	}
-	if seek > 0 {
-		// Keys sort like TXIDs, so the listing can start at the seek key.
-		input.StartAfter = aws.String(c.levelPrefix(level) + fmt.Sprintf("%016x", uint64(seek)-1) + "-ffffffffffffffff.ltx")
-	}
-	paginator := s3.NewListObjectsV2Paginator(client, input)
+	paginator := list(c.levelPrefix(level))
+	first := true
 	return internal.NewPageIterator(func() ([]*ltx.FileInfo, bool, error) {
 		page, err := c.listPage(ctx, paginator, level, seek, useMetadata)
+		if first && c.Path == "" && err == nil && len(page) == 0 && !paginator.HasMorePages() {
+			paginator = list(strings.TrimPrefix(c.levelPrefix(level), "/"))
+			page, err = c.listPage(ctx, paginator, level, seek, useMetadata)
+		}
+		first = false
 		return page, paginator.HasMorePages(), err
 	}), nil
 }

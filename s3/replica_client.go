@@ -15,9 +15,9 @@
 //
 // Keys are <path>/<level as %04x>/<min>-<max>.ltx, built by concatenation as
 // upstream does, so an empty path gives keys starting with "/". On AWS that is
-// a distinct key and works; servers that strip a leading slash (MinIO) store
-// "0000/…" and then no longer match the "/0000/" listing prefix, so use a
-// non-empty path with such servers.
+// a distinct key. Servers that strip a leading slash (MinIO) store "0000/…",
+// which the "/0000/" listing prefix misses; where that listing is empty the
+// client lists "0000/" too (upstream finds nothing there).
 //
 // Consistency and atomicity: a PutObject or a completed multipart upload
 // replaces an object atomically; S3 (and MinIO) offer read-after-write and
@@ -36,6 +36,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -400,30 +401,52 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes every object under "<path>/".
+// DeleteAll deletes every object under "<path>/". With an empty Path, on a
+// server that strips the keys' leading slash (MinIO), it deletes the
+// objects named like the replica's, "<level>/<min>-<max>.ltx", and nothing
+// else in the bucket.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	client, _, err := c.clients(ctx)
 	if err != nil {
 		return err
 	}
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(c.Bucket),
-		Prefix: aws.String(c.Path + "/"),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("delete all: list %s/: %w", c.Path, err)
+	list := func(prefix string, keep func(key string) bool) ([]string, error) {
+		var keys []string
+		p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(c.Bucket), Prefix: aws.String(prefix)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("delete all: list %q: %w", prefix, err)
+			}
+			for _, obj := range page.Contents {
+				if key := aws.ToString(obj.Key); keep(key) {
+					keys = append(keys, key)
+				}
+			}
 		}
-		for _, obj := range page.Contents {
-			keys = append(keys, aws.ToString(obj.Key))
-		}
+		return keys, nil
+	}
+	keys, err := list(c.Path+"/", func(string) bool { return true })
+	if err == nil && len(keys) == 0 && c.Path == "" {
+		keys, err = list("", isRootLTXKey)
+	}
+	if err != nil {
+		return err
 	}
 	if err := c.deleteKeys(ctx, keys, true); err != nil {
 		return fmt.Errorf("delete all under %s/: %w", c.Path, err)
 	}
 	return nil
+}
+
+// isRootLTXKey reports whether key is "<level %04x>/<min>-<max>.ltx".
+func isRootLTXKey(key string) bool {
+	dir, name, ok := strings.Cut(key, "/")
+	if _, _, err := ltx.ParseFilename(name); !ok || err != nil || len(dir) != 4 {
+		return false
+	}
+	_, err := strconv.ParseUint(dir, 16, 16)
+	return err == nil
 }
 
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet bool) error {

@@ -53,7 +53,7 @@ func TestReplicaClient_Conformance(t *testing.T) {
 	newClient, raw, bucket := MustMinIOBucket(t)
 	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
 		return newClient(path)
-	}, clienttest.Options{ListRaw: rawLister(raw, bucket), RawLayout: clienttest.LayoutHexLevel})
+	}, clienttest.Options{ListRaw: rawLister(raw, bucket), RawLayout: clienttest.LayoutHexLevel, RootPath: true})
 }
 
 // rawLister lists a client's objects with the plain S3 SDK.
@@ -147,10 +147,10 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 		t.Fatalf("keys:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	// Only the non-empty root reads back on MinIO: with an empty path the
-	// listing prefix "/0009/" no longer matches the slash-stripped keys (an
-	// upstream quirk kept for key compatibility with AWS; see package doc).
-	for _, root := range []string{"db/replica"} {
+	// Both roots read back on MinIO: with an empty path the listing prefix
+	// "/0009/" no longer matches the slash-stripped keys, and the client
+	// lists "0009/" instead.
+	for _, root := range []string{"db/replica", ""} {
 		itr, err := newClient(root).LTXFiles(ctx, 9, 0, true)
 		if err != nil {
 			t.Fatal(err)

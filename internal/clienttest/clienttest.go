@@ -87,6 +87,13 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 			}
 			testDeleteAllAtRoot(t, root, fresh(t))
 		})
+		t.Run("StoreRoundTripAtRoot", func(t *testing.T) {
+			root := newClient(t, "")
+			testStoreRoundTrip(t, root)
+			if err := root.DeleteAll(context.Background()); err != nil {
+				t.Fatalf("delete all: %v", err)
+			}
+		})
 	}
 	t.Run("LargeFile", func(t *testing.T) { testLargeFile(t, fresh(t), opt.LargeFileSize) })
 	t.Run("ConcurrentWriters", func(t *testing.T) {
