@@ -85,7 +85,11 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 			if err := root.Init(context.Background()); err != nil {
 				t.Fatalf("init: %v", err)
 			}
-			testDeleteAllAtRoot(t, root, fresh(t))
+			// Whatever else shares the root, here another path's replica, stays.
+			testDeleteAllScoped(t, root, fresh(t))
+			if err := root.DeleteAll(context.Background()); err != nil {
+				t.Fatalf("delete all: %v", err)
+			}
 		})
 		t.Run("StoreRoundTripAtRoot", func(t *testing.T) {
 			root := newClient(t, "")
@@ -387,28 +391,6 @@ func testDeleteAllScoped(t *testing.T, c, other litestream.ReplicaClient) {
 	mustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, now))
 	if a := mustList(t, c, 0, 0, false); len(a) != 1 {
 		t.Fatalf("write after DeleteAll listed %s", ranges(a))
-	}
-}
-
-// testDeleteAllAtRoot checks that a replica at the root deletes its own
-// files only: whatever else shares the root, here another path's replica,
-// stays.
-func testDeleteAllAtRoot(t *testing.T, root, other litestream.ReplicaClient) {
-	now := time.Now()
-	mustWrite(t, root, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	mustWrite(t, root, 1, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	mustWrite(t, other, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	if err := root.DeleteAll(context.Background()); err != nil {
-		t.Fatalf("delete all: %v", err)
-	}
-	if a := append(mustList(t, root, 0, 0, false), mustList(t, root, 1, 0, false)...); len(a) != 0 {
-		t.Fatalf("after DeleteAll at the root listed %s", ranges(a))
-	}
-	if a := mustList(t, other, 0, 0, false); len(a) != 1 {
-		t.Fatalf("DeleteAll at the root removed data outside the replica: %s", ranges(a))
-	}
-	if err := root.DeleteAll(context.Background()); err != nil {
-		t.Fatalf("delete all of an empty root: %v", err)
 	}
 }
 
