@@ -21,8 +21,9 @@ type countingClient struct {
 	last    string // last method called
 	writes  int
 	bytes   int64
-	batches [][]time.Time // start times of L0 uploads, grouped in runs
-	l0End   time.Time     // end of the last L0 upload
+	batches [][]time.Time          // start times of L0 uploads, grouped in runs
+	l0End   time.Time              // end of the last L0 upload
+	l0Ends  map[ltx.TXID]time.Time // end of each L0 upload, by TXID
 }
 
 var _ litestream.ReplicaClient = (*countingClient)(nil)
@@ -55,6 +56,16 @@ func (c *countingClient) batchStarts(maxSpan time.Duration) []time.Time {
 		}
 	}
 	return starts
+}
+
+// uploadedAt returns when the L0 file of txid finished uploading, and
+// forgets it.
+func (c *countingClient) uploadedAt(txid ltx.TXID) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.l0Ends[txid]
+	delete(c.l0Ends, txid)
+	return t, ok
 }
 
 func (c *countingClient) count(n int64) {
@@ -102,9 +113,13 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 	}
 	c.mu.Unlock()
 	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, &countingReader{ReadCloser: io.NopCloser(r), c: c})
-	if level == 0 {
+	if level == 0 && err == nil {
 		c.mu.Lock()
 		c.l0End = time.Now()
+		if c.l0Ends == nil {
+			c.l0Ends = make(map[ltx.TXID]time.Time)
+		}
+		c.l0Ends[maxTXID] = c.l0End
 		c.mu.Unlock()
 	}
 	return info, err

@@ -146,7 +146,15 @@ func lagSamples(r *replicated, app *sql.DB, n int, interval time.Duration) ([]ti
 			}
 			time.Sleep(50 * time.Microsecond)
 		}
-		lags = append(lags, time.Since(start))
+		// The poll wakes up to a millisecond late (Go rounds short sleeps
+		// in an idle process up to the netpoller's millisecond), so the
+		// lag ends when the upload returned; the replica sets its
+		// position right after.
+		end := time.Now()
+		if t, ok := r.client.uploadedAt(pos.TXID + 1); ok && t.Before(end) && t.After(start) {
+			end = t
+		}
+		lags = append(lags, end.Sub(start))
 	}
 	return lags, nil
 }
