@@ -7,7 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+
+	"github.com/superfly/ltx"
 )
 
 // Perm is a mode plus an owner; UID and GID are -1 when unknown.
@@ -93,6 +97,17 @@ func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err erro
 		return n, err
 	}
 	return n, SyncDir(filepath.Dir(filename))
+}
+
+// IsRootLTXKey reports whether key is "<level %04x>/<min>-<max>.ltx", an
+// LTX object at the root of a bucket in the s3/oss layout.
+func IsRootLTXKey(key string) bool {
+	dir, name, ok := strings.Cut(key, "/")
+	if _, _, err := ltx.ParseFilename(name); !ok || err != nil || len(dir) != 4 {
+		return false
+	}
+	_, err := strconv.ParseUint(dir, 16, 16)
+	return err == nil
 }
 
 // copyBufPool holds copyPooled's buffers.

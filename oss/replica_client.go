@@ -176,8 +176,13 @@ func (c *ReplicaClient) getBucket() (*oss.Bucket, error) {
 	return bucket, nil
 }
 
-// levelPrefix returns "<path>/<level %04x>/".
+// levelPrefix returns "<path>/<level %04x>/", or "<level %04x>/" with an
+// empty Path: OSS rejects object names that start with "/", which is
+// where upstream's concatenation put them.
 func (c *ReplicaClient) levelPrefix(level int) string {
+	if c.Path == "" {
+		return fmt.Sprintf("%04x/", level)
+	}
 	return c.Path + "/" + fmt.Sprintf("%04x", level) + "/"
 }
 
@@ -411,13 +416,19 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes every object under "<path>/".
+// DeleteAll deletes every object under "<path>/"; with an empty Path, the
+// objects named like the replica's, "<level>/<min>-<max>.ltx", and nothing
+// else in the bucket.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	bucket, err := c.getBucket()
 	if err != nil {
 		return err
 	}
 	prefix := c.Path + "/"
+	keep := func(string) bool { return true }
+	if c.Path == "" {
+		prefix, keep = "", internal.IsRootLTXKey
+	}
 	var keys []string
 	token := ""
 	for {
@@ -430,7 +441,9 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 			return fmt.Errorf("delete all: list %s: %w", prefix, err)
 		}
 		for _, obj := range res.Objects {
-			keys = append(keys, obj.Key)
+			if keep(obj.Key) {
+				keys = append(keys, obj.Key)
+			}
 		}
 		if !res.IsTruncated || res.NextContinuationToken == "" {
 			break

@@ -36,7 +36,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -428,7 +427,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	}
 	keys, err := list(c.Path+"/", func(string) bool { return true })
 	if err == nil && len(keys) == 0 && c.Path == "" {
-		keys, err = list("", isRootLTXKey)
+		keys, err = list("", internal.IsRootLTXKey)
 	}
 	if err != nil {
 		return err
@@ -437,16 +436,6 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		return fmt.Errorf("delete all under %s/: %w", c.Path, err)
 	}
 	return nil
-}
-
-// isRootLTXKey reports whether key is "<level %04x>/<min>-<max>.ltx".
-func isRootLTXKey(key string) bool {
-	dir, name, ok := strings.Cut(key, "/")
-	if _, _, err := ltx.ParseFilename(name); !ok || err != nil || len(dir) != 4 {
-		return false
-	}
-	_, err := strconv.ParseUint(dir, 16, 16)
-	return err == nil
 }
 
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet bool) error {

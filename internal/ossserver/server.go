@@ -123,6 +123,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// As OSS: an object name must not start with "/" or "\".
+	if strings.HasPrefix(key, "/") || strings.HasPrefix(key, `\`) {
+		writeError(w, r, http.StatusBadRequest, "InvalidObjectName", "The specified object is not valid.")
+		return
+	}
+
 	switch {
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		s.initiateUpload(w, r, bucket, key)

@@ -84,6 +84,13 @@ func TestServer_Objects(t *testing.T) {
 			t.Fatalf("err = %v, want InvalidRange", err)
 		}
 	})
+	t.Run("InvalidObjectName", func(t *testing.T) {
+		err := b.PutObject("/0000/a", bytes.NewReader(data))
+		var se oss.ServiceError
+		if !errors.As(err, &se) || se.Code != "InvalidObjectName" {
+			t.Fatalf("err = %v, want InvalidObjectName", err)
+		}
+	})
 	t.Run("HeadMeta", func(t *testing.T) {
 		h, err := b.GetObjectDetailedMeta("dir/a b+c")
 		if err != nil || h.Get("X-Oss-Meta-X") != "1" || h.Get("Content-Length") != "20" {
