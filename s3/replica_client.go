@@ -400,10 +400,10 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	return nil
 }
 
-// DeleteAll deletes every object under "<path>/". With an empty Path, on a
-// server that strips the keys' leading slash (MinIO), it deletes the
-// objects named like the replica's, "<level>/<min>-<max>.ltx", and nothing
-// else in the bucket.
+// DeleteAll deletes every object under "<path>/". With an empty Path it
+// deletes only the objects named like the replica's, "/<level>/<min>-<max>.ltx",
+// or on a server that strips the leading slash (MinIO) "<level>/…", and
+// nothing else in the bucket.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	client, _, err := c.clients(ctx)
 	if err != nil {
@@ -425,7 +425,15 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		}
 		return keys, nil
 	}
-	keys, err := list(c.Path+"/", func(string) bool { return true })
+	keep := func(string) bool { return true }
+	if c.Path == "" {
+		// At the root, only the replica's keys: "/<level>/<min>-<max>.ltx".
+		keep = func(key string) bool {
+			rest, ok := strings.CutPrefix(key, "/")
+			return ok && internal.IsRootLTXKey(rest)
+		}
+	}
+	keys, err := list(c.Path+"/", keep)
 	if err == nil && len(keys) == 0 && c.Path == "" {
 		keys, err = list("", internal.IsRootLTXKey)
 	}
