@@ -79,14 +79,7 @@ func TestCompactor_Compact_Backlog(t *testing.T) {
 		t.Fatalf("%d inputs left open", counting.open)
 	}
 
-	itr, err := client.LTXFiles(ctx, 1, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l1, err := ltx.SliceFileIterator(itr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l1 := levelFiles(t, client, 1)
 	if want := (len(l0) + 9) / 10; len(l1) != want {
 		t.Fatalf("%d L1 files, want %d", len(l1), want)
 	}
@@ -101,14 +94,7 @@ func TestCompactor_Compact_Backlog(t *testing.T) {
 	}
 
 	// Restore from L1 alone.
-	itr, err = client.LTXFiles(ctx, 0, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l0Infos, err := ltx.SliceFileIterator(itr)
-	if err != nil {
-		t.Fatal(err)
-	} else if err := client.DeleteLTXFiles(ctx, l0Infos); err != nil {
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)), MustDump(t, app); got != want {

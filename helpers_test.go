@@ -203,14 +203,7 @@ func MustVerifyReplica(t testing.TB, client litestream.ReplicaClient) {
 // L0TXIDs lists the replica's L0 TXIDs.
 func L0TXIDs(t testing.TB, client litestream.ReplicaClient) []ltx.TXID {
 	t.Helper()
-	itr, err := client.LTXFiles(context.Background(), 0, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	infos, err := ltx.SliceFileIterator(itr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	infos := levelFiles(t, client, 0)
 	a := make([]ltx.TXID, len(infos))
 	for i, info := range infos {
 		a[i] = info.MaxTXID
