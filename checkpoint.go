@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -41,6 +42,9 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 		restarted, _, err := db.checkpointLocked(ctx, CheckpointModeTruncate)
 		if restarted || !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
 			db.truncatePassiveFailed = false
+		}
+		if isSQLiteBusyError(err) {
+			return nil // a long reader; the WAL is captured, the next sync tries again
 		}
 		return err
 	}
@@ -86,7 +90,10 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) (err error) {
 }
 
 // checkpointLocked runs one checkpoint and follows the WAL restart it causes.
-// attempted is false when a snapshot reader made it skip. Caller holds exec.
+// attempted is false when a snapshot reader made it skip. Whatever the pragma
+// returns, including SQLITE_BUSY after it backfilled everything, the WAL is
+// captured and the read lock moved before returning, so that no one can
+// restart the WAL over frames not in an L0 file. Caller holds exec.
 func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, attempted bool, err error) {
 	start := time.Now()
 	defer func() { db.metrics.observeCheckpoint(db, mode, start, err) }()
@@ -96,10 +103,6 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 	}
 	defer db.chkMu.Unlock()
 
-	hdrBefore, err := db.readWALHeader()
-	if err != nil {
-		return false, true, fmt.Errorf("read wal header: %w", err)
-	}
 	if err := db.syncLocked(ctx, true); err != nil {
 		return false, true, fmt.Errorf("sync before checkpoint: %w", err)
 	}
@@ -116,16 +119,19 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 			return false, true, fmt.Errorf("sync under write barrier: %w", err)
 		}
 	}
-
-	var preFrames int64
-	if db.lastSyncedWALOffset > WALHeaderSize {
-		preFrames = (db.lastSyncedWALOffset - WALHeaderSize) / (int64(db.pageSize) + WALFrameHeaderSize)
-	}
-
-	walFrames, err := db.execCheckpoint(ctx, mode)
+	pos, err := db.Pos()
 	if err != nil {
-		return false, true, err
+		return false, true, fmt.Errorf("position before checkpoint: %w", err)
 	}
+	before, err := db.capturedAt(pos)
+	if err != nil {
+		return false, true, fmt.Errorf("position before checkpoint: %w", err)
+	}
+
+	// From here on the pragma may have backfilled frames: finish the
+	// capture even if it failed or the caller gave up.
+	ckptErr := db.execCheckpoint(ctx, mode)
+	ctx = context.WithoutCancel(ctx)
 	crashPoint("checkpoint")
 	if barrier != nil {
 		if err := barrier.Rollback(); err != nil && !isTxDone(err) {
@@ -135,30 +141,38 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 
 	// A write after a complete checkpoint is what makes SQLite restart the WAL.
 	if err := db.bumpSeq(ctx); err != nil {
-		return false, true, fmt.Errorf("write _litestream_seq after checkpoint: %w", err)
+		return false, true, errors.Join(ckptErr, fmt.Errorf("write _litestream_seq after checkpoint: %w", err))
 	}
-
 	hdrAfter, err := db.readWALHeader()
 	if err != nil {
-		return false, true, fmt.Errorf("read wal header: %w", err)
+		return false, true, errors.Join(ckptErr, fmt.Errorf("read wal header: %w", err))
 	}
-	if bytes.Equal(hdrBefore, hdrAfter) {
-		db.syncedSinceCheckpoint = false
-		return false, true, db.moveReadMark(ctx)
-	}
-	db.truncatePassiveFailed = false
-	crashPoint("checkpoint-restarted")
-
-	// TRUNCATE reports no frames, so commits that raced the checkpoint cannot
-	// be ruled out; FULL/RESTART can tell. Either way a boundary snapshot
-	// taken under the write lock captures whatever they left in the database.
-	if mode == CheckpointModeTruncate || (mode != CheckpointModePassive && walFrames > preFrames) {
-		if err := db.writeBoundarySnapshot(ctx); err != nil {
-			return true, true, err
+	after, _ := readWALHeaderSalts(bytes.NewReader(hdrAfter))
+	restarted = hdrAfter == nil || after != before.salts
+	if restarted {
+		db.truncatePassiveFailed = false
+		crashPoint("checkpoint-restarted")
+		if err := db.followRestart(ctx, mode, ckptErr, before, after); err != nil {
+			return true, true, errors.Join(ckptErr, err)
 		}
 	}
 	db.syncedSinceCheckpoint = false
-	return true, true, db.moveReadMark(ctx)
+	return restarted, true, errors.Join(ckptErr, db.moveReadMark(ctx))
+}
+
+// followRestart decides how the L0 chain crosses a WAL restart that the
+// checkpoint caused. Only a PASSIVE checkpoint that succeeded proves that
+// the old generation ended at the last captured frame: the write barrier
+// kept commits out until the checkpoint had backfilled every frame, and
+// from then on a commit restarts the WAL instead of appending to it. After
+// FULL, RESTART or TRUNCATE, commits that raced the pragma may have been
+// backfilled and overwritten, so the database is captured whole.
+func (db *DB) followRestart(ctx context.Context, mode string, ckptErr error, before capture, after [2]uint32) error {
+	if mode == CheckpointModePassive && ckptErr == nil && after[0] == before.salts[0]+1 {
+		db.witness = &restartWitness{salts: before.salts, end: before.end, next: after}
+		return nil
+	}
+	return db.writeBoundarySnapshot(ctx)
 }
 
 // moveReadMark restarts the read transaction with writers held off and every
@@ -202,13 +216,12 @@ func (db *DB) beginWriteBarrier(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// execCheckpoint releases the read lock around the checkpoint pragma and
-// returns the WAL frame count SQLite reports.
-func (db *DB) execCheckpoint(ctx context.Context, mode string) (walFrames int64, err error) {
+// execCheckpoint releases the read lock around the checkpoint pragma.
+func (db *DB) execCheckpoint(ctx context.Context, mode string) (err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if err := db.releaseReadLock(); err != nil {
-		return 0, fmt.Errorf("release read lock: %w", err)
+		return fmt.Errorf("release read lock: %w", err)
 	}
 	defer func() {
 		if e := db.acquireReadLock(context.WithoutCancel(ctx)); e != nil && err == nil {
@@ -216,14 +229,15 @@ func (db *DB) execCheckpoint(ctx context.Context, mode string) (walFrames int64,
 		}
 	}()
 
-	var busy, checkpointed int64
+	crashPoint("checkpoint-pragma")
+	var busy, walFrames, checkpointed int64
 	if err := db.sqldb.QueryRowContext(ctx, fmt.Sprintf(`PRAGMA wal_checkpoint(%s);`, mode)).Scan(&busy, &walFrames, &checkpointed); err != nil {
-		return 0, fmt.Errorf("%s checkpoint: %w", mode, err)
+		return fmt.Errorf("%s checkpoint: %w", mode, err)
 	}
 	if busy != 0 && mode != CheckpointModePassive {
-		return walFrames, fmt.Errorf("%s checkpoint: database is locked (SQLITE_BUSY)", mode)
+		return fmt.Errorf("%s checkpoint: database is locked (SQLITE_BUSY)", mode)
 	}
-	return walFrames, nil
+	return nil
 }
 
 // writeBoundarySnapshot writes a full-database L0 file under the write lock

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/litestream/internal"
@@ -92,6 +93,7 @@ type DB struct {
 
 	mu       sync.Mutex // guards the fields below it
 	opened   bool
+	closing  bool // Close has begun: nothing may open SQLite again
 	sqldb    *sql.DB
 	f        *os.File // the only descriptor of the database file (POSIX locks)
 	rtx      *sql.Tx  // long-running read transaction
@@ -109,8 +111,9 @@ type DB struct {
 	chkMu sync.RWMutex
 
 	// Sync state, guarded by exec.
+	inCloseSync           bool // Close's own final sync is running
 	lastSyncedWALOffset   int64
-	syncedToWALEnd        bool
+	witness               *restartWitness // set by a checkpoint that restarted the WAL safely
 	syncedSinceCheckpoint bool
 	truncatePassiveFailed bool
 	lastFrame             lastFrame
@@ -132,10 +135,13 @@ type DB struct {
 	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
-	syncMu          sync.Mutex
-	lastSuccessful  time.Time
-	replicaCaughtUp bool // the replica monitor waits with everything uploaded
-	diag            SyncDiagnostic
+	syncMu         sync.Mutex
+	lastSuccessful time.Time
+	// replicaCheckPending: init could not reach the replica to compare
+	// positions; the uploader does it once the replica answers.
+	replicaCheckPending atomic.Bool
+	replicaCaughtUp     bool // the replica monitor waits with everything uploaded
+	diag                SyncDiagnostic
 
 	compactor *Compactor
 	metrics   *dbMetrics
@@ -282,6 +288,7 @@ func (db *DB) Open() (err error) {
 	db.compactor.client = db.Replica.Client
 	db.compactor.setOptions(db.VerifyCompaction, db.RetentionEnabled)
 
+	db.closing = false
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)
@@ -312,6 +319,7 @@ func removeTmpFiles(dir string) error {
 func (db *DB) Close(ctx context.Context) (err error) {
 	db.mu.Lock()
 	cancel := db.cancel
+	db.closing = true
 	db.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -322,9 +330,11 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	// monitor tick, so a program that writes and exits within its first
 	// MonitorInterval still replicates what it wrote.
 	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
+	db.inCloseSync = true
 	if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
 		err = fmt.Errorf("final sync: %w", e)
 	}
+	db.inCloseSync = false
 	initialized := db.isInitialized()
 	db.exec.Release(1)
 
@@ -391,6 +401,9 @@ func (db *DB) isInitialized() bool {
 func (db *DB) init(ctx context.Context) (err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if db.closing && !db.inCloseSync {
+		return db.closedError()
+	}
 	if db.sqldb != nil {
 		return nil
 	}
@@ -461,12 +474,33 @@ func (db *DB) init(ctx context.Context) (err error) {
 	}
 
 	if db.Replica != nil {
-		if err := db.checkBehindReplica(ctx); err != nil {
+		// Local capture must not wait for the backend: with the replica
+		// out of reach, the comparison waits for the first upload.
+		db.replicaCheckPending.Store(false)
+		if err := db.checkBehindReplica(ctx); errors.Is(err, errReplicaUnreachable) {
+			db.replicaCheckPending.Store(true)
+			db.logger().Warn("replica unreachable at start, capturing locally until it answers", "error", err)
+		} else if err != nil {
 			return fmt.Errorf("check replica position: %w", err)
 		}
 		if err := db.Replica.Start(db.ctx); err != nil {
 			return fmt.Errorf("start replica: %w", err)
 		}
+	}
+	return nil
+}
+
+// closedError is returned by methods called after Close. Caller holds mu.
+func (db *DB) closedError() error {
+	return fmt.Errorf("%s: %w: closed", db.path, ErrDatabaseNotOpen)
+}
+
+// checkOpenable fails once Close has begun.
+func (db *DB) checkOpenable() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closing {
+		return db.closedError()
 	}
 	return nil
 }
@@ -523,6 +557,10 @@ func (db *DB) acquireReadLock(ctx context.Context) error {
 	if db.rtx != nil {
 		return nil
 	}
+	// Never on a caller's context: database/sql rolls a transaction back
+	// when its context ends, and the library would go on believing it
+	// holds the lock that keeps the WAL from restarting.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := db.sqldb.BeginTx(ctx, nil)
 	if err != nil {
 		return err

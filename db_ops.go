@@ -199,6 +199,40 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 // becomes the local one, so the next sync continues its TXIDs. If the WAL no
 // longer matches that file, that sync writes a full snapshot.
 func (db *DB) checkBehindReplica(ctx context.Context) error {
+	remote, err := db.Replica.MaxLTXFileInfo(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
+	}
+	return db.adoptReplicaPosition(ctx, remote)
+}
+
+// errReplicaUnreachable marks a behind-replica check that could not list
+// the replica; init then goes on capturing locally.
+var errReplicaUnreachable = errors.New("replica unreachable")
+
+// resolveReplicaCheck runs the behind-replica check that init could not,
+// with the replica's newest L0 file as the uploader just listed it.
+func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) error {
+	if !db.replicaCheckPending.Load() {
+		return nil
+	}
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	defer db.exec.Release(1)
+	if !db.replicaCheckPending.Load() {
+		return nil
+	}
+	if err := db.adoptReplicaPosition(ctx, remote); err != nil {
+		return err
+	}
+	db.replicaCheckPending.Store(false)
+	return nil
+}
+
+// adoptReplicaPosition makes the replica's newest L0 file the local one when
+// the local position is behind it. Caller holds exec.
+func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) error {
 	pos, err := db.Pos()
 	if err != nil {
 		var ltxErr *LTXError
@@ -206,10 +240,6 @@ func (db *DB) checkBehindReplica(ctx context.Context) error {
 			return err
 		}
 		pos = ltx.Pos{} // a corrupt local file: start over from the replica
-	}
-	remote, err := db.Replica.MaxLTXFileInfo(ctx, 0)
-	if err != nil {
-		return fmt.Errorf("read replica position: %w", err)
 	}
 	if remote.MaxTXID == 0 || pos.TXID >= remote.MaxTXID {
 		return nil
@@ -238,7 +268,7 @@ func (db *DB) checkBehindReplica(ctx context.Context) error {
 		return err
 	}
 	// Nothing captured since this process started belongs to that file.
-	db.lastSyncedWALOffset, db.syncedToWALEnd = 0, false
+	db.lastSyncedWALOffset, db.witness = 0, nil
 	db.setMaxLTXFileInfo(0, &remote)
 	if _, err := db.Pos(); err != nil {
 		return fmt.Errorf("verify replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)

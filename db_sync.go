@@ -26,7 +26,6 @@ type syncInfo struct {
 	prevCommit   uint32 // database size in pages after the previous L0
 	snapshotting bool   // write every page, not just the changed ones
 	reason       string // why snapshotting
-	clearAtEnd   bool   // clear syncedToWALEnd even if nothing is written
 }
 
 // syncResult is what writing an L0 file produced.
@@ -182,9 +181,6 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 	if err != nil {
 		return false, err
 	}
-	if info.clearAtEnd {
-		db.syncedToWALEnd = false
-	}
 	if res.written {
 		db.applySyncResult(res)
 		db.syncedSinceCheckpoint = true
@@ -202,28 +198,63 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 // applySyncResult records a newly written L0 file. Caller holds exec.
 func (db *DB) applySyncResult(res syncResult) {
 	db.lastSyncedWALOffset = res.walEnd
-	db.syncedToWALEnd = res.atEnd
+	db.witness = nil
 	db.setPos(ltx.Pos{TXID: res.info.MaxTXID})
 	db.setMaxLTXFileInfo(0, res.info)
 	db.notify.Broadcast()
 }
 
-// verify decides where the next L0 file starts and whether it must be a
-// full snapshot because the WAL changed in ways the L0 chain cannot follow.
+// capture is where the newest L0 file left the WAL: the generation (salts)
+// and the offset just past its last frame.
+type capture struct {
+	salts  [2]uint32
+	end    int64
+	commit uint32
+}
+
+// restartWitness records a WAL restart this process caused and proved safe:
+// the generation with salts ended exactly at end, every frame of it in an
+// L0 file, and the generation after it has salts next.
+type restartWitness struct {
+	salts [2]uint32
+	end   int64
+	next  [2]uint32
+}
+
+// capturedAt reads where the L0 file at pos left the WAL.
+func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
+	if pos.TXID == 0 {
+		return capture{end: WALHeaderSize}, nil
+	}
+	hdr, err := readLTXHeaderFile(db.LTXPath(0, pos.TXID, pos.TXID))
+	if err != nil {
+		return capture{}, err
+	}
+	return capture{salts: [2]uint32{hdr.WALSalt1, hdr.WALSalt2}, end: hdr.WALOffset + hdr.WALSize, commit: hdr.Commit}, nil
+}
+
+// verify decides where the next L0 file starts. This is the one place that
+// enforces the capture invariant: the next file continues the previous one
+// only when the WAL history since the last captured frame is provably
+// intact, which is when
+//   - the WAL is still the generation of that frame, and the frame is still
+//     there unchanged (frames are only ever appended to a generation), or
+//   - the WAL restarted once, in a checkpoint of this process that proved
+//     the old generation ended at that frame (restartWitness).
+//
+// Anything else (a restart by another connection, the WAL truncated or
+// replaced, an L0 file fetched from the replica) means frames may have gone
+// by unseen, and the next file is a full snapshot.
 func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 	info := syncInfo{offset: WALHeaderSize, snapshotting: true}
 	if pos.TXID == 0 {
 		return info, nil
 	}
-
-	path := db.LTXPath(0, pos.TXID, pos.TXID)
-	hdr, err := readLTXHeaderFile(path)
+	last, err := db.capturedAt(pos)
 	if err != nil {
 		return info, err
 	}
-	info.offset = hdr.WALOffset + hdr.WALSize
-	info.salt1, info.salt2 = hdr.WALSalt1, hdr.WALSalt2
-	info.prevCommit = hdr.Commit
+	info.prevCommit = last.commit
 
 	walFile, err := os.Open(db.WALPath())
 	if err != nil {
@@ -235,81 +266,48 @@ func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 		return info, fmt.Errorf("stat wal: %w", err)
 	}
 	walSize := fi.Size()
-
 	walSalts, err := readWALHeaderSalts(walFile)
 	if err != nil {
 		return info, err
 	}
 
-	if info.offset > walSize {
-		db.truncatePassiveFailed = false
-		if !db.syncedToWALEnd {
-			info.reason = "wal truncated by another process"
-			info.offset = WALHeaderSize
-			return info, nil
+	witness := db.witness
+	switch {
+	case walSize >= WALHeaderSize && walSalts == last.salts:
+		if last.end > walSize {
+			info.reason = "wal shorter than the frames already captured"
+			break
 		}
-		// We had everything up to the old end, so a shorter WAL is a restart.
-		info.offset = WALHeaderSize
-		info.salt1, info.salt2 = walSalts[0], walSalts[1]
-		info.snapshotting, info.clearAtEnd = false, true
-		return info, nil
-	}
-
-	saltMatch := walSalts == [2]uint32{info.salt1, info.salt2}
-	if !saltMatch {
-		db.truncatePassiveFailed = false
-	}
-
-	frameSize := int64(db.pageSize) + WALFrameHeaderSize
-	if info.offset == WALHeaderSize || info.offset-frameSize == WALHeaderSize {
-		if saltMatch {
-			info.snapshotting = false
-			return info, nil
+		if last.end > WALHeaderSize {
+			ok, err := db.lastPageMatches(walFile, db.LTXPath(0, pos.TXID, pos.TXID), pos.TXID, last.end-db.frameSize(), last.salts)
+			if err != nil {
+				return info, err
+			} else if !ok {
+				info.reason = "last captured wal frame changed, wal overwritten by another process"
+				break
+			}
 		}
-		info.reason = "wal header salt reset, snapshotting"
-		info.offset = WALHeaderSize
-		return info, nil
-	}
-	prev := info.offset - frameSize
-	if prev < WALHeaderSize {
-		return info, fmt.Errorf("invalid wal offset %d in %s", info.offset, path)
-	}
-
-	if ok, err := db.lastPageMatches(walFile, path, pos.TXID, prev, [2]uint32{info.salt1, info.salt2}); err != nil {
-		return info, err
-	} else if !ok {
-		info.reason = "last page does not exist in last ltx file, wal overwritten by another process"
-		info.offset = WALHeaderSize
-		return info, nil
-	}
-
-	if saltMatch {
+		info.offset, info.salt1, info.salt2 = last.end, last.salts[0], last.salts[1]
 		info.snapshotting = false
 		return info, nil
-	}
 
-	// The WAL restarted after we captured all of the old generation. Frames
-	// of any generation in between would have been missed: snapshot then.
-	oldSalts := [2]uint32{info.salt1, info.salt2}
-	info.offset = WALHeaderSize
-	info.salt1, info.salt2 = walSalts[0], walSalts[1]
-	rd, err := NewWALReader(walFile, db.logger())
-	if err != nil {
-		return info, fmt.Errorf("read wal header: %w", err)
-	}
-	seen, err := rd.FrameSaltsUntil(ctx, oldSalts)
-	if err != nil {
-		return info, err
-	}
-	delete(seen, walSalts)
-	delete(seen, oldSalts)
-	if len(seen) > 0 {
-		info.reason = "full or restart checkpoint detected, snapshotting"
+	case witness != nil && witness.salts == last.salts && witness.end == last.end &&
+		(walSize < WALHeaderSize || walSalts == witness.next):
+		// The restart this process witnessed; the new generation holds
+		// every commit since.
+		db.truncatePassiveFailed = false
+		info.salt1, info.salt2 = witness.next[0], witness.next[1]
+		info.snapshotting = false
 		return info, nil
+
+	default:
+		info.reason = "wal restarted since the last captured frame"
 	}
-	info.snapshotting = false
+	db.truncatePassiveFailed = false
 	return info, nil
 }
+
+func (db *DB) frameSize() int64 { return int64(db.pageSize) + WALFrameHeaderSize }
 
 // lastPageMatches reports whether the WAL frame at offset, the last one the
 // newest L0 captured, still holds that L0's salts and page bytes.
@@ -364,10 +362,6 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		db.chkMu.RLock()
 		defer db.chkMu.RUnlock()
 	}
-	if info.snapshotting {
-		limit = 0
-	}
-
 	dbSize, err := db.dbFileSize()
 	if err != nil {
 		return res, err
@@ -383,6 +377,9 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 	rd, err := db.openWALReader(ctx, walFile, &info)
 	if err != nil {
 		return res, err
+	}
+	if info.snapshotting {
+		limit = 0
 	}
 	var pageMap map[uint32]int64
 	var maxOffset int64
@@ -426,7 +423,10 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		WALSalt2:  info.salt2,
 	}
 	size, err := db.stageLTX(path, 0, txid, txid, func(w io.Writer) error {
-		return db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile)
+		if err := db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile); err != nil {
+			return err
+		}
+		return checkWALUnchanged(walFile, rd, maxOffset)
 	})
 	if err != nil {
 		return res, err
@@ -444,6 +444,27 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 	return res, nil
 }
 
+// checkWALUnchanged fails when the WAL restarted while its frames were being
+// copied: SQLite writes a new generation's header before its frames, so an
+// unchanged header means every frame read was the one the page map found.
+func checkWALUnchanged(walFile io.ReaderAt, rd *WALReader, end int64) error {
+	if rd == nil || end == 0 {
+		return nil
+	}
+	salts, err := readWALHeaderSalts(walFile)
+	if err != nil {
+		return err
+	}
+	if salts != [2]uint32{rd.salt1, rd.salt2} {
+		return errWALRestartedDuringRead
+	}
+	return nil
+}
+
+// errWALRestartedDuringRead discards an L0 file whose frames may have been
+// overwritten as they were read; the next sync starts over from verify.
+var errWALRestartedDuringRead = errors.New("wal restarted while its frames were read")
+
 // openWALReader opens the WAL at info.offset, falling back to the start of
 // the WAL when the frame before the offset no longer matches. It returns nil
 // when the WAL has no valid header.
@@ -456,7 +477,11 @@ func (db *DB) openWALReader(ctx context.Context, walFile *os.File, info *syncInf
 		} else if !errors.As(err, &mismatch) && err != io.EOF {
 			return nil, fmt.Errorf("open wal reader at %d: %w", info.offset, err)
 		}
-		info.offset = WALHeaderSize
+		// The WAL changed between verify and here: start over with a
+		// snapshot, as verify would have.
+		info.offset, info.snapshotting = WALHeaderSize, true
+		info.reason = "wal changed before the resume offset"
+		db.logger().Info("writing full snapshot to L0", "reason", info.reason)
 	}
 	rd, err := NewWALReader(walFile, db.logger())
 	if err == io.EOF {

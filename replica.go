@@ -186,6 +186,9 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
+		if err := r.db.resolveReplicaCheck(ctx, info); err != nil {
+			return false, 0, fmt.Errorf("compare with replica position: %w", err)
+		}
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
 	}

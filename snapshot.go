@@ -16,6 +16,9 @@ import (
 // database as of its current position. Checkpoints wait until the reader is
 // read to the end or closed: always close it.
 func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error) {
+	if err := db.checkOpenable(); err != nil {
+		return ltx.Pos{}, nil, err
+	}
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return ltx.Pos{}, nil, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
