@@ -94,13 +94,13 @@ func TestDB_ReadLockOutlivesCallerContext(t *testing.T) {
 	cancel()
 
 	mustInsertAside(t, app, 50)
-	// database/sql rolls a transaction back shortly after its context ends;
-	// poll until the app's TRUNCATE gets through or a second has passed.
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+	// database/sql rolls a transaction back shortly after its context ends.
+	// The read lock must keep blocking the app's TRUNCATE meanwhile.
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
 		if !appCheckpointBusy(t, app, "TRUNCATE") {
+			t.Error("app TRUNCATE got through: the read lock ended with the caller's context")
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	mustInsert(t, app, 51) // restarts the WAL if the TRUNCATE went through
 	mustMatchLatest(t, db, app)
@@ -148,6 +148,21 @@ func TestDB_CheckpointBusyKeepsRacedCommit(t *testing.T) {
 			if mode != litestream.CheckpointModeFull && err == nil {
 				t.Fatalf("%s checkpoint under an app reader: want a busy error", mode)
 			}
+			// The commit that raced the pragma is captured before the call
+			// returns, before anyone can restart the WAL over it.
+			if err := db.Replica.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			restored, err := sql.Open("sqlite", "file:"+MustRestore(t, db.Replica, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = restored.Close() }()
+			if err := restored.QueryRow(`SELECT COUNT(*) FROM aside WHERE v = 1000`).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("after the %s checkpoint returned, the replica lacks the commit that raced it: n=%d err=%v", mode, n, err)
+			}
+
 			if err := reader.Rollback(); err != nil {
 				t.Fatal(err)
 			}

@@ -574,6 +574,17 @@ func (db *DB) acquireReadLock(ctx context.Context) error {
 	return nil
 }
 
+// ensureReadLock takes the read lock again if a failed checkpoint left the
+// DB without it.
+func (db *DB) ensureReadLock(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.sqldb == nil || db.rtx != nil {
+		return nil
+	}
+	return db.acquireReadLock(ctx)
+}
+
 // releaseReadLock ends the read transaction. Caller holds mu.
 func (db *DB) releaseReadLock() error {
 	if db.rtx == nil {

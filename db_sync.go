@@ -154,6 +154,9 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 	} else if !db.isInitialized() {
 		return false, nil
 	}
+	if err := db.ensureReadLock(ctx); err != nil {
+		return false, fmt.Errorf("acquire read lock: %w", err)
+	}
 	if !inCheckpoint {
 		if err := db.ensureWAL(ctx); err != nil {
 			return false, fmt.Errorf("ensure wal exists: %w", err)

@@ -41,3 +41,15 @@ func SetMaxCompactionInputs(t testing.TB, n int) {
 	maxCompactionInputs = n
 	t.Cleanup(func() { maxCompactionInputs = prev })
 }
+
+// ReadLockHeld reports whether the DB's long-running read transaction is
+// still alive, or true when the DB has none yet.
+func ReadLockHeld(db *DB) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.rtx == nil {
+		return db.sqldb == nil
+	}
+	var n int
+	return db.rtx.QueryRow(`SELECT 1`).Scan(&n) == nil
+}

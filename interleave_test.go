@@ -53,6 +53,9 @@ func TestDB_Interleavings(t *testing.T) {
 			defer h.cleanup()
 			for i := 0; i < steps && !t.Failed(); i++ {
 				h.step(i)
+				if h.db != nil && !litestream.ReadLockHeld(h.db) {
+					h.fatalf("after step %d the DB no longer holds its read lock", i)
+				}
 			}
 			if !t.Failed() {
 				h.finish()
@@ -76,10 +79,11 @@ type interleaving struct {
 	fc     *faultclient.Client
 	client *file.ReplicaClient
 
-	states  []string         // the app's dump after each commit, in order
-	synced  map[ltx.TXID]int // TXID -> state index a completed sync captured
-	checked map[ltx.TXID]int // TXID -> state index its restore matched
-	trace   []string         // what each step did, printed on failure
+	states  []string          // the app's dump after each commit, in order
+	synced  map[ltx.TXID]span // TXID -> the states a completed sync may have captured
+	checked map[ltx.TXID]int  // TXID -> state index its restore matched
+	trace   []string          // what each step did, printed on failure
+	inHook  bool              // an app operation runs inside a library step
 }
 
 func newInterleaving(t *testing.T, seed int64) *interleaving {
@@ -87,7 +91,7 @@ func newInterleaving(t *testing.T, seed int64) *interleaving {
 	h := &interleaving{
 		t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), dir: dir,
 		path: filepath.Join(dir, "db"), ctx: context.Background(),
-		synced: map[ltx.TXID]int{}, checked: map[ltx.TXID]int{},
+		synced: map[ltx.TXID]span{}, checked: map[ltx.TXID]int{},
 	}
 	pageSize := []int{512, 1024, 4096}[h.rng.Intn(3)]
 	autockpt := []int{0, 10, 100, 1000}[h.rng.Intn(4)]
@@ -101,6 +105,11 @@ func newInterleaving(t *testing.T, seed int64) *interleaving {
 	h.mustExec(`CREATE INDEX t_v ON t (v)`)
 	h.record()
 	h.tracef("seed %d: page size %d, app autocheckpoint %d", seed, pageSize, autockpt)
+
+	// App operations also land inside library operations, at the named
+	// steps where a checkpoint or sync is most exposed.
+	litestream.SetCrashPoint(h.inside)
+	t.Cleanup(func() { litestream.SetCrashPoint(func(string) {}) })
 
 	h.client = file.NewReplicaClient(filepath.Join(dir, "replica"))
 	h.fc = faultclient.New(h.client, faultclient.Config{Seed: seed, ErrorRate: 0.2, LostAckRate: 0.1})
@@ -212,6 +221,28 @@ func (h *interleaving) step(i int) {
 	}
 }
 
+// inside runs at a library step: now and then an app commit, reader or
+// checkpoint there, as another goroutine of the app could.
+func (h *interleaving) inside(name string) {
+	if h.inHook || h.rng.Intn(4) != 0 {
+		return
+	}
+	h.inHook = true
+	defer func() { h.inHook = false }()
+	switch h.rng.Intn(3) {
+	case 0:
+		h.tracef("   inside %s:", name)
+		h.commit()
+	case 1:
+		h.tracef("   inside %s:", name)
+		h.toggleReader(-1)
+	default:
+		var busy, log, done int
+		err := h.app.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
+		h.tracef("   inside %s: app checkpoint PASSIVE busy=%d err=%v", name, busy, err)
+	}
+}
+
 // commit writes one transaction of one to hundreds of pages.
 func (h *interleaving) commit() {
 	tx, err := h.app.Begin()
@@ -284,12 +315,13 @@ func (h *interleaving) sync(i int) {
 		return
 	}
 	ctx, cancel, how := h.libCtx()
+	from := len(h.states) - 1
 	err := h.db.Sync(ctx)
 	cancel()
 	pos, _ := h.db.Pos()
 	h.tracef("%d: sync (%s): txid %s err=%v", i, how, pos.TXID, err)
 	if err == nil {
-		h.synced[pos.TXID] = len(h.states) - 1
+		h.synced[pos.TXID] = span{from, len(h.states) - 1}
 	}
 }
 
@@ -299,12 +331,13 @@ func (h *interleaving) libCheckpoint(i int) {
 	}
 	mode := []string{"PASSIVE", "FULL", "RESTART", "TRUNCATE"}[h.rng.Intn(4)]
 	ctx, cancel, how := h.libCtx()
+	from := len(h.states) - 1
 	err := h.db.Checkpoint(ctx, mode)
 	cancel()
 	pos, _ := h.db.Pos()
 	h.tracef("%d: library checkpoint %s (%s): txid %s err=%v", i, mode, how, pos.TXID, err)
 	if err == nil {
-		h.synced[pos.TXID] = len(h.states) - 1
+		h.synced[pos.TXID] = span{from, len(h.states) - 1}
 	}
 }
 
@@ -314,11 +347,12 @@ func (h *interleaving) closeAndReopen(i int) {
 	if h.db == nil {
 		return
 	}
+	from := len(h.states) - 1
 	err := h.db.Close(h.ctx)
 	pos, _ := h.db.Pos()
 	h.tracef("%d: close: txid %s err=%v", i, pos.TXID, err)
 	if err == nil {
-		h.synced[pos.TXID] = len(h.states) - 1
+		h.synced[pos.TXID] = span{from, len(h.states) - 1}
 	}
 	h.db = nil
 	for n := h.rng.Intn(6); n > 0; n-- {
@@ -371,11 +405,12 @@ func (h *interleaving) finish() {
 		_ = h.reader.Rollback()
 		h.reader = nil
 	}
+	litestream.SetCrashPoint(func(string) {})
 	if err := h.db.Sync(h.ctx); err != nil {
 		h.fatalf("final sync: %v", err)
 	}
 	pos, _ := h.db.Pos()
-	h.synced[pos.TXID] = len(h.states) - 1
+	h.synced[pos.TXID] = span{len(h.states) - 1, len(h.states) - 1}
 	if err := h.db.Replica.Sync(h.ctx); err != nil {
 		h.fatalf("final upload: %v", err)
 	}
@@ -407,28 +442,31 @@ func (h *interleaving) verifyTXIDs(all bool) {
 			h.fatalf("restore txid %s: %v", txid, err)
 		}
 		got := h.restoredDump(opt.OutputPath, txid)
-		want, synced := h.synced[txid]
-		switch {
-		case synced && h.states[want] != got:
-			h.fatalf("txid %s, captured by a completed sync at state %d: restore holds %s, the app had %s", txid, want, got, h.states[want])
-		case synced:
-			floor = want
-		default:
-			idx := -1
-			for j := floor; j < len(h.states); j++ {
-				if h.states[j] == got {
-					idx = j
-					break
-				}
-			}
-			if idx < 0 {
-				h.fatalf("txid %s: restore holds %s, which is no state the app committed since state %d", txid, got, floor)
-			}
-			floor = idx
+		lo, hi := floor, len(h.states)-1
+		if sp, ok := h.synced[txid]; ok {
+			lo, hi = max(lo, sp.from), sp.to
 		}
+		idx := -1
+		for j := lo; j <= hi; j++ {
+			if h.states[j] == got {
+				idx = j
+				break
+			}
+		}
+		if idx < 0 {
+			want := "some state"
+			if lo <= hi {
+				want = h.states[lo]
+			}
+			h.fatalf("txid %s: restore holds %s, which is no state the app committed in states %d..%d (%s at %d)", txid, got, lo, hi, want, lo)
+		}
+		floor = idx
 		h.checked[txid] = floor
 	}
 }
+
+// span is a range of model states, both ends included.
+type span struct{ from, to int }
 
 // restoredDump checks a restored database's integrity and dumps it.
 func (h *interleaving) restoredDump(path string, txid ltx.TXID) string {
