@@ -204,7 +204,13 @@ func (db *DB) moveReadMark(ctx context.Context) error {
 
 // beginWriteBarrier takes SQLite's write lock with a write that is never
 // committed.
+//
+// Like the read lock, it never runs on a caller's context: database/sql
+// would roll it back when that context ends, letting commits in while the
+// checkpoint counts on there being none. SQLite's busy timeout bounds the
+// wait for the lock.
 func (db *DB) beginWriteBarrier(ctx context.Context) (*sql.Tx, error) {
+	ctx = context.WithoutCancel(ctx)
 	tx, err := db.sqldb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin write barrier: %w", err)

@@ -99,9 +99,9 @@ func TestStore_CrashCycles(t *testing.T) {
 		}
 	}
 
-	// Restores at some TXIDs: each is consistent and holds no transaction
-	// that a later TXID lacks. Retention keeps history only from the oldest
-	// snapshot on, so TXIDs are picked from there.
+	// Restores at every retained L0 TXID and L1 boundary: each is
+	// consistent and holds no transaction that a later TXID lacks.
+	// Retention keeps history only from the oldest snapshot on.
 	var oldest ltx.TXID
 	if snapshots := levelFiles(t, client, litestream.SnapshotLevel); len(snapshots) > 0 {
 		oldest = snapshots[0].MaxTXID
@@ -113,14 +113,8 @@ func TestStore_CrashCycles(t *testing.T) {
 	txids = slices.DeleteFunc(txids, func(txid ltx.TXID) bool { return txid < oldest })
 	slices.Sort(txids)
 	txids = slices.Compact(txids)
-	var picked []ltx.TXID
-	for i := 0; i < 5 && len(txids) > 0; i++ {
-		picked = append(picked, txids[rng.Intn(len(txids))])
-	}
-	slices.Sort(picked)
-	picked = slices.Compact(picked)
 	var prev map[int]bool
-	for _, txid := range picked {
+	for _, txid := range txids {
 		got := MustCheckCrashReplica(t, dir, client, txid)
 		for seq := range prev {
 			if !got[seq] {
@@ -329,11 +323,7 @@ func crashWriter(dir string) error {
 		}
 	})
 
-	db, store, err := openCrashStore(ctx, dir, &crashClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica")), reached: reached, die: die})
-	if err != nil {
-		return err
-	}
-	app, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
+	app, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
 	if err != nil {
 		return err
 	}
@@ -346,6 +336,29 @@ func crashWriter(dir string) error {
 		return err
 	}
 	defer func() { _ = log.Close() }()
+
+	// Half of the runs, the app works before the library starts: commits,
+	// and a checkpoint that may restart the WAL over frames never captured.
+	if !clean && rng.Intn(2) == 0 {
+		for n := 1 + rng.Intn(5); n > 0; n-- {
+			seq, err := log.Next()
+			if err != nil {
+				return err
+			}
+			if err := crashTxn(app, seq, rng, reached, die); err != nil {
+				return fmt.Errorf("transaction %d with the library down: %w", seq, err)
+			}
+			log.Committed(seq)
+		}
+		if _, err := app.Exec(`PRAGMA wal_checkpoint(` + crashCheckpointModes[rng.Intn(len(crashCheckpointModes))] + `)`); err != nil {
+			return fmt.Errorf("app checkpoint with the library down: %w", err)
+		}
+	}
+
+	db, store, err := openCrashStore(ctx, dir, &crashClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica")), reached: reached, die: die})
+	if err != nil {
+		return err
+	}
 
 	for i := 0; !clean || i < 20; i++ {
 		seq, err := log.Next()
@@ -361,8 +374,8 @@ func crashWriter(dir string) error {
 			err = log.Confirm(ctx, db)
 		case i%100 == 99: // rare: each TRUNCATE writes a full-database L0 file
 			err = db.Checkpoint(ctx, litestream.CheckpointModeTruncate)
-		case i%40 == 39:
-			_, err = app.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		case i%15 == 14: // app checkpoints of every mode
+			_, err = app.Exec(`PRAGMA wal_checkpoint(` + crashCheckpointModes[rng.Intn(len(crashCheckpointModes))] + `)`)
 		}
 		if err != nil {
 			return fmt.Errorf("after transaction %d: %w", seq, err)
@@ -373,6 +386,9 @@ func crashWriter(dir string) error {
 	}
 	return store.Close(ctx)
 }
+
+// crashCheckpointModes are the app's checkpoint modes.
+var crashCheckpointModes = []string{"PASSIVE", "FULL", "RESTART", "TRUNCATE"}
 
 // crashSchema holds the numbered transactions' rows.
 const crashSchema = `CREATE TABLE IF NOT EXISTS crash (id INTEGER PRIMARY KEY, seq INTEGER, part INTEGER, v INTEGER, rolled INTEGER, pad BLOB)`
