@@ -1,10 +1,11 @@
+// fake-gcs-server for the gs backend's tests.
+
 package testserver
 
 import (
 	"context"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // StartFakeGCS starts fake-gcs-server (installed by
@@ -28,7 +29,7 @@ func StartFakeGCS(t testing.TB) (endpoint string) {
 		"-external-url", endpoint,
 		"-log-level", "warn",
 	)
-	p.WaitFunc(t, 30*time.Second, func(ctx context.Context) error {
+	p.WaitFunc(t, "200 OK from "+endpoint+"/storage/v1/b", func(ctx context.Context) error {
 		return httpOK(ctx, endpoint+"/storage/v1/b?project=test")
 	})
 	return endpoint

@@ -1,3 +1,5 @@
+// MinIO for the s3 backend's tests and the s3 example.
+
 package testserver
 
 import (
@@ -5,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
 )
 
 // MinIO root credentials used by StartMinIO.
@@ -31,7 +32,7 @@ func StartMinIO(t testing.TB) (endpoint, accessKey, secretKey string) {
 	}, bin, "server", t.TempDir(), "--quiet", "--address", addr, "--console-address", consoleAddr)
 
 	endpoint = "http://" + addr
-	p.WaitFunc(t, 60*time.Second, func(ctx context.Context) error {
+	p.WaitFunc(t, "200 OK from "+endpoint+"/minio/health/ready", func(ctx context.Context) error {
 		return httpOK(ctx, endpoint+"/minio/health/ready")
 	})
 	return endpoint, MinIOAccessKey, MinIOSecretKey

@@ -1,3 +1,5 @@
+// nats-server with JetStream for the nats backend's tests.
+
 package testserver
 
 import (
@@ -6,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // NATS is a running nats-server with JetStream enabled.
@@ -29,7 +30,7 @@ func StartNATS(t testing.TB) *NATS {
 		"-m", strconv.Itoa(monitorPort),
 		"-js", "-sd", t.TempDir())
 	health := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", Addr(monitorPort))
-	p.WaitFunc(t, 15*time.Second, func(ctx context.Context) error {
+	p.WaitFunc(t, "JetStream healthy at "+health, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
 		if err != nil {
 			return err
