@@ -6,6 +6,8 @@ import (
 	"context"
 	"strconv"
 	"testing"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // StartFakeGCS starts fake-gcs-server (installed by
@@ -30,7 +32,7 @@ func StartFakeGCS(t testing.TB) (endpoint string) {
 		"-log-level", "warn",
 	)
 	p.WaitFunc(t, "200 OK from "+endpoint+"/storage/v1/b", func(ctx context.Context) error {
-		return httpOK(ctx, endpoint+"/storage/v1/b?project=test")
+		return internal.ProbeHTTP(ctx, endpoint+"/storage/v1/b?project=test")
 	})
 	return endpoint
 }

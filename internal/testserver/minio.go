@@ -4,9 +4,9 @@ package testserver
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"testing"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // MinIO root credentials used by StartMinIO.
@@ -33,24 +33,7 @@ func StartMinIO(t testing.TB) (endpoint, accessKey, secretKey string) {
 
 	endpoint = "http://" + addr
 	p.WaitFunc(t, "200 OK from "+endpoint+"/minio/health/ready", func(ctx context.Context) error {
-		return httpOK(ctx, endpoint+"/minio/health/ready")
+		return internal.ProbeHTTP(ctx, endpoint+"/minio/health/ready")
 	})
 	return endpoint, MinIOAccessKey, MinIOSecretKey
-}
-
-// httpOK returns nil when a GET of u answers 200.
-func httpOK(ctx context.Context, u string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return nil
 }

@@ -5,9 +5,10 @@ package testserver
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // NATS is a running nats-server with JetStream enabled.
@@ -31,19 +32,7 @@ func StartNATS(t testing.TB) *NATS {
 		"-js", "-sd", t.TempDir())
 	health := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", Addr(monitorPort))
 	p.WaitFunc(t, "JetStream healthy at "+health, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
+		return internal.ProbeHTTP(ctx, health)
 	})
 	return &NATS{Process: p, URL: "nats://" + Addr(port)}
 }
