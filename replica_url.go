@@ -1,3 +1,5 @@
+// The replica URL registry: parsing replica URLs and building clients from
+// them through the factories that backend packages register.
 package litestream
 
 import (
@@ -30,8 +32,13 @@ func RegisterReplicaClientFactory(scheme string, factory ReplicaClientFactory) {
 
 // NewReplicaClientFromURL returns a client for a replica URL such as
 // "s3://bucket/path" or "file:///var/lib/replica". The backend's package must
-// be imported (for its registration) unless it is "file".
+// be imported (it registers its scheme in init), file's included; the error
+// for a scheme of this module that is not registered names the package.
+// A file URL must hold an absolute path (file:///path).
 func NewReplicaClientFromURL(rawURL string) (ReplicaClient, error) {
+	if err := checkFileURL(rawURL); err != nil {
+		return nil, err
+	}
 	scheme, host, urlPath, query, userinfo, err := ParseReplicaURLWithQuery(rawURL)
 	if err != nil {
 		return nil, err
@@ -46,9 +53,36 @@ func NewReplicaClientFromURL(rawURL string) (ReplicaClient, error) {
 	factory := replicaClientFactories.m[lookup]
 	replicaClientFactories.RUnlock()
 	if factory == nil {
-		return nil, fmt.Errorf("unsupported replica URL scheme: %q", scheme)
+		if pkg := backendPackages[lookup]; pkg != "" {
+			return nil, fmt.Errorf("unsupported replica URL scheme: %q: the backend is not linked in; add import _ %q to the program", scheme, pkg)
+		}
+		return nil, fmt.Errorf("unsupported replica URL scheme: %q: register a factory for it with RegisterReplicaClientFactory", scheme)
 	}
 	return factory(scheme, host, urlPath, query, userinfo)
+}
+
+// backendPackages names the package that registers each of this module's
+// schemes, for the error when a program did not import it.
+var backendPackages = map[string]string{
+	"s3":     "github.com/benbjohnson/litestream/s3",
+	"gs":     "github.com/benbjohnson/litestream/gs",
+	"abs":    "github.com/benbjohnson/litestream/abs",
+	"oss":    "github.com/benbjohnson/litestream/oss",
+	"sftp":   "github.com/benbjohnson/litestream/sftp",
+	"nats":   "github.com/benbjohnson/litestream/nats",
+	"webdav": "github.com/benbjohnson/litestream/webdav",
+	"file":   "github.com/benbjohnson/litestream/file",
+}
+
+// checkFileURL rejects file:// URLs whose path is not absolute. Parsing (as
+// upstream does) turns "file://dir/sub" into "/dir/sub", which is never what
+// was meant: the first segment is the URL's host.
+func checkFileURL(rawURL string) error {
+	rest, ok := strings.CutPrefix(rawURL, "file://")
+	if !ok || rest == "" || strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "?") {
+		return nil
+	}
+	return fmt.Errorf("file replica URL %q has no absolute path: use file:///absolute/path (three slashes)", rawURL)
 }
 
 // ReplicaTypeFromURL returns the backend type named by a URL's scheme, or ""

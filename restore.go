@@ -104,6 +104,9 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 	}
 
 	plan, err := CalcRestorePlan(ctx, r.Client, opt.TXID, opt.Timestamp, r.Logger())
+	if errors.Is(err, ErrTxNotAvailable) {
+		err = txNotAvailableError(ctx, r.Client, opt)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot calc restore plan: %w", err)
 	}

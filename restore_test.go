@@ -91,23 +91,34 @@ func TestReplica_Restore_BadInput(t *testing.T) {
 		}
 	})
 
+	// Each error names the replica and what it holds, and still matches
+	// ErrTxNotAvailable.
 	t.Run("ErrTxNotAvailable", func(t *testing.T) {
-		empty := litestream.NewReplicaWithClient(nil, file.NewReplicaClient(t.TempDir()))
-		r, _ := fixtureReplica(t, "upstream-4096")
+		emptyDir := t.TempDir()
+		missingDir := filepath.Join(t.TempDir(), "missing")
+		r, dir := fixtureReplica(t, "upstream-4096")
 		for name, tt := range map[string]struct {
 			r    *litestream.Replica
 			txid ltx.TXID
 			ts   time.Time
+			want []string
 		}{
-			"Empty":        {r: empty},
-			"TXIDTooHigh":  {r: r, txid: 999},
-			"TimeTooEarly": {r: r, ts: time.Unix(1, 0)},
+			"Empty":        {r: litestream.NewReplicaWithClient(nil, file.NewReplicaClient(emptyDir)), want: []string{`file replica "` + emptyDir + `"`, "no LTX files"}},
+			"Missing":      {r: litestream.NewReplicaWithClient(nil, file.NewReplicaClient(missingDir)), want: []string{`file replica "` + missingDir + `"`, "does not exist"}},
+			"TXIDTooHigh":  {r: r, txid: 999, want: []string{`file replica "` + dir + `"`, "TXID 00000000000003e7", "holds TXIDs 0000000000000001-0000000000000010"}},
+			"TimeTooEarly": {r: r, ts: time.Unix(1, 0), want: []string{`file replica "` + dir + `"`, "1970-01-01T00:00:01Z", "holds TXIDs 0000000000000001-0000000000000010", "oldest file created 20"}},
 		} {
 			opt := litestream.NewRestoreOptions()
 			out := t.TempDir()
 			opt.OutputPath, opt.TXID, opt.Timestamp = filepath.Join(out, "db"), tt.txid, tt.ts
-			if err := tt.r.Restore(ctx, opt); !errors.Is(err, litestream.ErrTxNotAvailable) {
+			err := tt.r.Restore(ctx, opt)
+			if !errors.Is(err, litestream.ErrTxNotAvailable) {
 				t.Fatalf("%s: err = %v, want ErrTxNotAvailable", name, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: err = %q, want it to contain %q", name, err, w)
+				}
 			}
 			mustNothingLeft(t, out)
 		}

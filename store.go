@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -146,6 +147,11 @@ func (s *Store) Open(ctx context.Context) error {
 	}
 
 	dbs := s.DBs()
+	for _, db := range dbs {
+		if err := checkDatabaseFile(db.Path()); err != nil {
+			return err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(storeOpenConcurrency)
 	for _, db := range dbs {
@@ -663,4 +669,21 @@ func (s *Store) update(store func(), each func(*DB)) {
 	for _, db := range s.dbs {
 		each(db)
 	}
+}
+
+// checkDatabaseFile fails if path exists and is not a SQLite database: the
+// DB would otherwise open and only log the problem at every sync. A missing
+// or empty file is fine; SQLite makes it a database on the first write.
+func checkDatabaseFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := checkSQLiteHeader(f); err != nil {
+		return fmt.Errorf("open database: %w (it does not start with the SQLite header; give NewDB the path of a SQLite database, or of one to be created)", err)
+	}
+	return nil
 }

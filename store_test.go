@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,4 +261,54 @@ func TestStore_SettersDuringCompaction(t *testing.T) {
 		}
 		return len(levelFiles(t, client, 1)) >= start+10
 	})
+}
+
+// Store.Open fails at once on a file that is not a SQLite database (rather
+// than opening and logging the problem at every sync), and opens a missing
+// or empty file, which SQLite turns into a database.
+func TestStore_Open_ErrNotSQLite(t *testing.T) {
+	newStore := func(t *testing.T, path string) *litestream.Store {
+		db := litestream.NewDB(path)
+		db.MonitorInterval = 0
+		db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(t.TempDir(), "replica")))
+		db.Replica.MonitorEnabled = false
+		s := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+		s.CompactionMonitorEnabled = false
+		return s
+	}
+	ctx := context.Background()
+
+	t.Run("ErrNotSQLite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "notes.txt")
+		if err := os.WriteFile(path, []byte("hello, this is not a database\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, path)
+		err := s.Open(ctx)
+		if err == nil {
+			_ = s.Close(ctx)
+			t.Fatal("Open succeeded on a text file")
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a SQLite database") {
+			t.Fatalf("err = %q, want it to name %s as not a SQLite database", err, path)
+		}
+	})
+
+	for name, content := range map[string][]byte{"Missing": nil, "Empty": {}} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			if content != nil {
+				if err := os.WriteFile(path, content, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := newStore(t, path)
+			if err := s.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

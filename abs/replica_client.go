@@ -42,6 +42,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
 
@@ -107,6 +108,11 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 
 // Type returns "abs".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
+
+// String returns the replica's location for messages, without passwords.
+func (c *ReplicaClient) String() string {
+	return internal.ReplicaLocation("abs://"+internal.UserAt(c.AccountName)+c.Bucket, c.Path)
+}
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {

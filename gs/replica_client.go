@@ -37,6 +37,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // ReplicaClientType is the client's type name.
@@ -99,6 +100,11 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 
 // Type returns "gs".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
+
+// String returns the replica's location for messages, without passwords.
+func (c *ReplicaClient) String() string {
+	return internal.ReplicaLocation("gs://"+c.Bucket, c.Path)
+}
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {

@@ -115,6 +115,11 @@ func NewReplicaClient() *ReplicaClient {
 // Type returns "oss".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
+// String returns the replica's location for messages, without passwords.
+func (c *ReplicaClient) String() string {
+	return internal.ReplicaLocation("oss://"+c.Bucket, c.Path)
+}
+
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
 	if logger == nil {

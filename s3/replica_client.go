@@ -151,6 +151,11 @@ func NewReplicaClient() *ReplicaClient {
 // Type returns "s3".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
+// String returns the replica's location for messages, without passwords.
+func (c *ReplicaClient) String() string {
+	return internal.ReplicaLocation("s3://"+c.Bucket, c.Path)
+}
+
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
 	if logger == nil {

@@ -118,6 +118,11 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 // Type returns "webdav".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
+// String returns the replica's location for messages, without passwords.
+func (c *ReplicaClient) String() string {
+	return internal.ReplicaLocation(c.URL, c.Path)
+}
+
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
 	if logger == nil {

@@ -1,3 +1,5 @@
+// Azurite (Azure Blob emulator) for the abs backend's tests.
+
 package testserver
 
 import (
@@ -6,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // Azurite's fixed development account.
@@ -35,7 +36,7 @@ func StartAzurite(t testing.TB) *Azurite {
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
 		"--location", dir, "--skipApiVersionCheck", "--silent")
 	base := fmt.Sprintf("http://%s", Addr(port))
-	p.WaitFunc(t, 30*time.Second, func(ctx context.Context) error {
+	p.WaitFunc(t, "an HTTP answer from "+base+"/", func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
 		if err != nil {
 			return err

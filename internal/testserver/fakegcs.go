@@ -1,10 +1,13 @@
+// fake-gcs-server for the gs backend's tests.
+
 package testserver
 
 import (
 	"context"
 	"strconv"
 	"testing"
-	"time"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // StartFakeGCS starts fake-gcs-server (installed by
@@ -28,8 +31,8 @@ func StartFakeGCS(t testing.TB) (endpoint string) {
 		"-external-url", endpoint,
 		"-log-level", "warn",
 	)
-	p.WaitFunc(t, 30*time.Second, func(ctx context.Context) error {
-		return httpOK(ctx, endpoint+"/storage/v1/b?project=test")
+	p.WaitFunc(t, "200 OK from "+endpoint+"/storage/v1/b", func(ctx context.Context) error {
+		return internal.ProbeHTTP(ctx, endpoint+"/storage/v1/b?project=test")
 	})
 	return endpoint
 }

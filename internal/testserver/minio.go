@@ -1,11 +1,12 @@
+// MinIO for the s3 backend's tests and the s3 example.
+
 package testserver
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"testing"
-	"time"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // MinIO root credentials used by StartMinIO.
@@ -31,25 +32,8 @@ func StartMinIO(t testing.TB) (endpoint, accessKey, secretKey string) {
 	}, bin, "server", t.TempDir(), "--quiet", "--address", addr, "--console-address", consoleAddr)
 
 	endpoint = "http://" + addr
-	p.WaitFunc(t, 60*time.Second, func(ctx context.Context) error {
-		return httpOK(ctx, endpoint+"/minio/health/ready")
+	p.WaitFunc(t, "200 OK from "+endpoint+"/minio/health/ready", func(ctx context.Context) error {
+		return internal.ProbeHTTP(ctx, endpoint+"/minio/health/ready")
 	})
 	return endpoint, MinIOAccessKey, MinIOSecretKey
-}
-
-// httpOK returns nil when a GET of u answers 200.
-func httpOK(ctx context.Context, u string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return nil
 }

@@ -1,12 +1,14 @@
+// nats-server with JetStream for the nats backend's tests.
+
 package testserver
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"testing"
-	"time"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // NATS is a running nats-server with JetStream enabled.
@@ -29,20 +31,8 @@ func StartNATS(t testing.TB) *NATS {
 		"-m", strconv.Itoa(monitorPort),
 		"-js", "-sd", t.TempDir())
 	health := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", Addr(monitorPort))
-	p.WaitFunc(t, 15*time.Second, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
+	p.WaitFunc(t, "JetStream healthy at "+health, func(ctx context.Context) error {
+		return internal.ProbeHTTP(ctx, health)
 	})
 	return &NATS{Process: p, URL: "nats://" + Addr(port)}
 }

@@ -1,9 +1,10 @@
+// rclone's WebDAV server for the webdav backend's tests.
+
 package testserver
 
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 // Rclone is a running `rclone serve webdav` of a temporary directory.
@@ -30,6 +31,6 @@ func StartRcloneWebDAV(t testing.TB) *Rclone {
 	p := Start(t, nil, bin, "serve", "webdav", dir,
 		"--addr", Addr(port), "--user", user, "--pass", pass,
 		"--config", "/dev/null")
-	p.WaitTCP(t, Addr(port), 15*time.Second)
+	p.WaitTCP(t, Addr(port))
 	return &Rclone{Process: p, URL: fmt.Sprintf("http://%s", Addr(port)), Username: user, Password: pass, Dir: dir}
 }

@@ -1,3 +1,5 @@
+// OpenSSH sshd for the sftp backend's tests.
+
 package testserver
 
 import (
@@ -8,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // SSHD is a running OpenSSH server that allows SFTP (internal-sftp) to the
@@ -99,7 +100,7 @@ func StartSSHD(t testing.TB) *SSHD {
 	}
 
 	p := startDetached(t, filepath.Join(dir, "sshd.log"), sshd, "-D", "-e", "-f", config)
-	p.WaitTCP(t, Addr(port), 10*time.Second)
+	p.WaitTCP(t, Addr(port))
 	return &SSHD{
 		Process: p,
 		Addr:    Addr(port),

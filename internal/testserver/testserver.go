@@ -88,11 +88,16 @@ func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	return p
 }
 
-// WaitTCP polls until addr accepts connections, the process exits, or the
-// timeout passes; the last two fail the test with the server's output.
-func (p *Process) WaitTCP(t testing.TB, addr string, timeout time.Duration) {
+// StartTimeout bounds every wait for a server to become ready. Servers start
+// in seconds on an idle machine, but a cold Node (Azurite) or a machine busy
+// compiling and running -race tests can take a minute or more.
+const StartTimeout = 3 * time.Minute
+
+// WaitTCP polls until addr accepts connections, the process exits, or
+// StartTimeout passes; the last two fail the test with the server's output.
+func (p *Process) WaitTCP(t testing.TB, addr string) {
 	t.Helper()
-	p.WaitFunc(t, timeout, func(ctx context.Context) error {
+	p.WaitFunc(t, "a TCP connection to "+addr, func(ctx context.Context) error {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -102,18 +107,21 @@ func (p *Process) WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	})
 }
 
-// WaitFunc polls ready every 50 ms until it returns nil.
-func (p *Process) WaitFunc(t testing.TB, timeout time.Duration, ready func(ctx context.Context) error) {
+// WaitFunc polls ready every 50 ms until it returns nil, failing the test if
+// the process exits or StartTimeout passes first; what names the readiness
+// condition in that failure.
+func (p *Process) WaitFunc(t testing.TB, what string, ready func(ctx context.Context) error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(StartTimeout)
 	var err error
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before it was ready:\n%s", p.Cmd.Path, p.Output())
+			t.Fatalf("%s exited after %s while waiting for %s:\n%s", p.Cmd.Path, time.Since(start).Round(time.Millisecond), what, p.Output())
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = ready(ctx)
 		cancel()
 		if err == nil {
@@ -121,7 +129,7 @@ func (p *Process) WaitFunc(t testing.TB, timeout time.Duration, ready func(ctx c
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready after %s: %v\n%s", p.Cmd.Path, timeout, err, p.Output())
+	t.Fatalf("%s not ready after %s: waited for %s, last error: %v\n%s", p.Cmd.Path, StartTimeout, what, err, p.Output())
 }
 
 type syncBuffer struct {
