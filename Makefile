@@ -24,12 +24,16 @@ fuzz-smoke:
 	done
 
 # torture runs the reliability tests long: 200 crash cycles, a two-minute
-# fault run, a one-minute concurrency run, and the disk-full test.
+# fault run, a one-minute concurrency run, the disk-full test, and 1000
+# seeds of the interleaving test (make test runs 40). A failing seed replays
+# with LITESTREAM_INTERLEAVE_SEED=<seed>.
 TORTURE_CYCLES ?= 200
+TORTURE_SEEDS ?= 1000
 torture:
 	LITESTREAM_CRASH_CYCLES=$(TORTURE_CYCLES) LITESTREAM_FAULT_SECONDS=120 LITESTREAM_CONCURRENCY_SECONDS=60 \
-		$(GO) test -race -count=1 -v -timeout 90m \
-		-run 'TestStore_CrashCycles|TestStore_FaultyClient|TestStore_Concurrency|TestDB_Sync_DiskFull' .
+		LITESTREAM_INTERLEAVE_SEEDS=$(TORTURE_SEEDS) \
+		$(GO) test -race -count=1 -v -timeout 170m \
+		-run 'TestStore_CrashCycles|TestStore_FaultyClient|TestStore_Concurrency|TestDB_Sync_DiskFull|TestDB_Interleavings' .
 
 # test-deps runs the idempotent installers in scripts/ side by side.
 test-deps:
