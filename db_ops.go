@@ -19,7 +19,7 @@ import (
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
-		if !errors.Is(err, ErrNoCompaction) {
+		if !errors.Is(err, ErrNoCompaction) && !errors.Is(err, ErrCompactionGap) {
 			// A failed write may still have landed: list the level again
 			// rather than write a file overlapping it.
 			db.dropMaxLTXFileInfo(dstLevel)

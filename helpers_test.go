@@ -36,6 +36,13 @@ func MustOpenApp(t testing.TB, path string, pageSize int) *sql.DB {
 // cleanup it closes the DB and checks the replica's invariants.
 func MustOpenDB(t testing.TB, pageSize int) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
 	t.Helper()
+	return MustOpenDBWrapped(t, pageSize, nil)
+}
+
+// MustOpenDBWrapped is MustOpenDB with the replica reached through
+// wrap(file client), e.g. a faultclient; wrap may be nil.
+func MustOpenDBWrapped(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) litestream.ReplicaClient) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, pageSize)
@@ -44,7 +51,11 @@ func MustOpenDB(t testing.TB, pageSize int) (*litestream.DB, *sql.DB, *file.Repl
 	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, client)
+	var rc litestream.ReplicaClient = client
+	if wrap != nil {
+		rc = wrap(client)
+	}
+	db.Replica = litestream.NewReplicaWithClient(db, rc)
 	db.Replica.MonitorEnabled = false
 	client.Replica = db.Replica
 	if err := db.Open(); err != nil {

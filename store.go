@@ -300,6 +300,9 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 			}
 			switch {
 			case err == nil, errors.Is(err, ErrNoCompaction), errors.Is(err, ErrCompactionTooEarly):
+			case errors.Is(err, ErrCompactionGap):
+				// The compactor logs a gap when it appears and when it
+				// closes; it is retried at the next boundary.
 			case errors.Is(err, ErrDBNotReady):
 				notReady = true
 			case errors.Is(err, context.Canceled):
