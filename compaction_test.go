@@ -241,3 +241,41 @@ func TestCompactor_EnforceRetentionByTXID_KeepsUncompacted(t *testing.T) {
 		t.Fatalf("L2 compaction wrote %s-%s, want 4-9", info.MinTXID, info.MaxTXID)
 	}
 }
+
+// ValidateChain reports TXIDs after the oldest snapshot that no file of
+// levels 0-8 covers, whichever level has the files around the hole.
+func TestReplica_ValidateChain(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name  string
+		files [][3]int // level, min, max
+		want  string   // messages' first CurrFile ranges, "" for none
+	}{
+		{"Dense", [][3]int{{0, 1, 1}, {0, 2, 2}, {1, 1, 2}, {0, 3, 3}}, ""},
+		{"AcrossLevels", [][3]int{{1, 1, 3}, {0, 4, 4}, {2, 1, 3}, {0, 5, 5}}, ""},
+		{"L1Gap", [][3]int{{1, 1, 3}, {1, 5, 6}}, "5-6"},
+		{"GapFilledByL0", [][3]int{{1, 1, 3}, {0, 4, 4}, {1, 5, 6}}, ""},
+		{"NoStart", [][3]int{{0, 2, 2}, {0, 3, 3}}, "2-2"},
+		{"BelowSnapshotIgnored", [][3]int{{9, 1, 5}, {0, 1, 1}, {0, 5, 5}, {0, 6, 6}}, ""},
+		{"AfterSnapshot", [][3]int{{9, 1, 5}, {0, 5, 5}, {0, 7, 7}}, "7-7"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := file.NewReplicaClient(t.TempDir())
+			for _, f := range tt.files {
+				lvl, lo, hi := f[0], ltx.TXID(f[1]), ltx.TXID(f[2])
+				MustWriteLTX(t, client, lvl, lo, hi, clienttest.MustLTX(t, 4096, lo, hi, 1, now))
+			}
+			errs, err := litestream.NewReplicaWithClient(nil, client).ValidateChain(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, fmt.Sprintf("%d-%d", e.CurrFile.MinTXID, e.CurrFile.MaxTXID))
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Fatalf("gaps before %v, want %q: %+v", got, tt.want, errs)
+			}
+		})
+	}
+}

@@ -152,11 +152,19 @@ func MustRestore(t testing.TB, r *litestream.Replica, txid ltx.TXID) string {
 
 // MustVerifyReplica checks the replica's invariants: every file decodes
 // with a valid checksum and matches its name, files carry NoChecksum, L0 is
-// dense from its first TXID with single-TXID files, and each level is
-// sorted without overlaps.
+// dense from its first TXID with single-TXID files, each level is sorted
+// without overlaps, and every TXID from the oldest snapshot to the newest
+// file is covered (Replica.ValidateChain).
 func MustVerifyReplica(t testing.TB, client litestream.ReplicaClient) {
 	t.Helper()
 	ctx := context.Background()
+	errs, err := litestream.NewReplicaWithClient(nil, client).ValidateChain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("replica chain: %s", e.Message)
+	}
 	for level := 0; level <= litestream.SnapshotLevel; level++ {
 		itr, err := client.LTXFiles(ctx, level, 0, false)
 		if err != nil {

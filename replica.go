@@ -1,11 +1,13 @@
 package litestream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -444,10 +446,11 @@ func (r *Replica) CalcRestoreTarget(ctx context.Context, opt RestoreOptions) (up
 	return updatedAt, nil
 }
 
-// ValidationError is one problem found in a level's listing.
+// ValidationError is one problem found in a level's listing, or (Type
+// "chain") in the replica as a whole.
 type ValidationError struct {
 	Level    int
-	Type     string // "gap", "overlap" or "unsorted"
+	Type     string // "gap", "overlap", "unsorted" or "chain"
 	Message  string
 	PrevFile *ltx.FileInfo
 	CurrFile *ltx.FileInfo
@@ -482,4 +485,41 @@ func (r *Replica) ValidateLevel(ctx context.Context, level int) ([]ValidationErr
 		prev = &curr
 	}
 	return errs, itr.Close()
+}
+
+// ValidateChain reports TXIDs between the oldest snapshot (or TXID 1 when
+// there is none) and the newest file of levels 0-8 that no file of those
+// levels covers: a state no restore can reach. Each gap is one error whose
+// CurrFile is the file after it.
+func (r *Replica) ValidateChain(ctx context.Context) ([]ValidationError, error) {
+	var from ltx.TXID // TXIDs up to from are reachable
+	snapshots, err := listFrom(ctx, r.Client, SnapshotLevel, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	} else if len(snapshots) > 0 {
+		from = snapshots[0].MaxTXID
+	}
+	var infos []*ltx.FileInfo
+	for level := 0; level < SnapshotLevel; level++ {
+		a, err := listFrom(ctx, r.Client, level, 0)
+		if err != nil {
+			return nil, fmt.Errorf("list L%d: %w", level, err)
+		}
+		infos = append(infos, a...)
+	}
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+
+	var errs []ValidationError
+	for _, info := range infos {
+		if info.MaxTXID <= from {
+			continue
+		}
+		if info.MinTXID > from+1 {
+			curr := *info
+			errs = append(errs, ValidationError{Level: info.Level, Type: "chain", CurrFile: &curr,
+				Message: fmt.Sprintf("no file covers TXIDs %s-%s: restores reach %s, the next file is %s", from+1, info.MinTXID-1, from, LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))})
+		}
+		from = info.MaxTXID
+	}
+	return errs, nil
 }
