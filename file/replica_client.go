@@ -172,33 +172,16 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 // removeStaleTemps removes the temporary files of dead writers from dir, if
 // due. Failures are logged: they must not stop the write.
 func (c *ReplicaClient) removeStaleTemps(dir string) {
-	now := time.Now()
-	if !c.sweeper.Due(dir, now) {
-		return
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		c.log().Warn("list directory for stale temporary files", "dir", dir, "error", err)
-		return
-	}
-	var removed int
-	for _, entry := range entries {
-		if !internal.IsLTXTempName(entry.Name()) {
-			continue
+	c.sweeper.Sweep(c.log(), dir, func() ([]os.FileInfo, error) {
+		entries, err := os.ReadDir(dir)
+		fis := make([]os.FileInfo, 0, len(entries))
+		for _, entry := range entries {
+			if fi, err := entry.Info(); err == nil {
+				fis = append(fis, fi)
+			}
 		}
-		fi, err := entry.Info()
-		if err != nil || !internal.IsStaleTemp(entry.Name(), fi.ModTime(), now) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, entry.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log().Warn("remove stale temporary file", "path", filepath.Join(dir, entry.Name()), "error", err)
-			continue
-		}
-		removed++
-	}
-	if removed > 0 {
-		c.log().Info("removed stale temporary files", "dir", dir, "count", removed)
-	}
+		return fis, err
+	}, func(name string) error { return os.Remove(filepath.Join(dir, name)) })
 }
 
 // log returns the logger; a ReplicaClient literal has none set.

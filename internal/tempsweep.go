@@ -4,6 +4,10 @@
 package internal
 
 import (
+	"errors"
+	"log/slog"
+	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -58,4 +62,33 @@ func (s *TempSweeper) Due(dir string, now time.Time) bool {
 	}
 	s.last[dir] = now
 	return true
+}
+
+// Sweep removes dir's stale temporary uploads if dir is due. list returns
+// dir's entries; remove deletes one by name. Failures are logged, not
+// returned: they must not stop the write that triggered the sweep.
+func (s *TempSweeper) Sweep(logger *slog.Logger, dir string, list func() ([]os.FileInfo, error), remove func(name string) error) {
+	now := time.Now()
+	if !s.Due(dir, now) {
+		return
+	}
+	fis, err := list()
+	if err != nil {
+		logger.Warn("list directory for stale temporary files", "dir", dir, "error", err)
+		return
+	}
+	var removed int
+	for _, fi := range fis {
+		if fi.IsDir() || !IsStaleTemp(fi.Name(), fi.ModTime(), now) {
+			continue
+		}
+		if err := remove(fi.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			logger.Warn("remove stale temporary file", "path", path.Join(dir, fi.Name()), "error", err)
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		logger.Info("removed stale temporary files", "dir", dir, "count", removed)
+	}
 }

@@ -387,29 +387,8 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 // rename, so a sweep in that instant can remove a live one; that upload then
 // fails at the rename and is retried. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(client *sftp.Client, dir string) {
-	now := time.Now()
-	if !c.sweeper.Due(dir, now) {
-		return
-	}
-	fis, err := client.ReadDir(dir)
-	if err != nil {
-		c.logger.Warn("list directory for stale temporary files", "dir", dir, "error", err)
-		return
-	}
-	var removed int
-	for _, fi := range fis {
-		if fi.IsDir() || !internal.IsStaleTemp(fi.Name(), fi.ModTime(), now) {
-			continue
-		}
-		if err := client.Remove(path.Join(dir, fi.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.logger.Warn("remove stale temporary file", "path", path.Join(dir, fi.Name()), "error", err)
-			continue
-		}
-		removed++
-	}
-	if removed > 0 {
-		c.logger.Info("removed stale temporary files", "dir", dir, "count", removed)
-	}
+	c.sweeper.Sweep(c.logger, dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
+		func(name string) error { return client.Remove(path.Join(dir, name)) })
 }
 
 // rename moves tmp over filename. OpenSSH refuses a plain SFTPv3 rename onto

@@ -328,33 +328,10 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 // writers killed before their MOVE: those the server last modified
 // internal.StaleTempAge ago or more. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(ctx context.Context, dir string) {
-	now := time.Now()
-	if !c.sweeper.Due(dir, now) {
-		return
-	}
-	var fis []os.FileInfo
-	err := retry(ctx, func() (err error) {
-		fis, err = c.client(ctx).ReadDir(dir)
-		return err
-	})
-	if err != nil {
-		c.logger.Warn("list directory for stale temporary files", "dir", dir, "error", err)
-		return
-	}
-	var removed int
-	for _, fi := range fis {
-		if fi.IsDir() || !internal.IsStaleTemp(fi.Name(), fi.ModTime(), now) {
-			continue
-		}
-		if err := c.remove(ctx, path.Join(dir, fi.Name())); err != nil {
-			c.logger.Warn("remove stale temporary file", "path", path.Join(dir, fi.Name()), "error", err)
-			continue
-		}
-		removed++
-	}
-	if removed > 0 {
-		c.logger.Info("removed stale temporary files", "dir", dir, "count", removed)
-	}
+	c.sweeper.Sweep(c.logger, dir, func() (fis []os.FileInfo, err error) {
+		err = retry(ctx, func() error { fis, err = c.client(ctx).ReadDir(dir); return err })
+		return fis, err
+	}, func(name string) error { return c.remove(ctx, path.Join(dir, name)) })
 }
 
 // DeleteLTXFiles deletes the files, ignoring missing ones.
