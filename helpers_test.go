@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
@@ -43,12 +45,38 @@ func MustOpenDB(t testing.TB, pageSize int) (*litestream.DB, *sql.DB, *file.Repl
 // wrap(file client), e.g. a faultclient; wrap may be nil.
 func MustOpenDBWrapped(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) litestream.ReplicaClient) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
 	t.Helper()
+	return mustOpenDB(t, pageSize, wrap, func(db *litestream.DB) {
+		db.MonitorInterval = 0
+		db.Replica.MonitorEnabled = false
+	})
+}
+
+// MustOpenMonitoredDB returns an open DB that syncs every 20ms and uploads
+// every 10ms to a file replica reached through wrap (nil: directly), logging
+// into logs, and an app pool. configure, if set, runs before Open. At
+// cleanup it closes the DB and checks the replica's invariants.
+func MustOpenMonitoredDB(t testing.TB, logs io.Writer, wrap func(litestream.ReplicaClient) litestream.ReplicaClient, configure func(*litestream.DB)) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	return mustOpenDB(t, 4096, wrap, func(db *litestream.DB) {
+		db.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		db.MonitorInterval = 20 * time.Millisecond
+		db.Replica.SyncInterval = 10 * time.Millisecond
+		if configure != nil {
+			configure(db)
+		}
+	})
+}
+
+// mustOpenDB opens a DB replicating to a file replica in a temp dir through
+// wrap (nil: directly), after configure, with an app pool. At cleanup it
+// closes the DB and checks the replica's invariants.
+func mustOpenDB(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) litestream.ReplicaClient, configure func(*litestream.DB)) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, pageSize)
 
 	db := litestream.NewDB(path)
-	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	var rc litestream.ReplicaClient = client
@@ -56,8 +84,8 @@ func MustOpenDBWrapped(t testing.TB, pageSize int, wrap func(litestream.ReplicaC
 		rc = wrap(client)
 	}
 	db.Replica = litestream.NewReplicaWithClient(db, rc)
-	db.Replica.MonitorEnabled = false
 	client.Replica = db.Replica
+	configure(db)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

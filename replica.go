@@ -348,6 +348,9 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		if err := r.uploadL0(ctx, txid); err != nil {
 			return false, n, r.behindLocal(txid, err)
 		}
+		if failingSince, _, _ := r.health(); !failingSince.IsZero() {
+			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus
+		}
 		r.SetPos(ltx.Pos{TXID: txid})
 		n++
 	}
