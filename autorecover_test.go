@@ -3,7 +3,6 @@ package litestream_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
 
@@ -24,28 +22,12 @@ func TestReplica_AutoRecover(t *testing.T) {
 	for _, enabled := range []bool{true, false} {
 		t.Run(fmt.Sprintf("Enabled=%v", enabled), func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
-			app := MustOpenApp(t, filepath.Join(dir, "db"), 4096)
 			var logs syncBuffer
-			db := litestream.NewDB(filepath.Join(dir, "db"))
-			db.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-			db.MonitorInterval = 20 * time.Millisecond
-			db.ShutdownSyncTimeout = 0
-			fc := file.NewReplicaClient(filepath.Join(dir, "replica"))
-			client := &countingClient{ReplicaClient: fc}
-			db.Replica = litestream.NewReplicaWithClient(db, client)
-			db.Replica.SyncInterval = 10 * time.Millisecond
-			db.Replica.AutoRecoverEnabled = enabled
-			fc.Replica = db.Replica
-			if err := db.Open(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := db.Close(ctx); err != nil {
-					t.Errorf("close db: %v", err)
-				}
-				MustVerifyReplica(t, fc)
-			})
+			var client *countingClient
+			db, app, fc := MustOpenMonitoredDB(t, &logs, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+				client = &countingClient{ReplicaClient: c}
+				return client
+			}, func(db *litestream.DB) { db.Replica.AutoRecoverEnabled = enabled })
 			insert := func(n int) {
 				t.Helper()
 				for i := 0; i < n; i++ {

@@ -137,7 +137,17 @@ type Compactor struct {
 	// optMu guards VerifyCompaction and RetentionEnabled while Store's
 	// setters change them under running compactions.
 	optMu sync.Mutex
+
+	// gapMu guards gaps: per destination level, the gap a compaction
+	// waits on, so that it is logged when it appears and when it closes
+	// rather than on every try.
+	gapMu sync.Mutex
+	gaps  map[int]compactionGap
 }
+
+// compactionGap is a destination level's next TXID and the TXID the
+// source level's next listed file starts at instead.
+type compactionGap struct{ want, next ltx.TXID }
 
 func (c *Compactor) options() (verify, retention bool) {
 	c.optMu.Lock()
@@ -214,6 +224,9 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if len(infos) == 0 {
 		return nil, ErrNoCompaction
 	}
+	if err := c.compactionInputs(ctx, dstLevel, prev, infos); err != nil {
+		return nil, err
+	}
 
 	var info *ltx.FileInfo
 	var link chainLink
@@ -234,6 +247,79 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 	return info, nil
+}
+
+// compactionInputs checks that infos, the source files past the
+// destination's newest file prev, continue the destination and each other
+// with no gap. A gap is a file missing from the listing (or never written);
+// compacting past it would leave a hole in the destination that restores
+// cannot cross, so the compaction waits, with an ErrCompactionGap error,
+// for the file to be listed.
+func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx.FileInfo, infos []*ltx.FileInfo) error {
+	first := infos[0]
+	ok, err := c.validStart(ctx, prev, first)
+	if err != nil {
+		return err
+	} else if !ok {
+		return c.gapError(dstLevel, first, fmt.Errorf("%w: L%d ends at TXID %s, the next listed L%d file starts at %s",
+			ErrCompactionGap, dstLevel, prev.MaxTXID, first.Level, first.MinTXID), compactionGap{want: prev.MaxTXID + 1, next: first.MinTXID})
+	}
+	for i := 1; i < len(infos); i++ {
+		if before, info := infos[i-1], infos[i]; info.MinTXID != before.MaxTXID+1 {
+			return c.gapError(dstLevel, info, fmt.Errorf("%w: L%d file ending at TXID %s is followed by one starting at %s",
+				ErrCompactionGap, info.Level, before.MaxTXID, info.MinTXID), compactionGap{want: before.MaxTXID + 1, next: info.MinTXID})
+		}
+	}
+	c.setGap(dstLevel, compactionGap{}, nil)
+	return nil
+}
+
+// gapError returns err as the error of the file after a gap, and logs the
+// gap if it is new.
+func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap compactionGap) error {
+	ltxErr := NewLTXError("compact", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+	c.setGap(dstLevel, gap, ltxErr)
+	return ltxErr
+}
+
+// validStart reports whether a compaction may start with first: right after
+// the destination's newest file, or, into an empty destination, at TXID 1 or
+// where a snapshot reaches, since a restore can start there.
+func (c *Compactor) validStart(ctx context.Context, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
+	if prev.MaxTXID > 0 {
+		return first.MinTXID == prev.MaxTXID+1, nil
+	} else if first.MinTXID == 1 {
+		return true, nil
+	}
+	snapshots, err := listFrom(ctx, c.client, SnapshotLevel, 0)
+	if err != nil {
+		return false, fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, snap := range snapshots {
+		if snap.MaxTXID+1 >= first.MinTXID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// setGap records the gap a destination level waits on (err nil: none) and
+// logs when it appears, moves or closes.
+func (c *Compactor) setGap(level int, gap compactionGap, err error) {
+	c.gapMu.Lock()
+	defer c.gapMu.Unlock()
+	prev, waiting := c.gaps[level]
+	switch {
+	case err == nil && waiting:
+		delete(c.gaps, level)
+		c.logger.Info("compaction resumed", "level", level, "txid", prev.want)
+	case err != nil && (!waiting || prev != gap):
+		if c.gaps == nil {
+			c.gaps = make(map[int]compactionGap)
+		}
+		c.gaps[level] = gap
+		c.logger.Warn("compaction waiting for a missing file", append(ltxErrorAttrs(err), "dst_level", level, "want_txid", gap.want, "error", err)...)
+	}
 }
 
 // merge writes one file at dstLevel from infos, which must continue link,
@@ -408,23 +494,36 @@ func (c *Compactor) EnforceSnapshotRetention(ctx context.Context, retention time
 }
 
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
-// txID, always keeping the level's newest file.
+// txID, always keeping the level's newest file. While the level above
+// (below the snapshot level) has files, a file it does not cover yet is
+// kept too: deleting it would leave a gap that compaction into that level
+// could never cross.
 func (c *Compactor) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) error {
 	infos, err := listFrom(ctx, c.client, level, 0)
 	if err != nil {
 		return fmt.Errorf("list L%d: %w", level, err)
 	}
+	var next txRanges
+	if level+1 < SnapshotLevel && len(infos) > 1 {
+		above, err := listFrom(ctx, c.client, level+1, 0)
+		if err != nil {
+			return fmt.Errorf("list L%d: %w", level+1, err)
+		}
+		next = contiguousRuns(above)
+	}
 	var deleted []*ltx.FileInfo
 	for i, info := range infos {
-		if i < len(infos)-1 && info.MaxTXID < txID {
+		if i < len(infos)-1 && info.MaxTXID < txID && (len(next) == 0 || next.covers(info)) {
 			deleted = append(deleted, info)
 		}
 	}
 	return c.deleteFiles(ctx, deleted)
 }
 
-// EnforceL0Retention deletes L0 files already compacted into L1 and older
-// than retention, stopping at the first recent one and keeping the newest.
+// EnforceL0Retention deletes L0 files older than retention whose TXIDs a
+// contiguous run of L1 files covers, stopping at the first recent one and
+// keeping the newest. An L0 file in an L1 gap is kept: it may be the only
+// copy of its TXID.
 func (c *Compactor) EnforceL0Retention(ctx context.Context, retention time.Duration) error {
 	if retention <= 0 {
 		return nil
@@ -445,11 +544,8 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("list L1: %w", err)
 	}
-	var maxL1 ltx.TXID
-	for _, info := range l1 {
-		maxL1 = max(maxL1, info.MaxTXID)
-	}
-	if maxL1 == 0 {
+	runs := contiguousRuns(l1)
+	if len(runs) == 0 {
 		return nil, time.Time{}, nil // nothing compacted yet
 	}
 
@@ -471,12 +567,12 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 		}
 		if createdAt.After(threshold) {
 			walkedAll = false // never leave a hole in the retained range
-			if info.MaxTXID <= maxL1 {
+			if runs.covers(info) {
 				nextDue = createdAt.Add(retention)
 			}
 			break
 		}
-		if info.MaxTXID <= maxL1 {
+		if runs.covers(info) {
 			deleted = append(deleted, info)
 		}
 	}
@@ -505,4 +601,34 @@ func (c *Compactor) deleteFiles(ctx context.Context, infos []*ltx.FileInfo) erro
 		}
 	}
 	return nil
+}
+
+// txRange is an inclusive TXID range.
+type txRange struct{ min, max ltx.TXID }
+
+// txRanges are disjoint ranges in ascending order.
+type txRanges []txRange
+
+// contiguousRuns merges files, sorted by MinTXID, into the ranges they
+// cover without a gap.
+func contiguousRuns(infos []*ltx.FileInfo) txRanges {
+	var runs txRanges
+	for _, info := range infos {
+		if n := len(runs); n > 0 && info.MinTXID <= runs[n-1].max+1 {
+			runs[n-1].max = max(runs[n-1].max, info.MaxTXID)
+			continue
+		}
+		runs = append(runs, txRange{info.MinTXID, info.MaxTXID})
+	}
+	return runs
+}
+
+// covers reports whether one run holds all of info's TXIDs.
+func (runs txRanges) covers(info *ltx.FileInfo) bool {
+	for _, r := range runs {
+		if r.min <= info.MinTXID && info.MaxTXID <= r.max {
+			return true
+		}
+	}
+	return false
 }

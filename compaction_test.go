@@ -1,12 +1,22 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/benbjohnson/litestream/internal/clienttest"
+	"github.com/benbjohnson/litestream/internal/faultclient"
 	"github.com/superfly/ltx"
 )
 
@@ -99,5 +109,173 @@ func TestCompactor_Compact_Backlog(t *testing.T) {
 	}
 	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)), MustDump(t, app); got != want {
 		t.Fatalf("restored from L1:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// MustWriteAndUpload commits a row and uploads the L0 file it makes,
+// returning the new TXID.
+func MustWriteAndUpload(t testing.TB, db *litestream.DB, app *sql.DB) ltx.TXID {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (1, randomblob(500))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos.TXID
+}
+
+// An L0 file missing from a listing (an eventually consistent backend, a
+// write acknowledged late) stops compaction before it: L1 never skips the
+// TXID, and once the file is listed compaction resumes from it, so every
+// TXID restores.
+func TestCompactor_Compact_FileMissingFromListing(t *testing.T) {
+	ctx := context.Background()
+	var fc *faultclient.Client
+	db, app, inner := MustOpenDBWrapped(t, 4096, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		fc = faultclient.New(c, faultclient.Config{})
+		return fc
+	})
+	for range 3 {
+		MustWriteAndUpload(t, db, app)
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	l1 := levelFiles(t, inner, 1)
+	compacted := l1[len(l1)-1].MaxTXID
+
+	late := MustWriteAndUpload(t, db, app)
+	for range 2 {
+		MustWriteAndUpload(t, db, app)
+	}
+	fc.Hide(0, late, late)
+	if info, err := db.Compact(ctx, 1); !errors.Is(err, litestream.ErrCompactionGap) {
+		t.Fatalf("compaction past hidden L0 %s: info %+v, err %v; want ErrCompactionGap", late, info, err)
+	}
+	if got := levelFiles(t, inner, 1); len(got) != len(l1) {
+		t.Fatalf("L1 has %s with L0 %s unlisted, want %s", rangesOf(got), late, rangesOf(l1))
+	}
+
+	fc.Unhide(0, late, late)
+	info, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	} else if info.MinTXID != compacted+1 {
+		t.Fatalf("compaction resumed at %s, want %s", info.MinTXID, compacted+1)
+	}
+	pos, _ := db.Pos()
+	for txid := ltx.TXID(1); txid <= pos.TXID; txid++ {
+		MustCheckRestored(t, MustRestore(t, db.Replica, txid))
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, db.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
+
+// L0 retention deletes an L0 file only when a contiguous run of L1 files
+// covers it: an L0 file inside an L1 gap is the only copy of its TXID.
+func TestCompactor_EnforceL0Retention_KeepsFileInL1Gap(t *testing.T) {
+	ctx := context.Background()
+	client := file.NewReplicaClient(t.TempDir())
+	old := time.Now().Add(-time.Hour)
+	for txid := ltx.TXID(1); txid <= 6; txid++ {
+		MustWriteLTX(t, client, 0, txid, txid, clienttest.MustLTX(t, 4096, txid, txid, 1, old))
+	}
+	MustWriteLTX(t, client, 1, 1, 3, clienttest.MustLTX(t, 4096, 1, 3, 1, old))
+	MustWriteLTX(t, client, 1, 5, 6, clienttest.MustLTX(t, 4096, 5, 6, 1, old))
+
+	if err := litestream.NewCompactor(client, nil).EnforceL0Retention(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := L0TXIDs(t, client); !slices.Equal(got, []ltx.TXID{4, 6}) {
+		t.Fatalf("L0 after retention: %v, want [4 6] (4 in the L1 gap, 6 the newest)", got)
+	}
+}
+
+// MustWriteLTX writes b as a replica file.
+func MustWriteLTX(t testing.TB, client litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, b []byte) {
+	t.Helper()
+	if _, err := client.WriteLTXFile(context.Background(), level, minTXID, maxTXID, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rangesOf formats files as "min-max,…" for messages.
+func rangesOf(a []*ltx.FileInfo) string {
+	s := make([]string, len(a))
+	for i, info := range a {
+		s[i] = fmt.Sprintf("%d-%d", info.MinTXID, info.MaxTXID)
+	}
+	return strings.Join(s, ",")
+}
+
+// Retention below a snapshot keeps the files of a level that the level
+// above has not compacted yet, so that its next compaction has no gap.
+func TestCompactor_EnforceRetentionByTXID_KeepsUncompacted(t *testing.T) {
+	ctx := context.Background()
+	client := file.NewReplicaClient(t.TempDir())
+	now := time.Now()
+	for _, r := range [][2]ltx.TXID{{1, 3}, {4, 6}, {7, 9}} {
+		MustWriteLTX(t, client, 1, r[0], r[1], clienttest.MustLTX(t, 4096, r[0], r[1], 1, now))
+	}
+	MustWriteLTX(t, client, 2, 1, 3, clienttest.MustLTX(t, 4096, 1, 3, 1, now))
+	MustWriteLTX(t, client, 9, 1, 9, clienttest.MustLTX(t, 4096, 1, 9, 1, now))
+
+	c := litestream.NewCompactor(client, discardLogger)
+	if err := c.EnforceRetentionByTXID(ctx, 1, 9); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rangesOf(levelFiles(t, client, 1)), "4-6,7-9"; got != want {
+		t.Fatalf("L1 after retention: %s, want %s", got, want)
+	}
+	info, err := c.Compact(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	} else if info.MinTXID != 4 || info.MaxTXID != 9 {
+		t.Fatalf("L2 compaction wrote %s-%s, want 4-9", info.MinTXID, info.MaxTXID)
+	}
+}
+
+// ValidateChain reports TXIDs after the oldest snapshot that no file of
+// levels 0-8 covers, whichever level has the files around the hole.
+func TestReplica_ValidateChain(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name  string
+		files [][3]int // level, min, max
+		want  string   // messages' first CurrFile ranges, "" for none
+	}{
+		{"Dense", [][3]int{{0, 1, 1}, {0, 2, 2}, {1, 1, 2}, {0, 3, 3}}, ""},
+		{"AcrossLevels", [][3]int{{1, 1, 3}, {0, 4, 4}, {2, 1, 3}, {0, 5, 5}}, ""},
+		{"L1Gap", [][3]int{{1, 1, 3}, {1, 5, 6}}, "5-6"},
+		{"GapFilledByL0", [][3]int{{1, 1, 3}, {0, 4, 4}, {1, 5, 6}}, ""},
+		{"NoStart", [][3]int{{0, 2, 2}, {0, 3, 3}}, "2-2"},
+		{"BelowSnapshotIgnored", [][3]int{{9, 1, 5}, {0, 1, 1}, {0, 5, 5}, {0, 6, 6}}, ""},
+		{"AfterSnapshot", [][3]int{{9, 1, 5}, {0, 5, 5}, {0, 7, 7}}, "7-7"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := file.NewReplicaClient(t.TempDir())
+			for _, f := range tt.files {
+				lvl, lo, hi := f[0], ltx.TXID(f[1]), ltx.TXID(f[2])
+				MustWriteLTX(t, client, lvl, lo, hi, clienttest.MustLTX(t, 4096, lo, hi, 1, now))
+			}
+			errs, err := litestream.NewReplicaWithClient(nil, client).ValidateChain(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, fmt.Sprintf("%d-%d", e.CurrFile.MinTXID, e.CurrFile.MaxTXID))
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Fatalf("gaps before %v, want %q: %+v", got, tt.want, errs)
+			}
+		})
 	}
 }

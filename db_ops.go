@@ -19,7 +19,7 @@ import (
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
-		if !errors.Is(err, ErrNoCompaction) {
+		if !errors.Is(err, ErrNoCompaction) && !errors.Is(err, ErrCompactionGap) {
 			// A failed write may still have landed: list the level again
 			// rather than write a file overlapping it.
 			db.dropMaxLTXFileInfo(dstLevel)
@@ -297,31 +297,43 @@ func (db *DB) SyncAndWait(ctx context.Context) error {
 	return nil
 }
 
-// SyncStatus compares the local position with the replica's newest L0.
+// SyncStatus compares the local position with the replica's newest L0, and
+// reports failing replica syncs.
 type SyncStatus struct {
 	LocalTXID  ltx.TXID
 	RemoteTXID ltx.TXID
 	InSync     bool // LocalTXID > 0 && LocalTXID == RemoteTXID
+
+	// FailingSince is when the current run of failed replica syncs began;
+	// zero when the last sync succeeded.
+	FailingSince time.Time
+	// LastError is the newest error of that run, or nil.
+	LastError error
+	// Stalled reports syncs failing for StallSyncIntervals SyncIntervals
+	// or longer.
+	Stalled bool
 }
 
-// SyncStatus returns the local and replica positions.
+// SyncStatus returns the local and replica positions and sync health. When
+// the replica cannot be listed, the health fields are still filled in.
 func (db *DB) SyncStatus(ctx context.Context) (SyncStatus, error) {
 	if db.Replica == nil {
 		return SyncStatus{}, fmt.Errorf("no replica configured")
 	}
+	var st SyncStatus
+	st.FailingSince, st.Stalled, st.LastError = db.Replica.health()
 	pos, err := db.Pos()
 	if err != nil {
-		return SyncStatus{}, fmt.Errorf("local position: %w", err)
+		return st, fmt.Errorf("local position: %w", err)
 	}
+	st.LocalTXID = pos.TXID
 	remote, err := db.Replica.MaxLTXFileInfo(ctx, 0)
 	if err != nil {
-		return SyncStatus{}, fmt.Errorf("remote position: %w", err)
+		return st, fmt.Errorf("remote position: %w", err)
 	}
-	return SyncStatus{
-		LocalTXID:  pos.TXID,
-		RemoteTXID: remote.MaxTXID,
-		InSync:     pos.TXID > 0 && pos.TXID == remote.MaxTXID,
-	}, nil
+	st.RemoteTXID = remote.MaxTXID
+	st.InSync = pos.TXID > 0 && pos.TXID == remote.MaxTXID
+	return st, nil
 }
 
 // SyncDiagnostic describes the DB's sync state for diagnostics.

@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
@@ -36,17 +38,54 @@ func MustOpenApp(t testing.TB, path string, pageSize int) *sql.DB {
 // cleanup it closes the DB and checks the replica's invariants.
 func MustOpenDB(t testing.TB, pageSize int) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
 	t.Helper()
+	return MustOpenDBWrapped(t, pageSize, nil)
+}
+
+// MustOpenDBWrapped is MustOpenDB with the replica reached through
+// wrap(file client), e.g. a faultclient; wrap may be nil.
+func MustOpenDBWrapped(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) litestream.ReplicaClient) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	return mustOpenDB(t, pageSize, wrap, func(db *litestream.DB) {
+		db.MonitorInterval = 0
+		db.Replica.MonitorEnabled = false
+	})
+}
+
+// MustOpenMonitoredDB returns an open DB that syncs every 20ms and uploads
+// every 10ms to a file replica reached through wrap (nil: directly), logging
+// into logs, and an app pool. configure, if set, runs before Open. At
+// cleanup it closes the DB and checks the replica's invariants.
+func MustOpenMonitoredDB(t testing.TB, logs io.Writer, wrap func(litestream.ReplicaClient) litestream.ReplicaClient, configure func(*litestream.DB)) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	return mustOpenDB(t, 4096, wrap, func(db *litestream.DB) {
+		db.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		db.MonitorInterval = 20 * time.Millisecond
+		db.Replica.SyncInterval = 10 * time.Millisecond
+		if configure != nil {
+			configure(db)
+		}
+	})
+}
+
+// mustOpenDB opens a DB replicating to a file replica in a temp dir through
+// wrap (nil: directly), after configure, with an app pool. At cleanup it
+// closes the DB and checks the replica's invariants.
+func mustOpenDB(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) litestream.ReplicaClient, configure func(*litestream.DB)) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, pageSize)
 
 	db := litestream.NewDB(path)
-	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, client)
-	db.Replica.MonitorEnabled = false
+	var rc litestream.ReplicaClient = client
+	if wrap != nil {
+		rc = wrap(client)
+	}
+	db.Replica = litestream.NewReplicaWithClient(db, rc)
 	client.Replica = db.Replica
+	configure(db)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +180,19 @@ func MustRestore(t testing.TB, r *litestream.Replica, txid ltx.TXID) string {
 
 // MustVerifyReplica checks the replica's invariants: every file decodes
 // with a valid checksum and matches its name, files carry NoChecksum, L0 is
-// dense from its first TXID with single-TXID files, and each level is
-// sorted without overlaps.
+// dense from its first TXID with single-TXID files, each level is sorted
+// without overlaps, and every TXID from the oldest snapshot to the newest
+// file is covered (Replica.ValidateChain).
 func MustVerifyReplica(t testing.TB, client litestream.ReplicaClient) {
 	t.Helper()
 	ctx := context.Background()
+	errs, err := litestream.NewReplicaWithClient(nil, client).ValidateChain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("replica chain: %s", e.Message)
+	}
 	for level := 0; level <= litestream.SnapshotLevel; level++ {
 		itr, err := client.LTXFiles(ctx, level, 0, false)
 		if err != nil {

@@ -78,6 +78,12 @@ var (
 	// ErrNoCompaction means the source level holds nothing new.
 	ErrNoCompaction = errors.New("no compaction")
 
+	// ErrCompactionGap means the source level's next file does not start
+	// where the destination level ends (one is missing from the listing,
+	// or was never written): compacting it would leave a hole in the
+	// destination, so compaction waits.
+	ErrCompactionGap = errors.New("compaction input does not continue the destination level")
+
 	// ErrCompactionTooEarly means the level already has a file for the
 	// current interval window.
 	ErrCompactionTooEarly = errors.New("compaction too early")

@@ -52,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		checkpointSeconds:    counter("litestream_checkpoint_seconds", "Time spent checkpointing.", []string{"db", "mode"}),
 		compactionVerifyErr:  counter("litestream_compaction_verify_error_count", "Failed compaction verifications.", db),
 		l0RetentionFiles:     counter("litestream_l0_retention_files_total", "L0 files deleted by retention.", []string{"db", "status"}),
-		lagSeconds:           gauge("litestream_replication_lag_seconds", "Age of the oldest local L0 file not yet on the replica; 0 when caught up.", db),
+		lagSeconds:           gauge("litestream_replication_lag_seconds", "Age of the oldest local L0 file not yet on the replica, or if longer, how long replica syncs have failed; 0 when caught up.", db),
 		lagTXIDs:             gauge("litestream_replication_lag_txids", "Local TXIDs not yet on the replica.", db),
 	}
 	for _, c := range []prometheus.Collector{
@@ -149,15 +149,22 @@ func (dm *dbMetrics) observeLag(db *DB) {
 	if err != nil {
 		return
 	}
-	rpos := db.Replica.Pos()
-	if pos.TXID <= rpos.TXID {
+	// The last known position: a failed sync zeroes Pos to list again.
+	remote := db.Replica.knownTXID()
+	if pos.TXID <= remote {
 		dm.m.lagTXIDs.WithLabelValues(dm.name).Set(0)
 		dm.m.lagSeconds.WithLabelValues(dm.name).Set(0)
 		return
 	}
-	dm.m.lagTXIDs.WithLabelValues(dm.name).Set(float64(pos.TXID - rpos.TXID))
-	// The oldest L0 file not yet uploaded has waited since it was written.
-	if fi, err := os.Stat(db.LTXPath(0, rpos.TXID+1, rpos.TXID+1)); err == nil {
-		dm.m.lagSeconds.WithLabelValues(dm.name).Set(time.Since(fi.ModTime()).Seconds())
+	dm.m.lagTXIDs.WithLabelValues(dm.name).Set(float64(pos.TXID - remote))
+	// The oldest L0 file not yet uploaded has waited since it was written;
+	// if it is gone, the replica has waited at least since syncs failed.
+	var lag time.Duration
+	if fi, err := os.Stat(db.LTXPath(0, remote+1, remote+1)); err == nil {
+		lag = time.Since(fi.ModTime())
 	}
+	if since, _, _ := db.Replica.health(); !since.IsZero() {
+		lag = max(lag, time.Since(since))
+	}
+	dm.m.lagSeconds.WithLabelValues(dm.name).Set(lag.Seconds())
 }

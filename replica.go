@@ -1,11 +1,13 @@
 package litestream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,13 +46,23 @@ type Replica struct {
 
 	syncSem *semaphore.Weighted // one upload batch at a time
 
-	mu       sync.Mutex // guards pos, cancel, done
+	mu       sync.Mutex // guards pos, known, cancel, done
 	pos      ltx.Pos
+	known    ltx.TXID        // the replica's last known TXID; pos may be zeroed to list again
 	uploaded internal.Signal // broadcast when pos changes
 	wakeReq  chan struct{}   // a waiter asks the monitor to try now; one pending at most
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
+	failingSince time.Time  // start of the current run of failed syncs; zero after a success
+	lastErr      error      // the newest error of that run
+	stallLogged  bool       // the run was logged as a stall
 }
+
+// StallSyncIntervals is how many SyncIntervals of failed syncs make a
+// stall: reported by SyncStatus and logged once.
+const StallSyncIntervals = 3
 
 // NewReplica returns a replica of db with default settings and no client.
 func NewReplica(db *DB) *Replica {
@@ -108,8 +120,24 @@ func (r *Replica) Pos() ltx.Pos {
 func (r *Replica) SetPos(pos ltx.Pos) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pos = pos
+	r.pos, r.known = pos, pos.TXID
 	r.uploaded.Broadcast()
+}
+
+// forgetPos makes the next sync list the replica for its position, keeping
+// the last known TXID for lag reporting.
+func (r *Replica) forgetPos() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pos = ltx.Pos{}
+	r.uploaded.Broadcast()
+}
+
+// knownTXID returns the replica's last known TXID.
+func (r *Replica) knownTXID() ltx.TXID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.known
 }
 
 // uploadedChan returns a channel closed at the next position change.
@@ -153,15 +181,131 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 }
 
 // sync uploads in batches of at most maxFiles (0 = unlimited) until done,
-// and returns how many files it uploaded, even when it fails.
+// and returns how many files it uploaded, even when it fails. A replica
+// behind the local L0 files is re-seeded once per call.
 func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err error) {
+	defer func() { r.recordSync(ctx, err) }()
+	reseeded := false
 	for {
 		limited, n, err := r.syncOnce(ctx, maxFiles)
 		uploaded += n
+		var behind *replicaBehindError
+		if errors.As(err, &behind) && !reseeded {
+			reseeded = true
+			if err = r.reseed(ctx, behind); err == nil {
+				continue
+			}
+		}
 		if err != nil || !limited {
 			return uploaded, err
 		}
 	}
+}
+
+// replicaBehindError reports that the replica needs an L0 file that local
+// retention already removed: the local files start past it.
+type replicaBehindError struct {
+	txid, oldest ltx.TXID // the TXID needed, the oldest local L0 file's
+	err          error
+}
+
+func (e *replicaBehindError) Error() string {
+	return fmt.Sprintf("replica needs TXID %s but local L0 files start at %s: %s", e.txid, e.oldest, e.err)
+}
+
+func (e *replicaBehindError) Unwrap() error { return e.err }
+
+// behindLocal returns a replicaBehindError if err is a missing local L0
+// file for txid that comes before every local L0 file, and err otherwise.
+// A file missing between local files is not retention's doing; that is
+// left to AutoRecoverEnabled.
+func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	entries, rerr := os.ReadDir(r.db.LTXLevelDir(0))
+	if rerr != nil {
+		return err
+	}
+	var oldest ltx.TXID
+	for _, entry := range entries {
+		if minTXID, _, perr := ltx.ParseFilename(entry.Name()); perr == nil && (oldest == 0 || minTXID < oldest) {
+			oldest = minTXID
+		}
+	}
+	if oldest <= txid {
+		return err
+	}
+	return &replicaBehindError{txid: txid, oldest: oldest, err: err}
+}
+
+// reseed restarts a replica that is behind the local L0 files, as
+// AutoRecoverEnabled would: local state is reset to the replica's newest L0
+// file, and the next L0 file, written at once, is a full snapshot at the
+// replica's next TXID, so that its TXIDs continue without a gap.
+func (r *Replica) reseed(ctx context.Context, behind *replicaBehindError) error {
+	r.Logger().Warn("replica is behind the local L0 files, re-seeding it with a full snapshot",
+		"need_txid", behind.txid, "oldest_local_txid", behind.oldest)
+	if err := r.db.ResetLocalState(ctx); err != nil {
+		return fmt.Errorf("re-seed replica at TXID %s: reset local state: %w", behind.txid, err)
+	}
+	if err := r.db.Sync(ctx); err != nil {
+		return fmt.Errorf("re-seed replica at TXID %s: write snapshot: %w", behind.txid, err)
+	}
+	return nil
+}
+
+// recordSync tracks runs of failed syncs and logs their changes of state,
+// once each: the first failure, a stall (failures for StallSyncIntervals
+// SyncIntervals), the recovery.
+func (r *Replica) recordSync(ctx context.Context, err error) {
+	if errors.Is(err, errNoPosition) || (err != nil && ctx.Err() != nil) {
+		return
+	}
+	now := time.Now()
+	r.healthMu.Lock()
+	since, logged := r.failingSince, r.stallLogged
+	stall := false
+	switch {
+	case err == nil:
+		r.failingSince, r.lastErr, r.stallLogged = time.Time{}, nil, false
+	case since.IsZero():
+		r.failingSince, r.lastErr = now, err
+	default:
+		r.lastErr = err
+		stall = !logged && now.Sub(since) >= r.stallAfter()
+		r.stallLogged = logged || stall
+	}
+	r.healthMu.Unlock()
+
+	if r.db != nil {
+		r.db.metrics.observeLag(r.db)
+	}
+	switch {
+	case err == nil && !since.IsZero():
+		r.Logger().Info("replica sync recovered", "failing_for", now.Sub(since).Round(time.Millisecond))
+	case err != nil && since.IsZero():
+		r.Logger().Error("replica sync failed", append([]any{"error", err}, ltxErrorAttrs(err)...)...)
+	case stall:
+		r.Logger().Error("replica sync stalled", append([]any{"failing_since", since, "error", err}, ltxErrorAttrs(err)...)...)
+	}
+}
+
+func (r *Replica) stallAfter() time.Duration {
+	interval := r.SyncInterval
+	if interval <= 0 {
+		interval = DefaultSyncInterval
+	}
+	return StallSyncIntervals * interval
+}
+
+// health returns the start and newest error of the current run of failed
+// syncs (zero and nil after a success), and whether it is a stall.
+func (r *Replica) health() (failingSince time.Time, stalled bool, lastErr error) {
+	r.healthMu.Lock()
+	defer r.healthMu.Unlock()
+	stalled = !r.failingSince.IsZero() && time.Since(r.failingSince) >= r.stallAfter()
+	return r.failingSince, stalled, r.lastErr
 }
 
 // syncOnce uploads one batch and reports whether it stopped at maxFiles
@@ -173,7 +317,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 	defer r.syncSem.Release(1)
 	defer func() {
 		if err != nil {
-			r.SetPos(ltx.Pos{}) // ask the replica again next time
+			r.forgetPos() // ask the replica again next time
 		}
 	}()
 
@@ -205,7 +349,10 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 			return true, n, nil
 		}
 		if err := r.uploadL0(ctx, txid); err != nil {
-			return false, n, err
+			return false, n, r.behindLocal(txid, err)
+		}
+		if failingSince, _, _ := r.health(); !failingSince.IsZero() {
+			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus
 		}
 		r.SetPos(ltx.Pos{TXID: txid})
 		n++
@@ -245,7 +392,6 @@ func (r *Replica) monitor(ctx context.Context) {
 
 	var lastBatch time.Time // start of the last batch that uploaded files
 	var backoff time.Duration
-	var lastLogAt time.Time
 	var healthy bool // the last sync succeeded
 	for first := true; ; first = false {
 		notify := r.db.Notify()
@@ -308,12 +454,6 @@ func (r *Replica) monitor(ctx context.Context) {
 		} else {
 			backoff = min(max(backoff*2, r.SyncInterval), DefaultSyncBackoffMax)
 		}
-		if time.Since(lastLogAt) >= SyncErrorLogInterval {
-			lastLogAt = time.Now()
-			attrs := append([]any{"error", err, "backoff", backoff}, ltxErrorAttrs(err)...)
-			r.Logger().Error("replica sync failed", attrs...)
-		}
-
 		var ltxErr *LTXError
 		if r.AutoRecoverEnabled && errors.As(err, &ltxErr) && ltxErr.IsAutoRecoverable() {
 			r.Logger().Warn("resetting local state to recover", "error", err)
@@ -447,10 +587,11 @@ func (r *Replica) CalcRestoreTarget(ctx context.Context, opt RestoreOptions) (up
 	return updatedAt, nil
 }
 
-// ValidationError is one problem found in a level's listing.
+// ValidationError is one problem found in a level's listing, or (Type
+// "chain") in the replica as a whole.
 type ValidationError struct {
 	Level    int
-	Type     string // "gap", "overlap" or "unsorted"
+	Type     string // "gap", "overlap", "unsorted" or "chain"
 	Message  string
 	PrevFile *ltx.FileInfo
 	CurrFile *ltx.FileInfo
@@ -485,4 +626,41 @@ func (r *Replica) ValidateLevel(ctx context.Context, level int) ([]ValidationErr
 		prev = &curr
 	}
 	return errs, itr.Close()
+}
+
+// ValidateChain reports TXIDs between the oldest snapshot (or TXID 1 when
+// there is none) and the newest file of levels 0-8 that no file of those
+// levels covers: a state no restore can reach. Each gap is one error whose
+// CurrFile is the file after it.
+func (r *Replica) ValidateChain(ctx context.Context) ([]ValidationError, error) {
+	var from ltx.TXID // TXIDs up to from are reachable
+	snapshots, err := listFrom(ctx, r.Client, SnapshotLevel, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	} else if len(snapshots) > 0 {
+		from = snapshots[0].MaxTXID
+	}
+	var infos []*ltx.FileInfo
+	for level := 0; level < SnapshotLevel; level++ {
+		a, err := listFrom(ctx, r.Client, level, 0)
+		if err != nil {
+			return nil, fmt.Errorf("list L%d: %w", level, err)
+		}
+		infos = append(infos, a...)
+	}
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int { return cmp.Compare(a.MinTXID, b.MinTXID) })
+
+	var errs []ValidationError
+	for _, info := range infos {
+		if info.MaxTXID <= from {
+			continue
+		}
+		if info.MinTXID > from+1 {
+			curr := *info
+			errs = append(errs, ValidationError{Level: info.Level, Type: "chain", CurrFile: &curr,
+				Message: fmt.Sprintf("no file covers TXIDs %s-%s: restores reach %s, the next file is %s", from+1, info.MinTXID-1, from, LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))})
+		}
+		from = info.MaxTXID
+	}
+	return errs, nil
 }

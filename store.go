@@ -306,6 +306,9 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 			}
 			switch {
 			case err == nil, errors.Is(err, ErrNoCompaction), errors.Is(err, ErrCompactionTooEarly):
+			case errors.Is(err, ErrCompactionGap):
+				// The compactor logs a gap when it appears and when it
+				// closes; it is retried at the next boundary.
 			case errors.Is(err, ErrDBNotReady):
 				notReady = true
 			case errors.Is(err, context.Canceled):
@@ -489,7 +492,8 @@ type ValidationResult struct {
 }
 
 // Validate checks every configured level of every replica for gaps,
-// overlaps and ordering errors.
+// overlaps and ordering errors, and each replica for TXIDs after its oldest
+// snapshot that no file covers.
 func (s *Store) Validate(ctx context.Context) (*ValidationResult, error) {
 	result := &ValidationResult{Valid: true}
 	s.mu.Lock()
@@ -506,6 +510,11 @@ func (s *Store) Validate(ctx context.Context) (*ValidationResult, error) {
 			}
 			result.Errors = append(result.Errors, errs...)
 		}
+		errs, err := db.Replica.ValidateChain(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("validate chain of %q: %w", db.Path(), err)
+		}
+		result.Errors = append(result.Errors, errs...)
 	}
 	result.Valid = len(result.Errors) == 0
 	return result, nil

@@ -4,9 +4,13 @@
 // URL form: file:///absolute/path (the query is ignored).
 //
 // Writes are atomic: a file is written to a temporary name in the same
-// directory, fsynced, renamed into place and the directory fsynced. The LTX
-// header timestamp becomes the file's mtime, so CreatedAt is exact in both
-// listing modes.
+// directory ("<min>-<max>.ltx.<random>.tmp"), fsynced, renamed into place and
+// the directory fsynced. Listings return only final names. A writer killed
+// before its rename leaves its temporary file behind; the next write to that
+// level directory (at most once an hour per directory) removes temporary
+// files untouched for internal.StaleTempAge, which no live writer owns (see
+// there why that is safe). The LTX header timestamp becomes the file's
+// mtime, so CreatedAt is exact in both listing modes.
 package file
 
 import (
@@ -41,8 +45,9 @@ type ReplicaClient struct {
 	// owner of its database file and directory. Optional.
 	Replica *litestream.Replica
 
-	path   string
-	logger *slog.Logger
+	path    string
+	logger  *slog.Logger
+	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client rooted at path.
@@ -151,6 +156,8 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		return nil, fmt.Errorf("create L%d directory: %w", level, err)
 	}
 
+	c.removeStaleTemps(filepath.Dir(filename))
+
 	size, err := internal.WriteFileAtomic(filename, filePerm, r)
 	if err != nil {
 		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
@@ -160,6 +167,29 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	}
 
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+}
+
+// removeStaleTemps removes the temporary files of dead writers from dir, if
+// due. Failures are logged: they must not stop the write.
+func (c *ReplicaClient) removeStaleTemps(dir string) {
+	c.sweeper.Sweep(c.log(), dir, func() ([]os.FileInfo, error) {
+		entries, err := os.ReadDir(dir)
+		fis := make([]os.FileInfo, 0, len(entries))
+		for _, entry := range entries {
+			if fi, err := entry.Info(); err == nil {
+				fis = append(fis, fi)
+			}
+		}
+		return fis, err
+	}, func(name string) error { return os.Remove(filepath.Join(dir, name)) })
+}
+
+// log returns the logger; a ReplicaClient literal has none set.
+func (c *ReplicaClient) log() *slog.Logger {
+	if c.logger == nil {
+		return slog.Default()
+	}
+	return c.logger
 }
 
 // perms returns the mode and owner for new directories and files: the

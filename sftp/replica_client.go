@@ -8,10 +8,14 @@
 // pinned host key (HostKey) can only be set in code or configuration.
 //
 // Atomicity: a file is written under a unique temporary name beside its
-// final name, its times set to the LTX header timestamp, then renamed into
+// final name ("<min>-<max>.ltx.<pid>.<nanos>.<seq>.tmp", which listings
+// skip), its times set to the LTX header timestamp, then renamed into
 // place with the posix-rename@openssh.com extension, which replaces an
 // existing file atomically. Servers without it get a plain rename, after
-// removing an existing target if the server refuses to overwrite.
+// removing an existing target if the server refuses to overwrite. The
+// temporary files of writers killed before their rename are removed by the
+// next write to the same directory once untouched for an hour
+// (internal.StaleTempAge).
 //
 // Timestamps: SFTP version 3 carries whole seconds only, so the file's mtime
 // is the header timestamp truncated to the second. Listing with
@@ -84,7 +88,8 @@ type ReplicaClient struct {
 	sshClient  *ssh.Client
 	sftpClient *sftp.Client
 
-	logger *slog.Logger
+	logger  *slog.Logger
+	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client with default settings.
@@ -346,6 +351,8 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 		return 0, fmt.Errorf("mkdir %s: %w", path.Dir(filename), err)
 	}
 
+	c.removeStaleTemps(client, path.Dir(filename))
+
 	tmp := fmt.Sprintf("%s.%d.%d.%d.tmp", filename, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1))
 	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
@@ -377,6 +384,16 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 		return n, err
 	}
 	return n, nil
+}
+
+// removeStaleTemps removes from dir, if due, the temporary files of writers
+// killed before their rename: those untouched for internal.StaleTempAge. A
+// temporary file's times are set to the LTX timestamp just before its
+// rename, so a sweep in that instant can remove a live one; that upload then
+// fails at the rename and is retried. Failures are logged, not returned.
+func (c *ReplicaClient) removeStaleTemps(client *sftp.Client, dir string) {
+	c.sweeper.Sweep(c.logger, dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
+		func(name string) error { return client.Remove(path.Join(dir, name)) })
 }
 
 // rename moves tmp over filename. OpenSSH refuses a plain SFTPv3 rename onto

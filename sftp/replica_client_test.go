@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/clienttest"
 	"github.com/benbjohnson/litestream/internal/testserver"
 	lsftp "github.com/benbjohnson/litestream/sftp"
@@ -286,5 +287,38 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 				t.Fatalf("defaults: type=%q concurrent=%v timeout=%v", c.Type(), c.ConcurrentWrites, c.DialTimeout)
 			}
 		})
+	}
+}
+
+// A write removes the temporary files that killed writers left in its level
+// directory once they are an hour old, and keeps recent ones.
+func TestReplicaClient_WriteLTXFile_RemovesStaleTemps(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartSSHD(t)
+	ctx := context.Background()
+	dir := path.Join(srv.Dir, "sweep", "ltx", "0")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := path.Join(dir, ltx.FormatFilename(1, 1)+".4242.1700000000000000000.1.tmp")
+	fresh := path.Join(dir, ltx.FormatFilename(2, 2)+".4242.1700000000000000001.2.tmp")
+	for _, name := range []string{stale, fresh} {
+		if err := os.WriteFile(name, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-internal.StaleTempAge - time.Minute)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	c := NewTestClient(t, srv, path.Join(srv.Dir, "sweep"))
+	if _, err := c.WriteLTXFile(ctx, 0, 3, 3, bytes.NewReader(clienttest.MustLTX(t, 512, 3, 3, 1, time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temporary still there (stat: %v)", err)
+	} else if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("recent temporary removed: %v", err)
 	}
 }

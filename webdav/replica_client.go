@@ -6,9 +6,13 @@
 //
 // Atomicity: the stream is spooled to a local temporary file so that the
 // upload has a Content-Length (chunked uploads are mishandled by several
-// servers), PUT under a unique temporary name beside the final one, then
+// servers), PUT under a unique temporary name beside the final one
+// ("<min>-<max>.ltx.<pid>.<nanos>.<seq>.tmp", which listings skip), then
 // moved into place with MOVE and Overwrite: T. On file-backed servers the
-// move is a rename, so readers see the old file or the whole new one.
+// move is a rename, so readers see the old file or the whole new one. The
+// temporary uploads of writers killed before their MOVE are removed by the
+// next write to the same directory once untouched for an hour
+// (internal.StaleTempAge).
 //
 // Timestamps: WebDAV offers no portable way to set a resource's
 // modification time, so the server's time of upload is all a listing
@@ -82,7 +86,8 @@ type ReplicaClient struct {
 	auth      gowebdav.Authorizer
 	transport http.RoundTripper
 
-	logger *slog.Logger
+	logger  *slog.Logger
+	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client with the default timeout.
@@ -306,6 +311,8 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 
+	c.removeStaleTemps(ctx, dir)
+
 	tmp := fmt.Sprintf("%s.%d.%d.%d.tmp", name, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1))
 	err := retry(ctx, func() error {
 		// A fresh reader per try: the transport closes a body it is given
@@ -320,6 +327,16 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 		return err
 	}
 	return nil
+}
+
+// removeStaleTemps removes from dir, if due, the temporary uploads of
+// writers killed before their MOVE: those the server last modified
+// internal.StaleTempAge ago or more. Failures are logged, not returned.
+func (c *ReplicaClient) removeStaleTemps(ctx context.Context, dir string) {
+	c.sweeper.Sweep(c.logger, dir, func() (fis []os.FileInfo, err error) {
+		err = retry(ctx, func() error { fis, err = c.client(ctx).ReadDir(dir); return err })
+		return fis, err
+	}, func(name string) error { return c.remove(ctx, path.Join(dir, name)) })
 }
 
 // DeleteLTXFiles deletes the files, ignoring missing ones.

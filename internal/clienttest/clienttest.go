@@ -78,6 +78,10 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 	t.Run("OpenMissing", func(t *testing.T) { testOpenMissing(t, fresh(t)) })
 	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, fresh(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, fresh(t)) })
+	t.Run("FailedWriteLeavesNothing", func(t *testing.T) {
+		c, p := freshPath(t)
+		testFailedWriteLeavesNothing(t, c, opt.ListRaw, p)
+	})
 	t.Run("DeleteAllScoped", func(t *testing.T) { testDeleteAllScoped(t, fresh(t), fresh(t)) })
 	if opt.RootPath {
 		t.Run("DeleteAllAtRoot", func(t *testing.T) {
@@ -333,6 +337,48 @@ func testOpenMissing(t *testing.T, c litestream.ReplicaClient) {
 		}
 		if !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("open missing (offset=%d size=%d): err = %v, want os.ErrNotExist", r[0], r[1], err)
+		}
+	}
+}
+
+// failingReader serves a prefix of a file, then fails: a writer killed or
+// disconnected part-way.
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+// A write whose input fails part-way returns an error and leaves nothing a
+// listing returns or an open finds, and, where the raw store can be listed,
+// nothing at all.
+func testFailedWriteLeavesNothing(t *testing.T, c litestream.ReplicaClient, listRaw ListRawFunc, path string) {
+	ctx := context.Background()
+	b := MustLTX(t, 4096, 1, 1, 64, time.Now())
+	errCut := errors.New("writer cut off")
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, &failingReader{r: bytes.NewReader(b[:len(b)/2]), err: errCut}); err == nil {
+		t.Fatal("write of a failing stream succeeded")
+	}
+	if got := mustList(t, c, 0, 0, false); len(got) != 0 {
+		t.Fatalf("listing after a failed write: %s, want nothing", ranges(got))
+	}
+	if rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0); err == nil {
+		_, err = io.ReadAll(rc)
+		_ = rc.Close()
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("open after a failed write: err = %v, want os.ErrNotExist", err)
+		}
+	}
+	if listRaw != nil {
+		for _, obj := range listRaw(t, path) {
+			t.Errorf("object %q left by a failed write", obj.Key)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 // Package faultclient wraps a litestream.ReplicaClient with injected
 // failures, for reliability tests: errors on any call, calls that hang until
 // their context ends or a deadline passes, short reads, writes that fail
-// half-way or land but report an error, and slow calls. Faults are drawn
-// from a seeded random source so that a failing run can be replayed.
+// half-way or land but report an error, slow calls, and files hidden from
+// listings (as an eventually consistent backend, or a write acknowledged
+// late, shows them). Faults are drawn from a seeded random source so that a
+// failing run can be replayed.
 package faultclient
 
 import (
@@ -70,10 +72,17 @@ type Client struct {
 
 	cfg Config
 
-	mu      sync.Mutex // guards rng, enabled, counts
+	mu      sync.Mutex // guards rng, enabled, counts, hidden
 	rng     *rand.Rand
 	enabled bool
 	counts  map[Kind]int
+	hidden  map[fileKey]bool
+}
+
+// fileKey names a file by level and TXID range.
+type fileKey struct {
+	level            int
+	minTXID, maxTXID ltx.TXID
 }
 
 var _ litestream.ReplicaClient = (*Client)(nil)
@@ -92,7 +101,37 @@ func New(client litestream.ReplicaClient, cfg Config) *Client {
 		rng:           rand.New(rand.NewSource(cfg.Seed)),
 		enabled:       true,
 		counts:        make(map[Kind]int),
+		hidden:        make(map[fileKey]bool),
 	}
+}
+
+// Hide leaves a file out of listings until Unhide, whether faults are
+// enabled or not; opening it still works, as on a backend whose listing
+// lags its writes.
+func (c *Client) Hide(level int, minTXID, maxTXID ltx.TXID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hidden[fileKey{level, minTXID, maxTXID}] = true
+}
+
+// Unhide lists a hidden file again.
+func (c *Client) Unhide(level int, minTXID, maxTXID ltx.TXID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.hidden, fileKey{level, minTXID, maxTXID})
+}
+
+// visible drops hidden files from a listing.
+func (c *Client) visible(infos []*ltx.FileInfo) []*ltx.FileInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := infos[:0]
+	for _, info := range infos {
+		if !c.hidden[fileKey{info.Level, info.MinTXID, info.MaxTXID}] {
+			out = append(out, info)
+		}
+	}
+	return out
 }
 
 // SetEnabled turns fault injection on or off; off, calls pass straight
@@ -190,7 +229,15 @@ func (c *Client) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMeta
 	if _, _, err := c.before(ctx, fmt.Sprintf("list L%d", level)); err != nil {
 		return nil, err
 	}
-	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	itr, err := c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		return nil, err
+	}
+	return ltx.NewFileInfoSliceIterator(c.visible(infos)), nil
 }
 
 // OpenLTXFile opens a file of the wrapped client, possibly cut short.
