@@ -140,8 +140,10 @@ type DB struct {
 	// replicaCheckPending: init could not reach the replica to compare
 	// positions; the uploader does it once the replica answers.
 	replicaCheckPending atomic.Bool
-	replicaCaughtUp     bool // the replica monitor waits with everything uploaded
-	diag                SyncDiagnostic
+	// localResets counts resets of local state, which renumber TXIDs.
+	localResets     atomic.Uint64
+	replicaCaughtUp bool // the replica monitor waits with everything uploaded
+	diag            SyncDiagnostic
 
 	compactor *Compactor
 	metrics   *dbMetrics

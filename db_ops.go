@@ -182,6 +182,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 	}
 	db.invalidatePos()
 	db.dropMaxLTXFileInfo(-1)
+	db.localResets.Add(1)
 	if db.Replica != nil {
 		db.Replica.SetPos(ltx.Pos{})
 	}

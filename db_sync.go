@@ -93,14 +93,36 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 		return db.SyncAndWait(ctx)
 	}
 
-	called := time.Now()
+	// A reset of local state (a re-seeded replica) renumbers TXIDs: the
+	// wait then starts over, on the position of a sync after the reset,
+	// which holds everything committed before the call.
+	for {
+		resets := db.localResets.Load()
+		if err := db.waitSyncStartedAfter(ctx, time.Now()); err != nil {
+			return err
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			return fmt.Errorf("local position: %w", err)
+		}
+		if db.localResets.Load() != resets {
+			continue
+		}
+		if done, err := db.waitUploaded(ctx, pos, resets); done || err != nil {
+			return err
+		}
+	}
+}
+
+// waitSyncStartedAfter waits for a sync that began after t to finish.
+func (db *DB) waitSyncStartedAfter(ctx context.Context, t time.Time) error {
 	db.wakeMonitor() // the monitor skips syncs when the WAL looks unchanged
 	for {
 		db.syncedMu.Lock()
 		ch, last := db.synced, db.lastSyncStart
 		db.syncedMu.Unlock()
-		if last.After(called) {
-			break
+		if last.After(t) {
+			return nil
 		}
 		select {
 		case <-ch:
@@ -108,11 +130,11 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 	}
+}
 
-	pos, err := db.Pos()
-	if err != nil {
-		return fmt.Errorf("local position: %w", err)
-	}
+// waitUploaded waits for the replica to reach pos. It returns false when
+// local state was reset meanwhile.
+func (db *DB) waitUploaded(ctx context.Context, pos ltx.Pos, resets uint64) (bool, error) {
 	// While it waits, the caller has the replica retry at least once per
 	// SyncInterval, whatever backoff a run of failures built up.
 	retry := time.NewTicker(max(db.Replica.SyncInterval, time.Millisecond))
@@ -120,15 +142,18 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 	db.Replica.wake()
 	for {
 		ch := db.Replica.uploadedChan()
+		if db.localResets.Load() != resets {
+			return false, nil
+		}
 		if db.Replica.Pos().TXID >= pos.TXID {
-			return nil
+			return true, nil
 		}
 		select {
 		case <-ch:
 		case <-retry.C:
 			db.Replica.wake()
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return false, context.Cause(ctx)
 		}
 	}
 }

@@ -77,16 +77,32 @@ func TestReplica_ReseedsBehindLocalRetention(t *testing.T) {
 			}
 			tt.lose(t, client.Path(), oldCopy)
 			db.Replica.SetPos(ltx.Pos{})
+
+			// The re-seed restarts TXIDs after the replica's newest; a
+			// WaitReplicated begun before it, waiting for the old TXID,
+			// must still return once the snapshot holding its commit is
+			// uploaded.
+			before, _ := db.Pos()
+			waited := make(chan error, 1)
+			go func() {
+				if _, err := app.Exec(`INSERT INTO t (v) VALUES (-1)`); err != nil {
+					waited <- err
+					return
+				}
+				waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				waited <- db.WaitReplicated(waitCtx)
+			}()
+			waitFor(t, 10*time.Second, "the commit's sync", func() bool {
+				pos, err := db.Pos()
+				return err == nil && pos.TXID > before.TXID
+			})
 			if err := db.Replica.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			// The re-seed restarts TXIDs after the replica's newest: a
-			// WaitReplicated begun before it waits for the old TXID, so
-			// wait for the replica to catch up first.
-			waitFor(t, 10*time.Second, "the replica to re-seed and catch up", func() bool {
-				pos, err := db.Pos()
-				return err == nil && pos.TXID > 0 && db.Replica.Pos().TXID == pos.TXID && strings.Contains(logs.String(), "re-seeding")
-			})
+			if err := <-waited; err != nil {
+				t.Fatalf("wait replicated across the re-seed: %v (db pos %v, replica pos %v)", err, posOf(db.Pos()), db.Replica.Pos())
+			}
 			insert(3)
 
 			if n := strings.Count(logs.String(), "re-seeding"); n != 1 {
