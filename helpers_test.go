@@ -136,6 +136,12 @@ func MustDump(t testing.TB, db *sql.DB) string {
 				t.Fatal(err)
 			}
 			for _, v := range vals {
+				if b, ok := v.([]byte); ok { // %v of a blob formats every byte
+					fmt.Fprintf(h, "blob%d:", len(b))
+					h.Write(b)
+					h.Write([]byte{'|'})
+					continue
+				}
 				fmt.Fprintf(h, "%T:%v|", v, v)
 			}
 			h.Write([]byte{'\n'})

@@ -95,7 +95,7 @@ func newInterleaving(t *testing.T, seed int64) *interleaving {
 	}
 	pageSize := []int{512, 1024, 4096}[h.rng.Intn(3)]
 	autockpt := []int{0, 10, 100, 1000}[h.rng.Intn(4)]
-	app, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(100)&_pragma=page_size(%d)&_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(%d)", h.path, pageSize, autockpt))
+	app, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(40)&_pragma=page_size(%d)&_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(%d)", h.path, pageSize, autockpt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func (h *interleaving) open() {
 	db := litestream.NewDB(h.path)
 	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
-	db.BusyTimeout = 50 * time.Millisecond
+	db.BusyTimeout = 20 * time.Millisecond
 	db.MinCheckpointPageN = []int{10, 50, 1000}[h.rng.Intn(3)]
 	db.TruncatePageN = []int{-1, 100, 400}[h.rng.Intn(3)]
 	db.MaxSyncWALBytes = []int64{0, 8 << 10, 64 << 20}[h.rng.Intn(3)]
