@@ -17,6 +17,21 @@ import (
 	"github.com/benbjohnson/litestream/internal/faultclient"
 )
 
+// mustOpenManualDB opens a DB on path with background sync and uploads
+// off, so that the test alone decides when the library acts.
+func mustOpenManualDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
+	t.Helper()
+	db := litestream.NewDB(path)
+	db.MonitorInterval = 0
+	db.ShutdownSyncTimeout = 0
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.MonitorEnabled = false
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // mustInsert commits one row through the app.
 func mustInsert(t testing.TB, app *sql.DB, v int) {
 	t.Helper()
@@ -180,17 +195,7 @@ func TestDB_FramesAppendedWhileClosed(t *testing.T) {
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, 4096)
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	open := func() *litestream.DB {
-		db := litestream.NewDB(path)
-		db.MonitorInterval = 0
-		db.ShutdownSyncTimeout = 0
-		db.Replica = litestream.NewReplicaWithClient(db, client)
-		db.Replica.MonitorEnabled = false
-		if err := db.Open(); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
+	open := func() *litestream.DB { return mustOpenManualDB(t, path, client) }
 
 	db := open()
 	for i := 0; i < 20; i++ {
@@ -226,14 +231,7 @@ func TestDB_SyncWithBackendDown(t *testing.T) {
 	app := MustOpenApp(t, path, 4096)
 	fc := faultclient.New(file.NewReplicaClient(filepath.Join(dir, "replica")), faultclient.Config{Seed: 1, ErrorRate: 1})
 
-	db := litestream.NewDB(path)
-	db.MonitorInterval = 0
-	db.ShutdownSyncTimeout = 0
-	db.Replica = litestream.NewReplicaWithClient(db, fc)
-	db.Replica.MonitorEnabled = false
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
+	db := mustOpenManualDB(t, path, fc)
 	defer func() { _ = db.Close(ctx) }()
 
 	mustInsert(t, app, 1)
@@ -260,14 +258,7 @@ func TestDB_MethodsAfterClose(t *testing.T) {
 	app := MustOpenApp(t, path, 4096)
 	mustInsert(t, app, 1)
 
-	db := litestream.NewDB(path)
-	db.MonitorInterval = 0
-	db.ShutdownSyncTimeout = 0
-	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
-	db.Replica.MonitorEnabled = false
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
+	db := mustOpenManualDB(t, path, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -302,17 +293,7 @@ func TestDB_TransactionWholeAcrossRestart(t *testing.T) {
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, 4096)
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	open := func() *litestream.DB {
-		db := litestream.NewDB(path)
-		db.MonitorInterval = 0
-		db.ShutdownSyncTimeout = 0
-		db.Replica = litestream.NewReplicaWithClient(db, client)
-		db.Replica.MonitorEnabled = false
-		if err := db.Open(); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
+	open := func() *litestream.DB { return mustOpenManualDB(t, path, client) }
 
 	db := open()
 	mustInsert(t, app, 0)
