@@ -272,6 +272,13 @@ func TestDB_MethodsAfterClose(t *testing.T) {
 		"Checkpoint":  func() error { return db.Checkpoint(ctx, litestream.CheckpointModePassive) },
 		"CRC64":       func() error { _, _, err := db.CRC64(ctx); return err },
 		"Snapshot":    func() error { _, err := db.Snapshot(ctx); return err },
+		"WaitReplicated": func() error {
+			db.MonitorInterval = time.Second // the path that waits for the monitor
+			db.Replica.MonitorEnabled = true
+			waitCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return db.WaitReplicated(waitCtx)
+		},
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, litestream.ErrDatabaseNotOpen) {

@@ -89,6 +89,9 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
 	}
+	if err := db.checkOpenable(); err != nil {
+		return err
+	}
 	if db.MonitorInterval <= 0 || !db.Replica.MonitorEnabled {
 		return db.SyncAndWait(ctx)
 	}
