@@ -353,7 +353,7 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	}
 	<-done
 	if err != nil {
-		return nil, remoteLTXError("compact", level, minTXID, maxTXID, err)
+		return nil, remoteLTXError("write", level, minTXID, maxTXID, err) // "write ltx file …", upstream's words
 	}
 	return info, nil
 }
@@ -375,8 +375,11 @@ func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error
 		return fmt.Errorf("list L%d: %w", level, err)
 	}
 	for i := 1; i < len(infos); i++ {
-		if prev, curr := infos[i-1], infos[i]; curr.MinTXID != prev.MaxTXID+1 {
-			return fmt.Errorf("L%d files not contiguous: %s-%s then %s-%s", level, prev.MinTXID, prev.MaxTXID, curr.MinTXID, curr.MaxTXID)
+		prev, curr := infos[i-1], infos[i]
+		if want := prev.MaxTXID + 1; curr.MinTXID > want {
+			return fmt.Errorf("TXID gap detected: prev.MaxTXID=%s, next.MinTXID=%s (expected %s) at L%d", prev.MaxTXID, curr.MinTXID, want, level)
+		} else if curr.MinTXID < want {
+			return fmt.Errorf("TXID overlap detected: prev.MaxTXID=%s, next.MinTXID=%s at L%d", prev.MaxTXID, curr.MinTXID, level)
 		}
 	}
 	return nil

@@ -599,7 +599,7 @@ func CalcRestorePlan(ctx context.Context, client ReplicaClient, txID ltx.TXID, t
 		if txID == 0 && timestamp.IsZero() && len(plan) > 0 {
 			for _, c := range cursors {
 				if c.pending != nil && c.pending.MinTXID > cur+1 {
-					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, c.pending.MinTXID,
+					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (gap before %s)", cur, c.pending.MinTXID,
 						LTXFilePath("", c.pending.Level, c.pending.MinTXID, c.pending.MaxTXID))
 				}
 			}
