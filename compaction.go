@@ -171,6 +171,9 @@ func (c *Compactor) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo
 		}
 	}
 	var max ltx.FileInfo
+	if c.client == nil {
+		return max, errNoReplicaClient
+	}
 	itr, err := c.client.LTXFiles(ctx, level, 0, false)
 	if err != nil {
 		return max, err
@@ -358,8 +361,15 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	return info, nil
 }
 
+// errNoReplicaClient is returned by a Compactor built without NewCompactor
+// or by a DB without a replica client.
+var errNoReplicaClient = errors.New("no replica client configured")
+
 // listFrom lists a level's files with MinTXID >= seek.
 func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	if client == nil {
+		return nil, errNoReplicaClient
+	}
 	itr, err := client.LTXFiles(ctx, level, seek, false)
 	if err != nil {
 		return nil, err

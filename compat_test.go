@@ -88,3 +88,160 @@ func TestCompactor_ErrorTexts(t *testing.T) {
 		}
 	})
 }
+
+// noPanic runs fn, failing the test (not the binary) if it panics.
+func noPanic(t *testing.T, what string, fn func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s panicked: %v", what, r)
+		}
+	}()
+	fn()
+}
+
+// Zero values, as upstream's tests and some programs build them: usable
+// where upstream's are, an error otherwise, never a panic.
+func TestZeroValues(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	t.Run("DBInStore", func(t *testing.T) {
+		client := file.NewReplicaClient(t.TempDir())
+		db := &litestream.DB{}
+		db.Replica = litestream.NewReplicaWithClient(db, client)
+		var store *litestream.Store
+		noPanic(t, "NewStore", func() {
+			store = litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Second}})
+		})
+		if store == nil {
+			return
+		}
+		touchLTX(t, client, 0, 1, 1)
+		touchLTX(t, client, 0, 2, 2)
+		touchLTX(t, client, 1, 1, 2)
+		noPanic(t, "Store.Validate", func() {
+			if result, err := store.Validate(ctx); err != nil || !result.Valid {
+				t.Errorf("Validate = %+v, %v", result, err)
+			}
+		})
+		noPanic(t, "Store setters", func() {
+			store.SetL0Retention(time.Minute)
+			store.SetVerifyCompaction(true)
+			store.SetRetentionEnabled(false)
+		})
+		noPanic(t, "Store.Open", func() {
+			if err := store.Open(ctx); err == nil {
+				t.Error("Store.Open of a DB without a path: no error")
+			}
+		})
+		noPanic(t, "Store.Close", func() { _ = store.Close(ctx) })
+	})
+
+	t.Run("DB", func(t *testing.T) {
+		client := file.NewReplicaClient(t.TempDir())
+		db := &litestream.DB{}
+		for name, fn := range map[string]func() error{
+			"SetLogger":                func() error { db.SetLogger(nil); return nil },
+			"Open":                     func() error { return db.Open() },
+			"Sync":                     func() error { return db.Sync(ctx) },
+			"Checkpoint":               func() error { return db.Checkpoint(ctx, litestream.CheckpointModePassive) },
+			"Pos":                      func() error { _, err := db.Pos(); return err },
+			"MaxLTXFileInfo":           func() error { _, err := db.MaxLTXFileInfo(ctx, 0); return err },
+			"Compact":                  func() error { _, err := db.Compact(ctx, 1); return err },
+			"Snapshot":                 func() error { _, err := db.Snapshot(ctx); return err },
+			"SnapshotReader":           func() error { _, _, err := db.SnapshotReader(ctx); return err },
+			"EnforceSnapshotRetention": func() error { _, err := db.EnforceSnapshotRetention(ctx, time.Now()); return err },
+			"EnforceRetentionByTXID":   func() error { return db.EnforceRetentionByTXID(ctx, 1, 1) },
+			"EnforceL0RetentionByTime": func() error { return db.EnforceL0RetentionByTime(ctx) },
+			"EnsureExists":             func() error { return db.EnsureExists(ctx) },
+			"ResetLocalState":          func() error { return db.ResetLocalState(ctx) },
+			"SyncAndWait":              func() error { return db.SyncAndWait(ctx) },
+			"SyncStatus":               func() error { _, err := db.SyncStatus(ctx); return err },
+			"SyncDiagnostic":           func() error { db.SyncDiagnostic(); return nil },
+			"CRC64":                    func() error { _, _, err := db.CRC64(ctx); return err },
+			"WaitReplicated":           func() error { return db.WaitReplicated(ctx) },
+			"Notify":                   func() error { db.Notify(); return nil },
+			"Close":                    func() error { return db.Close(ctx) },
+		} {
+			noPanic(t, "DB."+name, func() { _ = fn() })
+		}
+		// With a replica, Open still needs a path.
+		db.Replica = litestream.NewReplicaWithClient(db, client)
+		noPanic(t, "DB.Open", func() {
+			if err := db.Open(); err == nil {
+				t.Error("Open without a path: no error")
+				_ = db.Close(ctx)
+			}
+		})
+	})
+
+	t.Run("Replica", func(t *testing.T) {
+		r := &litestream.Replica{}
+		for name, fn := range map[string]func() error{
+			"Sync":           func() error { return r.Sync(ctx) },
+			"Start":          func() error { return r.Start(ctx) },
+			"Stop":           func() error { return r.Stop(true) },
+			"Pos":            func() error { r.Pos(); return nil },
+			"Logger":         func() error { r.Logger(); return nil },
+			"MaxLTXFileInfo": func() error { _, err := r.MaxLTXFileInfo(ctx, 0); return err },
+			"Restore": func() error {
+				return r.Restore(ctx, litestream.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db")})
+			},
+			"TimeBounds":       func() error { _, _, err := r.TimeBounds(ctx); return err },
+			"ValidateLevel":    func() error { _, err := r.ValidateLevel(ctx, 0); return err },
+			"EnforceRetention": func() error { return r.EnforceRetention(ctx) },
+		} {
+			noPanic(t, "Replica."+name, func() {
+				if err := fn(); err == nil && (name == "Sync" || name == "Restore" || name == "MaxLTXFileInfo") {
+					t.Errorf("Replica.%s without a client: no error", name)
+				}
+			})
+		}
+
+		// With only a client it restores, as NewReplicaWithClient(nil, c) does.
+		db, app, client := MustOpenDB(t, 4096)
+		mustInsert(t, app, 1)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		noPanic(t, "Replica{Client}.Restore", func() {
+			if got, want := MustCheckRestored(t, MustRestore(t, &litestream.Replica{Client: client}, 0)), MustDump(t, app); got != want {
+				t.Errorf("restored %s, want %s", got, want)
+			}
+		})
+	})
+
+	t.Run("Store", func(t *testing.T) {
+		s := &litestream.Store{}
+		for name, fn := range map[string]func() error{
+			"Open":       func() error { return s.Open(ctx) },
+			"DBs":        func() error { s.DBs(); return nil },
+			"Validate":   func() error { _, err := s.Validate(ctx); return err },
+			"SetL0":      func() error { s.SetL0Retention(time.Second); return nil },
+			"SyncDB":     func() error { _, err := s.SyncDB(ctx, "/nope", false); return err },
+			"Unregister": func() error { return s.UnregisterDB(ctx, "/nope") },
+			"Close":      func() error { return s.Close(ctx) },
+		} {
+			noPanic(t, "Store."+name, func() { _ = fn() })
+		}
+	})
+
+	t.Run("Compactor", func(t *testing.T) {
+		c := &litestream.Compactor{}
+		for name, fn := range map[string]func() error{
+			"MaxLTXFileInfo":           func() error { _, err := c.MaxLTXFileInfo(ctx, 0); return err },
+			"Compact":                  func() error { _, err := c.Compact(ctx, 1); return err },
+			"VerifyLevelConsistency":   func() error { return c.VerifyLevelConsistency(ctx, 1) },
+			"EnforceSnapshotRetention": func() error { _, err := c.EnforceSnapshotRetention(ctx, time.Hour); return err },
+			"EnforceRetentionByTXID":   func() error { return c.EnforceRetentionByTXID(ctx, 1, 5) },
+			"EnforceL0Retention":       func() error { return c.EnforceL0Retention(ctx, time.Hour) },
+		} {
+			noPanic(t, "Compactor."+name, func() {
+				if err := fn(); err == nil {
+					t.Errorf("Compactor.%s without a client: no error", name)
+				}
+			})
+		}
+	})
+}

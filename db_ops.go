@@ -17,6 +17,7 @@ import (
 // Compact merges the level below dstLevel into it on the replica. After an
 // L1 compaction it applies L0 retention, logging its errors.
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	db.lazyInit()
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
 		if !errors.Is(err, ErrNoCompaction) {
@@ -39,6 +40,10 @@ func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) 
 // before the first one kept (0 if none was deleted): lower levels may drop
 // files below it without breaking a restore from any kept snapshot.
 func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time) (minSnapshotTXID ltx.TXID, err error) {
+	db.lazyInit()
+	if db.Replica == nil {
+		return 0, fmt.Errorf("no replica configured")
+	}
 	infos, err := listFrom(ctx, db.Replica.Client, SnapshotLevel, 0)
 	if err != nil {
 		return 0, fmt.Errorf("list snapshots: %w", err)
@@ -59,6 +64,7 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
 // txID, always keeping the level's newest file.
 func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) (err error) {
+	db.lazyInit()
 	return db.compactor.EnforceRetentionByTXID(ctx, level, txID)
 }
 
@@ -68,6 +74,7 @@ func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TX
 // file was added since the last pass and no file has aged past the
 // retention, it returns without listing the replica.
 func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
+	db.lazyInit()
 	if db.L0Retention <= 0 || db.Replica == nil {
 		return nil
 	}
@@ -172,6 +179,7 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 // over from the replica's newest file with a full snapshot. TXIDs continue
 // after the replica's highest instead of restarting at 1.
 func (db *DB) ResetLocalState(ctx context.Context) error {
+	db.lazyInit()
 	// Under the executor: a sync must not write L0 files meanwhile.
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
@@ -213,6 +221,7 @@ var errReplicaUnreachable = errors.New("replica unreachable")
 // resolveReplicaCheck runs the behind-replica check that init could not,
 // with the replica's newest L0 file as the uploader just listed it.
 func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) error {
+	db.lazyInit()
 	if !db.replicaCheckPending.Load() {
 		return nil
 	}
@@ -347,6 +356,7 @@ type SyncDiagnostic struct {
 
 // SyncDiagnostic returns the DB's current sync state.
 func (db *DB) SyncDiagnostic() SyncDiagnostic {
+	db.lazyInit()
 	d := SyncDiagnostic{Path: db.path}
 	if pos, err := db.Pos(); err == nil {
 		d.TXID = uint64(pos.TXID)
@@ -364,6 +374,7 @@ func (db *DB) SyncDiagnostic() SyncDiagnostic {
 // CRC64 checkpoints the WAL into the database (RESTART) and returns the
 // CRC-64/ISO of the database file with the position it corresponds to.
 func (db *DB) CRC64(ctx context.Context) (uint64, ltx.Pos, error) {
+	db.lazyInit()
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return 0, ltx.Pos{}, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
@@ -392,6 +403,9 @@ func (db *DB) CRC64(ctx context.Context) (uint64, ltx.Pos, error) {
 // files no retained snapshot needs, plus L0 files past L0Retention.
 func (r *Replica) EnforceRetention(ctx context.Context) (err error) {
 	db := r.db
+	if db == nil {
+		return fmt.Errorf("enforce retention: replica has no database (use NewReplica)")
+	}
 	floor, err := db.EnforceSnapshotRetention(ctx, time.Now().Add(-DefaultSnapshotRetention))
 	if err != nil {
 		return err

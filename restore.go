@@ -91,6 +91,8 @@ func (opt RestoreOptions) validate() error {
 func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 	if err := opt.validate(); err != nil {
 		return err
+	} else if r.Client == nil {
+		return errNoClient
 	}
 	if opt.Follow {
 		if _, err := os.Stat(opt.OutputPath); err == nil {

@@ -213,7 +213,9 @@ func (s *Store) Close(ctx context.Context) (err error) {
 			}
 		}
 	}
-	s.cancel()
+	if s.cancel != nil { // nil in a Store built as a struct literal
+		s.cancel()
+	}
 	s.wg.Wait()
 	if err == nil {
 		err = interrupted
