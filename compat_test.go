@@ -4,8 +4,10 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,4 +246,114 @@ func TestZeroValues(t *testing.T) {
 			})
 		}
 	})
+}
+
+// mustSyncUpload commits a row and puts it on the replica.
+func mustSyncUpload(t testing.TB, db *litestream.DB, app interface {
+	Exec(string, ...any) (sql.Result, error)
+}, v int) {
+	t.Helper()
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, v); err != nil {
+		t.Fatal(err)
+	} else if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Store fields assigned between NewStore and Open take effect, as the
+// seed's configuration examples assign them; a DB field assigned after
+// NewStore, where the store's was left alone, stays.
+func TestStore_FieldsBeforeOpen(t *testing.T) {
+	db, _, _ := newStoreDB(t, t.TempDir(), nil)
+	other, _, _ := newStoreDB(t, t.TempDir(), nil)
+	store := litestream.NewStore([]*litestream.DB{db, other}, litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Hour}})
+	logs := newRecordHandler()
+	store.Logger = slog.New(logs)
+	store.ShutdownSyncTimeout = 7 * time.Second
+	store.VerifyCompaction = true
+	store.RetentionEnabled = false
+	store.L0Retention = 42 * time.Second
+	other.ShutdownSyncInterval = 3 * time.Second // its own, set after NewStore
+	if err := store.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close(context.Background()) }()
+
+	if db.L0Retention != 42*time.Second || db.ShutdownSyncTimeout != 7*time.Second || db.ShutdownSyncInterval != litestream.DefaultShutdownSyncInterval ||
+		!db.VerifyCompaction || db.RetentionEnabled {
+		t.Fatalf("db settings: L0Retention=%v ShutdownSyncTimeout=%v ShutdownSyncInterval=%v VerifyCompaction=%v RetentionEnabled=%v",
+			db.L0Retention, db.ShutdownSyncTimeout, db.ShutdownSyncInterval, db.VerifyCompaction, db.RetentionEnabled)
+	}
+	db.Logger.Info("hello from the db")
+	logs.mu.Lock()
+	found := false
+	for _, r := range *logs.records {
+		found = found || r["msg"] == "hello from the db"
+	}
+	logs.mu.Unlock()
+	if other.ShutdownSyncInterval != 3*time.Second || other.L0Retention != 42*time.Second {
+		t.Fatalf("other DB: ShutdownSyncInterval = %v (its own 3s), L0Retention = %v (the store's 42s)", other.ShutdownSyncInterval, other.L0Retention)
+	}
+	if !found {
+		t.Fatal("the DB does not log to the store's Logger assigned before Open")
+	}
+}
+
+// RetentionEnabled assigned after Open, on the DB or through the Store's
+// setter, keeps remote snapshots; local copies go either way.
+func TestDB_EnforceSnapshotRetention_RetentionDisabledAfterOpen(t *testing.T) {
+	ctx := context.Background()
+	for _, viaStore := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Field", true: "StoreSetter"}[viaStore], func(t *testing.T) {
+			db, app, client := MustOpenDB(t, 4096)
+			for i := range 3 {
+				mustSyncUpload(t, db, app, i)
+				if _, err := db.Snapshot(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(levelFiles(t, client, litestream.SnapshotLevel)); n != 3 {
+				t.Fatalf("%d snapshots, want 3", n)
+			}
+			if viaStore {
+				store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}})
+				store.SetRetentionEnabled(false)
+				store.SnapshotRetention = time.Nanosecond
+				time.Sleep(time.Millisecond)
+				if err := store.EnforceSnapshotRetention(ctx, db); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				db.RetentionEnabled = false
+				if _, err := db.EnforceSnapshotRetention(ctx, time.Now().Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(levelFiles(t, client, litestream.SnapshotLevel)); n != 3 {
+				t.Fatalf("%d snapshots left on the replica, want all 3 with retention disabled", n)
+			}
+		})
+	}
+}
+
+// A direct call evaluates the files as they are now, even when the last
+// pass found nothing due for a while: only the background monitor skips.
+func TestDB_EnforceL0RetentionByTime_DirectCallAlwaysLooks(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := range 3 {
+		mustSyncUpload(t, db, app, i)
+	}
+	if _, err := db.Compact(ctx, 1); err != nil { // runs a first retention pass
+		t.Fatal(err)
+	}
+	before := L0TXIDs(t, client)
+	db.L0Retention = time.Millisecond // nothing was due for 5 minutes; now everything is
+	time.Sleep(10 * time.Millisecond)
+	if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := L0TXIDs(t, client); len(after) != 1 || after[0] != before[len(before)-1] {
+		t.Fatalf("L0 after retention: %v (before %v), want only the newest", after, before)
+	}
 }

@@ -311,7 +311,7 @@ func (db *DB) Open() (err error) {
 	}
 	db.compactor.client = db.Replica.Client
 	db.compactor.spillDir = db.metaPath
-	db.compactor.setOptions(db.VerifyCompaction, db.RetentionEnabled)
+	db.syncCompactorOptions()
 
 	db.closing = false
 	db.ctx, db.cancel = context.WithCancel(context.Background())

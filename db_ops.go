@@ -17,7 +17,7 @@ import (
 // Compact merges the level below dstLevel into it on the replica. After an
 // L1 compaction it applies L0 retention, logging its errors.
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
-	db.lazyInit()
+	db.syncCompactorOptions()
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
 		if !errors.Is(err, ErrNoCompaction) {
@@ -35,12 +35,28 @@ func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) 
 	return info, nil
 }
 
+// setCompactorOptions runs set, which assigns VerifyCompaction or
+// RetentionEnabled, under the lock the compactor reads its copies with, and
+// copies them.
+func (db *DB) setCompactorOptions(set func()) {
+	db.lazyInit()
+	c := db.compactor
+	c.optMu.Lock()
+	defer c.optMu.Unlock()
+	set()
+	c.VerifyCompaction, c.RetentionEnabled = db.VerifyCompaction, db.RetentionEnabled
+}
+
+// syncCompactorOptions picks up VerifyCompaction and RetentionEnabled as
+// assigned after Open.
+func (db *DB) syncCompactorOptions() { db.setCompactorOptions(func() {}) }
+
 // EnforceSnapshotRetention deletes snapshots created before timestamp,
 // always keeping the newest. It returns the MaxTXID of the snapshot just
 // before the first one kept (0 if none was deleted): lower levels may drop
 // files below it without breaking a restore from any kept snapshot.
 func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time) (minSnapshotTXID ltx.TXID, err error) {
-	db.lazyInit()
+	db.syncCompactorOptions()
 	if db.Replica == nil {
 		return 0, fmt.Errorf("no replica configured")
 	}
@@ -64,17 +80,22 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
 // txID, always keeping the level's newest file.
 func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) (err error) {
-	db.lazyInit()
+	db.syncCompactorOptions()
 	return db.compactor.EnforceRetentionByTXID(ctx, level, txID)
 }
 
 // EnforceL0RetentionByTime deletes L0 files that L1 already covers and that
 // are older than L0Retention, remotely and locally. It never deletes the
-// newest L0 file nor leaves a hole in the retained range. While no L0 or L1
-// file was added since the last pass and no file has aged past the
-// retention, it returns without listing the replica.
+// newest L0 file nor leaves a hole in the retained range.
 func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
-	db.lazyInit()
+	return db.enforceL0Retention(ctx, false)
+}
+
+// enforceL0Retention is EnforceL0RetentionByTime; with mayskip (background
+// passes only) it returns without listing the replica while no L0 or L1
+// file was added since the last pass and no file has aged past retention.
+func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
+	db.syncCompactorOptions()
 	if db.L0Retention <= 0 || db.Replica == nil {
 		return nil
 	}
@@ -82,7 +103,7 @@ func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 	db.l0RetMu.Lock()
 	last := db.l0Ret
 	db.l0RetMu.Unlock()
-	if keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
+	if mayskip && keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
 		return nil
 	}
 
