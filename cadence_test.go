@@ -55,8 +55,9 @@ func TestReplica_Monitor_OneBatchPerSyncInterval(t *testing.T) {
 	}
 }
 
-// With nothing new since the last pass, L0 retention and compaction answer
-// from what the DB already knows and do not list the replica.
+// With nothing new since the last pass, background L0 retention and
+// compaction answer from what the DB already knows and do not list the
+// replica. (A direct EnforceL0RetentionByTime call always looks.)
 func TestDB_IdleMaintenance_NoListings(t *testing.T) {
 	dir := t.TempDir()
 	db := litestream.NewDB(filepath.Join(dir, "db"))
@@ -86,14 +87,14 @@ func TestDB_IdleMaintenance_NoListings(t *testing.T) {
 		if _, err := store.CompactDB(ctx, db, lvl); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+		if err := litestream.EnforceL0RetentionIfDue(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write(1)
 
 	lists := client.lists.Load()
-	if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+	if err := litestream.EnforceL0RetentionIfDue(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.CompactDB(ctx, db, lvl); !errors.Is(err, litestream.ErrNoCompaction) {
@@ -123,7 +124,7 @@ func TestDB_IdleMaintenance_NoListings(t *testing.T) {
 	if err := db.SyncAndWait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+	if err := litestream.EnforceL0RetentionIfDue(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if client.lists.Load() == lists {

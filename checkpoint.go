@@ -75,6 +75,7 @@ func (db *DB) passiveCheckpoint(ctx context.Context) error {
 // Checkpoint syncs and checkpoints the WAL in the given mode, keeping every
 // committed frame in the L0 chain across the WAL restart.
 func (db *DB) Checkpoint(ctx context.Context, mode string) (err error) {
+	db.lazyInit()
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}

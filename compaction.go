@@ -181,6 +181,9 @@ func (c *Compactor) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo
 		}
 	}
 	var max ltx.FileInfo
+	if c.client == nil {
+		return max, errNoReplicaClient
+	}
 	itr, err := c.client.LTXFiles(ctx, level, 0, false)
 	if err != nil {
 		return max, err
@@ -439,13 +442,20 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	}
 	<-done
 	if err != nil {
-		return nil, remoteLTXError("compact", level, minTXID, maxTXID, err)
+		return nil, remoteLTXError("write", level, minTXID, maxTXID, err) // "write ltx file …", upstream's words
 	}
 	return info, nil
 }
 
+// errNoReplicaClient is returned by a Compactor built without NewCompactor
+// or by a DB without a replica client.
+var errNoReplicaClient = errors.New("no replica client configured")
+
 // listFrom lists a level's files with MinTXID >= seek.
 func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
+	if client == nil {
+		return nil, errNoReplicaClient
+	}
 	itr, err := client.LTXFiles(ctx, level, seek, false)
 	if err != nil {
 		return nil, err
@@ -461,8 +471,11 @@ func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error
 		return fmt.Errorf("list L%d: %w", level, err)
 	}
 	for i := 1; i < len(infos); i++ {
-		if prev, curr := infos[i-1], infos[i]; curr.MinTXID != prev.MaxTXID+1 {
-			return fmt.Errorf("L%d files not contiguous: %s-%s then %s-%s", level, prev.MinTXID, prev.MaxTXID, curr.MinTXID, curr.MaxTXID)
+		prev, curr := infos[i-1], infos[i]
+		if want := prev.MaxTXID + 1; curr.MinTXID > want {
+			return fmt.Errorf("TXID gap detected: prev.MaxTXID=%s, next.MinTXID=%s (expected %s) at L%d", prev.MaxTXID, curr.MinTXID, want, level)
+		} else if curr.MinTXID < want {
+			return fmt.Errorf("TXID overlap detected: prev.MaxTXID=%s, next.MinTXID=%s at L%d", prev.MaxTXID, curr.MinTXID, level)
 		}
 	}
 	return nil

@@ -147,6 +147,10 @@ type DB struct {
 
 	compactor *Compactor
 	metrics   *dbMetrics
+
+	// initOnce makes the fields above that NewDB sets, so that a DB built
+	// as a struct literal works (or fails with an error) too.
+	initOnce sync.Once
 }
 
 // NewDB returns a DB for the database at path with default settings. It does
@@ -165,20 +169,33 @@ func NewDB(path string) *DB {
 		ShutdownSyncInterval: DefaultShutdownSyncInterval,
 		Logger:               slog.With(LogKeyDB, filepath.Base(path)),
 
-		path:     path,
-		metaPath: filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+MetaDirSuffix),
-		exec:     semaphore.NewWeighted(1),
-		synced:   make(chan struct{}),
-		syncReq:  make(chan struct{}, 1),
-		maxInfos: make(map[int]*ltx.FileInfo),
+		path: path,
 	}
-	db.compactor = NewCompactor(nil, db.Logger)
-	db.compactor.LocalFileOpener = db.openLocalLTXFile
-	db.compactor.LocalFileDeleter = db.deleteLocalLTXFile
-	db.compactor.CacheGetter = db.cachedMaxLTXFileInfo
-	db.compactor.CacheSetter = db.setMaxLTXFileInfo
-	db.compactor.spillDir = db.metaPath
+	db.lazyInit()
 	return db
+}
+
+// lazyInit makes the internal state NewDB would have made. Every entry
+// point that uses it calls this first.
+func (db *DB) lazyInit() {
+	db.initOnce.Do(func() {
+		if db.metaPath == "" && db.path != "" {
+			db.metaPath = filepath.Join(filepath.Dir(db.path), "."+filepath.Base(db.path)+MetaDirSuffix)
+		}
+		db.exec = semaphore.NewWeighted(1)
+		db.synced = make(chan struct{})
+		db.syncReq = make(chan struct{}, 1)
+		db.maxMu.Lock()
+		db.maxInfos = make(map[int]*ltx.FileInfo)
+		db.maxMu.Unlock()
+		db.compactor = NewCompactor(nil, db.logger())
+		db.compactor.RetentionEnabled = db.RetentionEnabled
+		db.compactor.LocalFileOpener = db.openLocalLTXFile
+		db.compactor.LocalFileDeleter = db.deleteLocalLTXFile
+		db.compactor.CacheGetter = db.cachedMaxLTXFileInfo
+		db.compactor.CacheSetter = db.setMaxLTXFileInfo
+		db.compactor.spillDir = db.metaPath
+	})
 }
 
 // Path returns the database path.
@@ -246,6 +263,7 @@ func (db *DB) SQLDB() *sql.DB {
 
 // SetLogger replaces the logger of the DB, its compactor and its client.
 func (db *DB) SetLogger(logger *slog.Logger) {
+	db.lazyInit()
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -269,13 +287,16 @@ func (db *DB) Notify() <-chan struct{} { return db.notify.Wait() }
 // Open validates the settings, removes stale temporary files and starts the
 // background monitor. It does not touch SQLite: the first sync does.
 func (db *DB) Open() (err error) {
+	db.lazyInit()
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.opened {
 		return nil
 	}
 
-	if db.Replica == nil {
+	if db.path == "" {
+		return fmt.Errorf("database path required: create the DB with NewDB")
+	} else if db.Replica == nil {
 		return fmt.Errorf("replica required before opening database")
 	} else if db.Replica.Client == nil {
 		return fmt.Errorf("replica client required before opening database")
@@ -287,8 +308,12 @@ func (db *DB) Open() (err error) {
 		return fmt.Errorf("cannot remove tmp files: %w", err)
 	}
 
+	if db.Replica.db == nil {
+		db.Replica.db = db // a Replica built as a struct literal
+	}
 	db.compactor.client = db.Replica.Client
-	db.compactor.setOptions(db.VerifyCompaction, db.RetentionEnabled)
+	db.compactor.spillDir = db.metaPath
+	db.syncCompactorOptions()
 
 	db.closing = false
 	db.ctx, db.cancel = context.WithCancel(context.Background())
@@ -319,6 +344,7 @@ func removeTmpFiles(dir string) error {
 // releases SQLite once open snapshot readers are done. Cleanup runs even
 // when ctx is already canceled.
 func (db *DB) Close(ctx context.Context) (err error) {
+	db.lazyInit()
 	db.mu.Lock()
 	cancel := db.cancel
 	db.closing = true
@@ -681,6 +707,7 @@ func (db *DB) invalidatePos() {
 // MaxLTXFileInfo returns the newest replica file at a level, from the cache
 // or else from the replica's listing (and caches it).
 func (db *DB) MaxLTXFileInfo(ctx context.Context, level int) (ltx.FileInfo, error) {
+	db.lazyInit()
 	if info, ok := db.cachedMaxLTXFileInfo(level); ok {
 		return *info, nil
 	}
@@ -707,6 +734,7 @@ func (db *DB) cachedMaxLTXFileInfo(level int) (*ltx.FileInfo, bool) {
 }
 
 func (db *DB) setMaxLTXFileInfo(level int, info *ltx.FileInfo) {
+	db.lazyInit()
 	db.maxMu.Lock()
 	defer db.maxMu.Unlock()
 	if prev, ok := db.maxInfos[level]; ok && *prev == *info {

@@ -17,6 +17,7 @@ import (
 // Compact merges the level below dstLevel into it on the replica. After an
 // L1 compaction it applies L0 retention, logging its errors.
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	db.syncCompactorOptions()
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
 		if !errors.Is(err, ErrNoCompaction) && !errors.Is(err, ErrCompactionGap) {
@@ -34,11 +35,31 @@ func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) 
 	return info, nil
 }
 
+// setCompactorOptions runs set, which assigns VerifyCompaction or
+// RetentionEnabled, under the lock the compactor reads its copies with, and
+// copies them.
+func (db *DB) setCompactorOptions(set func()) {
+	db.lazyInit()
+	c := db.compactor
+	c.optMu.Lock()
+	defer c.optMu.Unlock()
+	set()
+	c.VerifyCompaction, c.RetentionEnabled = db.VerifyCompaction, db.RetentionEnabled
+}
+
+// syncCompactorOptions picks up VerifyCompaction and RetentionEnabled as
+// assigned after Open.
+func (db *DB) syncCompactorOptions() { db.setCompactorOptions(func() {}) }
+
 // EnforceSnapshotRetention deletes snapshots created before timestamp,
 // always keeping the newest. It returns the MaxTXID of the snapshot just
 // before the first one kept (0 if none was deleted): lower levels may drop
 // files below it without breaking a restore from any kept snapshot.
 func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time) (minSnapshotTXID ltx.TXID, err error) {
+	db.syncCompactorOptions()
+	if db.Replica == nil {
+		return 0, fmt.Errorf("no replica configured")
+	}
 	infos, err := listFrom(ctx, db.Replica.Client, SnapshotLevel, 0)
 	if err != nil {
 		return 0, fmt.Errorf("list snapshots: %w", err)
@@ -59,15 +80,22 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
 // txID, always keeping the level's newest file.
 func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) (err error) {
+	db.syncCompactorOptions()
 	return db.compactor.EnforceRetentionByTXID(ctx, level, txID)
 }
 
 // EnforceL0RetentionByTime deletes L0 files that L1 already covers and that
 // are older than L0Retention, remotely and locally. It never deletes the
-// newest L0 file nor leaves a hole in the retained range. While no L0 or L1
-// file was added since the last pass and no file has aged past the
-// retention, it returns without listing the replica.
+// newest L0 file nor leaves a hole in the retained range.
 func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
+	return db.enforceL0Retention(ctx, false)
+}
+
+// enforceL0Retention is EnforceL0RetentionByTime; with mayskip (background
+// passes only) it returns without listing the replica while no L0 or L1
+// file was added since the last pass and no file has aged past retention.
+func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
+	db.syncCompactorOptions()
 	if db.L0Retention <= 0 || db.Replica == nil {
 		return nil
 	}
@@ -75,7 +103,7 @@ func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 	db.l0RetMu.Lock()
 	last := db.l0Ret
 	db.l0RetMu.Unlock()
-	if keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
+	if mayskip && keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
 		return nil
 	}
 
@@ -172,6 +200,7 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 // over from the replica's newest file with a full snapshot. TXIDs continue
 // after the replica's highest instead of restarting at 1.
 func (db *DB) ResetLocalState(ctx context.Context) error {
+	db.lazyInit()
 	// Under the executor: a sync must not write L0 files meanwhile.
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
@@ -214,6 +243,7 @@ var errReplicaUnreachable = errors.New("replica unreachable")
 // resolveReplicaCheck runs the behind-replica check that init could not,
 // with the replica's newest L0 file as the uploader just listed it.
 func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) error {
+	db.lazyInit()
 	if !db.replicaCheckPending.Load() {
 		return nil
 	}
@@ -360,6 +390,7 @@ type SyncDiagnostic struct {
 
 // SyncDiagnostic returns the DB's current sync state.
 func (db *DB) SyncDiagnostic() SyncDiagnostic {
+	db.lazyInit()
 	d := SyncDiagnostic{Path: db.path}
 	if pos, err := db.Pos(); err == nil {
 		d.TXID = uint64(pos.TXID)
@@ -377,6 +408,7 @@ func (db *DB) SyncDiagnostic() SyncDiagnostic {
 // CRC64 checkpoints the WAL into the database (RESTART) and returns the
 // CRC-64/ISO of the database file with the position it corresponds to.
 func (db *DB) CRC64(ctx context.Context) (uint64, ltx.Pos, error) {
+	db.lazyInit()
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return 0, ltx.Pos{}, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
@@ -405,6 +437,9 @@ func (db *DB) CRC64(ctx context.Context) (uint64, ltx.Pos, error) {
 // files no retained snapshot needs, plus L0 files past L0Retention.
 func (r *Replica) EnforceRetention(ctx context.Context) (err error) {
 	db := r.db
+	if db == nil {
+		return fmt.Errorf("enforce retention: replica has no database (use NewReplica)")
+	}
 	floor, err := db.EnforceSnapshotRetention(ctx, time.Now().Add(-DefaultSnapshotRetention))
 	if err != nil {
 		return err

@@ -50,6 +50,7 @@ type lastFrame struct {
 // file (more when MaxSyncWALBytes splits a large backlog), then runs the
 // checkpoint policy. A missing database file is not an error.
 func (db *DB) Sync(ctx context.Context) error {
+	db.lazyInit()
 	start := time.Now()
 	for {
 		if err := context.Cause(ctx); err != nil {
@@ -86,6 +87,7 @@ func (db *DB) markSynced(start time.Time) {
 // starting its own, so concurrent callers share one sync and one upload. If
 // background sync or upload is off, it syncs and uploads itself.
 func (db *DB) WaitReplicated(ctx context.Context) error {
+	db.lazyInit()
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
 	}

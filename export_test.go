@@ -53,3 +53,9 @@ func ReadLockHeld(db *DB) bool {
 	var n int
 	return db.rtx.QueryRow(`SELECT 1`).Scan(&n) == nil
 }
+
+// EnforceL0RetentionIfDue runs L0 retention as the Store's background
+// monitor does: skipped while nothing changed and nothing is due.
+func EnforceL0RetentionIfDue(ctx context.Context, db *DB) error {
+	return db.enforceL0Retention(ctx, true)
+}

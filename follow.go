@@ -142,7 +142,7 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 			if cur > start {
 				return cur, nil // progress made; a hole that remains is reported next round
 			}
-			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, info.MinTXID,
+			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (gap before %s)", cur, info.MinTXID,
 				LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))
 		}
 		if prev, err = r.linkAt(ctx, f, cur, prev); err != nil {

@@ -82,7 +82,7 @@ var (
 	// where the destination level ends (one is missing from the listing,
 	// or was never written): compacting it would leave a hole in the
 	// destination, so compaction waits.
-	ErrCompactionGap = errors.New("compaction input does not continue the destination level")
+	ErrCompactionGap = errors.New("TXID gap: compaction input does not continue the destination level")
 
 	// ErrCompactionTooEarly means the level already has a file for the
 	// current interval window.

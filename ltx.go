@@ -191,7 +191,11 @@ func compactLTX(ctx context.Context, w io.Writer, rdrs []io.Reader, spillDir str
 			if prev.PageSize != in.hdr.PageSize {
 				return fmt.Errorf("input files have mismatched page sizes: %d != %d", prev.PageSize, in.hdr.PageSize)
 			} else if !ltx.IsContiguous(prev.MaxTXID, in.hdr.MinTXID, in.hdr.MaxTXID) {
-				return fmt.Errorf("non-contiguous transaction ids in input files: (%s,%s) -> (%s,%s)", prev.MinTXID, prev.MaxTXID, in.hdr.MinTXID, in.hdr.MaxTXID)
+				kind := "gap"
+				if in.hdr.MinTXID <= prev.MaxTXID+1 {
+					kind = "overlap"
+				}
+				return fmt.Errorf("non-contiguous transaction ids in input files: (%s,%s) -> (%s,%s) (%s)", prev.MinTXID, prev.MaxTXID, in.hdr.MinTXID, in.hdr.MaxTXID, kind)
 			}
 		}
 		in.data = make([]byte, in.hdr.PageSize)

@@ -75,6 +75,7 @@ type dbMetrics struct {
 
 // SetMetrics makes the DB record into m; nil stops recording.
 func (db *DB) SetMetrics(m *Metrics) {
+	db.lazyInit()
 	if m == nil {
 		db.metrics = nil
 		return

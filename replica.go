@@ -54,6 +54,8 @@ type Replica struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	initOnce sync.Once // makes syncSem and wakeReq for a struct literal
+
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
 	lastErr      error      // the newest error of that run
@@ -75,6 +77,22 @@ func NewReplica(db *DB) *Replica {
 		wakeReq:         make(chan struct{}, 1),
 	}
 }
+
+// lazyInit makes what NewReplica would have, for a Replica built as a
+// struct literal.
+func (r *Replica) lazyInit() {
+	r.initOnce.Do(func() {
+		if r.syncSem == nil {
+			r.syncSem = semaphore.NewWeighted(1)
+		}
+		if r.wakeReq == nil {
+			r.wakeReq = make(chan struct{}, 1)
+		}
+	})
+}
+
+// errNoClient is returned by a Replica that has no Client.
+var errNoClient = errors.New("replica client required")
 
 // wake asks the monitor to upload now: out of a backoff, and even if it
 // believes it is caught up. WaitReplicated calls it, so that a waiter does
@@ -148,7 +166,10 @@ func (r *Replica) uploadedChan() <-chan struct{} { return r.uploaded.Wait() }
 func (r *Replica) Start(ctx context.Context) error {
 	if !r.MonitorEnabled {
 		return nil
+	} else if r.db == nil || r.Client == nil {
+		return fmt.Errorf("start replica: %w (and a database: use NewReplica)", errNoClient)
 	}
+	r.lazyInit()
 	_ = r.Stop(false)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -184,6 +205,10 @@ func (r *Replica) Sync(ctx context.Context) (err error) {
 // and returns how many files it uploaded, even when it fails. A replica
 // behind the local L0 files is re-seeded once per call.
 func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err error) {
+	if r.db == nil || r.Client == nil {
+		return 0, fmt.Errorf("replica sync: %w (and a database: use NewReplica)", errNoClient)
+	}
+	r.lazyInit()
 	defer func() { r.recordSync(ctx, err) }()
 	reseeded := false
 	for {
@@ -520,6 +545,9 @@ func (r *Replica) shutdownSync(ctx context.Context) error {
 // MaxLTXFileInfo returns the replica's file with the highest MaxTXID at a
 // level, or a zero value if the level is empty.
 func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileInfo, err error) {
+	if r.Client == nil {
+		return info, errNoClient
+	}
 	itr, err := r.Client.LTXFiles(ctx, level, 0, false)
 	if err != nil {
 		return info, err
@@ -535,6 +563,9 @@ func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileI
 
 // CreatedAt returns the creation time of the replica's first L0 file.
 func (r *Replica) CreatedAt(ctx context.Context) (time.Time, error) {
+	if r.Client == nil {
+		return time.Time{}, errNoClient
+	}
 	itr, err := r.Client.LTXFiles(ctx, 0, 0, false)
 	if err != nil {
 		return time.Time{}, err
@@ -549,6 +580,9 @@ func (r *Replica) CreatedAt(ctx context.Context) (time.Time, error) {
 // TimeBounds returns the earliest and latest file creation times across all
 // levels.
 func (r *Replica) TimeBounds(ctx context.Context) (createdAt, updatedAt time.Time, err error) {
+	if r.Client == nil {
+		return createdAt, updatedAt, errNoClient
+	}
 	for level := SnapshotLevel; level >= 0; level-- {
 		itr, err := r.Client.LTXFiles(ctx, level, 0, false)
 		if err != nil {
@@ -599,6 +633,9 @@ type ValidationError struct {
 
 // ValidateLevel reports gaps, overlaps and ordering errors in a level.
 func (r *Replica) ValidateLevel(ctx context.Context, level int) ([]ValidationError, error) {
+	if r.Client == nil {
+		return nil, errNoClient
+	}
 	itr, err := r.Client.LTXFiles(ctx, level, 0, false)
 	if err != nil {
 		return nil, err

@@ -76,18 +76,24 @@ var backendPackages = map[string]string{
 
 // checkFileURL rejects file:// URLs whose path is not absolute. Parsing (as
 // upstream does) turns "file://dir/sub" into "/dir/sub", which is never what
-// was meant: the first segment is the URL's host.
+// was meant: the first segment is the URL's host. An empty path parses to
+// "." (as upstream), which would replicate into the working directory.
 func checkFileURL(rawURL string) error {
-	rest, ok := strings.CutPrefix(rawURL, "file://")
-	if !ok || rest == "" || strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "?") {
+	if !hasPrefixFold(rawURL, "file://") {
+		return nil
+	}
+	if rest := rawURL[len("file://"):]; strings.HasPrefix(rest, "/") {
 		return nil
 	}
 	return fmt.Errorf("file replica URL %q has no absolute path: use file:///absolute/path (three slashes)", rawURL)
 }
 
 // ReplicaTypeFromURL returns the backend type named by a URL's scheme, or ""
-// if rawURL is not a URL.
+// if rawURL is not a "scheme://" URL.
 func ReplicaTypeFromURL(rawURL string) string {
+	if !IsURL(rawURL) {
+		return "" // "host:port" parses with "host" as its scheme
+	}
 	scheme, _, _, err := ParseReplicaURL(rawURL)
 	if err != nil || scheme == "" {
 		return ""
@@ -104,26 +110,26 @@ func ParseReplicaURL(s string) (scheme, host, urlPath string, err error) {
 	return scheme, host, urlPath, err
 }
 
-var s3AccessPointRegex = regexp.MustCompile(`^s3://(arn:[^/]+:s3:[^/]*:[^/]*:accesspoint/[^/]+)(/[^?]*)?(\?.*)?$`)
-
 // ParseReplicaURLWithQuery splits a replica URL into its parts. The path is
 // cleaned and loses its leading slash, except for file URLs, whose path is
-// the absolute local path.
+// the absolute local path ("." when empty, as upstream).
 func ParseReplicaURLWithQuery(s string) (scheme, host, urlPath string, query url.Values, userinfo *url.Userinfo, err error) {
-	if m := s3AccessPointRegex.FindStringSubmatch(s); m != nil {
-		if query, err = url.ParseQuery(strings.TrimPrefix(m[3], "?")); err != nil {
-			return "", "", "", nil, nil, fmt.Errorf("parse replica url query: %w", err)
+	// Access point ARNs hold colons that url.Parse takes for a bad port.
+	if hasPrefixFold(s, "s3://arn:") {
+		host, urlPath, query, err := parseS3AccessPointURL(s)
+		if err != nil {
+			return "", "", "", nil, nil, err
 		}
-		return "s3", m[1], CleanReplicaURLPath(m[2]), query, nil, nil
+		return "s3", host, urlPath, query, nil, nil
 	}
 
-	if strings.HasPrefix(s, "file://") {
-		p := strings.TrimPrefix(s, "file://")
+	if hasPrefixFold(s, "file://") {
+		p := s[len("file://"):]
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
 		}
 		if p == "" {
-			return "file", "", "", nil, nil, nil
+			return "file", "", ".", nil, nil, nil
 		}
 		return "file", "", filepath.Clean("/" + strings.TrimPrefix(p, "/")), nil, nil, nil
 	}
@@ -141,6 +147,32 @@ func ParseReplicaURLWithQuery(s string) (scheme, host, urlPath string, query url
 		urlPath = "."
 	}
 	return u.Scheme, u.Host, urlPath, u.Query(), u.User, nil
+}
+
+// parseS3AccessPointURL splits "s3://arn:...:accesspoint/NAME/path?query"
+// into the access point ARN (the bucket), the cleaned path and the query.
+func parseS3AccessPointURL(s string) (host, urlPath string, query url.Values, err error) {
+	rest := s[len("s3://"):]
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		if query, err = url.ParseQuery(rest[i+1:]); err != nil {
+			return "", "", nil, fmt.Errorf("parse replica url query: %w", err)
+		}
+		rest = rest[:i]
+	}
+	const marker = ":accesspoint/"
+	i := strings.Index(strings.ToLower(rest), marker)
+	if i < 0 || i+len(marker) == len(rest) {
+		return "", "", nil, fmt.Errorf("invalid s3 access point arn: %s", rest)
+	}
+	name := i + len(marker)
+	if j := strings.IndexByte(rest[name:], '/'); j >= 0 {
+		return rest[:name+j], CleanReplicaURLPath(rest[name+j+1:]), query, nil
+	}
+	return rest, "", query, nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // redactURL hides a password so that errors can quote a URL safely.

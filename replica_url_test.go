@@ -55,3 +55,73 @@ func TestNewReplicaClientFromURL_File(t *testing.T) {
 		}
 	}
 }
+
+// Access point ARNs hold colons that url.Parse rejects; they are split by
+// hand, with any case of the scheme, the query kept out of the host.
+func TestParseReplicaURLWithQuery_S3AccessPoint(t *testing.T) {
+	const arn = "arn:aws:s3:us-east-1:123456789012:accesspoint/my-ap"
+	for _, tt := range []struct{ url, path, region string }{
+		{"s3://" + arn + "/path?region=us-west-2", "path", "us-west-2"},
+		{"s3://" + arn + "?region=us-west-2", "", "us-west-2"},
+		{"s3://" + arn + "/a/b/?region=eu-west-1", "a/b", "eu-west-1"},
+		{"s3://" + arn, "", ""},
+		{"S3://" + arn + "/path?region=us-west-2", "path", "us-west-2"},
+		{"s3://ARN:aws:s3:us-east-1:123456789012:AccessPoint/my-ap/path", "path", ""},
+	} {
+		scheme, host, p, query, _, err := litestream.ParseReplicaURLWithQuery(tt.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		wantHost := tt.url[len("s3://"):]
+		wantHost = wantHost[:strings.Index(wantHost, "my-ap")+len("my-ap")]
+		if scheme != "s3" || host != wantHost || p != tt.path || query.Get("region") != tt.region {
+			t.Errorf("%s: got %q %q %q region=%q, want s3 %q %q region=%q", tt.url, scheme, host, p, query.Get("region"), wantHost, tt.path, tt.region)
+		}
+		if scheme, host2, p2, err := litestream.ParseReplicaURL(tt.url); err != nil || scheme != "s3" || host2 != host || p2 != p {
+			t.Errorf("ParseReplicaURL(%s) = %q %q %q %v", tt.url, scheme, host2, p2, err)
+		}
+	}
+	if _, _, _, _, _, err := litestream.ParseReplicaURLWithQuery("s3://arn:aws:s3:::bucket/path"); err == nil {
+		t.Error("an ARN that is no access point: no error")
+	}
+}
+
+// Upstream's answers for the edges: a URL needs "scheme://", an empty file
+// path is ".", and the scheme's case does not matter.
+func TestParseReplicaURL_Edges(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"localhost:8080", ""},
+		{"bucket:1234", ""},
+		{"127.0.0.1:9000", ""},
+		{"/var/lib/db", ""},
+		{"s3://bucket/db", "s3"},
+		{"webdavs://host/db", "webdav"},
+		{"FILE:///var/lib/db", "file"},
+	} {
+		if got := litestream.ReplicaTypeFromURL(tt.url); got != tt.want {
+			t.Errorf("ReplicaTypeFromURL(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ url, path string }{
+		{"file://", "."},
+		{"file://?x=1", "."},
+		{"file:///", "/"},
+		{"FILE:///var/lib/db", "/var/lib/db"},
+		{"File:///var/lib/db?x=1", "/var/lib/db"},
+	} {
+		scheme, host, p, err := litestream.ParseReplicaURL(tt.url)
+		if err != nil || scheme != "file" || host != "" || p != tt.path {
+			t.Errorf("ParseReplicaURL(%q) = %q %q %q %v, want file \"\" %q", tt.url, scheme, host, p, err, tt.path)
+		}
+	}
+	// "." is a relative path: rejected, as file://relative is.
+	if _, err := litestream.NewReplicaClientFromURL("file://"); err == nil || !strings.Contains(err.Error(), "file:///") {
+		t.Errorf("file://: err = %v, want an error asking for file:///absolute/path", err)
+	}
+	c, err := litestream.NewReplicaClientFromURL("FILE:///var/lib/replica")
+	if err != nil {
+		t.Fatal(err)
+	} else if got := c.(*file.ReplicaClient).Path(); got != "/var/lib/replica" {
+		t.Fatalf("FILE:///var/lib/replica: path = %q", got)
+	}
+}

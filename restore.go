@@ -91,6 +91,8 @@ func (opt RestoreOptions) validate() error {
 func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 	if err := opt.validate(); err != nil {
 		return err
+	} else if r.Client == nil {
+		return errNoClient
 	}
 	if opt.Follow {
 		if _, err := os.Stat(opt.OutputPath); err == nil {
@@ -599,7 +601,7 @@ func CalcRestorePlan(ctx context.Context, client ReplicaClient, txID ltx.TXID, t
 		if txID == 0 && timestamp.IsZero() && len(plan) > 0 {
 			for _, c := range cursors {
 				if c.pending != nil && c.pending.MinTXID > cur+1 {
-					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (%s)", cur, c.pending.MinTXID,
+					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (gap before %s)", cur, c.pending.MinTXID,
 						LTXFilePath("", c.pending.Level, c.pending.MinTXID, c.pending.MaxTXID))
 				}
 			}

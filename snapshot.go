@@ -16,6 +16,7 @@ import (
 // database as of its current position. Checkpoints wait until the reader is
 // read to the end or closed: always close it.
 func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error) {
+	db.lazyInit()
 	if err := db.checkOpenable(); err != nil {
 		return ltx.Pos{}, nil, err
 	}
@@ -145,6 +146,7 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 // Snapshot writes a full snapshot of the current position to the replica's
 // snapshot level. It always writes, even if one exists for the position.
 func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
+	db.lazyInit()
 	pos, rc, err := db.SnapshotReader(ctx)
 	if err != nil {
 		return nil, err

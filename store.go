@@ -80,6 +80,10 @@ type Store struct {
 
 	changed internal.Signal // broadcast when a DB's newest file of a level changes
 
+	// pushed holds the settings last pushed into the DBs, so that Open pushes
+	// the fields assigned since NewStore and leaves alone the DBs' own.
+	pushed storeSettings
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,7 +110,49 @@ func NewStore(dbs []*DB, levels CompactionLevels) *Store {
 	for _, db := range dbs {
 		s.applySettings(db)
 	}
+	s.pushed = s.settings()
 	return s
+}
+
+// storeSettings are the Store fields that NewStore pushes into each DB.
+type storeSettings struct {
+	l0Retention          time.Duration
+	shutdownSyncTimeout  time.Duration
+	shutdownSyncInterval time.Duration
+	verifyCompaction     bool
+	retentionEnabled     bool
+	logger               *slog.Logger
+}
+
+func (s *Store) settings() storeSettings {
+	return storeSettings{s.L0Retention, s.ShutdownSyncTimeout, s.ShutdownSyncInterval, s.VerifyCompaction, s.RetentionEnabled, s.Logger}
+}
+
+// pushChangedSettings pushes into every DB each field assigned since the
+// last push. Caller holds mu.
+func (s *Store) pushChangedSettings() {
+	now, old := s.settings(), s.pushed
+	for _, db := range s.dbs {
+		if now.logger != old.logger {
+			db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
+		}
+		if now.l0Retention != old.l0Retention {
+			db.L0Retention = now.l0Retention
+		}
+		if now.shutdownSyncTimeout != old.shutdownSyncTimeout {
+			db.ShutdownSyncTimeout = now.shutdownSyncTimeout
+		}
+		if now.shutdownSyncInterval != old.shutdownSyncInterval {
+			db.ShutdownSyncInterval = now.shutdownSyncInterval
+		}
+		if now.verifyCompaction != old.verifyCompaction {
+			db.setCompactorOptions(func() { db.VerifyCompaction = now.verifyCompaction })
+		}
+		if now.retentionEnabled != old.retentionEnabled {
+			db.setCompactorOptions(func() { db.RetentionEnabled = now.retentionEnabled })
+		}
+	}
+	s.pushed = now
 }
 
 func (s *Store) applySettings(db *DB) {
@@ -114,9 +160,7 @@ func (s *Store) applySettings(db *DB) {
 	db.L0Retention = s.L0Retention
 	db.ShutdownSyncTimeout = s.ShutdownSyncTimeout
 	db.ShutdownSyncInterval = s.ShutdownSyncInterval
-	db.VerifyCompaction = s.VerifyCompaction
-	db.RetentionEnabled = s.RetentionEnabled
-	db.compactor.setOptions(s.VerifyCompaction, s.RetentionEnabled)
+	db.setCompactorOptions(func() { db.VerifyCompaction, db.RetentionEnabled = s.VerifyCompaction, s.RetentionEnabled })
 	if s.done != nil {
 		db.Done = s.done
 	}
@@ -145,6 +189,9 @@ func (s *Store) Open(ctx context.Context) error {
 	if s.SnapshotInterval <= 0 {
 		return fmt.Errorf("snapshot interval must be positive")
 	}
+	s.mu.Lock()
+	s.pushChangedSettings()
+	s.mu.Unlock()
 
 	dbs := s.DBs()
 	for _, db := range dbs {
@@ -213,7 +260,9 @@ func (s *Store) Close(ctx context.Context) (err error) {
 			}
 		}
 	}
-	s.cancel()
+	if s.cancel != nil { // nil in a Store built as a struct literal
+		s.cancel()
+	}
 	s.wg.Wait()
 	if err == nil {
 		err = interrupted
@@ -420,7 +469,7 @@ func (s *Store) monitorL0Retention() {
 			if !db.IsOpen() {
 				continue
 			}
-			if err := db.EnforceL0RetentionByTime(s.ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := db.enforceL0Retention(s.ctx, true); err != nil && !errors.Is(err, context.Canceled) {
 				db.logger().Error("l0 retention failed", "error", err)
 			}
 		}
@@ -636,7 +685,7 @@ func (s *Store) SyncDB(ctx context.Context, path string, wait bool) (SyncDBResul
 
 // SetL0Retention sets L0 retention on the store and every DB.
 func (s *Store) SetL0Retention(d time.Duration) {
-	s.update(func() { s.L0Retention = d }, func(db *DB) { db.L0Retention = d })
+	s.update(func() { s.L0Retention, s.pushed.l0Retention = d, d }, func(db *DB) { db.L0Retention = d })
 }
 
 // SetDone sets the channel that interrupts shutdown syncs on every DB.
@@ -646,27 +695,25 @@ func (s *Store) SetDone(done <-chan struct{}) {
 
 // SetShutdownSyncTimeout sets the shutdown retry budget on every DB.
 func (s *Store) SetShutdownSyncTimeout(d time.Duration) {
-	s.update(func() { s.ShutdownSyncTimeout = d }, func(db *DB) { db.ShutdownSyncTimeout = d })
+	s.update(func() { s.ShutdownSyncTimeout, s.pushed.shutdownSyncTimeout = d, d }, func(db *DB) { db.ShutdownSyncTimeout = d })
 }
 
 // SetShutdownSyncInterval sets the shutdown retry interval on every DB.
 func (s *Store) SetShutdownSyncInterval(d time.Duration) {
-	s.update(func() { s.ShutdownSyncInterval = d }, func(db *DB) { db.ShutdownSyncInterval = d })
+	s.update(func() { s.ShutdownSyncInterval, s.pushed.shutdownSyncInterval = d, d }, func(db *DB) { db.ShutdownSyncInterval = d })
 }
 
 // SetVerifyCompaction sets compaction verification on every DB.
 func (s *Store) SetVerifyCompaction(v bool) {
-	s.update(func() { s.VerifyCompaction = v }, func(db *DB) {
-		db.VerifyCompaction = v
-		db.compactor.setOptions(v, db.RetentionEnabled)
+	s.update(func() { s.VerifyCompaction, s.pushed.verifyCompaction = v, v }, func(db *DB) {
+		db.setCompactorOptions(func() { db.VerifyCompaction = v })
 	})
 }
 
 // SetRetentionEnabled sets remote retention on every DB.
 func (s *Store) SetRetentionEnabled(v bool) {
-	s.update(func() { s.RetentionEnabled = v }, func(db *DB) {
-		db.RetentionEnabled = v
-		db.compactor.setOptions(db.VerifyCompaction, v)
+	s.update(func() { s.RetentionEnabled, s.pushed.retentionEnabled = v, v }, func(db *DB) {
+		db.setCompactorOptions(func() { db.RetentionEnabled = v })
 	})
 }
 

@@ -94,14 +94,15 @@ func (r *WALReader) readHeader() error {
 	default:
 		return fmt.Errorf("invalid wal header magic: %x", magic)
 	}
-	if v := binary.BigEndian.Uint32(hdr[4:]); v != walFormatVersion {
-		return fmt.Errorf("unsupported wal version: %d", v)
-	}
-
+	// A checksum mismatch is a torn header write: no WAL, whatever the
+	// version field says (upstream's order).
 	chksum1, chksum2 := WALChecksum(r.bo, 0, 0, hdr[:WALHeaderChecksumOffset])
 	if chksum1 != binary.BigEndian.Uint32(hdr[24:]) || chksum2 != binary.BigEndian.Uint32(hdr[28:]) {
 		r.logger.Debug("wal header checksum mismatch, treating as empty wal")
 		return io.EOF
+	}
+	if v := binary.BigEndian.Uint32(hdr[4:]); v != walFormatVersion {
+		return fmt.Errorf("unsupported wal version: %d", v)
 	}
 
 	r.pageSize = binary.BigEndian.Uint32(hdr[8:])

@@ -225,6 +225,8 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 		{"s3://bucket.s3.filebase.com/db", &s3.ReplicaClient{Bucket: "bucket", Region: "us-east-1", Endpoint: "https://s3.filebase.com", ForcePathStyle: true, Path: "db"}, false},
 		{"s3://bucket.s3.fr-par.scw.cloud/db", &s3.ReplicaClient{Bucket: "bucket", Region: "fr-par", Endpoint: "https://s3.fr-par.scw.cloud", Path: "db"}, false},
 		{"s3://arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap/db", &s3.ReplicaClient{Bucket: "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap", Region: "us-west-2", Path: "db"}, false},
+		{"s3://arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap?region=eu-west-1", &s3.ReplicaClient{Bucket: "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap", Region: "eu-west-1"}, false},
+		{"S3://arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap/db?region=eu-west-1", &s3.ReplicaClient{Bucket: "arn:aws:s3:us-west-2:123456789012:accesspoint/my-ap", Region: "eu-west-1", Path: "db"}, false},
 		{"s3://bucket/db?endpoint=127.0.0.1:9000", &s3.ReplicaClient{Bucket: "bucket", Endpoint: "http://127.0.0.1:9000", ForcePathStyle: true, Path: "db"}, false},
 		{"s3://bucket/db?endpoint=s3.example.com&region=r1", &s3.ReplicaClient{Bucket: "bucket", Endpoint: "https://s3.example.com", Region: "r1", ForcePathStyle: true, Path: "db"}, false},
 		{"s3://bucket/db?endpoint=http://h:1&forcePathStyle=false", &s3.ReplicaClient{Bucket: "bucket", Endpoint: "http://h:1", Path: "db"}, false},
