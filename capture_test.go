@@ -15,6 +15,7 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 	"github.com/benbjohnson/litestream/internal/faultclient"
+	"github.com/superfly/ltx"
 )
 
 // mustOpenManualDB opens a DB on path with background sync and uploads
@@ -348,4 +349,51 @@ func TestDB_TransactionWholeAcrossRestart(t *testing.T) {
 		t.Fatalf("restore holds the later commit but %d of the earlier transaction's 50 rows", n)
 	}
 	mustMatchLatest(t, db, app)
+}
+
+// A level-9 snapshot is of its position: when the app restarted the WAL
+// after the last sync, the new generation's frames belong to later TXIDs.
+// The snapshot read them up to the old generation's offset and stored a
+// later state under the position's TXID.
+func TestDB_SnapshotAfterAppRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, path, client) // a first run creates the library's tables
+	mustInsert(t, app, 0)
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	} else if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpenManualDB(t, path, client)
+	defer func() { _ = db.Close(ctx) }()
+
+	for i := 0; i < 20; i++ {
+		mustInsert(t, app, i)
+	}
+	if appCheckpointBusy(t, app, "PASSIVE") { // fully backfilled before the first sync
+		t.Fatal("passive checkpoint blocked before the DB started")
+	}
+	if err := db.Sync(ctx); err != nil { // the read lock begins on a backfilled WAL
+		t.Fatal(err)
+	}
+	mustInsertAside(t, app, 1) // restarts the WAL
+
+	info, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Replica.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fromSnapshot := MustCheckRestored(t, MustRestore(t, db.Replica, info.MaxTXID))
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{info}); err != nil {
+		t.Fatal(err)
+	}
+	if fromL0 := MustCheckRestored(t, MustRestore(t, db.Replica, info.MaxTXID)); fromSnapshot != fromL0 {
+		t.Fatalf("L9 snapshot at TXID %s holds %s, the L0 files at that TXID %s", info.MaxTXID, fromSnapshot, fromL0)
+	}
 }

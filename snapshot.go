@@ -23,6 +23,12 @@ func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return ltx.Pos{}, nil, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
+	// Sync first: the snapshot is of the position's L0 file's WAL
+	// generation, and the WAL may have moved on since the last sync.
+	if err := db.syncLocked(ctx, false); err != nil {
+		db.exec.Release(1)
+		return ltx.Pos{}, nil, fmt.Errorf("sync before snapshot: %w", err)
+	}
 	pageSize := db.PageSize()
 	if pageSize == 0 {
 		db.exec.Release(1)
@@ -66,26 +72,25 @@ func (r *snapshotReader) Close() error {
 }
 
 // snapshotWALBound returns the WAL offset up to which the position's L0
-// chain reaches. Caller holds exec.
+// chain reaches. The WAL must still be that L0 file's generation: frames of
+// a later one belong to later TXIDs, and the database file may hold them
+// too. Caller holds exec.
 func (db *DB) snapshotWALBound(pos ltx.Pos) (int64, error) {
-	if db.lastSyncedWALOffset > 0 {
-		return max(db.lastSyncedWALOffset, WALHeaderSize), nil
-	} else if pos.TXID == 0 {
+	if pos.TXID == 0 {
 		return WALHeaderSize, nil
 	}
-	hdr, err := readLTXHeaderFile(db.LTXPath(0, pos.TXID, pos.TXID))
+	last, err := db.capturedAt(pos)
 	if err != nil {
 		return 0, err
 	}
 	walHdr, err := db.readWALHeader()
-	if err != nil || walHdr == nil {
-		return WALHeaderSize, nil
+	if err != nil {
+		return 0, fmt.Errorf("read wal header: %w", err)
 	}
-	salts, _ := readWALHeaderSalts(bytes.NewReader(walHdr))
-	if salts != [2]uint32{hdr.WALSalt1, hdr.WALSalt2} {
-		return WALHeaderSize, nil
+	if salts, _ := readWALHeaderSalts(bytes.NewReader(walHdr)); walHdr != nil && salts != last.salts {
+		return 0, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
 	}
-	return max(hdr.WALOffset+hdr.WALSize, WALHeaderSize), nil
+	return max(last.end, WALHeaderSize), nil
 }
 
 // writeSnapshot encodes pages 1..commit, taking WAL frames up to bound.
@@ -140,7 +145,16 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 	hdr.Commit = commit
 
 	pages, last := allPages(commit, ltx.LockPgno(uint32(pageSize)))
-	return db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile)
+	if err := db.encodePages(ctx, w, hdr, pages, last, pageMap, walFile); err != nil {
+		return err
+	}
+	// The frames read must still be the position's generation.
+	if salts, err := readWALHeaderSalts(walFile); err != nil {
+		return err
+	} else if bound > WALHeaderSize && salts != [2]uint32{hdr.WALSalt1, hdr.WALSalt2} {
+		return fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
+	}
+	return nil
 }
 
 // Snapshot writes a full snapshot of the current position to the replica's
