@@ -27,7 +27,7 @@ import (
 // The bank: balances that always sum to bankAccounts*bankBalance, an index
 // over them, and one blob and one meta count per transaction.
 const (
-	bankAccounts = 4000
+	bankAccounts = 2000
 	bankBalance  = 100
 )
 
@@ -49,8 +49,9 @@ func setupBank(t testing.TB, app *sql.DB) {
 }
 
 // bankTx moves money between random accounts across the table and adds a
-// blob of blobSize bytes, in one transaction.
-func bankTx(app *sql.DB, rng *rand.Rand, blobSize int) error {
+// blob of blobSize bytes, in one transaction. A zero blob compresses to
+// almost nothing in LTX files but takes its full size in the database.
+func bankTx(app *sql.DB, rng *rand.Rand, blobSize int, zero bool) error {
 	tx, err := app.Begin()
 	if err != nil {
 		return err
@@ -64,7 +65,11 @@ func bankTx(app *sql.DB, rng *rand.Rand, blobSize int) error {
 			return err
 		}
 	}
-	if _, err := tx.Exec(`INSERT INTO blobs (data) VALUES (randomblob(?))`, blobSize); err != nil {
+	blob := `randomblob(?)`
+	if zero {
+		blob = `zeroblob(?)`
+	}
+	if _, err := tx.Exec(`INSERT INTO blobs (data) VALUES (`+blob+`)`, blobSize); err != nil {
 		return err
 	} else if _, err := tx.Exec(`UPDATE meta SET n = n + 1`); err != nil {
 		return err
@@ -112,9 +117,9 @@ func checkBank(ctx context.Context, q bankQuerier) (int64, error) {
 	return n, tx.Commit()
 }
 
-// bankReaders runs readers of every kind on a followed database until
-// stopped: a pool, a connection per check, and a long-lived connection
-// with a large cache. Each also checks that n never goes backwards.
+// bankReaders runs readers on a followed database until stopped: some of
+// a pool, a connection per check, and a long-lived connection with a large
+// cache. Each also checks that n never goes backwards.
 type bankReaders struct {
 	path       string
 	stop       chan struct{}
@@ -128,7 +133,14 @@ type bankReaders struct {
 
 func bankDSN(path string) string { return "file:" + path + "?_pragma=busy_timeout(30000)" }
 
-func startBankReaders(path string) (*bankReaders, error) {
+// Reader kinds for startBankReaders.
+const (
+	readPool  = "pool"
+	readFresh = "fresh"
+	readLong  = "long-lived"
+)
+
+func startBankReaders(path string, kinds ...string) (*bankReaders, error) {
 	r := &bankReaders{path: path, stop: make(chan struct{})}
 	pool, err := sql.Open("sqlite", bankDSN(path))
 	if err != nil {
@@ -140,18 +152,25 @@ func startBankReaders(path string) (*bankReaders, error) {
 		return nil, err
 	}
 	long.SetMaxOpenConns(1)
-	for i := 0; i < 2; i++ {
-		r.run("pool", func(ctx context.Context) (int64, error) { return checkBank(ctx, pool) })
-	}
-	r.run("long-lived", func(ctx context.Context) (int64, error) { return checkBank(ctx, long) })
-	r.run("fresh", func(ctx context.Context) (int64, error) {
-		db, err := sql.Open("sqlite", bankDSN(path))
-		if err != nil {
-			return 0, err
+	for _, kind := range kinds {
+		switch kind {
+		case readPool:
+			r.run(kind, func(ctx context.Context) (int64, error) { return checkBank(ctx, pool) })
+		case readLong:
+			r.run(kind, func(ctx context.Context) (int64, error) { return checkBank(ctx, long) })
+		case readFresh:
+			r.run(kind, func(ctx context.Context) (int64, error) {
+				db, err := sql.Open("sqlite", bankDSN(path))
+				if err != nil {
+					return 0, err
+				}
+				defer func() { _ = db.Close() }()
+				return checkBank(ctx, db)
+			})
+		default:
+			return nil, fmt.Errorf("unknown reader kind %q", kind)
 		}
-		defer func() { _ = db.Close() }()
-		return checkBank(ctx, db)
-	})
+	}
 	go func() {
 		r.wg.Wait()
 		_ = pool.Close()
@@ -204,7 +223,7 @@ func (r *bankReaders) violate(msg string) {
 func (r *bankReaders) waitChecks(t testing.TB, n int64) {
 	t.Helper()
 	want := r.checks.Load() + n
-	waitFor(t, 30*time.Second, "readers to check", func() bool { return r.checks.Load() >= want })
+	waitFor(t, 2*time.Minute, fmt.Sprintf("readers to check %d times (at %d)", n, r.checks.Load()), func() bool { return r.checks.Load() >= want })
 }
 
 // close stops the readers and returns their checks and violations.
@@ -216,10 +235,11 @@ func (r *bankReaders) close() (int64, int, []string) {
 	return r.checks.Load(), r.nviolation, r.violations
 }
 
-// followChecker is the reader process: it runs bankReaders on the database
-// at path until the file path+".stop" appears, then reports.
+// followChecker is the reader process: it runs a pool reader and a fresh
+// one on the database at path until the file path+".stop" appears, then
+// reports.
 func followChecker(path string) error {
-	r, err := startBankReaders(path)
+	r, err := startBankReaders(path, readPool, readFresh)
 	if err != nil {
 		return err
 	}
@@ -300,25 +320,49 @@ func readMetaN(t testing.TB, path string) int64 {
 	return n
 }
 
+// waitCaughtUp waits, polling, until the follower's sidecar reaches the
+// writer's TXID, and reports how far it got if it does not.
+func waitCaughtUp(t testing.TB, db *litestream.DB, out string, readers *bankReaders) {
+	t.Helper()
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for deadline := start.Add(2 * time.Minute); ; {
+		txid, err := litestream.ReadTXIDFile(out)
+		if err == nil && txid >= pos.TXID {
+			t.Logf("follower reached txid %s in %s", pos.TXID, time.Since(start).Round(time.Millisecond))
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("follower at txid %s (err %v), writer at %s after %s; readers made %d checks, newest n %d",
+				txid, err, pos.TXID, time.Since(start).Round(time.Second), readers.checks.Load(), readers.last.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Readers in the follower's process and in another, with pooled, fresh
 // and long-lived connections, only ever see whole transactions: while the
-// follower applies hundreds of files, after it is killed in the middle of
-// a large file, and while a lasting write error fails every apply. A
-// restarted follower then catches up to the source.
+// follower applies dozens of multi-page files, after it is killed in the
+// middle of a large file, and while a lasting write error fails every
+// apply. A restarted follower then catches up to the source.
 func TestReplica_Restore_FollowReaders(t *testing.T) {
 	ctx := context.Background()
 	db, app, client := MustOpenDB(t, 4096)
 	setupBank(t, app)
-	rng := rand.New(rand.NewSource(1))
-	commit := func(blobSize int) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	commit := func(blobSize int, zero bool) {
 		t.Helper()
-		if err := bankTx(app, rng, blobSize); err != nil {
+		if err := bankTx(app, rng, blobSize, zero); err != nil {
 			t.Fatal(err)
 		} else if err := db.SyncAndWait(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	commit(1000)
+	commit(1000, false)
 
 	follower := litestream.NewReplicaWithClient(nil, client)
 	out := filepath.Join(t.TempDir(), "follow.db")
@@ -350,7 +394,7 @@ func TestReplica_Restore_FollowReaders(t *testing.T) {
 		t.Errorf("a reader found the new output in journal mode %q", mode)
 	}
 
-	readers, err := startBankReaders(out)
+	readers, err := startBankReaders(out, readPool, readFresh, readLong)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,22 +406,22 @@ func TestReplica_Restore_FollowReaders(t *testing.T) {
 		}
 	}()
 
-	// Hundreds of multi-page transactions, one file each.
-	for i := 0; i < 200; i++ {
-		commit(1000 + rng.Intn(12000))
+	// Dozens of multi-page transactions, one file each.
+	for i := 0; i < 60; i++ {
+		commit(1000+rng.Intn(12000), false)
 	}
-	waitFollowed(t, db, out)
-	readers.waitChecks(t, 20)
+	waitCaughtUp(t, db, out, readers)
+	readers.waitChecks(t, 5)
 	if err := stop(); err != nil {
 		t.Fatalf("follow returned %v", err)
 	}
 	before := readMetaN(t, out)
 
-	// A follower process killed in the middle of a large file (past the
-	// cache size, so pages have reached the file) leaves readers at the
+	// A follower process killed in the middle of a large file, past its
+	// cache size so that pages have reached the WAL, leaves readers at the
 	// file before.
-	commit(6 << 20)
-	killed, killedOut := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_KILL_AT_PAGE=1200")
+	commit(3<<20, true)
+	killed, killedOut := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_KILL_AT_PAGE=640")
 	if err := killed.Wait(); err == nil {
 		t.Fatalf("follower was not killed:\n%s", killedOut.String())
 	}
@@ -387,34 +431,31 @@ func TestReplica_Restore_FollowReaders(t *testing.T) {
 	if fi, err := os.Stat(out + "-wal"); err == nil {
 		t.Logf("follower killed with a %d-byte WAL", fi.Size())
 	}
-	readers.waitChecks(t, 20)
+	readers.waitChecks(t, 5)
 	if n := readMetaN(t, out); n != before {
 		t.Fatalf("after the kill readers see %d transactions, want %d", n, before)
 	}
 
-	// A lasting write error: the follower may not make the output larger
-	// than the large file's download, so applying it fails on every tick.
-	fi, err := os.Stat(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	limit := fi.Size() + 3<<20
-	failing, failingOut := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_FSIZE="+strconv.FormatInt(limit, 10))
-	waitFor(t, 30*time.Second, "follower to fail", func() bool { return strings.Contains(failingOut.String(), "follow failed") })
-	readers.waitChecks(t, 40)
+	// A lasting write error: no file of the follower may pass 1 MiB, so
+	// the large file's WAL frames fail to write on every tick (its LTX
+	// file is small: the blob is zeros).
+	failing, failingOut := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_FSIZE="+strconv.Itoa(1<<20))
+	waitFor(t, 2*time.Minute, "follower to fail", func() bool { return strings.Contains(failingOut.String(), "follow failed") })
+	readers.waitChecks(t, 5)
 	if n := readMetaN(t, out); n != before {
 		t.Fatalf("with a write error readers see %d transactions, want %d", n, before)
 	}
 	_ = failing.Process.Kill()
 	_ = failing.Wait()
+	t.Logf("failing follower: %s", firstLine(failingOut.String(), "follow failed"))
 
 	// A restarted follower repairs and continues while the writer goes on.
 	stop = startFollow(follower, out)
-	for i := 0; i < 30; i++ {
-		commit(1000 + rng.Intn(12000))
+	for i := 0; i < 15; i++ {
+		commit(1000+rng.Intn(12000), false)
 	}
-	waitFollowed(t, db, out)
-	readers.waitChecks(t, 20)
+	waitCaughtUp(t, db, out, readers)
+	readers.waitChecks(t, 5)
 	if err := stop(); err != nil {
 		t.Fatalf("follow returned %v", err)
 	}
@@ -437,6 +478,16 @@ func TestReplica_Restore_FollowReaders(t *testing.T) {
 	}
 }
 
+// firstLine returns the first line of s containing sub.
+func firstLine(s, sub string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}
+
 // A follower kept out by a write transaction in another process neither
 // writes under it nor ignores its context ending.
 func TestReplica_Restore_FollowHonoursContext(t *testing.T) {
@@ -453,7 +504,7 @@ func TestReplica_Restore_FollowHonoursContext(t *testing.T) {
 
 	holder, holderOut := startChild(t, "follow-holder", out)
 	waitFor(t, 10*time.Second, "reader to hold the output", func() bool { return strings.Contains(holderOut.String(), "holding") })
-	if err := bankTx(app, rand.New(rand.NewSource(1)), 1000); err != nil {
+	if err := bankTx(app, rand.New(rand.NewSource(1)), 1000, false); err != nil {
 		t.Fatal(err)
 	} else if err := db.SyncAndWait(ctx); err != nil {
 		t.Fatal(err)
