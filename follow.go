@@ -5,6 +5,7 @@ package litestream
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -87,9 +88,16 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 	}
 	var out *followOutput
 	defer func() {
-		if out != nil {
-			_ = out.close()
+		if out == nil {
+			return
 		}
+		// Leave the output file complete by itself for other tools.
+		if done, err := out.checkpointOnExit(); err != nil {
+			r.Logger().Warn("follow checkpoint on exit failed", "error", err)
+		} else if !done {
+			r.Logger().Info("follow checkpoint on exit incomplete: readers hold the WAL", "wait", followCloseCheckpointWait)
+		}
+		_ = out.close()
 	}()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -107,9 +115,15 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 					return err
 				}
 			}
-			// Each file's TXID is recorded once it is committed: a crash
-			// before that re-applies only that file, onto its own result,
-			// which changes nothing.
+			// After a failure, one file per transaction finds the file at
+			// fault and keeps the files before it.
+			out.maxFiles = 0
+			if lastErr != "" {
+				out.maxFiles = 1
+			}
+			// The TXID is recorded once its transaction commits: a crash
+			// before that re-applies that transaction's files onto their
+			// own result, which changes nothing.
 			out.applied = func(next ltx.TXID) error {
 				if err := WriteTXIDFile(opt.OutputPath, next); err != nil {
 					return err
@@ -141,8 +155,21 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 }
 
 // applyNewFiles applies L0 files after cur, bridging holes in L0 from
-// higher levels, and returns the TXID reached.
+// higher levels, and returns the TXID committed. On error the open
+// transaction is left for out.close to roll back.
 func (r *Replica) applyNewFiles(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, error) {
+	out.done = cur
+	if _, err := r.applyPending(ctx, out, cur); err != nil {
+		return out.done, err
+	} else if err := out.commit(ctx); err != nil {
+		return out.done, err
+	}
+	return out.done, nil
+}
+
+// applyPending writes files after cur into out's transactions and returns
+// the TXID written, committed or not.
+func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, error) {
 	infos, err := listFrom(ctx, r.Client, 0, cur+1)
 	if err != nil {
 		return cur, fmt.Errorf("list L0: %w", err)
@@ -246,9 +273,10 @@ func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (
 }
 
 // applyFile downloads and verifies a whole file, checking that it continues
-// prev, then applies it to the output as one SQLite transaction, so that a
-// corrupt or foreign file changes nothing and readers never see a
-// half-applied one. It returns the link for the next file.
+// prev, then writes it into the output's transaction, committing when the
+// transaction is full, so that a corrupt or foreign file changes nothing
+// and readers never see a half-applied one. It returns the link for the
+// next file.
 func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.FileInfo, prev chainLink) (chainLink, error) {
 	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
 	spool, err := os.CreateTemp(filepath.Dir(out.path), ".litestream-follow-*.ltx")
@@ -281,12 +309,17 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return prev, err
 	}
-	if err := out.apply(ctx, spool, info); err != nil {
+	if out.tx && !out.takes(check.commit) {
+		if err := out.commit(ctx); err != nil {
+			return prev, fmt.Errorf("commit before L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		}
+	}
+	if err := out.write(ctx, spool, info); err != nil {
 		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
-	if out.applied != nil {
-		if err := out.applied(info.MaxTXID); err != nil {
-			return check.prev, err
+	if out.full() {
+		if err := out.commit(ctx); err != nil {
+			return prev, fmt.Errorf("apply up to L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 		}
 	}
 	return check.prev, nil
@@ -297,20 +330,36 @@ type discardWriterAt struct{}
 
 func (discardWriterAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
 
-// followPageHook, when set by tests, is called after each page of a file
-// is written with the count written so far; an error fails the apply.
+// followPageHook, when set by tests, is called after each page of a
+// transaction is written with the count written so far; an error fails the
+// apply.
 var followPageHook func(written int) error
 
-// followBusyTimeout bounds each wait for readers to finish, so that the
-// follower notices its context ending; SQLite's PENDING lock, kept between
-// tries, lets no new reader in meanwhile, so readers cannot starve it.
+// followBusyTimeout bounds each wait for another writer of the output, so
+// that the follower notices its context ending.
 const followBusyTimeout = 100 * time.Millisecond
 
-// followOutput is the follower's one SQLite connection to the output. Pages
-// go in through the sqlite_dbpage table, so each file is one rollback-journal
-// transaction: SQLite's locks exclude readers in this process and others,
-// a reader rolls back the hot journal a crashed follower leaves, and every
-// commit moves the change counter, so long-lived readers drop their caches.
+// A transaction holds consecutive files up to these limits: readers then
+// jump several TXIDs at once, still whole ones, and a follower far behind
+// catches up in few commits.
+const (
+	followBatchFiles = 64
+	followBatchPages = 8192
+)
+
+// followCheckpointPages is the WAL size, in pages, past which a commit runs
+// a PASSIVE checkpoint (SQLite's auto-checkpoint): it never waits for
+// readers, and keeps the WAL from growing while some reader is always open.
+const followCheckpointPages = 1000
+
+// followCloseCheckpointWait bounds the TRUNCATE checkpoint on exit.
+const followCloseCheckpointWait = 2 * time.Second
+
+// followOutput is the follower's one SQLite connection to the output, kept
+// in WAL mode. Pages go in through the sqlite_dbpage table, so each
+// transaction is an ordinary SQLite commit: readers in this process and
+// others see it whole or not at all, a crash leaves only uncommitted WAL
+// frames that readers ignore, and a commit never waits for readers.
 // Nothing else in this process may open the output with os.Open: closing
 // that descriptor would drop the connection's POSIX locks.
 type followOutput struct {
@@ -319,15 +368,33 @@ type followOutput struct {
 	conn     *sql.Conn
 	pageSize uint32
 
-	// applied, if set, is called after each file's commit with its TXID.
+	// maxFiles is the most files one transaction holds; 0 means
+	// followBatchFiles.
+	maxFiles int
+
+	// applied, if set, is called after each commit with the TXID reached.
 	applied func(ltx.TXID) error
+
+	// The open transaction, if tx is set.
+	tx      bool
+	stmt    *sql.Stmt
+	w       *dbpageWriter
+	counter uint32   // change counter when the transaction began
+	files   int      // files written in the transaction
+	first   uint32   // database size in pages after the first file
+	commitN uint32   // database size in pages after the last file
+	pending ltx.TXID // TXID the transaction reaches
+
+	done ltx.TXID // TXID of the last commit
 }
 
 func openFollowOutput(ctx context.Context, path string) (_ *followOutput, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open follow output: %w", err) // sql.Open would create it
 	}
-	db, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(full)", path, followBusyTimeout.Milliseconds()))
+	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(full)&_pragma=wal_autocheckpoint(%d)",
+		path, followBusyTimeout.Milliseconds(), followCheckpointPages)
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open follow output: %w", err)
 	}
@@ -358,11 +425,44 @@ func openFollowOutput(ctx context.Context, path string) (_ *followOutput, err er
 	return o, nil
 }
 
+// close rolls back any open transaction and closes the connection.
 func (o *followOutput) close() error {
+	o.rollback()
 	if o.conn != nil {
 		_ = o.conn.Close()
 	}
 	return o.db.Close()
+}
+
+// rollback drops the open transaction, if any.
+func (o *followOutput) rollback() {
+	if !o.tx {
+		return
+	}
+	_ = o.stmt.Close()
+	_, _ = o.conn.ExecContext(context.Background(), `ROLLBACK`)
+	o.tx, o.stmt, o.w = false, nil, nil
+}
+
+// checkpointOnExit copies the WAL into the database file and truncates it,
+// so that the file alone is complete for tools that read it directly. It
+// waits for readers at most followCloseCheckpointWait and reports whether
+// it finished.
+func (o *followOutput) checkpointOnExit() (bool, error) {
+	o.rollback()
+	ctx, cancel := context.WithTimeout(context.Background(), followCloseCheckpointWait)
+	defer cancel()
+	for {
+		var busy, logN, done int
+		err := o.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logN, &done)
+		if err == nil && busy == 0 {
+			return true, nil
+		} else if err != nil && !isBusy(err) {
+			return false, fmt.Errorf("checkpoint follow output: %w", err)
+		} else if ctx.Err() != nil {
+			return false, nil
+		}
+	}
 }
 
 // pageCount returns the output's size in pages.
@@ -372,48 +472,137 @@ func (o *followOutput) pageCount(ctx context.Context) (uint32, error) {
 	return n, err
 }
 
-// apply writes a verified LTX file's pages, and the truncation to its
-// commit size, in one write transaction. On error the transaction is left
-// for close to roll back.
-func (o *followOutput) apply(ctx context.Context, r io.Reader, info *ltx.FileInfo) error {
+// begin opens a write transaction and notes the change counter.
+func (o *followOutput) begin(ctx context.Context) error {
+	// A WAL commit that holds page 1 sets the counter to one past the
+	// value SQLite last read from disk, which a page 1 kept in the cache
+	// leaves stale: empty the cache so it reads the current one.
+	if _, err := o.conn.ExecContext(ctx, `PRAGMA shrink_memory`); err != nil {
+		return fmt.Errorf("empty page cache: %w", err)
+	}
 	if _, err := o.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("begin: %w", err)
+	}
+	o.tx = true
+	var page1 []byte
+	if err := o.conn.QueryRowContext(ctx, `SELECT data FROM sqlite_dbpage WHERE pgno = 1`).Scan(&page1); err != nil {
+		return fmt.Errorf("read page 1: %w", err)
+	} else if len(page1) < 100 {
+		return fmt.Errorf("read page 1: %d bytes", len(page1))
+	}
+	o.counter = binary.BigEndian.Uint32(page1[24:28])
+	stmt, err := o.conn.PrepareContext(ctx, `INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("prepare page write: %w", err)
+	}
+	o.stmt = stmt
+	o.w = &dbpageWriter{ctx: ctx, stmt: stmt, pageSize: int64(o.pageSize), lockPgno: ltx.LockPgno(o.pageSize)}
+	o.files, o.commitN = 0, 0
+	return nil
+}
+
+// write writes a verified LTX file's pages into the open transaction,
+// opening one if none is. On error the transaction is left for close to
+// roll back.
+func (o *followOutput) write(ctx context.Context, r io.Reader, info *ltx.FileInfo) error {
+	if !o.tx {
+		if err := o.begin(ctx); err != nil {
+			return err
+		}
+	}
+	o.w.ctx = ctx
+	a := newPageApplier(o.w)
+	a.onPage = setWALPage
+	if err := a.apply(r, info); err != nil {
+		return err
+	}
+	if o.files == 0 {
+		o.first = a.commit
+	}
+	o.files++
+	o.commitN, o.pending = a.commit, info.MaxTXID
+	return nil
+}
+
+// takes reports whether a file leaving the database at commit pages may
+// join the open transaction. A transaction never ends smaller than its
+// first file: after a crash between its commit and the sidecar write, its
+// first file is applied again onto its result, and must not have to grow it.
+func (o *followOutput) takes(commit uint32) bool {
+	return o.tx && commit >= o.first
+}
+
+// full reports whether the open transaction should commit before taking
+// another file.
+func (o *followOutput) full() bool {
+	maxFiles := o.maxFiles
+	if maxFiles <= 0 {
+		maxFiles = followBatchFiles
+	}
+	return o.tx && (o.files >= maxFiles || o.w.written >= followBatchPages)
+}
+
+// commit truncates the output to the last file's size, moves the change
+// counter on and commits, retrying while another writer holds the
+// output, then reports the TXID reached. Without a transaction it does
+// nothing.
+func (o *followOutput) commit(ctx context.Context) error {
+	if !o.tx {
+		return nil
 	}
 	pages, err := o.pageCount(ctx)
 	if err != nil {
 		return fmt.Errorf("read size: %w", err)
 	}
-	stmt, err := o.conn.PrepareContext(ctx, `INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("prepare page write: %w", err)
-	}
-	defer func() { _ = stmt.Close() }()
-	w := &dbpageWriter{ctx: ctx, stmt: stmt, pageSize: int64(o.pageSize), lockPgno: ltx.LockPgno(o.pageSize)}
-	a := newPageApplier(w)
-	a.onPage = setWALPage
-	if err := a.apply(r, info); err != nil {
+	if err := o.bumpCounter(ctx); err != nil {
 		return err
 	}
-	if a.commit > 0 && a.commit < pages {
-		// A NULL page truncates the database there when the transaction commits.
-		if _, err := stmt.ExecContext(ctx, a.commit+1, nil); err != nil {
-			return fmt.Errorf("truncate to %d pages: %w", a.commit, err)
+	if o.commitN > 0 && o.commitN < pages {
+		// A NULL page truncates the database there when the transaction
+		// commits; written last, as a later file may grow it again.
+		if _, err := o.stmt.ExecContext(ctx, o.commitN+1, nil); err != nil {
+			return fmt.Errorf("truncate to %d pages: %w", o.commitN, err)
 		}
 	}
-	return o.commit(ctx)
-}
-
-// commit commits, retrying while readers hold the database: a busy COMMIT
-// keeps the transaction and the PENDING lock.
-func (o *followOutput) commit(ctx context.Context) error {
 	for {
 		_, err := o.conn.ExecContext(ctx, `COMMIT`)
 		if err == nil {
-			return nil
+			break
 		} else if !isBusy(err) || ctx.Err() != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
+	_ = o.stmt.Close()
+	o.tx, o.stmt, o.w = false, nil, nil
+	o.done = o.pending
+	if o.applied != nil {
+		return o.applied(o.pending)
+	}
+	return nil
+}
+
+// bumpCounter writes page 1 back with the change counter one past the
+// transaction's start, and the header's size made valid for it, whether
+// or not the files wrote page 1: a reader keeping its cache across
+// transactions drops it only when the counter moves.
+func (o *followOutput) bumpCounter(ctx context.Context) error {
+	var page1 []byte
+	if err := o.conn.QueryRowContext(ctx, `SELECT data FROM sqlite_dbpage WHERE pgno = 1`).Scan(&page1); err != nil {
+		return fmt.Errorf("read page 1: %w", err)
+	} else if len(page1) < 100 {
+		return fmt.Errorf("read page 1: %d bytes", len(page1))
+	}
+	counter := o.counter + 1
+	binary.BigEndian.PutUint32(page1[24:28], counter)
+	binary.BigEndian.PutUint32(page1[92:96], counter)
+	if o.commitN > 0 {
+		binary.BigEndian.PutUint32(page1[28:32], o.commitN)
+	}
+	page1[18], page1[19] = 2, 2
+	if _, err := o.stmt.ExecContext(ctx, 1, page1); err != nil {
+		return fmt.Errorf("write page 1: %w", err)
+	}
+	return nil
 }
 
 func isBusy(err error) bool {
@@ -438,7 +627,7 @@ func (w *dbpageWriter) WriteAt(p []byte, off int64) (int, error) {
 			continue
 		}
 		if _, err := w.stmt.ExecContext(w.ctx, pgno, p[i:i+w.pageSize]); err != nil {
-			return int(i), fmt.Errorf("write page %d: %w", pgno, err)
+			return int(i), fmt.Errorf("insert page %d: %w", pgno, err)
 		}
 		w.written++
 		if followPageHook != nil {

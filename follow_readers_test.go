@@ -1,17 +1,21 @@
 // Follow-mode tests with readers: readers in the follower's process and in
 // another one check a bank invariant while the follower applies files, is
-// killed in the middle of a large file, and hits a lasting write error.
+// killed in the middle of a large file, and hits a lasting write error;
+// long-lived readers see each file, and the output is whole on exit.
 package litestream_test
 
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
 )
 
 // The bank: balances that always sum to bankAccounts*bankBalance, an index
@@ -556,4 +561,127 @@ func followHolder(path string) error {
 	}
 	fmt.Println("holding")
 	select {}
+}
+
+// MustLTXPages returns the page numbers an LTX file holds.
+func MustLTXPages(t testing.TB, path string) []uint32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	dec := ltx.NewDecoder(f)
+	if err := dec.DecodeHeader(); err != nil {
+		t.Fatal(err)
+	}
+	var pgnos []uint32
+	data := make([]byte, dec.Header().PageSize)
+	for {
+		var hdr ltx.PageHeader
+		if err := dec.DecodePage(&hdr, data); errors.Is(err, io.EOF) {
+			return pgnos
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pgnos = append(pgnos, hdr.Pgno)
+	}
+}
+
+// readChangeCounter returns the change counter of the database q reads.
+func readChangeCounter(t testing.TB, q *sql.DB) uint32 {
+	t.Helper()
+	var page1 []byte
+	if err := q.QueryRow(`SELECT data FROM sqlite_dbpage WHERE pgno = 1`).Scan(&page1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := binary.BigEndian.Uint32(page1[92:96]), binary.BigEndian.Uint32(page1[24:28]); got != want {
+		t.Fatalf("version-valid-for %d, change counter %d", got, want)
+	}
+	return binary.BigEndian.Uint32(page1[24:28])
+}
+
+// Every applied file moves the output's change counter, also when it does
+// not hold page 1, and a connection kept open with a large cache sees each
+// file's rows. On exit the follower checkpoints, so the database file
+// alone, without its WAL, is the source's database.
+func TestReplica_Restore_FollowChangeCounter(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 50; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (0, randomblob(500))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	follower := litestream.NewReplicaWithClient(nil, client)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	var stopped bool
+	defer func() {
+		if !stopped {
+			_ = stop()
+		}
+	}()
+	waitFollowed(t, db, out)
+
+	long, err := sql.Open("sqlite", "file:"+out+"?_pragma=busy_timeout(5000)&_pragma=cache_size(-65536)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = long.Close() }()
+	long.SetMaxOpenConns(1)
+	var sum int
+	if err := long.QueryRow(`SELECT sum(v) FROM t`).Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	counter := readChangeCounter(t, long)
+	for i := 1; i <= 5; i++ {
+		// An in-place update: the file holds the row's leaf page only.
+		if _, err := app.Exec(`UPDATE t SET v = v + 1 WHERE id = ?`, 10*i); err != nil {
+			t.Fatal(err)
+		} else if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pgnos := MustLTXPages(t, db.LTXPath(0, pos.TXID, pos.TXID)); slices.Contains(pgnos, 1) {
+			t.Fatalf("L0 %s holds page 1 (pages %v); want a file without it", pos.TXID, pgnos)
+		}
+		waitFollowed(t, db, out)
+		if err := long.QueryRow(`SELECT sum(v) FROM t`).Scan(&sum); err != nil {
+			t.Fatal(err)
+		} else if sum != i {
+			t.Fatalf("long-lived connection sees sum %d after %d updates", sum, i)
+		}
+		next := readChangeCounter(t, long)
+		if next <= counter {
+			t.Fatalf("change counter %d after update %d, was %d", next, i, counter)
+		}
+		counter = next
+	}
+
+	// The reader stays open and idle: the exit checkpoint still empties
+	// the WAL into the database file.
+	stopped = true
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	if fi, err := os.Stat(out + "-wal"); err == nil && fi.Size() > 0 {
+		t.Fatalf("WAL holds %d bytes after the follower exited", fi.Size())
+	}
+	alone := filepath.Join(t.TempDir(), "alone.db")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(alone, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, alone), MustDump(t, app); got != want {
+		t.Fatalf("database file alone %s, source %s", got, want)
+	}
 }
