@@ -89,7 +89,13 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 	var out *followOutput
 	defer func() {
 		if out == nil {
-			return
+			// A failed tick closed it; reopen it for the checkpoint.
+			octx, cancel := context.WithTimeout(context.Background(), followCloseCheckpointWait)
+			out, _ = openFollowOutput(octx, opt.OutputPath)
+			cancel()
+			if out == nil {
+				return
+			}
 		}
 		// Leave the output file complete by itself for other tools.
 		if done, err := out.checkpointOnExit(); err != nil {
