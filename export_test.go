@@ -12,8 +12,18 @@ import (
 // ApplyNewFiles runs one round of follow mode on an open output database,
 // so that fuzzing can drive it without the polling loop.
 func (r *Replica) ApplyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
-	return r.applyNewFiles(ctx, f, cur)
+	out, err := openFollowOutput(ctx, f.Name())
+	if err != nil {
+		return cur, err
+	}
+	defer func() { _ = out.close() }()
+	return r.applyNewFiles(ctx, out, cur)
 }
+
+// SetFollowPageHook sets the hook follow mode calls after writing each
+// page of a file, with the count written so far, for crash and fault tests
+// run in a child process.
+func SetFollowPageHook(fn func(written int) error) { followPageHook = fn }
 
 // SetCrashPoint replaces the hook called at named steps of syncs and
 // checkpoints, for crash tests in package litestream_test.

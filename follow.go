@@ -1,8 +1,10 @@
+// Follow mode: a restored database kept up to date by applying each new
+// replica file as one SQLite write transaction, so readers see whole TXIDs.
 package litestream
 
 import (
 	"context"
-	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // TXIDPath returns the path of the follow-mode sidecar for a restored
@@ -75,29 +79,35 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 	return r.follow(ctx, opt, txid)
 }
 
-// followErrorLogInterval rate-limits follow errors, which repeat every tick
-// until the replica is fixed.
-const followErrorLogInterval = 10 * time.Second
-
 // follow applies new replica files to the output every FollowInterval until
-// ctx ends. Errors are logged and retried on the next tick.
+// ctx ends. Errors are logged once per change and retried on the next tick.
 func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID) error {
 	interval := opt.FollowInterval
 	if interval <= 0 {
 		interval = DefaultFollowInterval
 	}
-	f, err := os.OpenFile(opt.OutputPath, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open follow output: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	if err := setRollbackMode(f); err != nil {
-		return fmt.Errorf("prepare follow output: %w", err)
-	}
-
+	var out *followOutput
+	defer func() {
+		if out == nil {
+			// A failed tick closed it; reopen it for the checkpoint.
+			octx, cancel := context.WithTimeout(context.Background(), followCloseCheckpointWait)
+			out, _ = openFollowOutput(octx, opt.OutputPath)
+			cancel()
+			if out == nil {
+				return
+			}
+		}
+		// Leave the output file complete by itself for other tools.
+		if done, err := out.checkpointOnExit(); err != nil {
+			r.Logger().Warn("follow checkpoint on exit failed", "error", err)
+		} else if !done {
+			r.Logger().Info("follow checkpoint on exit incomplete: readers hold the WAL", "wait", followCloseCheckpointWait)
+		}
+		_ = out.close()
+	}()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
-	var lastLogAt time.Time
+	var lastErr string
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,24 +115,67 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 		case <-ticker.C:
 		}
 
-		next, err := r.applyNewFiles(ctx, f, txid)
-		if next > txid {
-			if err := WriteTXIDFile(opt.OutputPath, next); err != nil {
-				return err
+		err := func() (err error) {
+			if out == nil {
+				if out, err = openFollowOutput(ctx, opt.OutputPath); err != nil {
+					return err
+				}
 			}
-			r.Logger().Debug("follow applied", "txid", next)
-			txid = next
+			// After a failure, one file per transaction finds the file at
+			// fault and keeps the files before it.
+			out.maxFiles = 0
+			if lastErr != "" {
+				out.maxFiles = 1
+			}
+			// The TXID is recorded once its transaction commits: a crash
+			// before that re-applies that transaction's files onto their
+			// own result, which changes nothing.
+			out.applied = func(next ltx.TXID) error {
+				if err := WriteTXIDFile(opt.OutputPath, next); err != nil {
+					return err
+				}
+				r.Logger().Debug("follow applied", "txid", next)
+				txid = next
+				return nil
+			}
+			_, err = r.applyNewFiles(ctx, out, txid)
+			return err
+		}()
+		if err != nil && out != nil {
+			// Closing rolls back whatever the connection still holds; the
+			// next tick starts from a fresh one.
+			_ = out.close()
+			out = nil
 		}
-		if err != nil && ctx.Err() == nil && time.Since(lastLogAt) >= followErrorLogInterval {
-			lastLogAt = time.Now()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil && lastErr != "" {
+			r.Logger().Info("follow resumed", "txid", txid)
+			lastErr = ""
+		} else if err != nil && err.Error() != lastErr {
 			r.Logger().Error("follow failed", "txid", txid, "error", err)
+			lastErr = err.Error()
 		}
 	}
 }
 
 // applyNewFiles applies L0 files after cur, bridging holes in L0 from
-// higher levels, and returns the TXID reached.
-func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, error) {
+// higher levels, and returns the TXID committed. On error the open
+// transaction is left for out.close to roll back.
+func (r *Replica) applyNewFiles(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, error) {
+	out.done = cur
+	if _, err := r.applyPending(ctx, out, cur); err != nil {
+		return out.done, err
+	} else if err := out.commit(ctx); err != nil {
+		return out.done, err
+	}
+	return out.done, nil
+}
+
+// applyPending writes files after cur into out's transactions and returns
+// the TXID written, committed or not.
+func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, error) {
 	infos, err := listFrom(ctx, r.Client, 0, cur+1)
 	if err != nil {
 		return cur, fmt.Errorf("list L0: %w", err)
@@ -130,7 +183,7 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 	start := cur
 	var prev chainLink
 	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
-		if cur, prev, err = r.bridge(ctx, f, cur); err != nil {
+		if cur, prev, err = r.bridge(ctx, out, cur); err != nil {
 			return cur, err
 		}
 	}
@@ -145,9 +198,9 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 			return cur, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (gap before %s)", cur, info.MinTXID,
 				LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID))
 		}
-		if prev, err = r.linkAt(ctx, f, cur, prev); err != nil {
+		if prev, err = r.linkAt(ctx, out, cur, prev); err != nil {
 			return cur, err
-		} else if prev, err = r.applyFile(ctx, f, info, prev); err != nil {
+		} else if prev, err = r.applyFile(ctx, out, info, prev); err != nil {
 			return cur, err
 		}
 		cur = info.MaxTXID
@@ -157,30 +210,26 @@ func (r *Replica) applyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 
 // linkAt returns prev if it is the file that brought the output to cur, or
 // else what can be found out about that file.
-func (r *Replica) linkAt(ctx context.Context, f *os.File, cur ltx.TXID, prev chainLink) (chainLink, error) {
+func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, prev chainLink) (chainLink, error) {
 	if prev.hdr.MaxTXID == cur && cur != 0 {
 		return prev, nil
 	}
-	return r.outputLink(ctx, f, cur)
+	return r.outputLink(ctx, out, cur)
 }
 
 // outputLink stands for the file that brought the output to cur, for
 // checking that the next file continues it: the output's size, and the WAL
 // range of L0 cur if the replica still has it (one header read).
-func (r *Replica) outputLink(ctx context.Context, f *os.File, cur ltx.TXID) (chainLink, error) {
-	pageSize, err := readPageSize(f)
+func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXID) (chainLink, error) {
+	pages, err := out.pageCount(ctx)
 	if err != nil {
-		return chainLink{}, fmt.Errorf("read follow output page size: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return chainLink{}, fmt.Errorf("stat follow output: %w", err)
+		return chainLink{}, fmt.Errorf("read follow output size: %w", err)
 	}
 	link := chainLink{level: -1, hdr: ltx.Header{MinTXID: cur, MaxTXID: cur}}
 	if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
 		link = chainLink{level: 0, hdr: hdr}
 	}
-	link.hdr.Commit = uint32(fi.Size() / int64(pageSize))
+	link.hdr.Commit = pages
 	return link, nil
 }
 
@@ -201,7 +250,7 @@ func readRemoteHeader(ctx context.Context, client ReplicaClient, level int, txid
 
 // bridge applies higher-level files that continue from prev, for when L0
 // retention removed the files right after it.
-func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXID, chainLink, error) {
+func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, chainLink, error) {
 	var prev chainLink
 	for level := 1; level < SnapshotLevel; level++ {
 		infos, err := listFrom(ctx, r.Client, level, 0)
@@ -215,9 +264,9 @@ func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXI
 			} else if info.MaxTXID <= cur {
 				continue
 			}
-			if prev, err = r.linkAt(ctx, f, cur, prev); err != nil {
+			if prev, err = r.linkAt(ctx, out, cur, prev); err != nil {
 				return cur, prev, err
-			} else if prev, err = r.applyFile(ctx, f, info, prev); err != nil {
+			} else if prev, err = r.applyFile(ctx, out, info, prev); err != nil {
 				return cur, prev, err
 			}
 			cur = info.MaxTXID
@@ -230,12 +279,13 @@ func (r *Replica) bridge(ctx context.Context, f *os.File, cur ltx.TXID) (ltx.TXI
 }
 
 // applyFile downloads and verifies a whole file, checking that it continues
-// prev, then writes its pages into the output under SQLite's locks, so that
-// a corrupt or foreign file changes nothing and readers never see a
-// half-applied one. It returns the link for the next file.
-func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo, prev chainLink) (chainLink, error) {
+// prev, then writes it into the output's transaction, committing when the
+// transaction is full, so that a corrupt or foreign file changes nothing
+// and readers never see a half-applied one. It returns the link for the
+// next file.
+func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.FileInfo, prev chainLink) (chainLink, error) {
 	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
-	spool, err := os.CreateTemp(filepath.Dir(f.Name()), ".litestream-follow-*.ltx")
+	spool, err := os.CreateTemp(filepath.Dir(out.path), ".litestream-follow-*.ltx")
 	if err != nil {
 		return prev, fmt.Errorf("create spool file: %w", err)
 	}
@@ -258,22 +308,25 @@ func (r *Replica) applyFile(ctx context.Context, f *os.File, info *ltx.FileInfo,
 		return prev, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	}
 	// Pages of another size would land at the wrong offsets.
-	if pageSize, err := readPageSize(f); err != nil {
-		return prev, fmt.Errorf("read follow output page size: %w", err)
-	} else if check.pageSize != pageSize {
+	if check.pageSize != out.pageSize {
 		return prev, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
-			fmt.Errorf("page size %d, the database has %d", check.pageSize, pageSize))
+			fmt.Errorf("page size %d, the database has %d", check.pageSize, out.pageSize))
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return prev, err
 	}
-
-	if err := lockDatabase(f); err != nil {
-		return prev, fmt.Errorf("lock follow output: %w", err)
+	if out.tx && !out.takes(check.commit) {
+		if err := out.commit(ctx); err != nil {
+			return prev, fmt.Errorf("commit before L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		}
 	}
-	defer func() { _ = unlockDatabase(f) }()
-	if err := writeLTXPages(f, spool, info); err != nil {
+	if err := out.write(ctx, spool, info); err != nil {
 		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+	}
+	if out.full() {
+		if err := out.commit(ctx); err != nil {
+			return prev, fmt.Errorf("apply up to L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+		}
 	}
 	return check.prev, nil
 }
@@ -283,60 +336,319 @@ type discardWriterAt struct{}
 
 func (discardWriterAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
 
-// writeLTXPages writes a verified LTX file's pages into a database file.
-func writeLTXPages(f *os.File, r io.Reader, info *ltx.FileInfo) error {
-	a := newPageApplier(f)
-	a.onPage = func(pgno uint32, data []byte) error {
-		if pgno != 1 {
-			return nil
+// followPageHook, when set by tests, is called after each page of a
+// transaction is written with the count written so far; an error fails the
+// apply.
+var followPageHook func(written int) error
+
+// followBusyTimeout bounds each wait for another writer of the output, so
+// that the follower notices its context ending.
+const followBusyTimeout = 100 * time.Millisecond
+
+// A transaction holds consecutive files up to these limits: readers then
+// jump several TXIDs at once, still whole ones, and a follower far behind
+// catches up in few commits.
+const (
+	followBatchFiles = 64
+	followBatchPages = 8192
+)
+
+// followCheckpointPages is the WAL size, in pages, past which a commit runs
+// a PASSIVE checkpoint (SQLite's auto-checkpoint): it never waits for
+// readers, and keeps the WAL from growing while some reader is always open.
+const followCheckpointPages = 1000
+
+// followCloseCheckpointWait bounds the TRUNCATE checkpoint on exit.
+const followCloseCheckpointWait = 2 * time.Second
+
+// followOutput is the follower's one SQLite connection to the output, kept
+// in WAL mode. Pages go in through the sqlite_dbpage table, so each
+// transaction is an ordinary SQLite commit: readers in this process and
+// others see it whole or not at all, a crash leaves only uncommitted WAL
+// frames that readers ignore, and a commit never waits for readers.
+// Nothing else in this process may open the output with os.Open: closing
+// that descriptor would drop the connection's POSIX locks.
+type followOutput struct {
+	path     string
+	db       *sql.DB
+	conn     *sql.Conn
+	pageSize uint32
+
+	// maxFiles is the most files one transaction holds; 0 means
+	// followBatchFiles.
+	maxFiles int
+
+	// applied, if set, is called after each commit with the TXID reached.
+	applied func(ltx.TXID) error
+
+	// The open transaction, if tx is set.
+	tx      bool
+	stmt    *sql.Stmt
+	w       *dbpageWriter
+	counter uint32   // change counter when the transaction began
+	files   int      // files written in the transaction
+	first   uint32   // database size in pages after the first file
+	commitN uint32   // database size in pages after the last file
+	pending ltx.TXID // TXID the transaction reaches
+
+	done ltx.TXID // TXID of the last commit
+}
+
+func openFollowOutput(ctx context.Context, path string) (_ *followOutput, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open follow output: %w", err) // sql.Open would create it
+	}
+	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(full)&_pragma=wal_autocheckpoint(%d)",
+		path, followBusyTimeout.Milliseconds(), followCheckpointPages)
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open follow output: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	o := &followOutput{path: path, db: db}
+	defer func() {
+		if err != nil {
+			_ = o.close()
 		}
-		// Rollback-journal mode, so readers don't look for a WAL; a new
-		// change counter, so other connections drop their caches.
-		data[18], data[19] = 1, 1
-		_, err := rand.Read(data[24:28])
-		return err
+	}()
+	if o.conn, err = db.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("open follow output: %w", err)
 	}
-	if err := a.apply(r, info); err != nil {
-		return err
-	} else if err := f.Sync(); err != nil {
-		return err
+	// WAL mode: a commit never waits for readers, so none can starve the
+	// follower; outputs left in rollback mode by older followers switch
+	// once no reader holds them.
+	var mode string
+	if err := o.conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return nil, fmt.Errorf("set follow output to WAL mode: %w", err)
+	} else if mode != "wal" {
+		return nil, fmt.Errorf("set follow output to WAL mode: still in %s mode", mode)
 	}
-	if a.commit > 0 {
-		if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+	var pageSize uint32
+	if err := o.conn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return nil, fmt.Errorf("read follow output page size: %w", err)
+	}
+	o.pageSize = pageSize
+	return o, nil
+}
+
+// close rolls back any open transaction and closes the connection.
+func (o *followOutput) close() error {
+	o.rollback()
+	if o.conn != nil {
+		_ = o.conn.Close()
+	}
+	return o.db.Close()
+}
+
+// rollback drops the open transaction, if any.
+func (o *followOutput) rollback() {
+	if !o.tx {
+		return
+	}
+	_ = o.stmt.Close()
+	_, _ = o.conn.ExecContext(context.Background(), `ROLLBACK`)
+	o.tx, o.stmt, o.w = false, nil, nil
+}
+
+// checkpointOnExit copies the WAL into the database file and truncates it,
+// so that the file alone is complete for tools that read it directly. It
+// waits for readers at most followCloseCheckpointWait and reports whether
+// it finished.
+func (o *followOutput) checkpointOnExit() (bool, error) {
+	o.rollback()
+	ctx, cancel := context.WithTimeout(context.Background(), followCloseCheckpointWait)
+	defer cancel()
+	for {
+		var busy, logN, done int
+		err := o.conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logN, &done)
+		if err == nil && busy == 0 {
+			return true, nil
+		} else if err != nil && !isBusy(err) {
+			return false, fmt.Errorf("checkpoint follow output: %w", err)
+		} else if ctx.Err() != nil {
+			return false, nil
+		}
+	}
+}
+
+// pageCount returns the output's size in pages.
+func (o *followOutput) pageCount(ctx context.Context) (uint32, error) {
+	var n uint32
+	err := o.conn.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n)
+	return n, err
+}
+
+// begin opens a write transaction and notes the change counter.
+func (o *followOutput) begin(ctx context.Context) error {
+	// A WAL commit that holds page 1 sets the counter to one past the
+	// value SQLite last read from disk, which a page 1 kept in the cache
+	// leaves stale: empty the cache so it reads the current one.
+	if _, err := o.conn.ExecContext(ctx, `PRAGMA shrink_memory`); err != nil {
+		return fmt.Errorf("empty page cache: %w", err)
+	}
+	if _, err := o.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	o.tx = true
+	var page1 []byte
+	if err := o.conn.QueryRowContext(ctx, `SELECT data FROM sqlite_dbpage WHERE pgno = 1`).Scan(&page1); err != nil {
+		return fmt.Errorf("read page 1: %w", err)
+	} else if len(page1) < 100 {
+		return fmt.Errorf("read page 1: %d bytes", len(page1))
+	}
+	o.counter = binary.BigEndian.Uint32(page1[24:28])
+	stmt, err := o.conn.PrepareContext(ctx, `INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("prepare page write: %w", err)
+	}
+	o.stmt = stmt
+	o.w = &dbpageWriter{ctx: ctx, stmt: stmt, pageSize: int64(o.pageSize), lockPgno: ltx.LockPgno(o.pageSize)}
+	o.files, o.commitN = 0, 0
+	return nil
+}
+
+// write writes a verified LTX file's pages into the open transaction,
+// opening one if none is. On error the transaction is left for close to
+// roll back.
+func (o *followOutput) write(ctx context.Context, r io.Reader, info *ltx.FileInfo) error {
+	if !o.tx {
+		if err := o.begin(ctx); err != nil {
 			return err
 		}
 	}
-	return f.Sync()
-}
-
-// readPageSize reads the page size from a database file's header.
-func readPageSize(f *os.File) (uint32, error) {
-	var b [2]byte
-	if _, err := f.ReadAt(b[:], 16); err != nil {
-		return 0, err
-	}
-	if n := binary.BigEndian.Uint16(b[:]); n != 1 {
-		return uint32(n), nil
-	}
-	return 65536, nil
-}
-
-// setRollbackMode marks the database as a rollback-journal database, so
-// readers take the file locks the follower honours instead of using a WAL.
-func setRollbackMode(f *os.File) error {
-	if err := lockDatabase(f); err != nil {
+	o.w.ctx = ctx
+	a := newPageApplier(o.w)
+	a.onPage = setWALPage
+	if err := a.apply(r, info); err != nil {
 		return err
 	}
-	defer func() { _ = unlockDatabase(f) }()
-	if _, err := f.WriteAt([]byte{1, 1}, 18); err != nil {
-		return err
+	if o.files == 0 {
+		o.first = a.commit
 	}
-	return f.Sync()
+	o.files++
+	o.commitN, o.pending = a.commit, info.MaxTXID
+	return nil
 }
 
-// SQLite's lock bytes in the database file.
-const (
-	sqlitePendingByte = 0x40000000
-	sqliteSharedFirst = sqlitePendingByte + 2
-	sqliteSharedSize  = 510
-)
+// takes reports whether a file leaving the database at commit pages may
+// join the open transaction. A transaction never ends smaller than its
+// first file: after a crash between its commit and the sidecar write, its
+// first file is applied again onto its result, and must not have to grow it.
+func (o *followOutput) takes(commit uint32) bool {
+	return o.tx && commit >= o.first
+}
+
+// full reports whether the open transaction should commit before taking
+// another file.
+func (o *followOutput) full() bool {
+	maxFiles := o.maxFiles
+	if maxFiles <= 0 {
+		maxFiles = followBatchFiles
+	}
+	return o.tx && (o.files >= maxFiles || o.w.written >= followBatchPages)
+}
+
+// commit truncates the output to the last file's size, moves the change
+// counter on and commits, retrying while another writer holds the
+// output, then reports the TXID reached. Without a transaction it does
+// nothing.
+func (o *followOutput) commit(ctx context.Context) error {
+	if !o.tx {
+		return nil
+	}
+	pages, err := o.pageCount(ctx)
+	if err != nil {
+		return fmt.Errorf("read size: %w", err)
+	}
+	if err := o.bumpCounter(ctx); err != nil {
+		return err
+	}
+	if o.commitN > 0 && o.commitN < pages {
+		// A NULL page truncates the database there when the transaction
+		// commits; written last, as a later file may grow it again.
+		if _, err := o.stmt.ExecContext(ctx, o.commitN+1, nil); err != nil {
+			return fmt.Errorf("truncate to %d pages: %w", o.commitN, err)
+		}
+	}
+	for {
+		_, err := o.conn.ExecContext(ctx, `COMMIT`)
+		if err == nil {
+			break
+		} else if !isBusy(err) || ctx.Err() != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	_ = o.stmt.Close()
+	o.tx, o.stmt, o.w = false, nil, nil
+	o.done = o.pending
+	if o.applied != nil {
+		return o.applied(o.pending)
+	}
+	return nil
+}
+
+// bumpCounter writes page 1 back with the change counter one past the
+// transaction's start, and the header's size made valid for it, whether
+// or not the files wrote page 1: a reader keeping its cache across
+// transactions drops it only when the counter moves.
+func (o *followOutput) bumpCounter(ctx context.Context) error {
+	var page1 []byte
+	if err := o.conn.QueryRowContext(ctx, `SELECT data FROM sqlite_dbpage WHERE pgno = 1`).Scan(&page1); err != nil {
+		return fmt.Errorf("read page 1: %w", err)
+	} else if len(page1) < 100 {
+		return fmt.Errorf("read page 1: %d bytes", len(page1))
+	}
+	counter := o.counter + 1
+	binary.BigEndian.PutUint32(page1[24:28], counter)
+	binary.BigEndian.PutUint32(page1[92:96], counter)
+	if o.commitN > 0 {
+		binary.BigEndian.PutUint32(page1[28:32], o.commitN)
+	}
+	page1[18], page1[19] = 2, 2
+	if _, err := o.stmt.ExecContext(ctx, 1, page1); err != nil {
+		return fmt.Errorf("write page 1: %w", err)
+	}
+	return nil
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// dbpageWriter writes runs of pages through sqlite_dbpage. The lock page
+// is never part of a database, so a snapshot's zero-filled one is skipped.
+type dbpageWriter struct {
+	ctx      context.Context
+	stmt     *sql.Stmt
+	pageSize int64
+	lockPgno uint32
+	written  int
+}
+
+func (w *dbpageWriter) WriteAt(p []byte, off int64) (int, error) {
+	for i := int64(0); i < int64(len(p)); i += w.pageSize {
+		pgno := uint32((off+i)/w.pageSize) + 1
+		if pgno == w.lockPgno {
+			continue
+		}
+		if _, err := w.stmt.ExecContext(w.ctx, pgno, p[i:i+w.pageSize]); err != nil {
+			return int(i), fmt.Errorf("insert page %d: %w", pgno, err)
+		}
+		w.written++
+		if followPageHook != nil {
+			if err := followPageHook(w.written); err != nil {
+				return int(i), err
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// setWALPage keeps page 1 marking a WAL database, as the output is.
+func setWALPage(pgno uint32, data []byte) error {
+	if pgno == 1 {
+		data[18], data[19] = 2, 2
+	}
+	return nil
+}

@@ -546,13 +546,15 @@ func FuzzFollowLTX(f *testing.F) {
 	})
 }
 
-// followView blanks the page-1 bytes follow mode rewrites: the journal mode
-// and the change counter.
+// followView blanks the page-1 bytes follow mode rewrites: the journal
+// mode, the change counter, and the version-valid-for number and SQLite
+// version that go with it.
 func followView(b []byte) []byte {
 	b = bytes.Clone(b)
-	if len(b) >= 28 {
+	if len(b) >= 100 {
 		b[18], b[19] = 0, 0
 		clear(b[24:28])
+		clear(b[92:100])
 	}
 	return b
 }

@@ -30,6 +30,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "follow-checker", "follower", "follow-holder":
+		run := map[string]func(string) error{"follow-checker": followChecker, "follower": followerChild, "follow-holder": followHolder}
+		if err := run[os.Getenv("LITESTREAM_TEST_CHILD")](os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	case "commit":
 		if err := commitChild(os.Getenv("LITESTREAM_TEST_DIR")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
