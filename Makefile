@@ -5,13 +5,22 @@ export LITESTREAM_TEST_BIN := $(TEST_HOME)/bin
 
 GO ?= go
 
-.PHONY: test test-deps vet cross fuzz-smoke torture minio
+.PHONY: test test-deps vet cross fuzz-smoke torture minio interleave
 
 # test installs any missing test server, runs each fuzz target briefly, then
 # runs every test under -race. -count=1: a result cached by an earlier run on
 # the same machine must not stand in for running the test.
 test: test-deps vet fuzz-smoke
 	$(GO) test -race -count=1 -timeout 25m ./...
+	$(MAKE) interleave
+
+# interleave runs more seeds of the interleaving test than the -race run
+# above (seeds 1-20), without the race detector: the test drives the library
+# from one goroutine, and other tests look for data races.
+INTERLEAVE_SEEDS ?= 200
+interleave:
+	LITESTREAM_INTERLEAVE_FIRST=21 LITESTREAM_INTERLEAVE_SEEDS=$(INTERLEAVE_SEEDS) \
+		$(GO) test -count=1 -timeout 30m -run '^TestDB_Interleavings$$' .
 
 # fuzz-smoke runs each fuzz target for FUZZTIME beyond its seed corpus
 # (testdata/fuzz). Set FUZZTIME=10m for a real run. Minimizing is kept short:
@@ -25,7 +34,7 @@ fuzz-smoke:
 
 # torture runs the reliability tests long: 200 crash cycles, a two-minute
 # fault run, a one-minute concurrency run, the disk-full test, and 1000
-# seeds of the interleaving test (make test runs 40). A failing seed replays
+# seeds of the interleaving test (make test runs 220). A failing seed replays
 # with LITESTREAM_INTERLEAVE_SEED=<seed>.
 TORTURE_CYCLES ?= 200
 TORTURE_SEEDS ?= 1000

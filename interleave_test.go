@@ -24,21 +24,25 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// interleaveSeeds is how many seeds TestDB_Interleavings runs:
-// LITESTREAM_INTERLEAVE_SEEDS, else a count that fits make test.
+// interleaveSeeds is the seeds TestDB_Interleavings runs: one seed with
+// LITESTREAM_INTERLEAVE_SEED, else LITESTREAM_INTERLEAVE_SEEDS of them
+// (default 20) from LITESTREAM_INTERLEAVE_FIRST (default 1).
 func interleaveSeeds() (first, n int64) {
 	if s := os.Getenv("LITESTREAM_INTERLEAVE_SEED"); s != "" {
 		seed, _ := strconv.ParseInt(s, 10, 64)
 		return seed, 1
 	}
-	n = 40
+	first, n = 1, 20
 	if testing.Short() {
-		n = 10
+		n = 5
+	}
+	if s := os.Getenv("LITESTREAM_INTERLEAVE_FIRST"); s != "" {
+		first, _ = strconv.ParseInt(s, 10, 64)
 	}
 	if s := os.Getenv("LITESTREAM_INTERLEAVE_SEEDS"); s != "" {
 		n, _ = strconv.ParseInt(s, 10, 64)
 	}
-	return 1, n
+	return first, n
 }
 
 func TestDB_Interleavings(t *testing.T) {
