@@ -8,8 +8,9 @@ GO ?= go
 .PHONY: test test-deps vet cross fuzz-smoke torture minio interleave
 
 # test installs any missing test server, then runs every test under -race
-# (each fuzz target's seed corpus included) and more interleaving seeds. -count=1: a result cached by an earlier run on
-# the same machine must not stand in for running the test.
+# (each fuzz target's seed corpus included) and more interleaving seeds.
+# -count=1: a result cached by an earlier run on the same machine must not
+# stand in for running the test.
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 	$(MAKE) interleave
