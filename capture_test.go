@@ -18,6 +18,15 @@ import (
 	"github.com/superfly/ltx"
 )
 
+// mustAppWithReplica returns a database path in a temp dir, an app pool on
+// it and a file replica client beside it.
+func mustAppWithReplica(t testing.TB) (string, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	return path, MustOpenApp(t, path, 4096), file.NewReplicaClient(filepath.Join(dir, "replica"))
+}
+
 // mustOpenManualDB opens a DB on path with background sync and uploads
 // off, so that the test alone decides when the library acts.
 func mustOpenManualDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
@@ -192,10 +201,7 @@ func TestDB_CheckpointBusyKeepsRacedCommit(t *testing.T) {
 // then backfills and restarts over, must reach the replica.
 func TestDB_FramesAppendedWhileClosed(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "db")
-	app := MustOpenApp(t, path, 4096)
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path, app, client := mustAppWithReplica(t)
 	open := func() *litestream.DB { return mustOpenManualDB(t, path, client) }
 
 	db := open()
@@ -297,10 +303,7 @@ func TestDB_MethodsAfterClose(t *testing.T) {
 // transaction must restore whole.
 func TestDB_TransactionWholeAcrossRestart(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "db")
-	app := MustOpenApp(t, path, 4096)
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path, app, client := mustAppWithReplica(t)
 	open := func() *litestream.DB { return mustOpenManualDB(t, path, client) }
 
 	db := open()
@@ -357,10 +360,7 @@ func TestDB_TransactionWholeAcrossRestart(t *testing.T) {
 // later state under the position's TXID.
 func TestDB_SnapshotAfterAppRestart(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "db")
-	app := MustOpenApp(t, path, 4096)
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path, app, client := mustAppWithReplica(t)
 	db := mustOpenManualDB(t, path, client) // a first run creates the library's tables
 	mustInsert(t, app, 0)
 	if err := db.Sync(ctx); err != nil {
