@@ -1,3 +1,6 @@
+// The Store: a set of databases replicated together, with the background
+// work they share (compaction of each level, snapshots, retention,
+// validation and heartbeat pings).
 package litestream
 
 import (
@@ -22,16 +25,11 @@ const (
 	DefaultRetentionCheckInterval   = 1 * time.Hour  // unused; kept for compatibility
 	DefaultL0Retention              = 5 * time.Minute
 	DefaultL0RetentionCheckInterval = 15 * time.Second
-	DefaultHeartbeatCheckInterval   = 15 * time.Second
 	DefaultDBInitTimeout            = 30 * time.Second
 )
 
 // storeOpenConcurrency bounds concurrent client inits and DB opens.
 const storeOpenConcurrency = 50
-
-// HeartbeatClient is upstream's heartbeat pinger. Heartbeats are not
-// implemented here; the type exists so that Store's fields match upstream.
-type HeartbeatClient struct{}
 
 // Store owns a set of databases and runs their background work: compaction
 // of each level on its interval, snapshots, and retention.
@@ -63,7 +61,9 @@ type Store struct {
 	ShutdownSyncTimeout  time.Duration
 	ShutdownSyncInterval time.Duration
 
-	// HeartbeatCheckInterval and Heartbeat are accepted and ignored.
+	// Heartbeat, when set, is pinged once per its Interval while every
+	// database has replicated successfully since the last ping. Whether a
+	// ping is due is checked every HeartbeatCheckInterval (default 15s).
 	HeartbeatCheckInterval time.Duration
 	Heartbeat              *HeartbeatClient
 
@@ -79,6 +79,8 @@ type Store struct {
 	done   <-chan struct{}
 
 	changed internal.Signal // broadcast when a DB's newest file of a level changes
+
+	heartbeatFailing bool // owned by the heartbeat monitor: logs only state changes
 
 	// pushed holds the settings last pushed into the DBs, so that Open pushes
 	// the fields assigned since NewStore and leaves alone the DBs' own.
@@ -190,6 +192,9 @@ func (s *Store) Open(ctx context.Context) error {
 		return fmt.Errorf("snapshot interval must be positive")
 	}
 	s.mu.Lock()
+	if s.ctx == nil { // a Store built as a struct literal
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+	}
 	s.pushChangedSettings()
 	s.mu.Unlock()
 
@@ -236,6 +241,10 @@ func (s *Store) Open(ctx context.Context) error {
 	}
 	if s.ValidationInterval > 0 {
 		s.goMonitor(s.monitorValidation)
+	}
+	if s.HeartbeatCheckInterval > 0 {
+		interval := s.HeartbeatCheckInterval
+		s.goMonitor(func() { s.monitorHeartbeat(interval) })
 	}
 	return nil
 }
