@@ -139,7 +139,7 @@ func (s *Store) pushChangedSettings() {
 			db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
 		}
 		if now.l0Retention != old.l0Retention {
-			db.L0Retention = now.l0Retention
+			db.setCompactorOptions(func() { db.L0Retention = now.l0Retention })
 		}
 		if now.shutdownSyncTimeout != old.shutdownSyncTimeout {
 			db.ShutdownSyncTimeout = now.shutdownSyncTimeout
@@ -159,7 +159,7 @@ func (s *Store) pushChangedSettings() {
 
 func (s *Store) applySettings(db *DB) {
 	db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
-	db.L0Retention = s.L0Retention
+	db.setCompactorOptions(func() { db.L0Retention = s.L0Retention })
 	db.ShutdownSyncTimeout = s.ShutdownSyncTimeout
 	db.ShutdownSyncInterval = s.ShutdownSyncInterval
 	db.setCompactorOptions(func() { db.VerifyCompaction, db.RetentionEnabled = s.VerifyCompaction, s.RetentionEnabled })
@@ -236,7 +236,8 @@ func (s *Store) Open(ctx context.Context) error {
 		}
 		s.goMonitor(func() { s.monitorCompactionLevel(s.SnapshotLevel()) })
 	}
-	if s.L0Retention > 0 && s.L0RetentionCheckInterval > 0 {
+	// Started even with retention off, so that SetL0Retention can turn it on.
+	if s.L0RetentionCheckInterval > 0 {
 		s.goMonitor(s.monitorL0Retention)
 	}
 	if s.ValidationInterval > 0 {
@@ -694,7 +695,9 @@ func (s *Store) SyncDB(ctx context.Context, path string, wait bool) (SyncDBResul
 
 // SetL0Retention sets L0 retention on the store and every DB.
 func (s *Store) SetL0Retention(d time.Duration) {
-	s.update(func() { s.L0Retention, s.pushed.l0Retention = d, d }, func(db *DB) { db.L0Retention = d })
+	s.update(func() { s.L0Retention, s.pushed.l0Retention = d, d }, func(db *DB) {
+		db.setCompactorOptions(func() { db.L0Retention = d })
+	})
 }
 
 // SetDone sets the channel that interrupts shutdown syncs on every DB.
