@@ -19,11 +19,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // LogSystemServer is the system attribute of the control server's logger.
 const LogSystemServer = "server"
+
+// socketSeq tells apart the temporary names of sockets being created.
+var socketSeq atomic.Int64
 
 // defaultControlTimeout bounds a stop, unregister or sync request that
 // names no timeout, in seconds.
@@ -108,7 +112,8 @@ func (s *Server) Start() error {
 	if perms == 0 {
 		perms = 0o600
 	}
-	tmpPath := filepath.Join(filepath.Dir(s.SocketPath), fmt.Sprintf(".%s.%d.tmp", filepath.Base(s.SocketPath), os.Getpid()))
+	// The temporary name is short: socket paths are limited to about 100 bytes.
+	tmpPath := filepath.Join(filepath.Dir(s.SocketPath), fmt.Sprintf(".ls%d-%d", os.Getpid(), socketSeq.Add(1)))
 	_ = os.Remove(tmpPath)
 	ln, err := net.Listen("unix", tmpPath)
 	if err != nil {
