@@ -227,3 +227,62 @@ func TestAPI_Signatures(t *testing.T) {
 	)
 	_ = file.ReplicaClient{Replica: nil}
 }
+
+// Section 15 names: heartbeat, control server and endpoint helpers, with
+// upstream's signatures. (VFS, leasing and v0.3 names are checked in their
+// own files.)
+func TestAPI_Section15_HeartbeatServerEndpoints(t *testing.T) {
+	var durations = []time.Duration{
+		litestream.DefaultHeartbeatInterval, litestream.DefaultHeartbeatTimeout,
+		litestream.MinHeartbeatInterval, litestream.DefaultHeartbeatCheckInterval,
+	}
+	if len(durations) != 4 || litestream.LogSystemServer != "server" {
+		t.Fatal("constants changed")
+	}
+
+	var (
+		_ func(string, time.Duration) *litestream.HeartbeatClient  = litestream.NewHeartbeatClient
+		_ func(*litestream.HeartbeatClient, context.Context) error = (*litestream.HeartbeatClient).Ping
+		_ func(*litestream.HeartbeatClient) bool                   = (*litestream.HeartbeatClient).ShouldPing
+		_ func(*litestream.HeartbeatClient)                        = (*litestream.HeartbeatClient).RecordPing
+		_ func(*litestream.HeartbeatClient) time.Time              = (*litestream.HeartbeatClient).LastPingAt
+
+		_ func(*litestream.Store) *litestream.Server = litestream.NewServer
+		_ func(*litestream.Server) error             = (*litestream.Server).Start
+		_ func(*litestream.Server) error             = (*litestream.Server).Close
+		_ func() litestream.SocketConfig             = litestream.DefaultSocketConfig
+
+		_ func(string) string         = litestream.RegionFromS3ARN
+		_ func(string) bool           = litestream.IsHetznerEndpoint
+		_ func(string) bool           = litestream.IsTigrisEndpoint
+		_ func(string) bool           = litestream.IsGoogleCloudStorageEndpoint
+		_ func(string) bool           = litestream.IsDigitalOceanEndpoint
+		_ func(string) bool           = litestream.IsBackblazeEndpoint
+		_ func(string) bool           = litestream.IsFilebaseEndpoint
+		_ func(string) bool           = litestream.IsScalewayEndpoint
+		_ func(string) bool           = litestream.IsCloudflareR2Endpoint
+		_ func(string) bool           = litestream.IsSupabaseEndpoint
+		_ func(string) bool           = litestream.IsMinIOEndpoint
+		_ func(string) bool           = litestream.IsLocalEndpoint
+		_ func(string) (string, bool) = litestream.EnsureEndpointScheme
+	)
+
+	hb := litestream.HeartbeatClient{URL: "", Interval: 1, Timeout: 1}
+	s := litestream.Store{Heartbeat: &hb, HeartbeatCheckInterval: 1}
+	srv := litestream.Server{SocketPath: "", SocketPerms: 0o600, PathExpander: func(string) (string, error) { return "", nil }, Version: ""}
+	sc := litestream.SocketConfig{Enabled: true, Path: "", Permissions: 0o600}
+	now := time.Now()
+	_ = []any{&s, &srv, sc,
+		litestream.StartRequest{Path: "", Timeout: 1}, litestream.StartResponse{Status: "", Path: ""},
+		litestream.StopRequest{Path: "", Timeout: 1}, litestream.StopResponse{Status: "", Path: ""},
+		litestream.SyncRequest{Path: "", Wait: true, Timeout: 1},
+		litestream.SyncResponse{Status: "", Path: "", TXID: 1, ReplicatedTXID: 1},
+		litestream.SyncDiagnosticsResponse{Databases: []litestream.SyncDiagnostic{}},
+		litestream.TXIDResponse{TXID: 1},
+		litestream.ListResponse{Databases: []litestream.DatabaseSummary{{Path: "", Status: "", LastSyncAt: &now}}},
+		litestream.InfoResponse{Version: "", PID: 1, UptimeSeconds: 1, StartedAt: now, DatabaseCount: 1},
+		litestream.ErrorResponse{Error: "", Details: nil},
+		litestream.RegisterDatabaseRequest{Path: "", ReplicaURL: ""}, litestream.RegisterDatabaseResponse{Status: "", Path: ""},
+		litestream.UnregisterDatabaseRequest{Path: "", Timeout: 1}, litestream.UnregisterDatabaseResponse{Status: "", Path: ""},
+	}
+}

@@ -47,6 +47,13 @@ func (db *DB) setCompactorOptions(set func()) {
 	c.VerifyCompaction, c.RetentionEnabled = db.VerifyCompaction, db.RetentionEnabled
 }
 
+// l0Retention reads L0Retention under the lock Store.SetL0Retention writes
+// it with, as the background retention monitor runs alongside the setter.
+func (db *DB) l0Retention() (d time.Duration) {
+	db.setCompactorOptions(func() { d = db.L0Retention })
+	return d
+}
+
 // syncCompactorOptions picks up VerifyCompaction and RetentionEnabled as
 // assigned after Open.
 func (db *DB) syncCompactorOptions() { db.setCompactorOptions(func() {}) }
@@ -95,19 +102,19 @@ func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
 // passes only) it returns without listing the replica while no L0 or L1
 // file was added since the last pass and no file has aged past retention.
 func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
-	db.syncCompactorOptions()
-	if db.L0Retention <= 0 || db.Replica == nil {
+	retention := db.l0Retention() // also syncs the compactor's options
+	if retention <= 0 || db.Replica == nil {
 		return nil
 	}
 	key, keyOK := db.l0RetentionKey()
 	db.l0RetMu.Lock()
 	last := db.l0Ret
 	db.l0RetMu.Unlock()
-	if mayskip && keyOK && last.valid && last.key == key && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
+	if mayskip && keyOK && last.valid && last.key == key && last.retention == retention && (last.nextDue.IsZero() || time.Now().Before(last.nextDue)) {
 		return nil
 	}
 
-	deleted, nextDue, err := l0RetentionCandidates(ctx, db.Replica.Client, db.L0Retention, func(info *ltx.FileInfo) (time.Time, bool) {
+	deleted, nextDue, err := l0RetentionCandidates(ctx, db.Replica.Client, retention, func(info *ltx.FileInfo) (time.Time, bool) {
 		fi, err := os.Stat(db.LTXPath(0, info.MinTXID, info.MaxTXID))
 		if err != nil {
 			return time.Time{}, false
@@ -122,7 +129,7 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 		return err
 	}
 	db.l0RetMu.Lock()
-	db.l0Ret = l0RetentionPass{key: key, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
+	db.l0Ret = l0RetentionPass{key: key, retention: retention, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
 	db.l0RetMu.Unlock()
 	return nil
 }
@@ -131,14 +138,16 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 // nothing before until, or, when until is zero, before a level's newest
 // file changes.
 func (db *DB) l0RetentionIdleUntil() (until time.Time, ok bool) {
-	if db.L0Retention <= 0 || db.Replica == nil {
+	retention := db.l0Retention()
+	if retention <= 0 || db.Replica == nil {
 		return time.Time{}, true
 	}
 	key, keyOK := db.l0RetentionKey()
 	db.l0RetMu.Lock()
 	last := db.l0Ret
 	db.l0RetMu.Unlock()
-	if !keyOK || !last.valid || last.key != key {
+	// A pass under another retention setting says nothing about this one.
+	if !keyOK || !last.valid || last.key != key || last.retention != retention {
 		return time.Time{}, false
 	}
 	return last.nextDue, true
@@ -146,9 +155,10 @@ func (db *DB) l0RetentionIdleUntil() (until time.Time, ok bool) {
 
 // l0RetentionPass remembers what the last L0 retention pass saw.
 type l0RetentionPass struct {
-	key     [2]ltx.TXID // newest local L0 and cached L1 TXIDs
-	nextDue time.Time   // zero: nothing becomes deletable without new files
-	valid   bool
+	key       [2]ltx.TXID   // newest local L0 and cached L1 TXIDs
+	retention time.Duration // the L0Retention the pass applied
+	nextDue   time.Time     // zero: nothing becomes deletable without new files
+	valid     bool
 }
 
 // l0RetentionKey identifies the files retention could act on: the newest

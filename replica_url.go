@@ -4,10 +4,12 @@ package litestream
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,4 +244,144 @@ func IntQueryValue(query url.Values, keys ...string) (value int64, ok bool, err 
 		return n, true, nil
 	}
 	return 0, false, nil
+}
+
+// S3-compatible endpoint helpers. The s3 package uses them to give each
+// provider the settings it needs (signed payloads, path-style requests,
+// concurrency); they are exported, as upstream's are, for programs that
+// build clients themselves. Each takes an endpoint with or without scheme
+// and port; one carrying credentials (user:pass@host) matches nothing.
+
+// RegionFromS3ARN returns the region field of an ARN such as
+// "arn:aws:s3:us-east-1:123456789012:accesspoint/name", or "" if the ARN
+// has fewer than four fields.
+func RegionFromS3ARN(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[3]
+}
+
+// IsHetznerEndpoint reports whether endpoint is Hetzner object storage.
+func IsHetznerEndpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".your-objectstorage.com")
+}
+
+// IsTigrisEndpoint reports whether endpoint is Tigris.
+func IsTigrisEndpoint(endpoint string) bool {
+	h := endpointHostname(endpoint)
+	return h == "fly.storage.tigris.dev" || h == "t3.storage.dev"
+}
+
+// IsGoogleCloudStorageEndpoint reports whether endpoint is the Google Cloud
+// Storage XML API: storage.googleapis.com or a regional or private form whose
+// first label has a "storage" segment (storage-us-east1.googleapis.com).
+func IsGoogleCloudStorageEndpoint(endpoint string) bool {
+	labels := strings.Split(strings.TrimSuffix(endpointHostname(endpoint), "."), ".")
+	n := len(labels)
+	if n < 3 || labels[n-2] != "googleapis" || labels[n-1] != "com" || slices.Contains(labels, "") {
+		return false
+	}
+	// bucket.storage.googleapis.com names a bucket, not the endpoint.
+	if n > 3 && slices.Contains(strings.Split(labels[1], "-"), "storage") {
+		return false
+	}
+	return slices.Contains(strings.Split(labels[0], "-"), "storage")
+}
+
+// IsDigitalOceanEndpoint reports whether endpoint is DigitalOcean Spaces.
+func IsDigitalOceanEndpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".digitaloceanspaces.com")
+}
+
+// IsBackblazeEndpoint reports whether endpoint is Backblaze B2.
+func IsBackblazeEndpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".backblazeb2.com")
+}
+
+// IsFilebaseEndpoint reports whether endpoint is Filebase.
+func IsFilebaseEndpoint(endpoint string) bool {
+	return endpointHostname(endpoint) == "s3.filebase.com"
+}
+
+// IsScalewayEndpoint reports whether endpoint is Scaleway object storage.
+func IsScalewayEndpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".scw.cloud")
+}
+
+// IsCloudflareR2Endpoint reports whether endpoint is Cloudflare R2.
+func IsCloudflareR2Endpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".r2.cloudflarestorage.com")
+}
+
+// IsSupabaseEndpoint reports whether endpoint is Supabase storage.
+func IsSupabaseEndpoint(endpoint string) bool {
+	return strings.HasSuffix(endpointHostname(endpoint), ".supabase.co")
+}
+
+// IsMinIOEndpoint reports whether endpoint looks like a self-hosted server
+// such as MinIO: it names a port and is none of the known providers.
+func IsMinIOEndpoint(endpoint string) bool {
+	hostport := endpointHostPort(endpoint)
+	if _, port, err := net.SplitHostPort(hostport); err != nil || port == "" {
+		return false
+	}
+	h := endpointHostname(endpoint)
+	return h != "" && !strings.HasSuffix(h, ".amazonaws.com") &&
+		!IsTigrisEndpoint(h) && !IsHetznerEndpoint(h) && !IsDigitalOceanEndpoint(h) &&
+		!IsBackblazeEndpoint(h) && !strings.HasSuffix(h, ".filebase.com") && !IsScalewayEndpoint(h) &&
+		!IsCloudflareR2Endpoint(h) && !IsSupabaseEndpoint(h) && !IsGoogleCloudStorageEndpoint(h)
+}
+
+// IsLocalEndpoint reports whether endpoint is a development or private
+// server, reached over plain http: localhost, a ".local" or ".localhost"
+// name, or a loopback, private or link-local address.
+func IsLocalEndpoint(endpoint string) bool {
+	h := endpointHostname(endpoint)
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || strings.HasSuffix(h, ".local") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
+}
+
+// EnsureEndpointScheme prefixes an endpoint without http:// or https:// with
+// http:// if it is local (IsLocalEndpoint) and https:// otherwise, and
+// reports whether it added one. An empty endpoint stays empty.
+func EnsureEndpointScheme(endpoint string) (string, bool) {
+	if endpoint == "" {
+		return "", false
+	}
+	lower := strings.ToLower(endpoint)
+	if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
+		return endpoint, false
+	}
+	if IsLocalEndpoint(endpoint) {
+		return "http://" + endpoint, true
+	}
+	return "https://" + endpoint, true
+}
+
+// endpointHostPort returns the lower-case host[:port] of an endpoint given
+// with or without scheme and path, or "" if it carries credentials.
+func endpointHostPort(endpoint string) string {
+	s := strings.ToLower(strings.TrimSpace(endpoint))
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	s, _, _ = strings.Cut(s, "/")
+	if strings.Contains(s, "@") {
+		return ""
+	}
+	return s
+}
+
+// endpointHostname returns an endpoint's lower-case host name without port.
+func endpointHostname(endpoint string) string {
+	s := endpointHostPort(endpoint)
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		s = h
+	}
+	return strings.Trim(s, "[]")
 }

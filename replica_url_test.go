@@ -2,6 +2,7 @@
 package litestream_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,5 +124,91 @@ func TestParseReplicaURL_Edges(t *testing.T) {
 		t.Fatal(err)
 	} else if got := c.(*file.ReplicaClient).Path(); got != "/var/lib/replica" {
 		t.Fatalf("FILE:///var/lib/replica: path = %q", got)
+	}
+}
+
+// Each endpoint helper recognizes its provider's endpoints with or without
+// scheme, port and path, in any case, and nothing else.
+func TestEndpointHelpers(t *testing.T) {
+	helpers := map[string]func(string) bool{
+		"Hetzner":      litestream.IsHetznerEndpoint,
+		"Tigris":       litestream.IsTigrisEndpoint,
+		"GCS":          litestream.IsGoogleCloudStorageEndpoint,
+		"DigitalOcean": litestream.IsDigitalOceanEndpoint,
+		"Backblaze":    litestream.IsBackblazeEndpoint,
+		"Filebase":     litestream.IsFilebaseEndpoint,
+		"Scaleway":     litestream.IsScalewayEndpoint,
+		"R2":           litestream.IsCloudflareR2Endpoint,
+		"Supabase":     litestream.IsSupabaseEndpoint,
+		"MinIO":        litestream.IsMinIOEndpoint,
+		"Local":        litestream.IsLocalEndpoint,
+	}
+	for _, tt := range []struct {
+		endpoint string
+		want     []string // the helpers that match
+	}{
+		{"https://fsn1.your-objectstorage.com", []string{"Hetzner"}},
+		{"fly.storage.tigris.dev", []string{"Tigris"}},
+		{"HTTPS://T3.STORAGE.DEV/", []string{"Tigris"}},
+		{"https://storage.googleapis.com", []string{"GCS"}},
+		{"storage-us-east1.googleapis.com", []string{"GCS"}},
+		{"https://bucket.storage.googleapis.com", nil},
+		{"https://www.googleapis.com", nil},
+		{"nyc3.digitaloceanspaces.com", []string{"DigitalOcean"}},
+		{"https://s3.us-west-002.backblazeb2.com", []string{"Backblaze"}},
+		{"https://s3.filebase.com", []string{"Filebase"}},
+		{"https://s3.fr-par.scw.cloud", []string{"Scaleway"}},
+		{"https://acct.r2.cloudflarestorage.com", []string{"R2"}},
+		{"https://proj.supabase.co/storage/v1/s3", []string{"Supabase"}},
+		{"http://minio.internal:9000", []string{"MinIO"}},
+		{"http://localhost:9000", []string{"MinIO", "Local"}},
+		{"127.0.0.1:9000", []string{"MinIO", "Local"}},
+		{"http://10.1.2.3", []string{"Local"}},
+		{"192.168.0.5", []string{"Local"}},
+		{"nas.local", []string{"Local"}},
+		{"https://s3.us-east-1.amazonaws.com", nil},
+		{"https://s3.us-east-1.amazonaws.com:443", nil},
+		{"https://acct.r2.cloudflarestorage.com:443", []string{"R2"}},
+		{"172.32.0.1", nil},
+		{"https://user:pass@fly.storage.tigris.dev", nil},
+		{"", nil},
+	} {
+		for name, fn := range helpers {
+			if got, want := fn(tt.endpoint), slices.Contains(tt.want, name); got != want {
+				t.Errorf("Is%sEndpoint(%q) = %v, want %v", name, tt.endpoint, got, want)
+			}
+		}
+	}
+}
+
+func TestEnsureEndpointScheme(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		added    bool
+	}{
+		{"", "", false},
+		{"https://s3.example.com", "https://s3.example.com", false},
+		{"http://s3.example.com", "http://s3.example.com", false},
+		{"s3.example.com", "https://s3.example.com", true},
+		{"localhost:9000", "http://localhost:9000", true},
+		{"192.168.1.10:9000", "http://192.168.1.10:9000", true},
+	} {
+		if got, added := litestream.EnsureEndpointScheme(tt.in); got != tt.want || added != tt.added {
+			t.Errorf("EnsureEndpointScheme(%q) = %q, %v; want %q, %v", tt.in, got, added, tt.want, tt.added)
+		}
+	}
+}
+
+func TestRegionFromS3ARN(t *testing.T) {
+	for arn, want := range map[string]string{
+		"arn:aws:s3:us-east-1:123456789012:accesspoint/db-access": "us-east-1",
+		"arn:aws-cn:s3:cn-north-1:123456789012:accesspoint/x":     "cn-north-1",
+		"arn:aws:s3:::bucket": "",
+		"arn:aws:s3":          "",
+		"":                    "",
+	} {
+		if got := litestream.RegionFromS3ARN(arn); got != want {
+			t.Errorf("RegionFromS3ARN(%q) = %q, want %q", arn, got, want)
+		}
 	}
 }

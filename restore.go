@@ -105,24 +105,32 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 		return err
 	}
 
-	plan, err := CalcRestorePlan(ctx, r.Client, opt.TXID, opt.Timestamp, r.Logger())
-	if errors.Is(err, ErrTxNotAvailable) {
-		err = txNotAvailableError(ctx, r.Client, opt)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot calc restore plan: %w", err)
-	}
-	for _, info := range plan {
-		if info.Size < ltx.HeaderSize {
-			return fmt.Errorf("invalid ltx file: level=%d min=%s max=%s has size %d bytes (minimum %d)", info.Level, info.MinTXID, info.MaxTXID, info.Size, ltx.HeaderSize)
+	// Compaction and retention may delete files between the listings of
+	// two levels, or between a listing and the download: they are then
+	// covered by a higher level, so a fresh plan finds them there.
+	var plan []*ltx.FileInfo
+	var madeDir bool
+	for attempt := 1; ; attempt++ {
+		plan, err = r.calcRestorePlan(ctx, opt)
+		if (errors.Is(err, errNonContiguous) || errors.Is(err, ErrTxNotAvailable)) && attempt < restoreReplanAttempts && ctx.Err() == nil {
+			r.Logger().Debug("replica listing incomplete, planning again", "attempt", attempt, "error", err)
+			continue
+		} else if err != nil {
+			return err
 		}
-	}
-
-	if err := internal.MkdirAll(filepath.Dir(opt.OutputPath), r.outputDirPerm()); err != nil {
-		return fmt.Errorf("create output directory: %w", err)
-	}
-	if err := restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism); err != nil {
-		return err
+		if !madeDir {
+			if err := internal.MkdirAll(filepath.Dir(opt.OutputPath), r.outputDirPerm()); err != nil {
+				return fmt.Errorf("create output directory: %w", err)
+			}
+			madeDir = true
+		}
+		err = restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism)
+		if err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) || attempt == restoreReplanAttempts || ctx.Err() != nil {
+			return err
+		}
+		r.Logger().Info("replica file deleted during restore, planning again", "attempt", attempt, "error", err)
 	}
 	if err := checkIntegrity(ctx, opt.OutputPath, opt.IntegrityCheck); err != nil {
 		if ctx.Err() == nil {
@@ -139,6 +147,32 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 		return r.follow(ctx, opt, txid)
 	}
 	return nil
+}
+
+// errNonContiguous is a gap in the files a restore plan lists. A listing
+// taken while compaction and retention run can show one that is not there:
+// a restore plans again before reporting it.
+var errNonContiguous = errors.New("non-contiguous ltx files")
+
+// restoreReplanAttempts bounds the plans a restore makes when files of its
+// plan keep vanishing under it.
+const restoreReplanAttempts = 5
+
+// calcRestorePlan plans a restore and checks the planned files' sizes.
+func (r *Replica) calcRestorePlan(ctx context.Context, opt RestoreOptions) ([]*ltx.FileInfo, error) {
+	plan, err := CalcRestorePlan(ctx, r.Client, opt.TXID, opt.Timestamp, r.Logger())
+	if errors.Is(err, ErrTxNotAvailable) {
+		err = txNotAvailableError(ctx, r.Client, opt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot calc restore plan: %w", err)
+	}
+	for _, info := range plan {
+		if info.Size < ltx.HeaderSize {
+			return nil, fmt.Errorf("invalid ltx file: level=%d min=%s max=%s has size %d bytes (minimum %d)", info.Level, info.MinTXID, info.MaxTXID, info.Size, ltx.HeaderSize)
+		}
+	}
+	return plan, nil
 }
 
 func (r *Replica) outputDirPerm() internal.Perm {
@@ -601,7 +635,7 @@ func CalcRestorePlan(ctx context.Context, client ReplicaClient, txID ltx.TXID, t
 		if txID == 0 && timestamp.IsZero() && len(plan) > 0 {
 			for _, c := range cursors {
 				if c.pending != nil && c.pending.MinTXID > cur+1 {
-					return nil, fmt.Errorf("non-contiguous ltx files: have up to %s but next file starts at %s (gap before %s)", cur, c.pending.MinTXID,
+					return nil, fmt.Errorf("%w: have up to %s but next file starts at %s (gap before %s)", errNonContiguous, cur, c.pending.MinTXID,
 						LTXFilePath("", c.pending.Level, c.pending.MinTXID, c.pending.MaxTXID))
 				}
 			}

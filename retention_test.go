@@ -126,3 +126,52 @@ func TestReplica_EnforceRetention(t *testing.T) {
 		t.Fatal("retention removed the newest L0 file")
 	}
 }
+
+// SetL0Retention after Open takes effect at the next check: lowering a long
+// retention, or enabling a retention that was off at Open, deletes the
+// covered L0 files within a few check intervals rather than on the schedule
+// the old setting implied.
+func TestStore_SetL0RetentionAfterOpen(t *testing.T) {
+	for name, initial := range map[string]time.Duration{"Lowered": time.Hour, "EnabledAfterOpen": 0} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db, client, store := newStoreDB(t, t.TempDir(), litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: 100 * time.Millisecond}})
+			store.L0Retention = initial
+			store.L0RetentionCheckInterval = 50 * time.Millisecond
+			if err := store.Open(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = store.Close(ctx) }()
+			app := MustOpenApp(t, db.Path(), 4096)
+			for i := 0; i < 5; i++ {
+				mustInsert(t, app, i)
+				if err := db.SyncAndWait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pos, err := db.Pos()
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "L1 to cover every L0 file", func() bool {
+				l1 := levelFiles(t, client, 1)
+				return len(l1) > 0 && l1[len(l1)-1].MaxTXID >= pos.TXID
+			})
+			// Let retention passes under the old setting see the covered files.
+			covered := time.Now()
+			waitFor(t, 10*time.Second, "passes under the old setting", func() bool { return time.Since(covered) > 5*store.L0RetentionCheckInterval })
+			before := localL0(t, db)
+			if len(before) < 5 {
+				t.Fatalf("local L0 files %v before lowering retention, want all of them", before)
+			}
+
+			store.SetL0Retention(time.Millisecond)
+			waitFor(t, 5*time.Second, "L0 files deleted under the new retention", func() bool {
+				return len(localL0(t, db)) < len(before) && len(levelFiles(t, client, 0)) < len(before)
+			})
+			if got := MustCheckRestored(t, MustRestore(t, db.Replica, 0)); got != MustDump(t, app) {
+				t.Fatalf("restore after retention: %s", got)
+			}
+		})
+	}
+}

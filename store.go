@@ -1,3 +1,6 @@
+// The Store: a set of databases replicated together, with the background
+// work they share (compaction of each level, snapshots, retention,
+// validation and heartbeat pings).
 package litestream
 
 import (
@@ -22,16 +25,11 @@ const (
 	DefaultRetentionCheckInterval   = 1 * time.Hour  // unused; kept for compatibility
 	DefaultL0Retention              = 5 * time.Minute
 	DefaultL0RetentionCheckInterval = 15 * time.Second
-	DefaultHeartbeatCheckInterval   = 15 * time.Second
 	DefaultDBInitTimeout            = 30 * time.Second
 )
 
 // storeOpenConcurrency bounds concurrent client inits and DB opens.
 const storeOpenConcurrency = 50
-
-// HeartbeatClient is upstream's heartbeat pinger. Heartbeats are not
-// implemented here; the type exists so that Store's fields match upstream.
-type HeartbeatClient struct{}
 
 // Store owns a set of databases and runs their background work: compaction
 // of each level on its interval, snapshots, and retention.
@@ -63,7 +61,9 @@ type Store struct {
 	ShutdownSyncTimeout  time.Duration
 	ShutdownSyncInterval time.Duration
 
-	// HeartbeatCheckInterval and Heartbeat are accepted and ignored.
+	// Heartbeat, when set, is pinged once per its Interval while every
+	// database has replicated successfully since the last ping. Whether a
+	// ping is due is checked every HeartbeatCheckInterval (default 15s).
 	HeartbeatCheckInterval time.Duration
 	Heartbeat              *HeartbeatClient
 
@@ -79,6 +79,8 @@ type Store struct {
 	done   <-chan struct{}
 
 	changed internal.Signal // broadcast when a DB's newest file of a level changes
+
+	heartbeatFailing bool // owned by the heartbeat monitor: logs only state changes
 
 	// pushed holds the settings last pushed into the DBs, so that Open pushes
 	// the fields assigned since NewStore and leaves alone the DBs' own.
@@ -137,7 +139,7 @@ func (s *Store) pushChangedSettings() {
 			db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
 		}
 		if now.l0Retention != old.l0Retention {
-			db.L0Retention = now.l0Retention
+			db.setCompactorOptions(func() { db.L0Retention = now.l0Retention })
 		}
 		if now.shutdownSyncTimeout != old.shutdownSyncTimeout {
 			db.ShutdownSyncTimeout = now.shutdownSyncTimeout
@@ -157,7 +159,7 @@ func (s *Store) pushChangedSettings() {
 
 func (s *Store) applySettings(db *DB) {
 	db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
-	db.L0Retention = s.L0Retention
+	db.setCompactorOptions(func() { db.L0Retention = s.L0Retention })
 	db.ShutdownSyncTimeout = s.ShutdownSyncTimeout
 	db.ShutdownSyncInterval = s.ShutdownSyncInterval
 	db.setCompactorOptions(func() { db.VerifyCompaction, db.RetentionEnabled = s.VerifyCompaction, s.RetentionEnabled })
@@ -190,6 +192,9 @@ func (s *Store) Open(ctx context.Context) error {
 		return fmt.Errorf("snapshot interval must be positive")
 	}
 	s.mu.Lock()
+	if s.ctx == nil { // a Store built as a struct literal
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+	}
 	s.pushChangedSettings()
 	s.mu.Unlock()
 
@@ -231,11 +236,16 @@ func (s *Store) Open(ctx context.Context) error {
 		}
 		s.goMonitor(func() { s.monitorCompactionLevel(s.SnapshotLevel()) })
 	}
-	if s.L0Retention > 0 && s.L0RetentionCheckInterval > 0 {
+	// Started even with retention off, so that SetL0Retention can turn it on.
+	if s.L0RetentionCheckInterval > 0 {
 		s.goMonitor(s.monitorL0Retention)
 	}
 	if s.ValidationInterval > 0 {
 		s.goMonitor(s.monitorValidation)
+	}
+	if s.HeartbeatCheckInterval > 0 {
+		interval := s.HeartbeatCheckInterval
+		s.goMonitor(func() { s.monitorHeartbeat(interval) })
 	}
 	return nil
 }
@@ -685,7 +695,9 @@ func (s *Store) SyncDB(ctx context.Context, path string, wait bool) (SyncDBResul
 
 // SetL0Retention sets L0 retention on the store and every DB.
 func (s *Store) SetL0Retention(d time.Duration) {
-	s.update(func() { s.L0Retention, s.pushed.l0Retention = d, d }, func(db *DB) { db.L0Retention = d })
+	s.update(func() { s.L0Retention, s.pushed.l0Retention = d, d }, func(db *DB) {
+		db.setCompactorOptions(func() { db.L0Retention = d })
+	})
 }
 
 // SetDone sets the channel that interrupts shutdown syncs on every DB.

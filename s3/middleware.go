@@ -11,6 +11,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/benbjohnson/litestream"
 )
 
 // middleware returns the stack changes that make the SDK work with
@@ -30,10 +31,10 @@ func (c *ReplicaClient) middleware() []func(*middleware.Stack) error {
 	if c.RequireContentMD5 {
 		opts = append(opts, addDeleteObjectsContentMD5)
 	}
-	if c.Endpoint != "" && IsTigrisEndpoint(c.Endpoint) {
+	if c.Endpoint != "" && litestream.IsTigrisEndpoint(c.Endpoint) {
 		opts = append(opts, addHeader("X-Tigris-Consistent", "true"))
 	}
-	if c.Endpoint != "" && IsGoogleCloudStorageEndpoint(c.Endpoint) {
+	if c.Endpoint != "" && litestream.IsGoogleCloudStorageEndpoint(c.Endpoint) {
 		opts = append(opts, removeAcceptEncodingBeforeSigning)
 	}
 	return opts

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/benbjohnson/litestream"
 )
 
 // validateSSE checks the server-side encryption settings and fills
@@ -41,7 +42,7 @@ func (c *ReplicaClient) validateSSE() error {
 		return fmt.Errorf("s3: sse-customer-key-md5 does not match the key")
 	}
 	if c.Endpoint != "" {
-		if u, err := url.Parse(c.Endpoint); err == nil && u.Scheme == "http" && !IsLocalEndpoint(c.Endpoint) {
+		if u, err := url.Parse(c.Endpoint); err == nil && u.Scheme == "http" && !litestream.IsLocalEndpoint(c.Endpoint) {
 			return fmt.Errorf("s3: SSE-C over plain http is only allowed to local endpoints, not %s", c.Endpoint)
 		}
 	}

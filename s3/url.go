@@ -32,7 +32,7 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	var bucket, region, endpoint string
 	var forcePathStyle bool
 	if strings.HasPrefix(host, "arn:") {
-		bucket, region = host, RegionFromARN(host)
+		bucket, region = host, litestream.RegionFromS3ARN(host)
 		if region == "" {
 			return nil, fmt.Errorf("s3 replica url: access point arn %q has no region", host)
 		}
@@ -53,7 +53,8 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 		queryEndpoint = envEndpoint()
 	}
 	if queryEndpoint != "" {
-		u, err := url.Parse(EnsureEndpointScheme(queryEndpoint))
+		withScheme, _ := litestream.EnsureEndpointScheme(queryEndpoint)
+		u, err := url.Parse(withScheme)
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("s3 replica url: invalid endpoint %q", queryEndpoint)
 		}
@@ -106,30 +107,30 @@ func applyProviderDefaults(c *ReplicaClient, signPayloadSet, md5Set, pathStyleSe
 	if c.Endpoint == "" {
 		return
 	}
-	host := endpointHost(c.Endpoint)
+	e := c.Endpoint
 	switch {
-	case IsTigrisEndpoint(host):
+	case litestream.IsTigrisEndpoint(e):
 		if !signPayloadSet {
 			c.SignPayload = true
 		}
 		if !md5Set {
 			c.RequireContentMD5 = false
 		}
-	case IsCloudflareR2Endpoint(host):
+	case litestream.IsCloudflareR2Endpoint(e):
 		if !signPayloadSet {
 			c.SignPayload = true
 		}
 		if c.Concurrency == 0 {
 			c.Concurrency = DefaultR2Concurrency
 		}
-	case IsFilebaseEndpoint(host), IsBackblazeEndpoint(host), IsSupabaseEndpoint(host), IsMinIOEndpoint(host):
+	case litestream.IsFilebaseEndpoint(e), litestream.IsBackblazeEndpoint(e), litestream.IsSupabaseEndpoint(e), litestream.IsMinIOEndpoint(e):
 		if !signPayloadSet {
 			c.SignPayload = true
 		}
 		if !pathStyleSet {
 			c.ForcePathStyle = true
 		}
-	case IsHetznerEndpoint(host), IsDigitalOceanEndpoint(host), IsScalewayEndpoint(host):
+	case litestream.IsHetznerEndpoint(e), litestream.IsDigitalOceanEndpoint(e), litestream.IsScalewayEndpoint(e):
 		if !signPayloadSet {
 			c.SignPayload = true
 		}
@@ -143,7 +144,6 @@ var (
 	filebaseHostRegex     = regexp.MustCompile(`^(?:(.+)\.)?s3\.filebase\.com$`)
 	digitalOceanHostRegex = regexp.MustCompile(`^(?:(.+)\.)?([^.]+)\.digitaloceanspaces\.com$`)
 	scalewayHostRegex     = regexp.MustCompile(`^(?:(.+)\.)?s3\.([^.]+)\.scw\.cloud$`)
-	arnRegionRegex        = regexp.MustCompile(`^arn:[^:]+:s3:([^:]*):`)
 )
 
 // ParseHost extracts the bucket, region, endpoint and addressing style from
@@ -205,7 +205,7 @@ func ParseURL(s, endpoint string) (bucket, region, key string, err error) {
 	}
 	switch {
 	case strings.HasPrefix(host, "arn:"):
-		bucket, region = host, RegionFromARN(host)
+		bucket, region = host, litestream.RegionFromS3ARN(host)
 	case endpoint != "":
 		bucket = host
 	default:
@@ -215,118 +215,6 @@ func ParseURL(s, endpoint string) (bucket, region, key string, err error) {
 		return "", "", "", fmt.Errorf("s3: bucket required in url %q", s)
 	}
 	return bucket, region, cleanPath(urlPath), nil
-}
-
-// RegionFromARN returns the region of an S3 access point ARN, or "".
-func RegionFromARN(arn string) string {
-	if m := arnRegionRegex.FindStringSubmatch(arn); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
-// EnsureEndpointScheme adds a scheme to a bare endpoint: http for loopback,
-// private and .local hosts, https otherwise.
-func EnsureEndpointScheme(endpoint string) string {
-	if strings.Contains(endpoint, "://") {
-		return endpoint
-	}
-	if IsLocalEndpoint(endpoint) {
-		return "http://" + endpoint
-	}
-	return "https://" + endpoint
-}
-
-// IsLocalEndpoint reports whether an endpoint's host is loopback, private,
-// "localhost" or a ".local" name.
-func IsLocalEndpoint(endpoint string) bool {
-	host := endpointHost(endpoint)
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") || strings.HasSuffix(host, ".local") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast())
-}
-
-// IsTigrisEndpoint reports whether host is Tigris.
-func IsTigrisEndpoint(host string) bool {
-	host = endpointHost(host)
-	return host == "fly.storage.tigris.dev" || host == "t3.storage.dev"
-}
-
-// IsHetznerEndpoint reports whether host is Hetzner object storage.
-func IsHetznerEndpoint(host string) bool {
-	return strings.HasSuffix(endpointHost(host), ".your-objectstorage.com")
-}
-
-// IsDigitalOceanEndpoint reports whether host is DigitalOcean Spaces.
-func IsDigitalOceanEndpoint(host string) bool {
-	return strings.HasSuffix(endpointHost(host), ".digitaloceanspaces.com")
-}
-
-// IsBackblazeEndpoint reports whether host is Backblaze B2.
-func IsBackblazeEndpoint(host string) bool {
-	return strings.HasSuffix(endpointHost(host), ".backblazeb2.com")
-}
-
-// IsFilebaseEndpoint reports whether host is Filebase.
-func IsFilebaseEndpoint(host string) bool { return endpointHost(host) == "s3.filebase.com" }
-
-// IsScalewayEndpoint reports whether host is Scaleway object storage.
-func IsScalewayEndpoint(host string) bool { return strings.HasSuffix(endpointHost(host), ".scw.cloud") }
-
-// IsCloudflareR2Endpoint reports whether host is Cloudflare R2.
-func IsCloudflareR2Endpoint(host string) bool {
-	return strings.HasSuffix(endpointHost(host), ".r2.cloudflarestorage.com")
-}
-
-// IsSupabaseEndpoint reports whether host is Supabase storage.
-func IsSupabaseEndpoint(host string) bool {
-	return strings.HasSuffix(endpointHost(host), ".supabase.co")
-}
-
-// IsGoogleCloudStorageEndpoint reports whether host is the GCS XML API
-// (storage.googleapis.com or a regional storage*.googleapis.com name).
-func IsGoogleCloudStorageEndpoint(host string) bool {
-	h := endpointHost(host)
-	if !strings.HasSuffix(h, ".googleapis.com") {
-		return false
-	}
-	label := strings.TrimSuffix(h, ".googleapis.com")
-	return !strings.Contains(label, ".") && strings.HasPrefix(label, "storage")
-}
-
-// IsMinIOEndpoint reports whether an endpoint looks like a self-hosted
-// server: it carries a port and is no known cloud provider.
-func IsMinIOEndpoint(endpoint string) bool {
-	s := endpoint
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	s, _, _ = strings.Cut(s, "/")
-	_, port, err := net.SplitHostPort(s)
-	if err != nil || port == "" {
-		return false
-	}
-	h := endpointHost(endpoint)
-	return !strings.HasSuffix(h, ".amazonaws.com") && !IsTigrisEndpoint(h) && !IsHetznerEndpoint(h) &&
-		!IsDigitalOceanEndpoint(h) && !IsBackblazeEndpoint(h) && !IsFilebaseEndpoint(h) &&
-		!IsScalewayEndpoint(h) && !IsCloudflareR2Endpoint(h) && !IsSupabaseEndpoint(h) &&
-		!IsGoogleCloudStorageEndpoint(h)
-}
-
-// endpointHost returns the lower-case host name of an endpoint with or
-// without a scheme and port.
-func endpointHost(endpoint string) string {
-	s := endpoint
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	s, _, _ = strings.Cut(s, "/")
-	if h, _, err := net.SplitHostPort(s); err == nil {
-		s = h
-	}
-	return strings.ToLower(strings.Trim(s, "[]"))
 }
 
 func firstQuery(query url.Values, keys ...string) string {

@@ -131,7 +131,7 @@ func newClient() (*s3.ReplicaClient, error) {
 	c.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
 	c.SecretAccessKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if endpoint := os.Getenv("LITESTREAM_S3_ENDPOINT"); endpoint != "" {
-		c.Endpoint = s3.EnsureEndpointScheme(endpoint)
+		c.Endpoint, _ = litestream.EnsureEndpointScheme(endpoint)
 		c.ForcePathStyle = true
 	}
 	return c, nil

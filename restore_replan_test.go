@@ -1,0 +1,78 @@
+// A restore racing with compaction and L0 retention: files listed in the
+// plan may be gone by the time they are opened.
+package litestream_test
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
+)
+
+// vanishingClient runs hook once, just before the first listing (onList)
+// or the first open of an L0 file.
+type vanishingClient struct {
+	litestream.ReplicaClient
+	onList bool
+	once   sync.Once
+	hook   func()
+}
+
+func (c *vanishingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	if level == 0 && c.onList {
+		c.once.Do(c.hook)
+	}
+	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+}
+
+func (c *vanishingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	if level == 0 && !c.onList {
+		c.once.Do(c.hook)
+	}
+	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+}
+
+// The L0 files a restore planned are compacted into L1 and deleted before
+// it opens them, or between its listings of L1 and L0, as a Store with short
+// intervals does: the restore plans again from what the replica now holds
+// instead of failing.
+func TestReplica_Restore_ReplansWhenFilesVanish(t *testing.T) {
+	for name, onList := range map[string]bool{"BeforeOpen": false, "BetweenListings": true} {
+		t.Run(name, func(t *testing.T) { testRestoreReplans(t, onList) })
+	}
+}
+
+func testRestoreReplans(t *testing.T, onList bool) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 4; i++ {
+		mustInsert(t, app, i)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := app.Exec(`CREATE TABLE created_late (v)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	vc := &vanishingClient{ReplicaClient: client, onList: onList}
+	vc.hook = func() {
+		if _, err := db.Compact(ctx, 1); err != nil {
+			t.Errorf("compact: %v", err)
+		}
+		l0 := levelFiles(t, client, 0)
+		if err := client.DeleteLTXFiles(ctx, l0[:len(l0)-1]); err != nil {
+			t.Errorf("delete L0: %v", err)
+		}
+	}
+	got := MustCheckRestored(t, MustRestore(t, &litestream.Replica{Client: vc}, 0))
+	if want := MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
