@@ -131,6 +131,13 @@ type Compactor struct {
 	client ReplicaClient
 	logger *slog.Logger
 
+	// onCompacted, if set, is told of each file a compaction writes.
+	onCompacted func(*ltx.FileInfo)
+
+	// localCopy, if set, returns where to keep a local copy of an output
+	// (nil: none), so that the next level's compaction need not download it.
+	localCopy func(level int, minTXID, maxTXID ltx.TXID) *localCopy
+
 	// spillDir takes a large output's page index; "" is os.TempDir.
 	spillDir string
 
@@ -238,6 +245,9 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		if info, link, err = c.merge(ctx, dstLevel, infos[:n], link); err != nil {
 			return nil, err
 		}
+		if c.onCompacted != nil {
+			c.onCompacted(info)
+		}
 		infos = infos[n:]
 	}
 
@@ -280,6 +290,9 @@ func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx
 // gapError returns err as the error of the file after a gap, and logs the
 // gap if it is new.
 func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap compactionGap) error {
+	if x, ok := c.client.(*replicaIndex); ok {
+		x.drop(info.Level) // the missing file may be there: list again next time
+	}
 	ltxErr := NewLTXError("compact", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 	c.setGap(dstLevel, gap, ltxErr)
 	return ltxErr
@@ -343,7 +356,11 @@ func (c *Compactor) merge(ctx context.Context, dstLevel int, infos []*ltx.FileIn
 		}
 	}
 
-	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs, c.spillDir)
+	var local *localCopy
+	if c.localCopy != nil {
+		local = c.localCopy(dstLevel, minTXID, maxTXID)
+	}
+	info, err := writeMerged(ctx, c.client, dstLevel, minTXID, maxTXID, rdrs, c.spillDir, local)
 	if err != nil {
 		// Name the input at fault, if one is.
 		if ctx.Err() == nil {
@@ -420,12 +437,14 @@ func (c *Compactor) openSource(ctx context.Context, info *ltx.FileInfo) (io.Read
 }
 
 // writeMerged streams the ltx merge of rdrs into a new replica file.
-func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, maxTXID ltx.TXID, rdrs []io.Reader, spillDir string) (*ltx.FileInfo, error) {
+// A local copy, if given, receives the same bytes and is kept only if the
+// upload succeeds.
+func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, maxTXID ltx.TXID, rdrs []io.Reader, spillDir string, local *localCopy) (*ltx.FileInfo, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		bw := getEncodeWriter(pw)
+		bw := getEncodeWriter(local.writer(pw))
 		defer putEncodeWriter(bw)
 		err := compactLTX(ctx, bw, rdrs, spillDir)
 		if err == nil {
@@ -442,8 +461,10 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	}
 	<-done
 	if err != nil {
+		local.abort()
 		return nil, remoteLTXError("write", level, minTXID, maxTXID, err) // "write ltx file …", upstream's words
 	}
+	local.commit()
 	return info, nil
 }
 

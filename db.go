@@ -146,7 +146,15 @@ type DB struct {
 	diag            SyncDiagnostic
 
 	compactor *Compactor
-	metrics   *dbMetrics
+
+	events      eventHub                 // the DB's subscribers
+	storeEvents atomic.Pointer[eventHub] // its store's subscribers, if any
+
+	// topCompactionLevel is its store's highest compaction level: files
+	// below it are merged again, so compaction keeps local copies of them.
+	topCompactionLevel atomic.Int32
+
+	metrics *dbMetrics
 
 	// initOnce makes the fields above that NewDB sets, so that a DB built
 	// as a struct literal works (or fails with an error) too.
@@ -195,6 +203,10 @@ func (db *DB) lazyInit() {
 		db.compactor.CacheGetter = db.cachedMaxLTXFileInfo
 		db.compactor.CacheSetter = db.setMaxLTXFileInfo
 		db.compactor.spillDir = db.metaPath
+		db.compactor.localCopy = db.newLocalCopy
+		db.compactor.onCompacted = func(info *ltx.FileInfo) {
+			db.emit(EventCompacted, info.Level, info.MinTXID, info.MaxTXID, nil)
+		}
 	})
 }
 
@@ -311,12 +323,12 @@ func (db *DB) Open() (err error) {
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
 	}
-	db.compactor.client = db.Replica.Client
+	db.compactor.client = db.Replica.client()
 	db.compactor.spillDir = db.metaPath
 	db.syncCompactorOptions()
 
 	db.closing = false
-	db.ctx, db.cancel = context.WithCancel(context.Background())
+	db.ctx, db.cancel = context.WithCancel(withReplicaIndex(context.Background()))
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)
 		go func() { defer db.wg.Done(); db.monitor() }()
@@ -451,6 +463,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			_ = db.releaseSQLite()
+			err = explainDescriptorLimit(err)
 		}
 	}()
 

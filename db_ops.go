@@ -67,7 +67,7 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 	if db.Replica == nil {
 		return 0, fmt.Errorf("no replica configured")
 	}
-	infos, err := listFrom(ctx, db.Replica.Client, SnapshotLevel, 0)
+	infos, err := listFrom(ctx, db.Replica.client(), SnapshotLevel, 0)
 	if err != nil {
 		return 0, fmt.Errorf("list snapshots: %w", err)
 	}
@@ -114,7 +114,7 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 		return nil
 	}
 
-	deleted, nextDue, err := l0RetentionCandidates(ctx, db.Replica.Client, retention, func(info *ltx.FileInfo) (time.Time, bool) {
+	deleted, nextDue, err := l0RetentionCandidates(ctx, db.Replica.client(), retention, func(info *ltx.FileInfo) (time.Time, bool) {
 		fi, err := os.Stat(db.LTXPath(0, info.MinTXID, info.MaxTXID))
 		if err != nil {
 			return time.Time{}, false

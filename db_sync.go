@@ -235,6 +235,7 @@ func (db *DB) applySyncResult(res syncResult) {
 	db.setPos(ltx.Pos{TXID: res.info.MaxTXID})
 	db.setMaxLTXFileInfo(0, res.info)
 	db.notify.Broadcast()
+	db.emit(EventL0Written, 0, res.info.MinTXID, res.info.MaxTXID, nil)
 }
 
 // capture is where the newest L0 file left the WAL: the generation (salts)

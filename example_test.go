@@ -147,3 +147,62 @@ func exampleReplicate(ctx context.Context, dbPath, replicaPath string) {
 		log.Fatal(err)
 	}
 }
+
+// Learn of replication progress without polling: every L0 file written and
+// uploaded, compactions, snapshots, stalls and recoveries.
+func ExampleDB_Subscribe() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "litestream-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	dbPath := filepath.Join(dir, "app.db")
+	db := litestream.NewDB(dbPath)
+	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
+	if err := store.Open(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close(context.Background())
+
+	uploaded := make(chan litestream.Event, 16)
+	sub := db.Subscribe(0) // or store.Subscribe(0) for every database of a Store
+	defer sub.Close()
+	go func() {
+		for e := range sub.C {
+			switch e.Type {
+			case litestream.EventUploaded: // e.MaxTXID is on the replica
+				select {
+				case uploaded <- e:
+				default: // never block the subscription
+				}
+			case litestream.EventStalled, litestream.EventRecovered:
+				log.Println(e.DB, e.Type, e.Err)
+			}
+		}
+	}()
+
+	app, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := app.ExecContext(ctx, `CREATE TABLE notes (body TEXT)`); err != nil {
+		log.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		log.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for e := range uploaded {
+		if e.MaxTXID == pos.TXID {
+			break
+		}
+	}
+	fmt.Println("the table is on the replica")
+	// Output: the table is on the replica
+}

@@ -9,7 +9,7 @@ func BreakWALWatcher(t testing.TB) {
 	openWALWatcher = func(path string) (*walWatcher, error) {
 		w, err := newWALWatcher(path)
 		if err == nil {
-			_ = w.f.Close() // the watcher's read fails and it closes C
+			_ = w.Close() // C closes, as when inotify fails
 		}
 		return w, err
 	}

@@ -42,6 +42,12 @@ type Replica struct {
 	// or corrupt local L0 file. Default false.
 	AutoRecoverEnabled bool
 
+	// IndexRefreshInterval is how long compaction and retention trust the
+	// in-memory listing of a level before listing the backend again; files
+	// changed behind the library's back are noticed then. Zero means
+	// DefaultReplicaIndexRefresh; negative lists the backend every time.
+	IndexRefreshInterval time.Duration
+
 	db *DB
 
 	syncSem *semaphore.Weighted // one upload batch at a time
@@ -55,6 +61,12 @@ type Replica struct {
 	done     chan struct{}
 
 	initOnce sync.Once // makes syncSem and wakeReq for a struct literal
+
+	indexMu sync.Mutex    // guards index
+	index   *replicaIndex // Client behind the in-memory listing
+
+	repairMu sync.Mutex      // guards repair
+	repair   []*ltx.FileInfo // L0 files the replica lost, to upload again from local copies
 
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
@@ -134,21 +146,131 @@ func (r *Replica) Pos() ltx.Pos {
 	return r.pos
 }
 
-// SetPos sets the replica position.
+// SetPos sets the replica position. A zero position makes the next sync
+// list the replica again, not trusting what this process knew of it.
 func (r *Replica) SetPos(pos ltx.Pos) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.pos, r.known = pos, pos.TXID
 	r.uploaded.Broadcast()
+	r.mu.Unlock()
+	if pos.IsZero() {
+		if x := r.indexed(); x != nil {
+			x.dropAll()
+		}
+	}
 }
 
 // forgetPos makes the next sync list the replica for its position, keeping
 // the last known TXID for lag reporting.
 func (r *Replica) forgetPos() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.pos = ltx.Pos{}
 	r.uploaded.Broadcast()
+	r.mu.Unlock()
+	if x := r.indexed(); x != nil {
+		x.drop(0)
+	}
+}
+
+// client returns Client behind the replica's in-memory listing, which the
+// library's own uploads, compaction and retention go through. It is nil
+// without a Client.
+func (r *Replica) client() ReplicaClient {
+	if x := r.indexed(); x != nil {
+		return x
+	}
+	return nil
+}
+
+// indexed returns the in-memory listing of Client, made anew if Client was
+// replaced.
+func (r *Replica) indexed() *replicaIndex {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	if r.Client == nil {
+		return nil
+	}
+	if r.index == nil || !sameClient(r.index.ReplicaClient, r.Client) {
+		r.index = newReplicaIndex(r.Client, r.indexRefresh, r.Logger)
+		r.index.onChange = r.filesChanged
+	}
+	return r.index
+}
+
+// filesChanged is told by the index which files a listing found missing or
+// added, and what it listed. An L0 file lost between files the replica
+// still has is uploaded again from its local copy, so that compaction into
+// L1 finds no gap. Any other change to L0 makes the next sync ask the
+// replica for its position: it continues from the replica's newest file, or
+// re-seeds it when local files no longer reach back that far.
+func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo) {
+	r.emit(EventReplicaChanged, fmt.Errorf("L%d: %d files missing, %d added by someone else", level, len(missing), len(added)))
+	if level != 0 {
+		return
+	}
+	var holes []*ltx.FileInfo
+	for _, info := range missing {
+		if len(listed) > 0 && listed[len(listed)-1].MinTXID > info.MaxTXID {
+			holes = append(holes, info)
+		}
+	}
+	if len(holes) < len(missing) || len(added) > 0 {
+		r.mu.Lock()
+		r.pos = ltx.Pos{} // not forgetPos: the index is being refreshed now
+		r.uploaded.Broadcast()
+		r.mu.Unlock()
+	}
+	if len(holes) > 0 {
+		r.repairMu.Lock()
+		r.repair = append(r.repair, holes...)
+		r.repairMu.Unlock()
+	}
+	r.wake()
+}
+
+func (r *Replica) emit(typ EventType, err error) {
+	if r.db != nil {
+		r.db.emit(typ, 0, 0, 0, err)
+	}
+}
+
+// repairLost uploads again the lost L0 files that still have a local copy.
+func (r *Replica) repairLost(ctx context.Context) error {
+	r.repairMu.Lock()
+	lost := r.repair
+	r.repair = nil
+	r.repairMu.Unlock()
+	for i, info := range lost {
+		if _, err := os.Stat(r.db.LTXPath(0, info.MinTXID, info.MaxTXID)); err != nil {
+			continue // compacted and retained away locally: L1 holds it
+		}
+		if err := r.uploadL0Range(ctx, info.MinTXID, info.MaxTXID); err != nil {
+			r.repairMu.Lock()
+			r.repair = append(lost[i:], r.repair...)
+			r.repairMu.Unlock()
+			return err
+		}
+		r.Logger().Info("uploaded lost replica file again", "level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
+	}
+	return nil
+}
+
+func (r *Replica) indexRefresh() time.Duration {
+	if r.IndexRefreshInterval == 0 {
+		return DefaultReplicaIndexRefresh
+	}
+	return r.IndexRefreshInterval
+}
+
+// sameClient compares two clients, treating incomparable values as
+// different.
+func sameClient(a, b ReplicaClient) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 // knownTXID returns the replica's last known TXID.
@@ -309,10 +431,12 @@ func (r *Replica) recordSync(ctx context.Context, err error) {
 	switch {
 	case err == nil && !since.IsZero():
 		r.Logger().Info("replica sync recovered", "failing_for", now.Sub(since).Round(time.Millisecond))
+		r.emit(EventRecovered, nil)
 	case err != nil && since.IsZero():
 		r.Logger().Error("replica sync failed", append([]any{"error", err}, ltxErrorAttrs(err)...)...)
 	case stall:
 		r.Logger().Error("replica sync stalled", append([]any{"failing_since", since, "error", err}, ltxErrorAttrs(err)...)...)
+		r.emit(EventStalled, err)
 	}
 }
 
@@ -368,6 +492,9 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 	} else if dpos.IsZero() {
 		return false, 0, errNoPosition
 	}
+	if err := r.repairLost(ctx); err != nil {
+		return false, 0, err
+	}
 
 	for txid := pos.TXID + 1; txid <= dpos.TXID; txid++ {
 		if maxFiles > 0 && n >= maxFiles {
@@ -380,6 +507,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus
 		}
 		r.SetPos(ltx.Pos{TXID: txid})
+		r.db.emit(EventUploaded, 0, txid, txid, nil)
 		n++
 	}
 	r.db.RecordSuccessfulSync()
@@ -395,15 +523,19 @@ func (r *Replica) hasPending() bool {
 }
 
 func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
-	path := r.db.LTXPath(0, txid, txid)
+	return r.uploadL0Range(ctx, txid, txid)
+}
+
+func (r *Replica) uploadL0Range(ctx context.Context, minTXID, maxTXID ltx.TXID) error {
+	path := r.db.LTXPath(0, minTXID, maxTXID)
 	f, err := os.Open(path)
 	if err != nil {
-		return NewLTXError("open", path, 0, uint64(txid), uint64(txid), err)
+		return NewLTXError("open", path, 0, uint64(minTXID), uint64(maxTXID), err)
 	}
 	defer func() { _ = f.Close() }()
 
-	if _, err := r.Client.WriteLTXFile(ctx, 0, txid, txid, f); err != nil {
-		return remoteLTXError("upload", 0, txid, txid, err)
+	if _, err := r.client().WriteLTXFile(ctx, 0, minTXID, maxTXID, f); err != nil {
+		return remoteLTXError("upload", 0, minTXID, maxTXID, err)
 	}
 	return nil
 }
@@ -545,10 +677,11 @@ func (r *Replica) shutdownSync(ctx context.Context) error {
 // MaxLTXFileInfo returns the replica's file with the highest MaxTXID at a
 // level, or a zero value if the level is empty.
 func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileInfo, err error) {
-	if r.Client == nil {
+	client := r.client()
+	if client == nil {
 		return info, errNoClient
 	}
-	itr, err := r.Client.LTXFiles(ctx, level, 0, false)
+	itr, err := client.LTXFiles(ctx, level, 0, false)
 	if err != nil {
 		return info, err
 	}

@@ -167,10 +167,11 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	}
 	defer func() { _ = rc.Close() }()
 
-	info, err := db.Replica.Client.WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
+	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
 	if err != nil {
 		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
 	db.setMaxLTXFileInfo(SnapshotLevel, info)
+	db.emit(EventSnapshot, SnapshotLevel, info.MinTXID, info.MaxTXID, nil)
 	return info, nil
 }

@@ -82,6 +82,8 @@ type Store struct {
 
 	heartbeatFailing bool // owned by the heartbeat monitor: logs only state changes
 
+	events eventHub // subscribers to every DB's events
+
 	// pushed holds the settings last pushed into the DBs, so that Open pushes
 	// the fields assigned since NewStore and leaves alone the DBs' own.
 	pushed storeSettings
@@ -108,7 +110,7 @@ func NewStore(dbs []*DB, levels CompactionLevels) *Store {
 		dbs:                      dbs,
 		levels:                   levels,
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancel(withReplicaIndex(context.Background()))
 	for _, db := range dbs {
 		s.applySettings(db)
 	}
@@ -158,6 +160,8 @@ func (s *Store) pushChangedSettings() {
 }
 
 func (s *Store) applySettings(db *DB) {
+	db.storeEvents.Store(&s.events)
+	db.topCompactionLevel.Store(int32(s.levels.MaxLevel()))
 	db.SetLogger(s.logger().With(LogKeyDB, db.Path()))
 	db.setCompactorOptions(func() { db.L0Retention = s.L0Retention })
 	db.ShutdownSyncTimeout = s.ShutdownSyncTimeout
@@ -255,21 +259,34 @@ func (s *Store) goMonitor(fn func()) {
 	go func() { defer s.wg.Done(); fn() }()
 }
 
+// closeParallelism is how many databases Store.Close closes at once.
+const closeParallelism = 16
+
 // Close closes every DB, each syncing and flushing its replica, then stops
 // the monitors.
 func (s *Store) Close(ctx context.Context) (err error) {
 	var interrupted error
+	var mu sync.Mutex // guards err and interrupted
+	var g errgroup.Group
+	g.SetLimit(closeParallelism) // each close is a final sync and upload: I/O, not CPU
 	for _, db := range s.DBs() {
-		if e := db.Close(ctx); e != nil {
-			if errors.Is(e, ErrShutdownInterrupted) {
-				if interrupted == nil {
-					interrupted = e
+		g.Go(func() error {
+			e := db.Close(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if e != nil {
+				if errors.Is(e, ErrShutdownInterrupted) {
+					if interrupted == nil {
+						interrupted = e
+					}
+				} else if err == nil {
+					err = e
 				}
-			} else if err == nil {
-				err = e
 			}
-		}
+			return nil
+		})
 	}
+	_ = g.Wait()
 	if s.cancel != nil { // nil in a Store built as a struct literal
 		s.cancel()
 	}
@@ -370,6 +387,8 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 				// closes; it is retried at the next boundary.
 			case errors.Is(err, ErrDBNotReady):
 				notReady = true
+			case errors.Is(err, ErrDatabaseNotOpen):
+				// Closed while the pass ran: the store is closing it.
 			case errors.Is(err, context.Canceled):
 				return
 			default:

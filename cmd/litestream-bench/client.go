@@ -24,6 +24,8 @@ type countingClient struct {
 	batches [][]time.Time          // start times of L0 uploads, grouped in runs
 	l0End   time.Time              // end of the last L0 upload
 	l0Ends  map[ltx.TXID]time.Time // end of each L0 upload, by TXID
+	methods map[string]int         // calls by method
+	written map[[3]uint64]bool     // every file written: level, min, max
 }
 
 var _ litestream.ReplicaClient = (*countingClient)(nil)
@@ -68,6 +70,24 @@ func (c *countingClient) uploadedAt(txid ltx.TXID) (time.Time, bool) {
 	return t, ok
 }
 
+func (c *countingClient) countMethodLocked(method string) {
+	if c.methods == nil {
+		c.methods = make(map[string]int)
+	}
+	c.methods[method]++
+}
+
+// methodCounts returns a copy of the calls by method.
+func (c *countingClient) methodCounts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int, len(c.methods))
+	for k, v := range c.methods {
+		m[k] = v
+	}
+	return m
+}
+
 func (c *countingClient) count(n int64) {
 	c.mu.Lock()
 	c.bytes += n
@@ -78,6 +98,7 @@ func (c *countingClient) call(method string) {
 	c.mu.Lock()
 	c.calls++
 	c.last = method
+	c.countMethodLocked(method)
 	c.mu.Unlock()
 }
 
@@ -105,6 +126,15 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 	c.calls++
 	c.writes++
 	c.last = "WriteLTXFile"
+	c.countMethodLocked("WriteLTXFile")
+	if c.written == nil {
+		c.written = make(map[[3]uint64]bool)
+	}
+	if key := [3]uint64{uint64(level), uint64(minTXID), uint64(maxTXID)}; c.written[key] {
+		c.countMethodLocked("rewrite")
+	} else {
+		c.written[key] = true
+	}
 	if now := time.Now(); level == 0 {
 		if len(c.batches) == 0 || now.Sub(c.l0End) > batchGap {
 			c.batches = append(c.batches, nil)

@@ -31,6 +31,9 @@ type config struct {
 	idleWarmup  time.Duration
 	idleWindow  time.Duration
 	latencyDur  time.Duration
+
+	requestWarmup time.Duration // before counting requests per day
+	requestWindow time.Duration // requests counted over this, extrapolated to a day
 }
 
 // row is one line of the result table.
@@ -44,7 +47,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small databases and short windows, for development")
 	dir := flag.String("dir", "", "scratch directory (default: a new temp dir, removed at exit)")
 	sizes := flag.String("sizes", "", "comma-separated database sizes, e.g. 256MB,1GB,4GB")
-	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore (default all)")
+	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,requests (default all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process to this file")
 	flag.Parse()
 
@@ -68,6 +71,9 @@ func main() {
 		idleWarmup: 95 * time.Second,
 		idleWindow: 30 * time.Second,
 		latencyDur: 10 * time.Second,
+		// Past the first L1 and L2 compactions and L0 retention's first deletions.
+		requestWarmup: 6 * time.Minute,
+		requestWindow: 10 * time.Minute,
 	}
 	if *quick {
 		cfg.sizes = []int64{32 << 20, 64 << 20}
@@ -78,6 +84,8 @@ func main() {
 		cfg.idleWarmup = 16 * time.Second // past the first L0 retention pass
 		cfg.idleWindow = 10 * time.Second
 		cfg.latencyDur = 3 * time.Second
+		cfg.requestWarmup = 35 * time.Second
+		cfg.requestWindow = time.Minute
 	}
 	if *sizes != "" {
 		var err error
@@ -97,12 +105,13 @@ func main() {
 	}
 
 	figures := map[string]func(config) ([]row, error){
-		"write":   benchWrite,
-		"lag":     benchLag,
-		"idle":    benchIdle,
-		"restore": benchRestore,
+		"write":    benchWrite,
+		"lag":      benchLag,
+		"idle":     benchIdle,
+		"restore":  benchRestore,
+		"requests": benchRequests,
 	}
-	names := []string{"write", "lag", "idle", "restore"}
+	names := []string{"write", "lag", "idle", "restore", "requests"}
 	if *only != "" {
 		names = strings.Split(*only, ",")
 	}

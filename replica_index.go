@@ -1,0 +1,313 @@
+// replica_index.go keeps a replica's file listing in memory so that
+// compaction and retention decide from what this process wrote and deleted
+// instead of listing the backend on every pass. LIST requests are most of an
+// object store's bill; with the index a busy database lists each level once
+// at open and then about once per refresh interval.
+package litestream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+)
+
+// DefaultReplicaIndexRefresh is how long a level's in-memory listing is
+// trusted before the next use lists the backend again. Files removed or
+// added behind the library's back are noticed at that listing.
+const DefaultReplicaIndexRefresh = 6 * time.Hour
+
+// replicaIndex is a ReplicaClient that serves LTXFiles (without metadata)
+// from memory. Writes and deletes go to the backend and update the index
+// when they succeed; a failed write or delete, or a read that finds a file
+// missing, drops the level so that the next listing asks the backend.
+type replicaIndex struct {
+	ReplicaClient // the backend
+
+	refresh  func() time.Duration
+	logger   func() *slog.Logger
+	onChange func(level int, missing, added, listed []*ltx.FileInfo)
+
+	mu     sync.Mutex
+	levels map[int]*indexedLevel
+}
+
+// indexedLevel is one level's files in (MinTXID, MaxTXID) order.
+type indexedLevel struct {
+	files    []*ltx.FileInfo
+	listedAt time.Time
+	loaded   bool
+	version  uint64 // bumped by every change, so a listing that raced one is not kept
+	previous []*ltx.FileInfo
+	hadPrev  bool // previous holds what the index believed before it was dropped
+
+	// uncertain holds the ranges of failed writes and deletes, which may
+	// or may not have taken effect: the next listing decides, and does not
+	// report them as changed by someone else.
+	uncertain map[[2]ltx.TXID]bool
+}
+
+// known returns what the index believes the level holds, loaded or not.
+func (lvl *indexedLevel) known() ([]*ltx.FileInfo, bool) {
+	if lvl.loaded {
+		return lvl.files, true
+	}
+	return lvl.previous, lvl.hadPrev
+}
+
+func (lvl *indexedLevel) setKnown(files []*ltx.FileInfo) {
+	if lvl.loaded {
+		lvl.files = files
+	} else if lvl.hadPrev {
+		lvl.previous = files
+	}
+}
+
+func (lvl *indexedLevel) markUncertain(minTXID, maxTXID ltx.TXID) {
+	if lvl.uncertain == nil {
+		lvl.uncertain = make(map[[2]ltx.TXID]bool)
+	}
+	lvl.uncertain[[2]ltx.TXID{minTXID, maxTXID}] = true
+}
+
+func (lvl *indexedLevel) certain(files []*ltx.FileInfo) []*ltx.FileInfo {
+	return slices.DeleteFunc(files, func(f *ltx.FileInfo) bool { return lvl.uncertain[[2]ltx.TXID{f.MinTXID, f.MaxTXID}] })
+}
+
+func newReplicaIndex(client ReplicaClient, refresh func() time.Duration, logger func() *slog.Logger) *replicaIndex {
+	return &replicaIndex{ReplicaClient: client, refresh: refresh, logger: logger, levels: make(map[int]*indexedLevel)}
+}
+
+func (x *replicaIndex) level(level int) *indexedLevel {
+	lvl := x.levels[level]
+	if lvl == nil {
+		lvl = &indexedLevel{}
+		x.levels[level] = lvl
+	}
+	return lvl
+}
+
+// indexKey marks a context whose listings may come from the index.
+type indexKey struct{}
+
+// withReplicaIndex returns ctx marked for the library's background work
+// (sync, compaction and retention monitors), whose listings the index
+// serves. Calls a program makes itself, with its own context, always list
+// the backend, as upstream's do, and refresh the index with what they find.
+func withReplicaIndex(ctx context.Context) context.Context {
+	return context.WithValue(ctx, indexKey{}, true)
+}
+
+func indexAllowed(ctx context.Context) bool {
+	ok, _ := ctx.Value(indexKey{}).(bool)
+	return ok
+}
+
+// LTXFiles serves a background listing without metadata from memory while
+// it is fresh. Other listings ask the backend.
+func (x *replicaIndex) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	if useMetadata {
+		return x.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	}
+	x.mu.Lock()
+	lvl := x.level(level)
+	if indexAllowed(ctx) && lvl.loaded && time.Since(lvl.listedAt) < x.refresh() {
+		files := filesFrom(lvl.files, seek)
+		x.mu.Unlock()
+		return ltx.NewFileInfoSliceIterator(files), nil
+	}
+	version := lvl.version
+	x.mu.Unlock()
+
+	itr, err := x.ReplicaClient.LTXFiles(ctx, level, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	listed, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(listed, compareFileInfo)
+
+	x.mu.Lock()
+	if lvl.version == version {
+		x.compareLocked(level, lvl, listed)
+		lvl.files, lvl.listedAt, lvl.loaded = listed, time.Now(), true
+		lvl.previous, lvl.hadPrev, lvl.uncertain = nil, false, nil
+	}
+	x.mu.Unlock()
+	return ltx.NewFileInfoSliceIterator(filesFrom(listed, seek)), nil
+}
+
+// compareLocked reports files the backend lost or gained since the index
+// last knew the level: someone else changed the replica.
+func (x *replicaIndex) compareLocked(level int, lvl *indexedLevel, listed []*ltx.FileInfo) {
+	known, ok := lvl.known()
+	if !ok {
+		return
+	}
+	missing := lvl.certain(fileDifference(known, listed))
+	added := lvl.certain(fileDifference(listed, known))
+	if len(missing) == 0 && len(added) == 0 {
+		return
+	}
+	attrs := []any{"level", level, "missing", len(missing), "added", len(added)}
+	if len(missing) > 0 {
+		attrs = append(attrs, "first_missing", ltx.FormatFilename(missing[0].MinTXID, missing[0].MaxTXID))
+	}
+	if len(added) > 0 {
+		attrs = append(attrs, "first_added", ltx.FormatFilename(added[0].MinTXID, added[0].MaxTXID))
+	}
+	x.logger().Warn("replica files changed outside this process", attrs...)
+	if x.onChange != nil {
+		x.onChange(level, missing, added, listed)
+	}
+}
+
+// OpenLTXFile drops the level from the index when the file is missing.
+func (x *replicaIndex) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	rc, err := x.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if errors.Is(err, os.ErrNotExist) {
+		x.drop(level)
+	}
+	return rc, err
+}
+
+// WriteLTXFile records the stored file, or drops the level on failure: the
+// write may have landed or not.
+func (x *replicaIndex) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	info, err := x.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	lvl := x.level(level)
+	if err != nil || info == nil {
+		lvl.markUncertain(minTXID, maxTXID)
+		x.dropLocked(lvl)
+		return info, err
+	}
+	lvl.version++
+	if files, ok := lvl.known(); ok {
+		stored := *info
+		stored.Level = level
+		lvl.setKnown(insertFileInfo(files, &stored))
+	}
+	return info, nil
+}
+
+// DeleteLTXFiles removes the files from the index, or drops their levels on
+// failure.
+func (x *replicaIndex) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	err := x.ReplicaClient.DeleteLTXFiles(ctx, a)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, info := range a {
+		lvl := x.level(info.Level)
+		lvl.version++
+		if err != nil {
+			lvl.markUncertain(info.MinTXID, info.MaxTXID)
+			x.dropLocked(lvl)
+			continue
+		}
+		if files, ok := lvl.known(); ok {
+			lvl.setKnown(slices.DeleteFunc(slices.Clone(files), func(f *ltx.FileInfo) bool {
+				return f.MinTXID == info.MinTXID && f.MaxTXID == info.MaxTXID
+			}))
+		}
+	}
+	return err
+}
+
+// DeleteAll forgets every level.
+func (x *replicaIndex) DeleteAll(ctx context.Context) error {
+	err := x.ReplicaClient.DeleteAll(ctx)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, lvl := range x.levels {
+		lvl.version++
+		lvl.files, lvl.loaded, lvl.previous, lvl.hadPrev, lvl.uncertain = nil, false, nil, false, nil
+	}
+	return err
+}
+
+// drop makes the next listing of level ask the backend, comparing what it
+// finds with what the index believed.
+func (x *replicaIndex) drop(level int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.dropLocked(x.level(level))
+}
+
+func (x *replicaIndex) dropLocked(lvl *indexedLevel) {
+	lvl.version++
+	if lvl.loaded {
+		lvl.previous, lvl.hadPrev = lvl.files, true
+	}
+	lvl.files, lvl.loaded = nil, false
+}
+
+// dropAll makes every level list the backend at its next use.
+func (x *replicaIndex) dropAll() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, lvl := range x.levels {
+		x.dropLocked(lvl)
+	}
+}
+
+func compareFileInfo(a, b *ltx.FileInfo) int {
+	if a.MinTXID != b.MinTXID {
+		return compareTXID(a.MinTXID, b.MinTXID)
+	}
+	return compareTXID(a.MaxTXID, b.MaxTXID)
+}
+
+func compareTXID(a, b ltx.TXID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// insertFileInfo puts info in order, replacing a file of the same range.
+func insertFileInfo(files []*ltx.FileInfo, info *ltx.FileInfo) []*ltx.FileInfo {
+	i, found := slices.BinarySearchFunc(files, info, compareFileInfo)
+	if found {
+		files = slices.Clone(files)
+		files[i] = info
+		return files
+	}
+	return slices.Insert(slices.Clip(files), i, info)
+}
+
+// filesFrom returns copies of the files with MinTXID >= seek, so callers
+// cannot change the index.
+func filesFrom(files []*ltx.FileInfo, seek ltx.TXID) []*ltx.FileInfo {
+	out := make([]*ltx.FileInfo, 0, len(files))
+	for _, f := range files {
+		if f.MinTXID >= seek {
+			c := *f
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+// fileDifference returns the files of a whose range b lacks.
+func fileDifference(a, b []*ltx.FileInfo) []*ltx.FileInfo {
+	var out []*ltx.FileInfo
+	for _, f := range a {
+		if _, found := slices.BinarySearchFunc(b, f, compareFileInfo); !found {
+			out = append(out, f)
+		}
+	}
+	return out
+}
