@@ -44,6 +44,7 @@ type indexedLevel struct {
 	listedAt time.Time
 	loaded   bool
 	version  uint64 // bumped by every change, so a listing that raced one is not kept
+	inflight int    // writes and deletes under way: a listing now may show them or not
 	previous []*ltx.FileInfo
 	hadPrev  bool // previous holds what the index believed before it was dropped
 
@@ -136,7 +137,7 @@ func (x *replicaIndex) LTXFiles(ctx context.Context, level int, seek ltx.TXID, u
 	slices.SortFunc(listed, compareFileInfo)
 
 	x.mu.Lock()
-	if lvl.version == version {
+	if lvl.version == version && lvl.inflight == 0 {
 		x.compareLocked(level, lvl, listed)
 		lvl.files, lvl.listedAt, lvl.loaded = listed, time.Now(), true
 		lvl.previous, lvl.hadPrev, lvl.uncertain = nil, false, nil
@@ -182,10 +183,12 @@ func (x *replicaIndex) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 // WriteLTXFile records the stored file, or drops the level on failure: the
 // write may have landed or not.
 func (x *replicaIndex) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	x.begin(level)
 	info, err := x.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	lvl := x.level(level)
+	lvl.inflight--
 	if err != nil || info == nil {
 		lvl.markUncertain(minTXID, maxTXID)
 		x.dropLocked(lvl)
@@ -203,11 +206,15 @@ func (x *replicaIndex) WriteLTXFile(ctx context.Context, level int, minTXID, max
 // DeleteLTXFiles removes the files from the index, or drops their levels on
 // failure.
 func (x *replicaIndex) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	for _, info := range a {
+		x.begin(info.Level)
+	}
 	err := x.ReplicaClient.DeleteLTXFiles(ctx, a)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, info := range a {
 		lvl := x.level(info.Level)
+		lvl.inflight--
 		lvl.version++
 		if err != nil {
 			lvl.markUncertain(info.MinTXID, info.MaxTXID)
@@ -221,6 +228,16 @@ func (x *replicaIndex) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) er
 		}
 	}
 	return err
+}
+
+// begin marks a change of level under way, so that no listing made while
+// it runs is taken as the level's state.
+func (x *replicaIndex) begin(level int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	lvl := x.level(level)
+	lvl.version++
+	lvl.inflight++
 }
 
 // DeleteAll forgets every level.
