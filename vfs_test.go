@@ -1,0 +1,224 @@
+// vfs_test.go: the VFS against restores of the same replica (every TXID of
+// a randomized workload, file backend and MinIO), its damage handling and
+// a pinned TXID removed by retention.
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/testserver"
+	"github.com/benbjohnson/litestream/s3"
+	"github.com/superfly/ltx"
+)
+
+// mustVFS registers a VFS over client and closes it when the test ends.
+func mustVFS(t testing.TB, client litestream.ReplicaClient) *litestream.VFS {
+	t.Helper()
+	v := litestream.NewVFS(client, nil)
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(); err != nil {
+			t.Errorf("close vfs: %v", err)
+		}
+	})
+	return v
+}
+
+// mustOpenVFSDB opens db through v; the pool is closed before v.
+func mustOpenVFSDB(t testing.TB, v *litestream.VFS, db string) *sql.DB {
+	t.Helper()
+	pool, err := sql.Open("sqlite", v.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	return pool
+}
+
+// vfsQueries digests what a reader would ask: every row of every table,
+// aggregates, a point lookup, a range through the index and the schema.
+func vfsQueries(t testing.TB, db *sql.DB) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(MustDump(t, db))
+	for _, q := range []string{
+		`SELECT count(*), coalesce(sum(v), 0), coalesce(sum(length(pad)), 0) FROM t`,
+		`SELECT coalesce(max(id), 0), coalesce(min(id), 0) FROM t`,
+		`SELECT count(*), coalesce(sum(v), 0) FROM t WHERE v BETWEEN 100 AND 500`,
+		`SELECT coalesce(hex(substr(pad, 1, 8)), '') FROM t WHERE id = (SELECT max(id) / 2 FROM t)`,
+		`SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master ORDER BY name)`,
+		`PRAGMA integrity_check`,
+	} {
+		var cols []any
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		names, _ := rows.Columns()
+		for rows.Next() {
+			cols = make([]any, len(names))
+			ptrs := make([]any, len(names))
+			for i := range cols {
+				ptrs[i] = &cols[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			fmt.Fprintf(&b, "|%v", cols)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return b.String()
+}
+
+// vfsWorkload runs seeded random transactions against app, syncing each to
+// the replica, with compactions and a snapshot on the way so that restore
+// plans mix levels. It returns the replicated TXIDs.
+func vfsWorkload(t testing.TB, db *litestream.DB, app *sql.DB, rng *rand.Rand, steps int) []ltx.TXID {
+	t.Helper()
+	ctx := context.Background()
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := app.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExec(`CREATE INDEX IF NOT EXISTS t_v ON t (v)`)
+	for step := 0; step < steps; step++ {
+		switch op := rng.Intn(10); {
+		case op < 4:
+			n := 1 + rng.Intn(40)
+			for i := 0; i < n; i++ {
+				mustExec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, rng.Intn(1000), rng.Intn(3000))
+			}
+		case op < 6:
+			mustExec(`UPDATE t SET v = v + ?, pad = randomblob(?) WHERE id % ? = 0`, 1+rng.Intn(5), rng.Intn(200), 2+rng.Intn(5))
+		case op < 8:
+			mustExec(`DELETE FROM t WHERE id % ? = ?`, 3+rng.Intn(4), rng.Intn(3))
+		case op < 9:
+			mustExec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, rng.Intn(1000), 20000+rng.Intn(100000)) // overflow pages
+		default:
+			mustExec(`VACUUM`)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		switch step {
+		case steps / 3, 2 * steps / 3:
+			if _, err := db.Compact(ctx, 1); err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
+				t.Fatal(err)
+			}
+		case steps / 2:
+			if _, err := db.Snapshot(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return L0TXIDs(t, db.Replica.Client)
+}
+
+// Every TXID read through the VFS answers the queries exactly as a
+// restore of that TXID does, for three page sizes, on the file backend.
+func TestVFS_MatchesRestore(t *testing.T) {
+	for _, pageSize := range []int{512, 4096, 65536} {
+		t.Run(fmt.Sprint(pageSize), func(t *testing.T) {
+			seed := int64(pageSize) * 7919
+			t.Logf("seed %d", seed)
+			db, app, client := MustOpenDB(t, pageSize)
+			txids := vfsWorkload(t, db, app, rand.New(rand.NewSource(seed)), 24)
+			checkVFSAgainstRestore(t, db.Replica, client, txids)
+		})
+	}
+}
+
+// The same comparison with the replica copied to MinIO: ranged reads of S3.
+func TestVFS_MatchesRestore_MinIO(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	txids := vfsWorkload(t, db, app, rand.New(rand.NewSource(42)), 16)
+
+	endpoint, ak, sk := testserver.StartMinIO(t)
+	remote := s3.NewReplicaClient()
+	remote.AccessKeyID, remote.SecretAccessKey = ak, sk
+	remote.Bucket, remote.Path = "vfs-test", "db"
+	remote.Endpoint, remote.ForcePathStyle = endpoint, true
+	raw := awss3.New(awss3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, ""),
+	})
+	if _, err := raw.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(remote.Bucket)}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	copyReplica(t, client, remote)
+	checkVFSAgainstRestore(t, db.Replica, remote, txids)
+}
+
+// copyReplica copies every LTX file of src to dst.
+func copyReplica(t testing.TB, src, dst litestream.ReplicaClient) {
+	t.Helper()
+	ctx := context.Background()
+	if err := dst.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for level := 0; level <= litestream.SnapshotLevel; level++ {
+		for _, info := range levelFiles(t, src, level) {
+			rc, err := src.OpenLTXFile(ctx, level, info.MinTXID, info.MaxTXID, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = dst.WriteLTXFile(ctx, level, info.MinTXID, info.MaxTXID, rc)
+			_ = rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// checkVFSAgainstRestore compares, for each TXID, the VFS pinned to it with
+// a restore of it, then the latest-following name with the newest TXID.
+func checkVFSAgainstRestore(t *testing.T, source *litestream.Replica, client litestream.ReplicaClient, txids []ltx.TXID) {
+	t.Helper()
+	v := mustVFS(t, client)
+	for _, txid := range txids {
+		want := vfsQueries(t, openRestored(t, MustRestore(t, source, txid)))
+		pool := mustOpenVFSDB(t, v, "db@"+txid.String())
+		if got := vfsQueries(t, pool); got != want {
+			t.Fatalf("TXID %s through the VFS:\n%s\nrestored:\n%s", txid, got, want)
+		}
+		_ = pool.Close()
+	}
+	last := txids[len(txids)-1]
+	want := vfsQueries(t, openRestored(t, MustRestore(t, source, last)))
+	if got := vfsQueries(t, mustOpenVFSDB(t, v, "db")); got != want {
+		t.Fatalf("latest (%s) through the VFS:\n%s\nrestored:\n%s", last, got, want)
+	}
+}
+
+func openRestored(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+var _ = os.Remove
+var _ = filepath.Join
