@@ -6,18 +6,20 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
 	"github.com/benbjohnson/litestream/internal/testserver"
 	"github.com/benbjohnson/litestream/s3"
 	"github.com/superfly/ltx"
@@ -220,5 +222,193 @@ func openRestored(t testing.TB, path string) *sql.DB {
 	return db
 }
 
-var _ = os.Remove
-var _ = filepath.Join
+// vfsDamageReplica writes a small replica whose latest TXID is served by a
+// single L1 file, and returns a copy of it for damaging.
+func vfsDamageReplica(t *testing.T) (*file.ReplicaClient, *ltx.FileInfo) {
+	t.Helper()
+	ctx := context.Background()
+	db, app, _ := MustOpenDB(t, 4096)
+	for i := 0; i < 5; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyDir(t, db.Replica.Client.(*file.ReplicaClient).Path())
+	return file.NewReplicaClient(dir), info
+}
+
+// damageFile rewrites stored bytes of one file in place.
+func damageFile(t *testing.T, c *file.ReplicaClient, info *ltx.FileInfo, damage func(b []byte, index map[uint32]ltx.PageIndexElem)) {
+	t.Helper()
+	index, err := litestream.FetchPageIndex(context.Background(), c, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage(b, index)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged frame or index fails the query with an error naming the file
+// and page; no row is ever returned from it.
+func TestVFS_Damage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte, index map[uint32]ltx.PageIndexElem)
+		want   string
+	}{
+		{"WrongPageNumber", func(b []byte, index map[uint32]ltx.PageIndexElem) {
+			e := index[2]
+			binary.BigEndian.PutUint32(b[e.Offset:], 3)
+		}, "frame holds page 3, index says 2"},
+		{"SizeField", func(b []byte, index map[uint32]ltx.PageIndexElem) {
+			e := index[2]
+			n := binary.BigEndian.Uint32(b[e.Offset+ltx.PageHeaderSize:])
+			binary.BigEndian.PutUint32(b[e.Offset+ltx.PageHeaderSize:], n+1)
+		}, "compressed bytes"},
+		{"CompressedBlock", func(b []byte, index map[uint32]ltx.PageIndexElem) {
+			e := index[2]
+			for i := e.Offset + ltx.PageHeaderSize + 4; i < e.Offset+e.Size; i++ {
+				b[i] = 0xff
+			}
+		}, "decompress page"},
+		{"IndexEntryOffset", func(b []byte, index map[uint32]ltx.PageIndexElem) {
+			// The index ends with its 8-byte size before the trailer; its
+			// first entry is the varints pgno 1, offset, size. Move the
+			// offset onto another frame's bytes.
+			end := len(b) - ltx.TrailerSize - 8
+			start := end - int(binary.BigEndian.Uint64(b[end:]))
+			_, n1 := binary.Uvarint(b[start:])
+			if _, n2 := binary.Uvarint(b[start+n1:]); n2 != 1 {
+				panic("first frame offset is not a one-byte varint")
+			}
+			b[start+n1] = 0x7f
+		}, "index says 1"},
+		{"IndexSize", func(b []byte, index map[uint32]ltx.PageIndexElem) {
+			binary.BigEndian.PutUint64(b[len(b)-ltx.TrailerSize-8:], 1<<40)
+		}, "invalid page index size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, info := vfsDamageReplica(t)
+			damageFile(t, client, info, tc.damage)
+			v := mustVFS(t, client)
+			pool := mustOpenVFSDB(t, v, "db")
+			rows, err := pool.Query(`SELECT id, v, pad FROM t ORDER BY id`)
+			var n int
+			if err == nil {
+				for rows.Next() {
+					n++
+				}
+				err = rows.Err()
+				_ = rows.Close()
+			}
+			if err == nil {
+				t.Fatalf("query of a damaged replica succeeded with %d rows", n)
+			}
+			last := v.LastError()
+			if last == nil || !strings.Contains(last.Error(), tc.want) || !strings.Contains(last.Error(), info.MaxTXID.String()) {
+				t.Fatalf("LastError = %v, want it to contain %q and TXID %s (query error: %v)", last, tc.want, info.MaxTXID, err)
+			}
+		})
+	}
+}
+
+// A pinned TXID whose files are removed mid-transaction fails the
+// transaction with an error naming the TXID, never pages of another TXID;
+// the next transaction of a follower reads the latest TXID again.
+func TestVFS_PinnedTXIDRemoved(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 40; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(6000))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinned := L0TXIDs(t, client)
+	txid := pinned[len(pinned)-1]
+
+	v := litestream.NewVFS(client, nil)
+	v.CacheSize, v.ReadAheadSize = 1, 0 // every page read reaches the replica
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "db")
+	pool.SetMaxOpenConns(1)
+
+	tx, err := pool.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(`SELECT id, length(pad) FROM t ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first row: %v", rows.Err())
+	}
+
+	// Compaction into L1 (reaching past the pinned TXID once a new TXID
+	// lands), then retention removes every L0 file the pin was planned on.
+	if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (-1, randomblob(10))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	n := 1
+	for rows.Next() {
+		n++
+	}
+	if rows.Err() == nil {
+		t.Fatalf("read %d rows of TXID %s after its files were removed, want an error", n, txid)
+	}
+	_ = rows.Close()
+	_ = tx.Rollback()
+	last := v.LastError()
+	if !errors.Is(last, litestream.ErrTxNotAvailable) || !strings.Contains(last.Error(), "TXID "+txid.String()) {
+		t.Fatalf("LastError = %v, want ErrTxNotAvailable naming TXID %s", last, txid)
+	}
+
+	// Once the poller has moved on, the next transaction reads the newest
+	// TXID, whole.
+	want := dumpOrEmpty(app)
+	if want == "" {
+		t.Fatal("cannot read the application database")
+	}
+	waitFor(t, 10*time.Second, "follower to read the latest TXID", func() bool {
+		return dumpOrEmpty(pool) == want
+	})
+}
+
+// dumpOrEmpty is MustDump that returns "" instead of failing.
+func dumpOrEmpty(db *sql.DB) string {
+	var n, sum int64
+	if err := db.QueryRow(`SELECT count(*), coalesce(sum(v), 0) FROM t`).Scan(&n, &sum); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", n, sum)
+}
