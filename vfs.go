@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +61,15 @@ type VFS struct {
 	// when a page is missed: the page and the pages following it in the
 	// same file. Zero fetches the single page.
 	ReadAheadSize int
+
+	// HydrationEnabled restores the first TXID a connection opens to a
+	// local file in the background (see Hydrator); once complete, pages
+	// unchanged since that TXID are read from it.
+	HydrationEnabled bool
+
+	// HydrationPath is the local file hydration writes; it must not exist.
+	// Empty: a file in a new temporary directory. Close removes it.
+	HydrationPath string
 
 	client ReplicaClient
 	logger *slog.Logger
@@ -170,9 +181,47 @@ func (v *VFS) Close() error {
 
 	v.cancel()
 	v.wg.Wait()
-	if fsys != nil {
-		return fsys.Close()
+	var err error
+	if h := v.reader.hydrator.Load(); h != nil {
+		err = h.Close()
+		if v.HydrationPath == "" {
+			_ = os.Remove(filepath.Dir(h.path))
+		}
 	}
+	if fsys != nil {
+		err = errors.Join(err, fsys.Close())
+	}
+	return err
+}
+
+// Hydrator returns the hydrator of v, nil until a connection opened with
+// HydrationEnabled.
+func (v *VFS) Hydrator() *Hydrator {
+	v.init()
+	return v.reader.hydrator.Load()
+}
+
+// startHydration hydrates the first view opened, once.
+func (v *VFS) startHydration(view *txView) error {
+	if !v.HydrationEnabled || v.reader.hydrator.Load() != nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.reader.hydrator.Load() != nil || v.closed {
+		return nil
+	}
+	path := v.HydrationPath
+	if path == "" {
+		dir, err := os.MkdirTemp("", "litestream-vfs-")
+		if err != nil {
+			return fmt.Errorf("hydration: %w", err)
+		}
+		path = filepath.Join(dir, "hydrated.db")
+	}
+	h := NewHydrator(v.client, path, view.txid, v.logger)
+	v.reader.hydrator.Store(h)
+	h.Start(v.ctx)
 	return nil
 }
 
@@ -404,6 +453,9 @@ func (f *VFSFile) Open() error {
 	}
 	view, err := f.vfs.view(p)
 	if err != nil {
+		return err
+	}
+	if err := f.vfs.startHydration(view); err != nil {
 		return err
 	}
 	f.mu.Lock()

@@ -9,9 +9,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,4 +413,70 @@ func dumpOrEmpty(db *sql.DB) string {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d", n, sum)
+}
+
+// vfsCountingClient counts ranged reads of LTX files.
+type vfsCountingClient struct {
+	litestream.ReplicaClient
+	opens atomic.Int64
+}
+
+func (c *vfsCountingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	c.opens.Add(1)
+	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+}
+
+// With hydration, pages come from the local copy once it is complete, and
+// pages written after its TXID still come from the replica.
+func TestVFS_Hydration(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	vfsWorkload(t, db, app, rand.New(rand.NewSource(7)), 12)
+	counting := &vfsCountingClient{ReplicaClient: client}
+
+	v := litestream.NewVFS(counting, nil)
+	v.HydrationEnabled = true
+	v.CacheSize = 1 // nothing served from the page cache
+	v.PollInterval = 20 * time.Millisecond
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "db")
+	want := vfsQueries(t, openRestored(t, MustRestore(t, db.Replica, 0)))
+	if got := vfsQueries(t, pool); got != want {
+		t.Fatalf("before hydration:\n%s\nwant:\n%s", got, want)
+	}
+	h := v.Hydrator()
+	if h == nil {
+		t.Fatal("no hydrator started")
+	}
+	<-h.Done()
+	if err := h.Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pool.Close()
+	pool = mustOpenVFSDB(t, v, "db")
+	before := counting.opens.Load()
+	if got := vfsQueries(t, pool); got != want {
+		t.Fatalf("hydrated:\n%s\nwant:\n%s", got, want)
+	}
+	if n := counting.opens.Load() - before; n != 0 {
+		t.Fatalf("%d reads of the replica while every page is hydrated", n)
+	}
+
+	// A newer TXID: changed pages from the replica, the rest locally.
+	if _, err := app.Exec(`UPDATE t SET v = v + 1 WHERE id % 3 = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = vfsQueries(t, openRestored(t, MustRestore(t, db.Replica, 0)))
+	waitFor(t, 10*time.Second, "follower to read the new TXID", func() bool {
+		return dumpOrEmpty(pool) == dumpOrEmpty(app)
+	})
+	if got := vfsQueries(t, pool); got != want {
+		t.Fatalf("past the hydrated TXID:\n%s\nwant:\n%s", got, want)
+	}
 }

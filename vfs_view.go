@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pierrec/lz4/v4"
@@ -201,6 +202,7 @@ func (e *errLTXFileGone) Unwrap() error { return e.err }
 
 // vfsPageReader fetches pages of views through one client and cache.
 type vfsPageReader struct {
+	hydrator  atomic.Pointer[Hydrator]
 	client    ReplicaClient
 	cache     *vfsPageCache
 	readAhead int // bytes fetched past a missed page, in one request
@@ -218,6 +220,9 @@ func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32) ([]byt
 	}
 	if b, ok := r.cache.get(pageKey{x.key, pgno}); ok {
 		return b, nil
+	}
+	if b, ok, err := r.hydrator.Load().page(v, pgno, x); ok || err != nil {
+		return b, err
 	}
 
 	// Coalesce the following frames of the same file while they are the
