@@ -540,12 +540,13 @@ func (f *VFSFile) readAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) && off+int64(n) < size {
 		pos := off + int64(n)
-		data, err := f.page(uint32(pos/ps) + 1)
+		err := f.page(uint32(pos/ps)+1, func(data []byte) {
+			n += copy(p[n:], data[pos%ps:])
+		})
 		if err != nil {
 			f.vfs.setErr(f.name, err)
 			return n, err
 		}
-		n += copy(p[n:], data[pos%ps:])
 	}
 	patchDatabaseHeader(p[:n], off, view.txid)
 	if n < len(p) {
@@ -557,23 +558,23 @@ func (f *VFSFile) readAt(p []byte, off int64) (int, error) {
 // page returns a page of the pinned view. When a file of the view was
 // removed, the same TXID is planned again from the files that remain;
 // if none rebuild it, the read fails naming the TXID.
-func (f *VFSFile) page(pgno uint32) ([]byte, error) {
+func (f *VFSFile) page(pgno uint32, use func([]byte)) error {
 	view := f.view
-	data, err := f.vfs.reader.page(f.vfs.ctx, view, pgno)
+	err := f.vfs.reader.page(f.vfs.ctx, view, pgno, use)
 	var gone *errLTXFileGone
 	if !errors.As(err, &gone) {
-		return data, err
+		return err
 	}
 	again, perr := f.vfs.buildFixed(view.txid, time.Time{})
 	if perr != nil || again.txid != view.txid || again.commit != view.commit || again.pageSize != view.pageSize {
-		return nil, fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention) and the remaining files do not rebuild it; end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
+		return fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention) and the remaining files do not rebuild it; end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
 	}
 	f.view = again
-	data, err = f.vfs.reader.page(f.vfs.ctx, again, pgno)
+	err = f.vfs.reader.page(f.vfs.ctx, again, pgno, use)
 	if errors.As(err, &gone) {
-		return nil, fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention); end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
+		return fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention); end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
 	}
-	return data, err
+	return err
 }
 
 // patchDatabaseHeader rewrites the header bytes inside b (read at off):

@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -46,26 +48,85 @@ func (x *ltxIndex) find(pgno uint32) (int, bool) {
 	return i, i < len(x.pgnos) && x.pgnos[i] == pgno
 }
 
-// fetchLTXIndex reads a file's page index and checks every entry lies in
-// the file, so that a damaged index fails here and not as a wrong page.
+// fetchLTXIndex reads a file's page index straight into sorted slices
+// (FetchPageIndex builds a map, several times larger for a big snapshot)
+// and checks every entry lies in the file, so that a damaged index fails
+// here and not as a wrong page.
 func fetchLTXIndex(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) (*ltxIndex, error) {
 	key := ltxFileKey{info.Level, info.MinTXID, info.MaxTXID}
-	m, err := FetchPageIndex(ctx, client, info)
+	x, err := readLTXIndex(ctx, client, key, info.Size)
 	if err != nil {
 		return nil, fmt.Errorf("read page index of %s: %w", key, err)
 	}
-	x := &ltxIndex{key: key, size: info.Size, pgnos: make([]uint32, 0, len(m))}
-	for pgno := range m {
-		x.pgnos = append(x.pgnos, pgno)
+	return x, nil
+}
+
+func readLTXIndex(ctx context.Context, client ReplicaClient, key ltxFileKey, fileSize int64) (*ltxIndex, error) {
+	const tailN = 8 + ltx.TrailerSize // index size field + trailer
+	r := &vfsPageReader{client: client}
+	if fileSize < ltx.HeaderSize+tailN {
+		return nil, fmt.Errorf("file of %d bytes is too short to hold a page index", fileSize)
 	}
-	sort.Slice(x.pgnos, func(i, j int) bool { return x.pgnos[i] < x.pgnos[j] })
-	x.offsets, x.sizes = make([]int64, len(x.pgnos)), make([]int32, len(x.pgnos))
-	for i, pgno := range x.pgnos {
-		e := m[pgno]
-		if pgno == 0 || e.Offset < ltx.HeaderSize || e.Size <= ltx.PageHeaderSize || e.Size > 1<<20 || e.Offset+e.Size > info.Size {
-			return nil, fmt.Errorf("damaged page index of %s: page %d at offset %d size %d does not fit a %d-byte file", key, pgno, e.Offset, e.Size, info.Size)
+	tail, err := r.readFrames(ctx, key, fileSize-tailN, tailN)
+	if err != nil {
+		return nil, err
+	}
+	indexN := int64(binary.BigEndian.Uint64(tail))
+	if indexN <= 0 || indexN > fileSize-ltx.HeaderSize-tailN {
+		return nil, fmt.Errorf("invalid page index size %d in a %d-byte file", indexN, fileSize)
+	}
+	index, err := r.readFrames(ctx, key, fileSize-tailN-indexN, indexN)
+	if err != nil {
+		return nil, err
+	}
+
+	// Count the entries first so that the slices are allocated once, at
+	// their final size.
+	n := 0
+	for b := index; len(b) > 0; n++ {
+		var w int
+		for i := 0; i < 3 && len(b) > 0; i++ {
+			if _, w = binary.Uvarint(b); w <= 0 {
+				break
+			}
+			b = b[w:]
 		}
-		x.offsets[i], x.sizes[i] = e.Offset, int32(e.Size)
+		if w <= 0 {
+			break
+		}
+	}
+	x := &ltxIndex{key: key, size: fileSize, pgnos: make([]uint32, 0, n), offsets: make([]int64, 0, n), sizes: make([]int32, 0, n)}
+	for b := index; ; {
+		pgno, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("damaged page index: bad page number at index byte %d", len(index)-len(b))
+		}
+		b = b[n:]
+		if pgno == 0 {
+			if len(b) != 0 {
+				return nil, fmt.Errorf("damaged page index: %d bytes after its end marker", len(b))
+			}
+			break
+		}
+		offset, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("damaged page index: bad offset of page %d", pgno)
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("damaged page index: bad size of page %d", pgno)
+		}
+		b = b[n:]
+		if pgno > math.MaxUint32 || offset < ltx.HeaderSize || size <= ltx.PageHeaderSize || size > 1<<20 || offset+size > uint64(fileSize-tailN-indexN) {
+			return nil, fmt.Errorf("damaged page index: page %d at offset %d size %d does not fit a %d-byte file", pgno, offset, size, fileSize)
+		}
+		if k := len(x.pgnos); k > 0 && uint32(pgno) <= x.pgnos[k-1] {
+			return nil, fmt.Errorf("damaged page index: page %d follows page %d", pgno, x.pgnos[k-1])
+		}
+		x.pgnos = append(x.pgnos, uint32(pgno))
+		x.offsets = append(x.offsets, int64(offset))
+		x.sizes = append(x.sizes, int32(size))
 	}
 	return x, nil
 }
@@ -145,7 +206,11 @@ type vfsPageCache struct {
 	used  int
 	order *list.List // front = most recent; values are *cachedPage
 	items map[pageKey]*list.Element
+	free  [][]byte // evicted page buffers for alloc
 }
+
+// maxFreePages bounds the evicted buffers kept for reuse.
+const maxFreePages = 256
 
 type cachedPage struct {
 	key  pageKey
@@ -156,15 +221,34 @@ func newVFSPageCache(limit int) *vfsPageCache {
 	return &vfsPageCache{limit: limit, order: list.New(), items: make(map[pageKey]*list.Element)}
 }
 
-func (c *vfsPageCache) get(k pageKey) ([]byte, bool) {
+// with calls use with the cached page under the cache's lock: once
+// unlocked, an evicted page's buffer is reused for another page.
+func (c *vfsPageCache) with(k pageKey, use func([]byte)) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[k]
 	if !ok {
-		return nil, false
+		return false
 	}
 	c.order.MoveToFront(e)
-	return e.Value.(*cachedPage).data, true
+	use(e.Value.(*cachedPage).data)
+	return true
+}
+
+// alloc returns a page buffer, reusing an evicted one: a scan then
+// allocates nothing once the cache is full, and the heap stays near the
+// cache size instead of growing to twice it between collections.
+func (c *vfsPageCache) alloc(size uint32) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.free) > 0 {
+		b := c.free[len(c.free)-1]
+		c.free = c.free[:len(c.free)-1]
+		if len(b) == int(size) {
+			return b
+		}
+	}
+	return make([]byte, size)
 }
 
 func (c *vfsPageCache) has(k pageKey) bool {
@@ -188,6 +272,9 @@ func (c *vfsPageCache) put(k pageKey, data []byte) {
 		p := c.order.Remove(e).(*cachedPage)
 		delete(c.items, p.key)
 		c.used -= len(p.data)
+		if len(c.free) < maxFreePages {
+			c.free = append(c.free, p.data)
+		}
 	}
 }
 
@@ -208,21 +295,26 @@ type vfsPageReader struct {
 	readAhead int // bytes fetched past a missed page, in one request
 }
 
-// page returns page pgno of v, fetching it and its stored neighbours on a
-// cache miss. The lock page, which SQLite never fills, reads as zeros.
-func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32) ([]byte, error) {
+// page calls use with page pgno of v, fetching it and its stored
+// neighbours on a cache miss; use must not keep the slice. The lock page,
+// which SQLite never fills, reads as zeros.
+func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32, use func([]byte)) error {
 	if pgno == ltx.LockPgno(v.pageSize) {
-		return make([]byte, v.pageSize), nil
+		use(make([]byte, v.pageSize))
+		return nil
 	}
 	x, j, ok := v.resolve(pgno)
 	if !ok {
-		return nil, fmt.Errorf("page %d of TXID %s is in no file of its restore plan (%d files)", pgno, v.txid, len(v.files))
+		return fmt.Errorf("page %d of TXID %s is in no file of its restore plan (%d files)", pgno, v.txid, len(v.files))
 	}
-	if b, ok := r.cache.get(pageKey{x.key, pgno}); ok {
-		return b, nil
+	if r.cache.with(pageKey{x.key, pgno}, use) {
+		return nil
 	}
-	if b, ok, err := r.hydrator.Load().page(v, pgno, x); ok || err != nil {
-		return b, err
+	if b, ok, err := r.hydrator.Load().page(v, pgno, x); err != nil {
+		return err
+	} else if ok {
+		use(b)
+		return nil
 	}
 
 	// Coalesce the following frames of the same file while they are the
@@ -242,34 +334,65 @@ func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32) ([]byt
 		end++
 	}
 
-	info := &ltx.FileInfo{Level: x.key.level, MinTXID: x.key.minTXID, MaxTXID: x.key.maxTXID}
-	buf, err := readRange(ctx, r.client, info, x.offsets[j], total)
+	bufp := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(bufp)
+	buf, err := r.readFramesInto(ctx, x.key, x.offsets[j], total, bufp)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, &errLTXFileGone{file: x.key, err: err}
+		return &errLTXFileGone{file: x.key, err: err}
 	} else if err != nil {
-		return nil, fmt.Errorf("read page %d of TXID %s: %w", pgno, v.txid, err)
-	} else if int64(len(buf)) != total {
-		return nil, fmt.Errorf("read page %d of TXID %s from %s: got %d of %d bytes at offset %d", pgno, v.txid, x.key, len(buf), total, x.offsets[j])
+		return fmt.Errorf("read page %d of TXID %s from %s at offset %d: %w", pgno, v.txid, x.key, x.offsets[j], err)
 	}
 
-	var want []byte
+	// Any damaged frame of the run fails the read, before anything is
+	// used or cached.
+	pages := make([][]byte, 0, end-j)
 	for k := j; k < end; k++ {
 		lo := x.offsets[k] - x.offsets[j]
-		data, err := decodePageFrame(buf[lo:lo+int64(x.sizes[k])], x.pgnos[k], v.pageSize)
+		data, err := decodePageFrame(buf[lo:lo+int64(x.sizes[k])], x.pgnos[k], r.cache.alloc(v.pageSize))
 		if err != nil {
-			return nil, fmt.Errorf("page %d of TXID %s in %s at offset %d: %w", x.pgnos[k], v.txid, x.key, x.offsets[k], err)
+			return fmt.Errorf("page %d of TXID %s in %s at offset %d: %w", x.pgnos[k], v.txid, x.key, x.offsets[k], err)
 		}
-		r.cache.put(pageKey{x.key, x.pgnos[k]}, data)
-		if k == j {
-			want = data
-		}
+		pages = append(pages, data)
 	}
-	return want, nil
+	use(pages[0])
+	for i, data := range pages {
+		r.cache.put(pageKey{x.key, x.pgnos[j+i]}, data)
+	}
+	return nil
 }
 
-// decodePageFrame decodes one LTX page frame into a page of exactly
-// pageSize bytes and checks it is the page the index promised.
-func decodePageFrame(frame []byte, pgno, pageSize uint32) ([]byte, error) {
+// readFrames reads size bytes at offset of a file into a buffer of exactly
+// that size: growing one would leave garbage proportional to what is read.
+func (r *vfsPageReader) readFrames(ctx context.Context, key ltxFileKey, offset, size int64) ([]byte, error) {
+	var buf []byte
+	return r.readFramesInto(ctx, key, offset, size, &buf)
+}
+
+// frameBufs recycles the buffers of coalesced reads, which the decoded
+// pages do not keep, so that a scan does not leave one per request.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// readFramesInto is readFrames reusing *bufp when it is large enough.
+func (r *vfsPageReader) readFramesInto(ctx context.Context, key ltxFileKey, offset, size int64, bufp *[]byte) ([]byte, error) {
+	rc, err := r.client.OpenLTXFile(ctx, key.level, key.minTXID, key.maxTXID, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }()
+	if int64(cap(*bufp)) < size {
+		*bufp = make([]byte, size)
+	}
+	buf := (*bufp)[:size]
+	if n, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("got %d of %d bytes: %w", n, size, err)
+	}
+	return buf, nil
+}
+
+// decodePageFrame decodes one LTX page frame into data, which holds exactly
+// one page, and checks it is the page the index promised.
+func decodePageFrame(frame []byte, pgno uint32, data []byte) ([]byte, error) {
+	pageSize := len(data)
 	var hdr ltx.PageHeader
 	if err := hdr.UnmarshalBinary(frame); err != nil {
 		return nil, fmt.Errorf("decode page header: %w", err)
@@ -278,14 +401,15 @@ func decodePageFrame(frame []byte, pgno, pageSize uint32) ([]byte, error) {
 		return nil, fmt.Errorf("frame holds page %d, index says %d: damaged file", hdr.Pgno, pgno)
 	}
 	if hdr.Flags&ltx.PageHeaderFlagSize == 0 {
-		_, data, err := ltx.DecodePageData(frame)
+		_, page, err := ltx.DecodePageData(frame)
 		if err != nil {
 			return nil, fmt.Errorf("decode page data: %w", err)
 		}
-		if len(data) != int(pageSize) {
-			return nil, fmt.Errorf("page data is %d bytes, want %d: damaged file", len(data), pageSize)
+		if len(page) != pageSize {
+			return nil, fmt.Errorf("page data is %d bytes, want %d: damaged file", len(page), pageSize)
 		}
-		return append([]byte(nil), data...), nil
+		copy(data, page)
+		return data, nil
 	}
 	if len(frame) < ltx.PageHeaderSize+4 {
 		return nil, fmt.Errorf("frame of %d bytes has no size field: damaged file", len(frame))
@@ -295,12 +419,11 @@ func decodePageFrame(frame []byte, pgno, pageSize uint32) ([]byte, error) {
 	if int64(n) != int64(len(block)) {
 		return nil, fmt.Errorf("frame says %d compressed bytes, index leaves %d: damaged file", n, len(block))
 	}
-	data := make([]byte, pageSize)
 	got, err := lz4.UncompressBlock(block, data)
 	if err != nil {
 		return nil, fmt.Errorf("decompress page: %w: damaged file", err)
 	}
-	if got != int(pageSize) {
+	if got != pageSize {
 		return nil, fmt.Errorf("page data is %d bytes, want %d: damaged file", got, pageSize)
 	}
 	return data, nil

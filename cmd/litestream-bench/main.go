@@ -44,7 +44,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small databases and short windows, for development")
 	dir := flag.String("dir", "", "scratch directory (default: a new temp dir, removed at exit)")
 	sizes := flag.String("sizes", "", "comma-separated database sizes, e.g. 256MB,1GB,4GB")
-	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore (default all)")
+	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,vfs (default all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process to this file")
 	flag.Parse()
 
@@ -101,8 +101,9 @@ func main() {
 		"lag":     benchLag,
 		"idle":    benchIdle,
 		"restore": benchRestore,
+		"vfs":     benchVFS,
 	}
-	names := []string{"write", "lag", "idle", "restore"}
+	names := []string{"write", "lag", "idle", "restore", "vfs"}
 	if *only != "" {
 		names = strings.Split(*only, ",")
 	}
