@@ -1,5 +1,5 @@
 // The README's Go code must be code that runs: each of its Go blocks is
-// checked to appear, line for line, in example_test.go (whose Example
+// checked to appear, line for line, in example*_test.go (whose Example
 // functions go test runs) or in a program under examples/.
 package litestream_test
 
@@ -15,7 +15,10 @@ func TestREADME_GoBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources := []string{"example_test.go"}
+	sources, err := filepath.Glob("example*_test.go") // example_test.go and one file per feature
+	if err != nil {
+		t.Fatal(err)
+	}
 	programs, err := filepath.Glob(filepath.Join("examples", "*", "main.go"))
 	if err != nil {
 		t.Fatal(err)

@@ -480,3 +480,29 @@ func TestVFS_Hydration(t *testing.T) {
 		t.Fatalf("past the hydrated TXID:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// Writes through the VFS fail and leave the replica untouched.
+func TestVFS_ReadOnly(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := levelFiles(t, client, 0)
+	pool := mustOpenVFSDB(t, mustVFS(t, client), "db")
+	for _, q := range []string{`INSERT INTO t (v) VALUES (2)`, `CREATE TABLE u (x)`, `PRAGMA journal_mode = wal`} {
+		_, err := pool.Exec(q)
+		if err == nil && !strings.HasPrefix(q, "PRAGMA") {
+			t.Fatalf("%s through the VFS succeeded", q)
+		}
+		t.Logf("%s: %v", q, err)
+	}
+	if got := dumpOrEmpty(pool); got != "1/1" {
+		t.Fatalf("after refused writes the VFS reads %q, want 1/1", got)
+	}
+	if after := levelFiles(t, client, 0); len(after) != len(before) {
+		t.Fatalf("replica went from %d to %d L0 files", len(before), len(after))
+	}
+}
