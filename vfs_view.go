@@ -4,7 +4,6 @@
 package litestream
 
 import (
-	"container/list"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -199,26 +198,43 @@ type pageKey struct {
 	pgno uint32
 }
 
-// pageCache is an LRU of decoded pages bounded in bytes.
+// vfsPageCache is an LRU of decoded pages bounded in bytes. Its nodes and
+// page buffers are recycled on eviction: a scan then allocates nothing once
+// the cache is full, and the heap stays near the cache size instead of
+// growing with garbage to twice it between collections.
 type vfsPageCache struct {
-	mu    sync.Mutex
-	limit int
-	used  int
-	order *list.List // front = most recent; values are *cachedPage
-	items map[pageKey]*list.Element
-	free  [][]byte // evicted page buffers for alloc
+	mu        sync.Mutex
+	limit     int
+	used      int
+	head      cacheNode // sentinel: head.next is the most recent, head.prev the least
+	items     map[pageKey]*cacheNode
+	freeNodes []*cacheNode
+	freeBufs  [][]byte
 }
 
-// maxFreePages bounds the evicted buffers kept for reuse.
+type cacheNode struct {
+	key        pageKey
+	data       []byte
+	prev, next *cacheNode
+}
+
+// maxFreePages bounds the evicted nodes and buffers kept for reuse.
 const maxFreePages = 256
 
-type cachedPage struct {
-	key  pageKey
-	data []byte
+func newVFSPageCache(limit int) *vfsPageCache {
+	c := &vfsPageCache{limit: limit, items: make(map[pageKey]*cacheNode)}
+	c.head.prev, c.head.next = &c.head, &c.head
+	return c
 }
 
-func newVFSPageCache(limit int) *vfsPageCache {
-	return &vfsPageCache{limit: limit, order: list.New(), items: make(map[pageKey]*list.Element)}
+func (c *vfsPageCache) unlink(n *cacheNode) {
+	n.prev.next, n.next.prev = n.next, n.prev
+}
+
+func (c *vfsPageCache) pushFront(n *cacheNode) {
+	n.prev, n.next = &c.head, c.head.next
+	c.head.next.prev = n
+	c.head.next = n
 }
 
 // with calls use with the cached page under the cache's lock: once
@@ -226,29 +242,14 @@ func newVFSPageCache(limit int) *vfsPageCache {
 func (c *vfsPageCache) with(k pageKey, use func([]byte)) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.items[k]
+	n, ok := c.items[k]
 	if !ok {
 		return false
 	}
-	c.order.MoveToFront(e)
-	use(e.Value.(*cachedPage).data)
+	c.unlink(n)
+	c.pushFront(n)
+	use(n.data)
 	return true
-}
-
-// alloc returns a page buffer, reusing an evicted one: a scan then
-// allocates nothing once the cache is full, and the heap stays near the
-// cache size instead of growing to twice it between collections.
-func (c *vfsPageCache) alloc(size uint32) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for len(c.free) > 0 {
-		b := c.free[len(c.free)-1]
-		c.free = c.free[:len(c.free)-1]
-		if len(b) == int(size) {
-			return b
-		}
-	}
-	return make([]byte, size)
 }
 
 func (c *vfsPageCache) has(k pageKey) bool {
@@ -258,22 +259,50 @@ func (c *vfsPageCache) has(k pageKey) bool {
 	return ok
 }
 
+// alloc returns a page buffer, reusing an evicted one of that size.
+func (c *vfsPageCache) alloc(size uint32) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := len(c.freeBufs) - 1; i >= 0 && len(c.freeBufs[i]) == int(size) {
+		b := c.freeBufs[i]
+		c.freeBufs[i] = nil
+		c.freeBufs = c.freeBufs[:i]
+		return b
+	}
+	return make([]byte, size)
+}
+
 func (c *vfsPageCache) put(k pageKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[k]; ok {
-		c.order.MoveToFront(e)
+	if n, ok := c.items[k]; ok {
+		c.unlink(n)
+		c.pushFront(n)
 		return
 	}
-	c.items[k] = c.order.PushFront(&cachedPage{key: k, data: data})
+	var n *cacheNode
+	if i := len(c.freeNodes) - 1; i >= 0 {
+		n = c.freeNodes[i]
+		c.freeNodes[i] = nil
+		c.freeNodes = c.freeNodes[:i]
+	} else {
+		n = new(cacheNode)
+	}
+	n.key, n.data = k, data
+	c.pushFront(n)
+	c.items[k] = n
 	c.used += len(data)
-	for c.used > c.limit && c.order.Len() > 1 {
-		e := c.order.Back()
-		p := c.order.Remove(e).(*cachedPage)
-		delete(c.items, p.key)
-		c.used -= len(p.data)
-		if len(c.free) < maxFreePages {
-			c.free = append(c.free, p.data)
+	for c.used > c.limit && c.head.prev != n {
+		old := c.head.prev
+		c.unlink(old)
+		delete(c.items, old.key)
+		c.used -= len(old.data)
+		if len(c.freeBufs) < maxFreePages {
+			c.freeBufs = append(c.freeBufs, old.data)
+		}
+		if len(c.freeNodes) < maxFreePages {
+			old.data, old.prev, old.next = nil, nil, nil
+			c.freeNodes = append(c.freeNodes, old)
 		}
 	}
 }
