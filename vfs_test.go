@@ -506,3 +506,64 @@ func TestVFS_ReadOnly(t *testing.T) {
 		t.Fatalf("replica went from %d to %d L0 files", len(before), len(after))
 	}
 }
+
+// When the files of a pinned TXID are removed but a snapshot of that same
+// TXID remains, the transaction goes on from the snapshot, unchanged.
+func TestVFS_PinnedTXIDReplanned(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 40; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(6000))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l0 := levelFiles(t, client, 0)
+	txid := l0[len(l0)-1].MaxTXID
+	want := vfsQueries(t, openRestored(t, MustRestore(t, db.Replica, txid)))
+
+	v := litestream.NewVFS(client, nil)
+	v.CacheSize, v.ReadAheadSize = 1, 0
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "db@"+txid.String())
+	pool.SetMaxOpenConns(1)
+	tx, err := pool.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(`SELECT id, length(pad) FROM t ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first row: %v", rows.Err())
+	}
+	if snap, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	} else if snap.MaxTXID != txid {
+		t.Fatalf("snapshot at %s, want %s", snap.MaxTXID, txid)
+	}
+	if err := client.DeleteLTXFiles(ctx, l0); err != nil {
+		t.Fatal(err)
+	}
+	n := 1
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("after re-planning TXID %s from its snapshot: %v (cause: %v)", txid, err, v.LastError())
+	}
+	_ = rows.Close()
+	_ = tx.Rollback()
+	if n != 40 {
+		t.Fatalf("read %d rows, want 40", n)
+	}
+	if got := vfsQueries(t, pool); got != want {
+		t.Fatalf("TXID %s from the snapshot:\n%s\nrestored:\n%s", txid, got, want)
+	}
+}
