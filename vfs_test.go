@@ -1,6 +1,6 @@
 // vfs_test.go: the VFS against restores of the same replica (every TXID of
-// a randomized workload, file backend and MinIO), its damage handling and
-// a pinned TXID removed by retention.
+// a randomized workload; s3/vfs_test.go does it on MinIO), its damage
+// handling, files removed under a pinned TXID, hydration and read-only use.
 package litestream_test
 
 import (
@@ -17,13 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
-	"github.com/benbjohnson/litestream/internal/testserver"
-	"github.com/benbjohnson/litestream/s3"
 	"github.com/superfly/ltx"
 )
 
@@ -148,49 +143,6 @@ func TestVFS_MatchesRestore(t *testing.T) {
 			txids := vfsWorkload(t, db, app, rand.New(rand.NewSource(seed)), 24)
 			checkVFSAgainstRestore(t, db.Replica, client, txids)
 		})
-	}
-}
-
-// The same comparison with the replica copied to MinIO: ranged reads of S3.
-func TestVFS_MatchesRestore_MinIO(t *testing.T) {
-	db, app, client := MustOpenDB(t, 4096)
-	txids := vfsWorkload(t, db, app, rand.New(rand.NewSource(42)), 16)
-
-	endpoint, ak, sk := testserver.StartMinIO(t)
-	remote := s3.NewReplicaClient()
-	remote.AccessKeyID, remote.SecretAccessKey = ak, sk
-	remote.Bucket, remote.Path = "vfs-test", "db"
-	remote.Endpoint, remote.ForcePathStyle = endpoint, true
-	raw := awss3.New(awss3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, ""),
-	})
-	if _, err := raw.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(remote.Bucket)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	copyReplica(t, client, remote)
-	checkVFSAgainstRestore(t, db.Replica, remote, txids)
-}
-
-// copyReplica copies every LTX file of src to dst.
-func copyReplica(t testing.TB, src, dst litestream.ReplicaClient) {
-	t.Helper()
-	ctx := context.Background()
-	if err := dst.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for level := 0; level <= litestream.SnapshotLevel; level++ {
-		for _, info := range levelFiles(t, src, level) {
-			rc, err := src.OpenLTXFile(ctx, level, info.MinTXID, info.MaxTXID, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = dst.WriteLTXFile(ctx, level, info.MinTXID, info.MaxTXID, rc)
-			_ = rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }
 
