@@ -39,8 +39,8 @@ fuzz-smoke:
 # torture runs the reliability tests long: 200 crash cycles, a two-minute
 # fault run, a one-minute concurrency run, a one-minute run of VFS readers
 # against a replicating writer (make test: 10 s), the disk-full test, and
-# 1000 seeds of the interleaving test (make test runs 220). A failing seed replays
-# with LITESTREAM_INTERLEAVE_SEED=<seed>.
+# 1000 seeds of the interleaving test (make test runs 220). A failing seed
+# replays with LITESTREAM_INTERLEAVE_SEED=<seed>.
 TORTURE_CYCLES ?= 200
 TORTURE_SEEDS ?= 1000
 torture:
