@@ -28,6 +28,7 @@ type childResult struct {
 	CPU      time.Duration `json:"cpu"`      // user+system time in the idle window
 	Idle     counts        `json:"idle"`     // backend calls in the idle window
 	Files    int           `json:"files"`    // files added to the replica in the idle window
+	VFS      *vfsResult    `json:"vfs,omitempty"`
 }
 
 // runInChild re-runs this binary in mode with args and decodes its result.
@@ -56,6 +57,10 @@ func runChild(mode string, args []string) error {
 		res, err = childReplicate(args)
 	case "restore":
 		res, err = childRestore(args)
+	case "vfs-point":
+		res, err = childVFSPoint(args)
+	case "vfs-scan":
+		res, err = childVFSScan(args)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}

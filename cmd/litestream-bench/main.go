@@ -47,7 +47,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small databases and short windows, for development")
 	dir := flag.String("dir", "", "scratch directory (default: a new temp dir, removed at exit)")
 	sizes := flag.String("sizes", "", "comma-separated database sizes, e.g. 256MB,1GB,4GB")
-	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,requests (default all)")
+	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,requests,vfs (default all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process to this file")
 	flag.Parse()
 
@@ -110,8 +110,9 @@ func main() {
 		"idle":     benchIdle,
 		"restore":  benchRestore,
 		"requests": benchRequests,
+		"vfs":      benchVFS,
 	}
-	names := []string{"write", "lag", "idle", "restore", "requests"}
+	names := []string{"write", "lag", "idle", "restore", "requests", "vfs"}
 	if *only != "" {
 		names = strings.Split(*only, ",")
 	}
