@@ -959,3 +959,17 @@ func statWAL(path string) walStat {
 	}
 	return walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
 }
+
+// SyncAndWait syncs the WAL and uploads everything to the replica.
+func (db *DB) SyncAndWait(ctx context.Context) error {
+	if db.Replica == nil {
+		return fmt.Errorf("no replica configured")
+	}
+	if err := db.Sync(ctx); err != nil {
+		return fmt.Errorf("db sync: %w", err)
+	}
+	if err := db.Replica.Sync(ctx); err != nil {
+		return fmt.Errorf("replica sync: %w", err)
+	}
+	return nil
+}
