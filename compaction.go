@@ -447,22 +447,6 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	return info, nil
 }
 
-// errNoReplicaClient is returned by a Compactor built without NewCompactor
-// or by a DB without a replica client.
-var errNoReplicaClient = errors.New("no replica client configured")
-
-// listFrom lists a level's files with MinTXID >= seek.
-func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	if client == nil {
-		return nil, errNoReplicaClient
-	}
-	itr, err := client.LTXFiles(ctx, level, seek, false)
-	if err != nil {
-		return nil, err
-	}
-	return ltx.SliceFileIterator(itr)
-}
-
 // VerifyLevelConsistency checks that a level's files follow each other with
 // no gap or overlap.
 func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error {

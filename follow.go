@@ -233,21 +233,6 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 	return link, nil
 }
 
-// readRemoteHeader reads the header of a replica file.
-func readRemoteHeader(ctx context.Context, client ReplicaClient, level int, txid ltx.TXID) (ltx.Header, error) {
-	rc, err := client.OpenLTXFile(ctx, level, txid, txid, 0, ltx.HeaderSize)
-	if err != nil {
-		return ltx.Header{}, err
-	}
-	defer func() { _ = rc.Close() }()
-	b := make([]byte, ltx.HeaderSize)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return ltx.Header{}, err
-	}
-	var hdr ltx.Header
-	return hdr, hdr.UnmarshalBinary(b)
-}
-
 // bridge applies higher-level files that continue from prev, for when L0
 // retention removed the files right after it.
 func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, chainLink, error) {
