@@ -674,7 +674,7 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 		_ = f.Chown(perm.UID, perm.GID)
 	}
 
-	cw := &countingWriter{w: f}
+	cw := &internal.CountingWriter{W: f}
 	if err := write(cw); err != nil {
 		if isDiskFullError(err) {
 			return 0, fail("stage-write", err)
@@ -699,7 +699,7 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 		return 0, err
 	}
 	crashPoint("sync-renamed")
-	return cw.n, nil
+	return cw.N(), nil
 }
 
 // openFile is os.OpenFile, replaceable in tests to inject failures such as
@@ -712,17 +712,6 @@ var openWALWatcher = newWALWatcher
 // crashPoint is called at named steps of syncs and checkpoints; crash tests
 // replace it to kill the process exactly there.
 var crashPoint = func(name string) {}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
-	w.n += int64(n)
-	return n, err
-}
 
 func (db *DB) rememberLastFrame(walFile io.ReaderAt, txid ltx.TXID, offset int64) {
 	lf := lastFrame{txid: txid, offset: offset}

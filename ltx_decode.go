@@ -10,20 +10,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
-
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (r *countReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n += int64(n)
-	return n, err
-}
 
 // tailWriter hashes everything written to it except the last TrailerSize
 // bytes, which it keeps.
@@ -71,7 +60,7 @@ func verifyLTX(r io.Reader) (hdr ltx.Header, trailer ltx.Trailer, err error) {
 // decoder does, except that the page index is hashed as it streams past:
 // ltx's Decoder.Close loads it into a map of about 100 bytes per page.
 type ltxReader struct {
-	cr      countReader
+	cr      internal.CountingReader
 	dec     *ltx.Decoder
 	hdr     ltx.Header
 	fileH   hash.Hash64
@@ -83,7 +72,7 @@ type ltxReader struct {
 
 func newLTXReader(r io.Reader) *ltxReader {
 	lr := &ltxReader{fileH: crc64.New(crcISO), pageH: crc64.New(crcISO), chksum: ltx.ChecksumFlag}
-	lr.cr.r = newFrameGuard(r)
+	lr.cr.R = newFrameGuard(r)
 	lr.dec = ltx.NewDecoder(&lr.cr)
 	return lr
 }
@@ -104,7 +93,7 @@ func (lr *ltxReader) readHeader() (ltx.Header, error) {
 // readPage reads the next page, in ascending order, and returns io.EOF at
 // the end of the page block.
 func (lr *ltxReader) readPage(pageHdr *ltx.PageHeader, data []byte) error {
-	start := lr.cr.n
+	start := lr.cr.N()
 	if err := lr.dec.DecodePage(pageHdr, data); err == io.EOF {
 		_, _ = lr.fileH.Write(make([]byte, ltx.PageHeaderSize))
 		return io.EOF
@@ -115,7 +104,7 @@ func (lr *ltxReader) readPage(pageHdr *ltx.PageHeader, data []byte) error {
 		return fmt.Errorf("decode page: page %d after page %d", pageHdr.Pgno, lr.prev)
 	}
 	lr.prev = pageHdr.Pgno
-	hashFrame(lr.fileH, &lr.scratch, pageHdr.Pgno, pageHdr.Flags, lr.cr.n-start, data)
+	hashFrame(lr.fileH, &lr.scratch, pageHdr.Pgno, pageHdr.Flags, lr.cr.N()-start, data)
 	if lr.hdr.IsSnapshot() && !lr.hdr.NoChecksum() {
 		lr.chksum = ltx.ChecksumFlag | (lr.chksum ^ checksumPage(lr.pageH, pageHdr.Pgno, data))
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
 
@@ -90,7 +91,7 @@ func newPageApplier(w io.WriterAt) *pageApplier {
 func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	defer catchLTXPanic(&err)
 	a.br.Reset(newFrameGuard(r))
-	cr := &countReader{r: a.br}
+	cr := &internal.CountingReader{R: a.br}
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {
 		return fmt.Errorf("decode header: %w", err)
@@ -146,7 +147,7 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 // decodePages decodes the file's page block into batches and sends them
 // down the pipeline. A snapshot's lock page, which the file leaves out, is
 // written as zeros.
-func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *countReader, p *pagePipeline, growth *growthCheck) error {
+func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *internal.CountingReader, p *pagePipeline, growth *growthCheck) error {
 	ps := int(a.pageSize)
 	b := p.next()
 	if b == nil {
@@ -167,7 +168,7 @@ func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *countRea
 			b.pages = append(b.pages, batchPage{pgno: pgno})
 			continue
 		}
-		start := cr.n
+		start := cr.N()
 		if err := dec.DecodePage(&pageHdr, slot); err == io.EOF {
 			if hdr.IsSnapshot() && pgno <= hdr.Commit {
 				return fmt.Errorf("decode page %d: %w", pgno, io.ErrUnexpectedEOF)
@@ -190,7 +191,7 @@ func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *countRea
 		}
 		prev = pageHdr.Pgno
 		growth.page(pageHdr.Pgno)
-		b.pages = append(b.pages, batchPage{pgno: pageHdr.Pgno, flags: pageHdr.Flags, n: cr.n - start})
+		b.pages = append(b.pages, batchPage{pgno: pageHdr.Pgno, flags: pageHdr.Flags, n: cr.N() - start})
 	}
 	p.send(b)
 	return nil

@@ -287,7 +287,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	key := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
-	cr := &countingReader{r: r}
+	cr := &internal.CountingReader{R: r}
 	ts := timestamp.Format(time.RFC3339Nano)
 	if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, &blockblob.UploadStreamOptions{
 		BlockSize:   1 << 20,
@@ -298,7 +298,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	}); err != nil {
 		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.n, CreatedAt: timestamp}, nil
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N(), CreatedAt: timestamp}, nil
 }
 
 // DeleteLTXFiles deletes the files in batches; missing files are ignored.
@@ -388,17 +388,6 @@ func (c *ReplicaClient) deleteBlobs(ctx context.Context, keys []string) error {
 // isNotExist reports whether err says the blob or its container is missing.
 func isNotExist(err error) bool {
 	return bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound)
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (cr *countingReader) Read(p []byte) (int, error) {
-	n, err := cr.r.Read(p)
-	cr.n += int64(n)
-	return n, err
 }
 
 func firstNonEmpty(a ...string) string {

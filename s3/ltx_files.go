@@ -6,7 +6,6 @@ import (
 	"io"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -142,27 +141,13 @@ func prepareBody(r io.Reader) (body io.Reader, size sizer, ts time.Time, err err
 	if err != nil {
 		return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
 	}
-	cr := &countingReader{r: r}
+	cr := &internal.CountingReader{R: r}
 	return cr, cr, time.UnixMilli(hdr.Timestamp).UTC(), nil
 }
 
 // sizer reports the number of bytes uploaded.
-type sizer interface{ n() int64 }
+type sizer interface{ N() int64 }
 
 type fixedSize int64
 
-func (s fixedSize) n() int64 { return int64(s) }
-
-// countingReader counts bytes read through it.
-type countingReader struct {
-	r     io.Reader
-	count atomic.Int64
-}
-
-func (cr *countingReader) Read(p []byte) (int, error) {
-	n, err := cr.r.Read(p)
-	cr.count.Add(int64(n))
-	return n, err
-}
-
-func (cr *countingReader) n() int64 { return cr.count.Load() }
+func (s fixedSize) N() int64 { return int64(s) }

@@ -385,7 +385,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		return nil, fmt.Errorf("upload L%d %s-%s: no ETag returned", level, minTXID, maxTXID)
 	}
 
-	n := size.n()
+	n := size.N()
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil
 }
 
