@@ -267,15 +267,17 @@ func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
 // verify decides where the next L0 file starts. This is the one place that
 // enforces the capture invariant: the next file continues the previous one
 // only when the WAL history since the last captured frame is provably
-// intact, which is when
-//   - the WAL is still the generation of that frame, and the frame is still
-//     there unchanged (frames are only ever appended to a generation), or
-//   - the WAL restarted once, in a checkpoint of this process that proved
-//     the old generation ended at that frame (restartWitness).
+// intact, which one of two checks shows:
+//   - checkCapturedFrame: the WAL is still the generation of that frame, and
+//     the frame is still there unchanged (frames are only ever appended to
+//     a generation), or
+//   - checkWitnessedRestart: the WAL restarted once, in a checkpoint of this
+//     process that proved the old generation ended at that frame.
 //
 // Anything else (a restart by another connection, the WAL truncated or
 // replaced, an L0 file fetched from the replica) means frames may have gone
-// by unseen, and the next file is a full snapshot.
+// by unseen, and the next file is a full snapshot; the failed check's reason
+// says why.
 func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 	info := syncInfo{offset: WALHeaderSize, snapshotting: true}
 	if pos.TXID == 0 {
@@ -287,55 +289,93 @@ func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 	}
 	info.prevCommit = last.commit
 
-	walFile, err := os.Open(db.WALPath())
-	if err != nil {
-		return info, fmt.Errorf("open wal: %w", err)
-	}
-	defer func() { _ = walFile.Close() }()
-	fi, err := walFile.Stat()
-	if err != nil {
-		return info, fmt.Errorf("stat wal: %w", err)
-	}
-	walSize := fi.Size()
-	walSalts, err := readWALHeaderSalts(walFile)
+	wal, err := openWALView(db.WALPath())
 	if err != nil {
 		return info, err
 	}
+	defer func() { _ = wal.f.Close() }()
 
-	witness := db.witness
-	switch {
-	case walSize >= WALHeaderSize && walSalts == last.salts:
-		if last.end > walSize {
-			info.reason = "wal shorter than the frames already captured"
-			break
+	var reason string
+	if wal.isGeneration(last.salts) {
+		if reason, err = db.checkCapturedFrame(wal, pos, last); err != nil {
+			return info, err
+		} else if reason == "" {
+			info.offset, info.salt1, info.salt2 = last.end, last.salts[0], last.salts[1]
+			info.snapshotting = false
+			return info, nil
 		}
-		if last.end > WALHeaderSize {
-			ok, err := db.lastPageMatches(walFile, db.LTXPath(0, pos.TXID, pos.TXID), pos.TXID, last.end-db.frameSize(), last.salts)
-			if err != nil {
-				return info, err
-			} else if !ok {
-				info.reason = "last captured wal frame changed, wal overwritten by another process"
-				break
-			}
-		}
-		info.offset, info.salt1, info.salt2 = last.end, last.salts[0], last.salts[1]
-		info.snapshotting = false
-		return info, nil
-
-	case witness != nil && witness.salts == last.salts && witness.end == last.end &&
-		(walSize < WALHeaderSize || walSalts == witness.next):
-		// The restart this process witnessed; the new generation holds
-		// every commit since.
+	} else if reason = db.checkWitnessedRestart(wal, last); reason == "" {
+		// The new generation holds every commit since.
 		db.truncatePassiveFailed = false
-		info.salt1, info.salt2 = witness.next[0], witness.next[1]
+		info.salt1, info.salt2 = db.witness.next[0], db.witness.next[1]
 		info.snapshotting = false
 		return info, nil
-
-	default:
-		info.reason = "wal restarted since the last captured frame"
 	}
+	info.reason = reason
 	db.truncatePassiveFailed = false
 	return info, nil
+}
+
+// walView is the WAL as verify reads it: the open file, its size and the
+// salts of its header.
+type walView struct {
+	f     *os.File
+	size  int64
+	salts [2]uint32
+}
+
+func openWALView(path string) (walView, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return walView{}, fmt.Errorf("open wal: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return walView{}, fmt.Errorf("stat wal: %w", err)
+	}
+	salts, err := readWALHeaderSalts(f)
+	if err != nil {
+		_ = f.Close()
+		return walView{}, err
+	}
+	return walView{f: f, size: fi.Size(), salts: salts}, nil
+}
+
+// isGeneration reports whether the WAL has a header with these salts.
+func (w walView) isGeneration(salts [2]uint32) bool {
+	return w.size >= WALHeaderSize && w.salts == salts
+}
+
+// checkCapturedFrame checks, within the generation of the last captured
+// frame, that the WAL still reaches past that frame and that the frame is
+// the one captured. It returns "" when so, or why not.
+func (db *DB) checkCapturedFrame(wal walView, pos ltx.Pos, last capture) (reason string, err error) {
+	if last.end > wal.size {
+		return "wal shorter than the frames already captured", nil
+	}
+	if last.end > WALHeaderSize {
+		ok, err := db.lastPageMatches(wal.f, db.LTXPath(0, pos.TXID, pos.TXID), pos.TXID, last.end-db.frameSize(), last.salts)
+		if err != nil {
+			return "", err
+		} else if !ok {
+			return "last captured wal frame changed, wal overwritten by another process", nil
+		}
+	}
+	return "", nil
+}
+
+// checkWitnessedRestart checks that the WAL left the generation of the last
+// captured frame only by the restart this process witnessed (restartWitness)
+// at that frame, and is empty or the generation that followed. It returns ""
+// when so, or why not.
+func (db *DB) checkWitnessedRestart(wal walView, last capture) (reason string) {
+	w := db.witness
+	if w != nil && w.salts == last.salts && w.end == last.end &&
+		(wal.size < WALHeaderSize || wal.salts == w.next) {
+		return ""
+	}
+	return "wal restarted since the last captured frame"
 }
 
 func (db *DB) frameSize() int64 { return int64(db.pageSize) + WALFrameHeaderSize }
