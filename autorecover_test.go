@@ -1,3 +1,4 @@
+// Tests of automatic recovery from corrupt local LTX files.
 package litestream_test
 
 import (

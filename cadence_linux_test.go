@@ -1,5 +1,6 @@
 //go:build linux
 
+// Tests of syncing on WAL change through inotify.
 package litestream_test
 
 import (

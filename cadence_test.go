@@ -1,3 +1,5 @@
+// Tests of the sync and upload cadence: one batch per SyncInterval, no
+// listings while idle.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of DB.Close replicating what was written before the first tick.
 package litestream_test
 
 import (

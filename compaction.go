@@ -1,3 +1,6 @@
+// Compaction: the levels and their intervals, and the Compactor that merges
+// a level's files into the next level up on the replica.
+
 package litestream
 
 import (

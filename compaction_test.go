@@ -1,3 +1,4 @@
+// Tests of compaction and of retention around it.
 package litestream_test
 
 import (

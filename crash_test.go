@@ -1,3 +1,5 @@
+// Tests that kill the process at named points of syncs and checkpoints and
+// check that no committed transaction is lost.
 package litestream_test
 
 import (

@@ -1,3 +1,6 @@
+// DB: one SQLite database tracked by the library, its paths, opening and
+// closing, the read lock that keeps the WAL, and the local LTX position.
+
 package litestream
 
 import (

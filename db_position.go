@@ -1,6 +1,7 @@
 // The local position against the replica's: when the local LTX files are
 // behind the replica (a restore from backup, lost local state), the
 // replica's newest L0 file becomes the local one so TXIDs continue.
+
 package litestream
 
 import (

@@ -1,5 +1,6 @@
 // What a DB reports about itself: sync status against the replica, sync
 // diagnostics, and a checksum of the database file.
+
 package litestream
 
 import (

@@ -1,3 +1,6 @@
+// Syncing a DB: copying the WAL's committed frames into L0 LTX files, the
+// monitor that runs syncs and checkpoints, and waiting for replication.
+
 package litestream
 
 import (

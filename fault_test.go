@@ -1,3 +1,5 @@
+// Tests of replication through a faulty client: errors, timeouts, short
+// reads, lost acknowledgements.
 package litestream_test
 
 import (

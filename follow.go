@@ -1,5 +1,6 @@
 // Follow mode: a restored database kept up to date by applying each new
 // replica file as one SQLite write transaction, so readers see whole TXIDs.
+
 package litestream
 
 import (

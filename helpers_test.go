@@ -1,3 +1,4 @@
+// Test helpers: opening databases, apps and replicas.
 package litestream_test
 
 import (

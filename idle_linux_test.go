@@ -1,5 +1,6 @@
 //go:build linux
 
+// Tests of the monitor when the WAL watcher fails or another process writes.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the monitor while the database is idle.
 package litestream_test
 
 import (

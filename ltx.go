@@ -1,3 +1,7 @@
+// The private LTX codec: ltx_decode.go reads and checks files, ltx_encode.go
+// writes them; this file holds what both share (checksums, the panic guard
+// around the ltx package) and the merge of several files into one.
+
 package litestream
 
 import (

@@ -1,3 +1,7 @@
+// The LTX decoder: reading a file a page at a time while checking it as the
+// ltx package does, without loading its page index into memory, plus the
+// header, page and name checks built on it.
+
 package litestream
 
 import (

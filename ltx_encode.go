@@ -1,3 +1,7 @@
+// The LTX encoder: writes the ltx package's bytes exactly while keeping the
+// page index as encoded bytes (spilled to disk when large), with the pooled
+// buffers the encode path uses.
+
 package litestream
 
 import (

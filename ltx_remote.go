@@ -1,6 +1,7 @@
 // Reading LTX files from a replica client: listing a level, reading a
 // header, streams that resume after a failure, spooling a plan's files
 // ahead of the applier, and verifying files where they are stored.
+
 package litestream
 
 import (

@@ -1,3 +1,7 @@
+// Restore: the options, then the algorithm in three steps: plan (which
+// files rebuild the database), apply (write them to a temporary file), and
+// check (SQLite's integrity check) before the rename.
+
 package litestream
 
 import (

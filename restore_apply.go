@@ -1,6 +1,7 @@
 // Applying a restore plan's LTX files to the output file: a pipeline that
 // decodes, hashes and writes pages on separate cores, and the writer that
 // sends long aligned runs around the page cache.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of restore's input checks and parallelism.
 package litestream_test
 
 import (

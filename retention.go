@@ -1,5 +1,6 @@
 // Retention: which replica files may be deleted (expired snapshots, files no
 // kept snapshot needs, L0 files past L0Retention) and deleting them.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of Store: compaction, restore, reopening.
 package litestream_test
 
 import (

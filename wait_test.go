@@ -1,3 +1,4 @@
+// Tests of WaitReplicated and the metrics registry.
 package litestream_test
 
 import (

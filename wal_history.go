@@ -2,6 +2,7 @@
 // whether the next L0 file may continue where the last one left the WAL, by
 // named checks that each give the reason when it may not, and the check
 // that the WAL did not restart while its frames were copied.
+
 package litestream
 
 import (

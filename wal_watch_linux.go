@@ -1,5 +1,7 @@
 //go:build linux
 
+// Watching the WAL for changes with inotify, so syncs follow writes.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the Azure Blob Storage client against Azurite.
 package abs_test
 
 import (

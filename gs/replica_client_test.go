@@ -1,3 +1,4 @@
+// Tests of the Google Cloud Storage client against fake-gcs-server.
 package gs_test
 
 import (

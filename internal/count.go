@@ -1,5 +1,6 @@
 // Byte counters: a reader and a writer that count what passes through them,
 // for the sizes of files written and the frame lengths of decoded pages.
+
 package internal
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the NATS object store client against nats-server.
 package nats_test
 
 import (

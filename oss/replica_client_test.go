@@ -1,3 +1,4 @@
+// Tests of the OSS client against the local OSS test server.
 package oss_test
 
 import (

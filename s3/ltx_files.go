@@ -1,3 +1,5 @@
+// Listing, reading, writing and deleting LTX files in S3.
+
 package s3
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the S3 client against MinIO.
 package s3_test
 
 import (

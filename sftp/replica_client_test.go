@@ -1,3 +1,4 @@
+// Tests of the SFTP client against sshd.
 package sftp_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the WebDAV client against rclone and x/net/webdav.
 package webdav_test
 
 import (
