@@ -19,7 +19,7 @@ func TestReplica_Monitor_OneBatchPerSyncInterval(t *testing.T) {
 	dir := t.TempDir()
 	db := litestream.NewDB(filepath.Join(dir, "db"))
 	db.MonitorInterval = 10 * time.Millisecond
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
 	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.SyncInterval = time.Hour
 	if err := db.Open(); err != nil {
@@ -64,7 +64,7 @@ func TestDB_IdleMaintenance_NoListings(t *testing.T) {
 	dir := t.TempDir()
 	db := litestream.NewDB(filepath.Join(dir, "db"))
 	db.MonitorInterval = 0
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
 	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.MonitorEnabled = false
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)

@@ -246,19 +246,6 @@ func MustLogLTXErrors(t testing.TB, logs *recordHandler) int {
 	return named
 }
 
-// alternatingClient fails every second write.
-type alternatingClient struct {
-	litestream.ReplicaClient
-	writes atomic.Int64
-}
-
-func (c *alternatingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	if c.writes.Add(1)%2 == 0 {
-		return nil, faultclient.ErrInjected
-	}
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-}
-
 // A backlog drains through a client that fails every second upload: each
 // batch gets a file through before failing, so the monitor must not back
 // off (doubling per failure, it would wait minutes for 24 files).
@@ -268,7 +255,14 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 	db := litestream.NewDB(filepath.Join(dir, "db"))
 	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, &alternatingClient{ReplicaClient: inner})
+	var writes atomic.Int64
+	alternating := &testClient{ReplicaClient: inner, onWrite: func(_ int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		if writes.Add(1)%2 == 0 { // every second write fails
+			return nil, faultclient.ErrInjected
+		}
+		return write(r)
+	}}
+	db.Replica = litestream.NewReplicaWithClient(db, alternating)
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
@@ -303,22 +297,6 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 	MustVerifyReplica(t, inner)
 }
 
-// lostAckClient stores every write but reports the second one at a level
-// as failed.
-type lostAckClient struct {
-	litestream.ReplicaClient
-	level  int
-	writes atomic.Int64
-}
-
-func (c *lostAckClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-	if err == nil && level == c.level && c.writes.Add(1) == 2 {
-		return nil, faultclient.ErrInjected
-	}
-	return info, err
-}
-
 // A compaction whose write landed but was reported failed is not followed
 // by one that overlaps it, although the level's newest file was cached.
 func TestDB_Compact_AfterLostAck(t *testing.T) {
@@ -327,7 +305,15 @@ func TestDB_Compact_AfterLostAck(t *testing.T) {
 	db := litestream.NewDB(filepath.Join(dir, "db"))
 	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, &lostAckClient{ReplicaClient: inner, level: 1})
+	var l1Writes atomic.Int64
+	lostAck := &testClient{ReplicaClient: inner, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		info, err := write(r)
+		if err == nil && level == 1 && l1Writes.Add(1) == 2 { // stored, reported failed
+			return nil, faultclient.ErrInjected
+		}
+		return info, err
+	}}
+	db.Replica = litestream.NewReplicaWithClient(db, lostAck)
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
