@@ -104,7 +104,7 @@ func (c *ReplicaClient) fillTimestamps(ctx context.Context, keys []string, infos
 				return nil
 			}
 			if v, ok := out.Metadata[MetadataKeyTimestamp]; ok {
-				if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				if ts, err := internal.ParseTimestamp(v); err == nil {
 					infos[i].CreatedAt = ts.UTC()
 				}
 			}
@@ -129,22 +129,22 @@ func prepareBody(r io.Reader) (body io.Reader, size sizer, ts time.Time, err err
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
 				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
 			}
-			hdr, _, err := ltx.PeekHeader(rs)
+			ts, _, err := internal.PeekLTXTimestamp(rs)
 			if err != nil {
-				return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+				return nil, nil, time.Time{}, err
 			}
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
 				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
 			}
-			return rs, fixedSize(end - start), time.UnixMilli(hdr.Timestamp).UTC(), nil
+			return rs, fixedSize(end - start), ts, nil
 		}
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	ts, r, err = internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+		return nil, nil, time.Time{}, err
 	}
 	cr := &internal.CountingReader{R: r}
-	return cr, cr, time.UnixMilli(hdr.Timestamp).UTC(), nil
+	return cr, cr, ts, nil
 }
 
 // sizer reports the number of bytes uploaded.
