@@ -252,8 +252,6 @@ func MustLogLTXErrors(t testing.TB, logs *recordHandler) int {
 func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	var writes atomic.Int64
 	alternating := &testClient{ReplicaClient: inner, onWrite: func(_ int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
@@ -262,7 +260,8 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 		}
 		return write(r)
 	}}
-	db.Replica = litestream.NewReplicaWithClient(db, alternating)
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), alternating, inner)
+	db.MonitorInterval = 0
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
@@ -302,8 +301,6 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 func TestDB_Compact_AfterLostAck(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	var l1Writes atomic.Int64
 	lostAck := &testClient{ReplicaClient: inner, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
@@ -313,7 +310,8 @@ func TestDB_Compact_AfterLostAck(t *testing.T) {
 		}
 		return info, err
 	}}
-	db.Replica = litestream.NewReplicaWithClient(db, lostAck)
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), lostAck, inner)
+	db.MonitorInterval = 0
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -353,11 +351,11 @@ func TestDB_Compact_AfterLostAck(t *testing.T) {
 // is left of it (here 2 s or more against a 1 s wait).
 func TestDB_WaitReplicated_CutsBackoff(t *testing.T) {
 	dir := t.TempDir()
-	fc := faultclient.New(file.NewReplicaClient(filepath.Join(dir, "replica")), faultclient.Config{Seed: 1, ErrorRate: 1})
+	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	fc := faultclient.New(inner, faultclient.Config{Seed: 1, ErrorRate: 1})
 	fc.SetEnabled(false)
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), fc, inner)
 	db.MonitorInterval = 20 * time.Millisecond
-	db.Replica = litestream.NewReplicaWithClient(db, fc)
 	db.Replica.SyncInterval = time.Millisecond
 	db.SetLogger(discardLogger)
 	app := MustOpenApp(t, db.Path(), 4096)

@@ -20,10 +20,9 @@ import (
 func openIdleDB(t *testing.T, syncInterval time.Duration, configure ...func(*litestream.DB)) (*litestream.DB, *testClient, func(v int)) {
 	t.Helper()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 20 * time.Millisecond
 	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
+	db.MonitorInterval = 20 * time.Millisecond
 	db.Replica.SyncInterval = syncInterval
 	for _, fn := range configure {
 		fn(db)

@@ -18,10 +18,9 @@ import (
 // on the replica, sharing far fewer uploads than there were waiters.
 func TestDB_WaitReplicated_GroupCommit(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 100 * time.Millisecond
 	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
+	db.MonitorInterval = 100 * time.Millisecond
 	db.Replica.SyncInterval = 100 * time.Millisecond
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
 	ctx := context.Background()
