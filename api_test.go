@@ -1,3 +1,4 @@
+// Tests that the exported API keeps upstream's signatures.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of automatic recovery from corrupt local LTX files.
 package litestream_test
 
 import (
@@ -23,9 +24,9 @@ func TestReplica_AutoRecover(t *testing.T) {
 		t.Run(fmt.Sprintf("Enabled=%v", enabled), func(t *testing.T) {
 			ctx := context.Background()
 			var logs syncBuffer
-			var client *countingClient
+			var client *testClient
 			db, app, fc := MustOpenMonitoredDB(t, &logs, func(c litestream.ReplicaClient) litestream.ReplicaClient {
-				client = &countingClient{ReplicaClient: c}
+				client = &testClient{ReplicaClient: c}
 				return client
 			}, func(db *litestream.DB) { db.Replica.AutoRecoverEnabled = enabled })
 			insert := func(n int) {

@@ -1,5 +1,6 @@
 //go:build linux
 
+// Tests of syncing on WAL change through inotify.
 package litestream_test
 
 import (
@@ -7,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 )
 
@@ -15,9 +15,8 @@ import (
 // MonitorInterval the L0 file still appears.
 func TestDB_Monitor_SyncsOnWALChange(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db := MustNewDB(t, filepath.Join(dir, "db"), file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.MonitorInterval = time.Hour
-	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

@@ -1,3 +1,5 @@
+// Tests of the sync and upload cadence: one batch per SyncInterval, no
+// listings while idle.
 package litestream_test
 
 import (
@@ -15,10 +17,9 @@ import (
 // SyncInterval while the DB keeps writing L0 files; Close uploads the rest.
 func TestReplica_Monitor_OneBatchPerSyncInterval(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
 	db.MonitorInterval = 10 * time.Millisecond
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.SyncInterval = time.Hour
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -60,10 +61,9 @@ func TestReplica_Monitor_OneBatchPerSyncInterval(t *testing.T) {
 // replica. (A direct EnforceL0RetentionByTime call always looks.)
 func TestDB_IdleMaintenance_NoListings(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
 	db.MonitorInterval = 0
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.MonitorEnabled = false
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
 	store.CompactionMonitorEnabled = false

@@ -1,3 +1,6 @@
+// The chain check between LTX files: each file applied or merged must have
+// been written by the same database as the one before it.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the chain check between LTX files.
 package litestream
 
 import (

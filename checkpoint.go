@@ -1,3 +1,6 @@
+// Checkpoints: the automatic policy run after each sync (PASSIVE by size or
+// time, TRUNCATE as an emergency brake) and checkpoints asked for by callers.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of checkpoints alongside the application's own.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of DB.Close replicating what was written before the first tick.
 package litestream_test
 
 import (
@@ -6,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 )
 
@@ -15,10 +15,9 @@ import (
 func TestDB_Close_ReplicatesBeforeFirstTick(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
-	db := litestream.NewDB(path)
-	db.MonitorInterval = time.Hour
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db := MustNewDB(t, path, client)
+	db.MonitorInterval = time.Hour
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,6 @@
+// Compaction: the levels and their intervals, and the Compactor that merges
+// a level's files into the next level up on the replica.
+
 package litestream
 
 import (
@@ -468,22 +471,6 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	return info, nil
 }
 
-// errNoReplicaClient is returned by a Compactor built without NewCompactor
-// or by a DB without a replica client.
-var errNoReplicaClient = errors.New("no replica client configured")
-
-// listFrom lists a level's files with MinTXID >= seek.
-func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXID) ([]*ltx.FileInfo, error) {
-	if client == nil {
-		return nil, errNoReplicaClient
-	}
-	itr, err := client.LTXFiles(ctx, level, seek, false)
-	if err != nil {
-		return nil, err
-	}
-	return ltx.SliceFileIterator(itr)
-}
-
 // VerifyLevelConsistency checks that a level's files follow each other with
 // no gap or overlap.
 func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error {
@@ -502,167 +489,46 @@ func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error
 	return nil
 }
 
-// EnforceSnapshotRetention deletes snapshots older than retention, always
-// keeping the newest, and returns the smallest MaxTXID among the snapshots
-// kept for being recent (0 if none).
-func (c *Compactor) EnforceSnapshotRetention(ctx context.Context, retention time.Duration) (ltx.TXID, error) {
-	infos, err := listFrom(ctx, c.client, SnapshotLevel, 0)
+// Compact merges the level below dstLevel into it on the replica. After an
+// L1 compaction it applies L0 retention, logging its errors.
+func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	db.syncCompactorOptions()
+	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {
-		return 0, fmt.Errorf("list snapshots: %w", err)
-	}
-	cutoff := time.Now().Add(-retention)
-	var deleted []*ltx.FileInfo
-	var minTXID ltx.TXID
-	for i, info := range infos {
-		if info.CreatedAt.Before(cutoff) {
-			if i < len(infos)-1 {
-				deleted = append(deleted, info)
-			}
-			continue
+		if !errors.Is(err, ErrNoCompaction) && !errors.Is(err, ErrCompactionGap) {
+			// A failed write may still have landed: list the level again
+			// rather than write a file overlapping it.
+			db.dropMaxLTXFileInfo(dstLevel)
 		}
-		if minTXID == 0 || info.MaxTXID < minTXID {
-			minTXID = info.MaxTXID
+		return nil, err
+	}
+	if dstLevel == 1 {
+		if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+			db.logger().Error("l0 retention after compaction", "error", err)
 		}
 	}
-	return minTXID, c.deleteFiles(ctx, deleted)
+	return info, nil
 }
 
-// EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
-// txID, always keeping the level's newest file. While the level above
-// (below the snapshot level) has files, a file it does not cover yet is
-// kept too: deleting it would leave a gap that compaction into that level
-// could never cross.
-func (c *Compactor) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) error {
-	infos, err := listFrom(ctx, c.client, level, 0)
-	if err != nil {
-		return fmt.Errorf("list L%d: %w", level, err)
-	}
-	var next txRanges
-	if level+1 < SnapshotLevel && len(infos) > 1 {
-		above, err := listFrom(ctx, c.client, level+1, 0)
-		if err != nil {
-			return fmt.Errorf("list L%d: %w", level+1, err)
-		}
-		next = contiguousRuns(above)
-	}
-	var deleted []*ltx.FileInfo
-	for i, info := range infos {
-		if i < len(infos)-1 && info.MaxTXID < txID && (len(next) == 0 || next.covers(info)) {
-			deleted = append(deleted, info)
-		}
-	}
-	return c.deleteFiles(ctx, deleted)
+// setCompactorOptions runs set, which assigns VerifyCompaction or
+// RetentionEnabled, under the lock the compactor reads its copies with, and
+// copies them.
+func (db *DB) setCompactorOptions(set func()) {
+	db.lazyInit()
+	c := db.compactor
+	c.optMu.Lock()
+	defer c.optMu.Unlock()
+	set()
+	c.VerifyCompaction, c.RetentionEnabled = db.VerifyCompaction, db.RetentionEnabled
 }
 
-// EnforceL0Retention deletes L0 files older than retention whose TXIDs a
-// contiguous run of L1 files covers, stopping at the first recent one and
-// keeping the newest. An L0 file in an L1 gap is kept: it may be the only
-// copy of its TXID.
-func (c *Compactor) EnforceL0Retention(ctx context.Context, retention time.Duration) error {
-	if retention <= 0 {
-		return nil
-	}
-	deleted, _, err := l0RetentionCandidates(ctx, c.client, retention, nil)
-	if err != nil {
-		return err
-	}
-	return c.deleteFiles(ctx, deleted)
+// l0Retention reads L0Retention under the lock Store.SetL0Retention writes
+// it with, as the background retention monitor runs alongside the setter.
+func (db *DB) l0Retention() (d time.Duration) {
+	db.setCompactorOptions(func() { d = db.L0Retention })
+	return d
 }
 
-// l0RetentionCandidates returns the L0 files retention may delete. localTime,
-// if set, supplies an age for files the listing has no time for. nextDue is
-// when, with no new files, the next file becomes old enough to delete; zero
-// means only new L0 or L1 files can make one deletable.
-func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention time.Duration, localTime func(*ltx.FileInfo) (time.Time, bool)) (deleted []*ltx.FileInfo, nextDue time.Time, err error) {
-	l1, err := listFrom(ctx, client, 1, 0)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("list L1: %w", err)
-	}
-	runs := contiguousRuns(l1)
-	if len(runs) == 0 {
-		return nil, time.Time{}, nil // nothing compacted yet
-	}
-
-	l0, err := listFrom(ctx, client, 0, 0)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("list L0: %w", err)
-	}
-	threshold := time.Now().Add(-retention)
-	walkedAll := true
-	for _, info := range l0 {
-		createdAt := info.CreatedAt
-		if createdAt.IsZero() {
-			createdAt = threshold
-			if localTime != nil {
-				if t, ok := localTime(info); ok {
-					createdAt = t
-				}
-			}
-		}
-		if createdAt.After(threshold) {
-			walkedAll = false // never leave a hole in the retained range
-			if runs.covers(info) {
-				nextDue = createdAt.Add(retention)
-			}
-			break
-		}
-		if runs.covers(info) {
-			deleted = append(deleted, info)
-		}
-	}
-	// The newest L0 anchors the replica's position.
-	if walkedAll && len(deleted) > 0 && len(l0) > 0 && deleted[len(deleted)-1] == l0[len(l0)-1] {
-		deleted = deleted[:len(deleted)-1]
-	}
-	return deleted, nextDue, nil
-}
-
-// deleteFiles removes files remotely (if RetentionEnabled) and locally.
-func (c *Compactor) deleteFiles(ctx context.Context, infos []*ltx.FileInfo) error {
-	if len(infos) == 0 {
-		return nil
-	}
-	if _, retention := c.options(); retention {
-		if err := c.client.DeleteLTXFiles(ctx, infos); err != nil {
-			return fmt.Errorf("delete %d files from L%d: %w", len(infos), infos[0].Level, err)
-		}
-	}
-	if c.LocalFileDeleter != nil {
-		for _, info := range infos {
-			if err := c.LocalFileDeleter(info.Level, info.MinTXID, info.MaxTXID); err != nil {
-				c.logger.Error("delete local ltx file", "level", info.Level, "min_txid", info.MinTXID, "max_txid", info.MaxTXID, "error", err)
-			}
-		}
-	}
-	return nil
-}
-
-// txRange is an inclusive TXID range.
-type txRange struct{ min, max ltx.TXID }
-
-// txRanges are disjoint ranges in ascending order.
-type txRanges []txRange
-
-// contiguousRuns merges files, sorted by MinTXID, into the ranges they
-// cover without a gap.
-func contiguousRuns(infos []*ltx.FileInfo) txRanges {
-	var runs txRanges
-	for _, info := range infos {
-		if n := len(runs); n > 0 && info.MinTXID <= runs[n-1].max+1 {
-			runs[n-1].max = max(runs[n-1].max, info.MaxTXID)
-			continue
-		}
-		runs = append(runs, txRange{info.MinTXID, info.MaxTXID})
-	}
-	return runs
-}
-
-// covers reports whether one run holds all of info's TXIDs.
-func (runs txRanges) covers(info *ltx.FileInfo) bool {
-	for _, r := range runs {
-		if r.min <= info.MinTXID && info.MaxTXID <= r.max {
-			return true
-		}
-	}
-	return false
-}
+// syncCompactorOptions picks up VerifyCompaction and RetentionEnabled as
+// assigned after Open.
+func (db *DB) syncCompactorOptions() { db.setCompactorOptions(func() {}) }

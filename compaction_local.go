@@ -3,6 +3,7 @@
 // disk instead of downloading them back from the replica (a GET per input
 // file per compaction otherwise). The copy is best effort: the replica's
 // file is what counts, and a missing local copy falls back to it.
+
 package litestream
 
 import (

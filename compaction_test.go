@@ -1,3 +1,4 @@
+// Tests of compaction and of retention around it.
 package litestream_test
 
 import (
@@ -6,10 +7,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,40 +18,6 @@ import (
 	"github.com/benbjohnson/litestream/internal/faultclient"
 	"github.com/superfly/ltx"
 )
-
-// openCountingClient tracks how many files are open for reading at once.
-type openCountingClient struct {
-	litestream.ReplicaClient
-	mu         sync.Mutex
-	open, most int
-}
-
-func (c *openCountingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.open++
-	c.most = max(c.most, c.open)
-	c.mu.Unlock()
-	return &countedCloser{ReadCloser: rc, c: c}, nil
-}
-
-type countedCloser struct {
-	io.ReadCloser
-	c    *openCountingClient
-	once sync.Once
-}
-
-func (r *countedCloser) Close() error {
-	r.once.Do(func() {
-		r.c.mu.Lock()
-		r.c.open--
-		r.c.mu.Unlock()
-	})
-	return r.ReadCloser.Close()
-}
 
 // A backlog larger than one merge's inputs is compacted into several
 // contiguous files, never holding more inputs open than the cap, and the
@@ -76,17 +41,17 @@ func TestCompactor_Compact_Backlog(t *testing.T) {
 		t.Fatalf("want more than two merges' worth of L0 files, got %d", len(l0))
 	}
 
-	counting := &openCountingClient{ReplicaClient: client}
+	counting := &testClient{ReplicaClient: client}
 	info, err := litestream.NewCompactor(counting, nil).Compact(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	} else if info.MaxTXID != l0[len(l0)-1] {
 		t.Fatalf("last L1 file ends at %s, want %s", info.MaxTXID, l0[len(l0)-1])
 	}
-	if counting.most > 10 {
-		t.Fatalf("%d inputs open at once, cap 10", counting.most)
-	} else if counting.open != 0 {
-		t.Fatalf("%d inputs left open", counting.open)
+	if most := counting.mostOpen.Load(); most > 10 {
+		t.Fatalf("%d inputs open at once, cap 10", most)
+	} else if open := counting.open.Load(); open != 0 {
+		t.Fatalf("%d inputs left open", open)
 	}
 
 	l1 := levelFiles(t, client, 1)

@@ -19,14 +19,6 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// failWriteClient fails every WriteLTXFile after reading a little of it.
-type failWriteClient struct{ litestream.ReplicaClient }
-
-func (c *failWriteClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	_, _ = io.ReadFull(r, make([]byte, 100))
-	return nil, errors.New("bucket on fire")
-}
-
 // touchLTX names a file at a level; listings read only names.
 func touchLTX(t testing.TB, c *file.ReplicaClient, level int, minTXID, maxTXID ltx.TXID) {
 	t.Helper()
@@ -46,7 +38,11 @@ func TestCompactor_ErrorTexts(t *testing.T) {
 		dir := t.TempDir()
 		writeTestLTX(t, dir, 0, 1, 1, []uint32{1})
 		writeTestLTX(t, dir, 0, 2, 1, []uint32{1})
-		c := &failWriteClient{file.NewReplicaClient(dir)}
+		// Every write fails after reading a little of the file.
+		c := &testClient{ReplicaClient: file.NewReplicaClient(dir), onWrite: func(_ int, r io.Reader, _ func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+			_, _ = io.ReadFull(r, make([]byte, 100))
+			return nil, errors.New("bucket on fire")
+		}}
 		_, err := litestream.NewCompactor(c, nil).Compact(ctx, 1)
 		if err == nil || !strings.HasPrefix(err.Error(), "write ltx file") || !strings.Contains(err.Error(), "bucket on fire") {
 			t.Fatalf("err = %v, want it to start with \"write ltx file\"", err)

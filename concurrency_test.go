@@ -1,3 +1,4 @@
+// Tests of replication while many connections read and write.
 package litestream_test
 
 import (

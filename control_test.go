@@ -1,3 +1,4 @@
+// Tests of the control operations: resetting local state, store control.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of damaged replica and local files: each is detected and named.
 package litestream_test
 
 import (

@@ -1,3 +1,5 @@
+// Tests that kill the process at named points of syncs and checkpoints and
+// check that no committed transaction is lost.
 package litestream_test
 
 import (
@@ -355,7 +357,7 @@ func crashWriter(dir string) error {
 		}
 	}
 
-	db, store, err := openCrashStore(ctx, dir, &crashClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica")), reached: reached, die: die})
+	db, store, err := openCrashStore(ctx, dir, newCrashClient(file.NewReplicaClient(filepath.Join(dir, "replica")), reached, die))
 	if err != nil {
 		return err
 	}
@@ -507,26 +509,22 @@ func crashTxn(app *sql.DB, seq int, rng *rand.Rand, reached func(string) bool, d
 	return tx.Commit()
 }
 
-// crashClient kills the child half-way through reading an upload, a
+// newCrashClient kills the child half-way through reading an upload, a
 // compaction or a snapshot when that step is the one to kill at.
-type crashClient struct {
-	litestream.ReplicaClient
-	reached func(string) bool
-	die     func(string)
-}
-
-func (c *crashClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	step := "compact"
-	switch level {
-	case 0:
-		step = "upload"
-	case litestream.SnapshotLevel:
-		step = "snapshot"
-	}
-	if c.reached(step) {
-		r = &dyingReader{r: r, after: 150, die: func() { c.die(step) }}
-	}
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+func newCrashClient(inner litestream.ReplicaClient, reached func(string) bool, die func(string)) *testClient {
+	return &testClient{ReplicaClient: inner, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		step := "compact"
+		switch level {
+		case 0:
+			step = "upload"
+		case litestream.SnapshotLevel:
+			step = "snapshot"
+		}
+		if reached(step) {
+			r = &dyingReader{r: r, after: 150, die: func() { die(step) }}
+		}
+		return write(r)
+	}}
 }
 
 // dyingReader calls die once more than after bytes were read, or at the

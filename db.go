@@ -1,3 +1,6 @@
+// DB: one SQLite database tracked by the library, its paths, opening and
+// closing, the read lock that keeps the WAL, and the local LTX position.
+
 package litestream
 
 import (
@@ -827,4 +830,35 @@ func (db *DB) LastSuccessfulSyncAt() time.Time {
 		return time.Now()
 	}
 	return db.lastSuccessful
+}
+
+// EnsureExists restores the database from its replica if the file does not
+// exist. An empty replica is not an error: the application creates a new
+// database. Call it before Open.
+func (db *DB) EnsureExists(ctx context.Context) error {
+	if db.Replica == nil {
+		return fmt.Errorf("no replica configured")
+	} else if db.Replica.Client == nil {
+		return fmt.Errorf("no replica client configured")
+	}
+	if _, err := os.Stat(db.path); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if dir := filepath.Dir(db.path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+
+	opt := NewRestoreOptions()
+	opt.OutputPath = db.path
+	opt.IntegrityCheck = IntegrityCheckQuick
+	if err := db.Replica.Restore(ctx, opt); errors.Is(err, ErrTxNotAvailable) || errors.Is(err, ErrNoSnapshots) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("restore from backup: %w", err)
+	}
+	return nil
 }

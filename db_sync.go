@@ -1,8 +1,9 @@
+// Syncing a DB: copying the WAL's committed frames into L0 LTX files, the
+// monitor that runs syncs and checkpoints, and waiting for replication.
+
 package litestream
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/benbjohnson/litestream/internal"
@@ -238,139 +238,6 @@ func (db *DB) applySyncResult(res syncResult) {
 	db.emit(EventL0Written, 0, res.info.MinTXID, res.info.MaxTXID, nil)
 }
 
-// capture is where the newest L0 file left the WAL: the generation (salts)
-// and the offset just past its last frame.
-type capture struct {
-	salts  [2]uint32
-	end    int64
-	commit uint32
-}
-
-// restartWitness records a WAL restart this process caused and proved safe:
-// the generation with salts ended exactly at end, every frame of it in an
-// L0 file, and the generation after it has salts next.
-type restartWitness struct {
-	salts [2]uint32
-	end   int64
-	next  [2]uint32
-}
-
-// capturedAt reads where the L0 file at pos left the WAL.
-func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
-	if pos.TXID == 0 {
-		return capture{end: WALHeaderSize}, nil
-	}
-	hdr, err := readLTXHeaderFile(db.LTXPath(0, pos.TXID, pos.TXID))
-	if err != nil {
-		return capture{}, err
-	}
-	return capture{salts: [2]uint32{hdr.WALSalt1, hdr.WALSalt2}, end: hdr.WALOffset + hdr.WALSize, commit: hdr.Commit}, nil
-}
-
-// verify decides where the next L0 file starts. This is the one place that
-// enforces the capture invariant: the next file continues the previous one
-// only when the WAL history since the last captured frame is provably
-// intact, which is when
-//   - the WAL is still the generation of that frame, and the frame is still
-//     there unchanged (frames are only ever appended to a generation), or
-//   - the WAL restarted once, in a checkpoint of this process that proved
-//     the old generation ended at that frame (restartWitness).
-//
-// Anything else (a restart by another connection, the WAL truncated or
-// replaced, an L0 file fetched from the replica) means frames may have gone
-// by unseen, and the next file is a full snapshot.
-func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
-	info := syncInfo{offset: WALHeaderSize, snapshotting: true}
-	if pos.TXID == 0 {
-		return info, nil
-	}
-	last, err := db.capturedAt(pos)
-	if err != nil {
-		return info, err
-	}
-	info.prevCommit = last.commit
-
-	walFile, err := os.Open(db.WALPath())
-	if err != nil {
-		return info, fmt.Errorf("open wal: %w", err)
-	}
-	defer func() { _ = walFile.Close() }()
-	fi, err := walFile.Stat()
-	if err != nil {
-		return info, fmt.Errorf("stat wal: %w", err)
-	}
-	walSize := fi.Size()
-	walSalts, err := readWALHeaderSalts(walFile)
-	if err != nil {
-		return info, err
-	}
-
-	witness := db.witness
-	switch {
-	case walSize >= WALHeaderSize && walSalts == last.salts:
-		if last.end > walSize {
-			info.reason = "wal shorter than the frames already captured"
-			break
-		}
-		if last.end > WALHeaderSize {
-			ok, err := db.lastPageMatches(walFile, db.LTXPath(0, pos.TXID, pos.TXID), pos.TXID, last.end-db.frameSize(), last.salts)
-			if err != nil {
-				return info, err
-			} else if !ok {
-				info.reason = "last captured wal frame changed, wal overwritten by another process"
-				break
-			}
-		}
-		info.offset, info.salt1, info.salt2 = last.end, last.salts[0], last.salts[1]
-		info.snapshotting = false
-		return info, nil
-
-	case witness != nil && witness.salts == last.salts && witness.end == last.end &&
-		(walSize < WALHeaderSize || walSalts == witness.next):
-		// The restart this process witnessed; the new generation holds
-		// every commit since.
-		db.truncatePassiveFailed = false
-		info.salt1, info.salt2 = witness.next[0], witness.next[1]
-		info.snapshotting = false
-		return info, nil
-
-	default:
-		info.reason = "wal restarted since the last captured frame"
-	}
-	db.truncatePassiveFailed = false
-	return info, nil
-}
-
-func (db *DB) frameSize() int64 { return int64(db.pageSize) + WALFrameHeaderSize }
-
-// lastPageMatches reports whether the WAL frame at offset, the last one the
-// newest L0 captured, still holds that L0's salts and page bytes.
-func (db *DB) lastPageMatches(walFile *os.File, ltxPath string, txid ltx.TXID, offset int64, salts [2]uint32) (bool, error) {
-	frame := make([]byte, WALFrameHeaderSize+db.pageSize)
-	if n, err := walFile.ReadAt(frame, offset); n < len(frame) {
-		if err == io.EOF {
-			return false, nil
-		}
-		return false, fmt.Errorf("read wal frame at %d: %w", offset, err)
-	}
-	if binary.BigEndian.Uint32(frame[8:]) != salts[0] || binary.BigEndian.Uint32(frame[12:]) != salts[1] {
-		return false, nil
-	}
-
-	// A frame this process captured is trusted by its header (which holds
-	// the cumulative checksum), saving a read of the L0 file.
-	if db.lastFrame.txid == txid && db.lastFrame.offset == offset && bytes.Equal(db.lastFrame.hdr[:], frame[:WALFrameHeaderSize]) {
-		return true, nil
-	}
-
-	pgno := binary.BigEndian.Uint32(frame[0:])
-	data, err := readLTXPage(ltxPath, pgno)
-	if err != nil {
-		return false, NewLTXError("decode", ltxPath, 0, uint64(txid), uint64(txid), fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
-	}
-	return data != nil && bytes.Equal(data, frame[WALFrameHeaderSize:]), nil
-}
-
 func (db *DB) exceedsTruncateThreshold(size int64) bool {
 	n := db.truncatePageN()
 	return n > 0 && size >= walSizeForPages(db.pageSize, n)
@@ -478,27 +345,6 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 	return res, nil
 }
 
-// checkWALUnchanged fails when the WAL restarted while its frames were being
-// copied: SQLite writes a new generation's header before its frames, so an
-// unchanged header means every frame read was the one the page map found.
-func checkWALUnchanged(walFile io.ReaderAt, rd *WALReader, end int64) error {
-	if rd == nil || end == 0 {
-		return nil
-	}
-	salts, err := readWALHeaderSalts(walFile)
-	if err != nil {
-		return err
-	}
-	if salts != [2]uint32{rd.salt1, rd.salt2} {
-		return errWALRestartedDuringRead
-	}
-	return nil
-}
-
-// errWALRestartedDuringRead discards an L0 file whose frames may have been
-// overwritten as they were read; the next sync starts over from verify.
-var errWALRestartedDuringRead = errors.New("wal restarted while its frames were read")
-
 // openWALReader opens the WAL at info.offset, falling back to the start of
 // the WAL when the frame before the offset no longer matches. It returns nil
 // when the WAL has no valid header.
@@ -566,32 +412,6 @@ func allPages(commit, lockPgno uint32) (iter.Seq[uint32], uint32) {
 			}
 		}
 	}, last
-}
-
-// encodeBufferSize is the write buffer in front of an LTX destination and
-// the read-ahead of database pages: the encoder makes two small writes per
-// page, and a snapshot reads every page in order.
-const encodeBufferSize = 256 << 10
-
-// Write buffers and read-ahead runs are pooled: a sync of one small commit
-// would otherwise allocate half a megabyte, and the garbage collection that
-// drives showed in the replication lag's tail.
-var (
-	encodeWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, encodeBufferSize) }}
-	readAheadPool    = sync.Pool{New: func() any { return new([encodeBufferSize]byte) }}
-)
-
-// getEncodeWriter returns a pooled write buffer in front of w.
-func getEncodeWriter(w io.Writer) *bufio.Writer {
-	bw := encodeWriterPool.Get().(*bufio.Writer)
-	bw.Reset(w)
-	return bw
-}
-
-// putEncodeWriter returns bw, flushed or abandoned, to the pool.
-func putEncodeWriter(bw *bufio.Writer) {
-	bw.Reset(nil)
-	encodeWriterPool.Put(bw)
 }
 
 // encodePages writes an LTX file of the pages, reading each from its WAL
@@ -703,7 +523,7 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 		_ = f.Chown(perm.UID, perm.GID)
 	}
 
-	cw := &countingWriter{w: f}
+	cw := &internal.CountingWriter{W: f}
 	if err := write(cw); err != nil {
 		if isDiskFullError(err) {
 			return 0, fail("stage-write", err)
@@ -728,7 +548,7 @@ func (db *DB) stageLTX(path string, level int, minTXID, maxTXID ltx.TXID, write 
 		return 0, err
 	}
 	crashPoint("sync-renamed")
-	return cw.n, nil
+	return cw.N(), nil
 }
 
 // openFile is os.OpenFile, replaceable in tests to inject failures such as
@@ -741,17 +561,6 @@ var openWALWatcher = newWALWatcher
 // crashPoint is called at named steps of syncs and checkpoints; crash tests
 // replace it to kill the process exactly there.
 var crashPoint = func(name string) {}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.w.Write(p)
-	w.n += int64(n)
-	return n, err
-}
 
 func (db *DB) rememberLastFrame(walFile io.ReaderAt, txid ltx.TXID, offset int64) {
 	lf := lastFrame{txid: txid, offset: offset}
@@ -959,4 +768,18 @@ func statWAL(path string) walStat {
 		return walStat{}
 	}
 	return walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
+}
+
+// SyncAndWait syncs the WAL and uploads everything to the replica.
+func (db *DB) SyncAndWait(ctx context.Context) error {
+	if db.Replica == nil {
+		return fmt.Errorf("no replica configured")
+	}
+	if err := db.Sync(ctx); err != nil {
+		return fmt.Errorf("db sync: %w", err)
+	}
+	if err := db.Replica.Sync(ctx); err != nil {
+		return fmt.Errorf("replica sync: %w", err)
+	}
+	return nil
 }

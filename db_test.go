@@ -1,3 +1,4 @@
+// Randomized round-trip tests of DB and the SQLite version check.
 package litestream_test
 
 import (

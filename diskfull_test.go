@@ -1,3 +1,4 @@
+// Tests of syncing onto a full disk.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of EnsureExists, the restore-on-startup pattern.
 package litestream_test
 
 import (

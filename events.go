@@ -3,6 +3,7 @@
 // or that replication stalled or recovered, without polling. Publishing
 // costs one atomic load while nobody listens, and never blocks replication:
 // a subscriber whose buffer is full misses events and is told how many.
+
 package litestream
 
 import (

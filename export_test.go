@@ -1,3 +1,4 @@
+// Test hooks into the package's internals.
 package litestream
 
 import (

@@ -1,3 +1,5 @@
+// Tests of replication through a faulty client: errors, timeouts, short
+// reads, lost acknowledgements.
 package litestream_test
 
 import (
@@ -244,29 +246,22 @@ func MustLogLTXErrors(t testing.TB, logs *recordHandler) int {
 	return named
 }
 
-// alternatingClient fails every second write.
-type alternatingClient struct {
-	litestream.ReplicaClient
-	writes atomic.Int64
-}
-
-func (c *alternatingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	if c.writes.Add(1)%2 == 0 {
-		return nil, faultclient.ErrInjected
-	}
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-}
-
 // A backlog drains through a client that fails every second upload: each
 // batch gets a file through before failing, so the monitor must not back
 // off (doubling per failure, it would wait minutes for 24 files).
 func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, &alternatingClient{ReplicaClient: inner})
+	var writes atomic.Int64
+	alternating := &testClient{ReplicaClient: inner, onWrite: func(_ int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		if writes.Add(1)%2 == 0 { // every second write fails
+			return nil, faultclient.ErrInjected
+		}
+		return write(r)
+	}}
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), alternating, inner)
+	db.MonitorInterval = 0
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
@@ -301,31 +296,22 @@ func TestReplica_Monitor_DrainsThroughFlakyClient(t *testing.T) {
 	MustVerifyReplica(t, inner)
 }
 
-// lostAckClient stores every write but reports the second one at a level
-// as failed.
-type lostAckClient struct {
-	litestream.ReplicaClient
-	level  int
-	writes atomic.Int64
-}
-
-func (c *lostAckClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-	if err == nil && level == c.level && c.writes.Add(1) == 2 {
-		return nil, faultclient.ErrInjected
-	}
-	return info, err
-}
-
 // A compaction whose write landed but was reported failed is not followed
 // by one that overlaps it, although the level's newest file was cached.
 func TestDB_Compact_AfterLostAck(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 0
 	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db.Replica = litestream.NewReplicaWithClient(db, &lostAckClient{ReplicaClient: inner, level: 1})
+	var l1Writes atomic.Int64
+	lostAck := &testClient{ReplicaClient: inner, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		info, err := write(r)
+		if err == nil && level == 1 && l1Writes.Add(1) == 2 { // stored, reported failed
+			return nil, faultclient.ErrInjected
+		}
+		return info, err
+	}}
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), lostAck, inner)
+	db.MonitorInterval = 0
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -365,11 +351,11 @@ func TestDB_Compact_AfterLostAck(t *testing.T) {
 // is left of it (here 2 s or more against a 1 s wait).
 func TestDB_WaitReplicated_CutsBackoff(t *testing.T) {
 	dir := t.TempDir()
-	fc := faultclient.New(file.NewReplicaClient(filepath.Join(dir, "replica")), faultclient.Config{Seed: 1, ErrorRate: 1})
+	inner := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	fc := faultclient.New(inner, faultclient.Config{Seed: 1, ErrorRate: 1})
 	fc.SetEnabled(false)
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), fc, inner)
 	db.MonitorInterval = 20 * time.Millisecond
-	db.Replica = litestream.NewReplicaWithClient(db, fc)
 	db.Replica.SyncInterval = time.Millisecond
 	db.SetLogger(discardLogger)
 	app := MustOpenApp(t, db.Path(), 4096)

@@ -3,6 +3,7 @@
 // fdlimit_unix.go explains a database that fails to start because the
 // process ran out of file descriptors, which a Store of thousands of
 // databases reaches under a default limit.
+
 package litestream
 
 import (

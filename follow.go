@@ -1,5 +1,6 @@
 // Follow mode: a restored database kept up to date by applying each new
 // replica file as one SQLite write transaction, so readers see whole TXIDs.
+
 package litestream
 
 import (
@@ -231,21 +232,6 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 	}
 	link.hdr.Commit = pages
 	return link, nil
-}
-
-// readRemoteHeader reads the header of a replica file.
-func readRemoteHeader(ctx context.Context, client ReplicaClient, level int, txid ltx.TXID) (ltx.Header, error) {
-	rc, err := client.OpenLTXFile(ctx, level, txid, txid, 0, ltx.HeaderSize)
-	if err != nil {
-		return ltx.Header{}, err
-	}
-	defer func() { _ = rc.Close() }()
-	b := make([]byte, ltx.HeaderSize)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return ltx.Header{}, err
-	}
-	var hdr ltx.Header
-	return hdr, hdr.UnmarshalBinary(b)
 }
 
 // bridge applies higher-level files that continue from prev, for when L0

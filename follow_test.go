@@ -1,3 +1,4 @@
+// Tests of follow mode.
 package litestream_test
 
 import (

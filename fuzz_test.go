@@ -1,3 +1,4 @@
+// Fuzz tests of the WAL reader, the restore plan, restore and follow.
 package litestream_test
 
 import (

@@ -1,5 +1,6 @@
 // Heartbeat pings: an HTTP GET to a monitoring URL (a dead man's switch such
 // as healthchecks.io) sent only while every database keeps replicating.
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Test helpers: opening databases, apps and replicas.
 package litestream_test
 
 import (
@@ -67,6 +68,33 @@ func MustOpenMonitoredDB(t testing.TB, logs io.Writer, wrap func(litestream.Repl
 	})
 }
 
+// MustNewDB builds, unopened, a DB at path replicating through client: the
+// one way tests build a DB. At cleanup, after the test's own cleanups, it
+// closes the DB if still open and checks the replica's invariants
+// (MustVerifyReplica) through client.
+func MustNewDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
+	t.Helper()
+	return newVerifiedDB(t, path, client, client)
+}
+
+// newVerifiedDB is MustNewDB replicating through rc and verifying through
+// raw, the client rc wraps, so that a fault-injecting rc does not fail the
+// verification.
+func newVerifiedDB(t testing.TB, path string, rc, raw litestream.ReplicaClient) *litestream.DB {
+	t.Helper()
+	db := litestream.NewDB(path)
+	db.Replica = litestream.NewReplicaWithClient(db, rc)
+	t.Cleanup(func() {
+		if db.IsOpen() {
+			if err := db.Close(context.Background()); err != nil {
+				t.Errorf("close db: %v", err)
+			}
+		}
+		MustVerifyReplica(t, raw)
+	})
+	return db
+}
+
 // mustOpenDB opens a DB replicating to a file replica in a temp dir through
 // wrap (nil: directly), after configure, with an app pool. At cleanup it
 // closes the DB and checks the replica's invariants.
@@ -76,25 +104,18 @@ func mustOpenDB(t testing.TB, pageSize int, wrap func(litestream.ReplicaClient) 
 	path := filepath.Join(dir, "db")
 	app := MustOpenApp(t, path, pageSize)
 
-	db := litestream.NewDB(path)
-	db.ShutdownSyncTimeout = 0
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	var rc litestream.ReplicaClient = client
 	if wrap != nil {
 		rc = wrap(client)
 	}
-	db.Replica = litestream.NewReplicaWithClient(db, rc)
+	db := newVerifiedDB(t, path, rc, client)
+	db.ShutdownSyncTimeout = 0
 	client.Replica = db.Replica
 	configure(db)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := db.Close(context.Background()); err != nil {
-			t.Errorf("close db: %v", err)
-		}
-		MustVerifyReplica(t, client)
-	})
 	return db, app, client
 }
 

@@ -1,5 +1,6 @@
 //go:build linux
 
+// Tests of the monitor when the WAL watcher fails or another process writes.
 package litestream_test
 
 import (
@@ -25,10 +26,9 @@ func TestDB_Monitor_PollsAfterWatcherFails(t *testing.T) {
 func TestDB_Monitor_SeesOtherProcessCommits(t *testing.T) {
 	dir := t.TempDir()
 	app := MustOpenApp(t, filepath.Join(dir, "db"), 4096)
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db := MustNewDB(t, filepath.Join(dir, "db"), file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.MonitorInterval = time.Hour
 	db.CheckpointInterval = 0
-	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

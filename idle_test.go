@@ -1,3 +1,4 @@
+// Tests of the monitor while the database is idle.
 package litestream_test
 
 import (
@@ -16,13 +17,12 @@ import (
 // openIdleDB opens a DB with a short MonitorInterval and the given
 // SyncInterval, replicating to a file client, and the app's connection. It
 // returns a function that commits one row of about a page.
-func openIdleDB(t *testing.T, syncInterval time.Duration, configure ...func(*litestream.DB)) (*litestream.DB, *countingClient, func(v int)) {
+func openIdleDB(t *testing.T, syncInterval time.Duration, configure ...func(*litestream.DB)) (*litestream.DB, *testClient, func(v int)) {
 	t.Helper()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
 	db.MonitorInterval = 20 * time.Millisecond
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.SyncInterval = syncInterval
 	for _, fn := range configure {
 		fn(db)

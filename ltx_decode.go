@@ -1,369 +1,22 @@
+// The LTX decoder: reading a file a page at a time while checking it as the
+// ltx package does, without loading its page index into memory, plus the
+// header, page and name checks built on it.
+
 package litestream
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"hash/crc64"
 	"io"
-	"sync/atomic"
-	"unsafe"
+	"os"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
-
-// pageRunSize is how many bytes of pages one batch holds: consecutive
-// pages of a batch go out in one write.
-const pageRunSize = 1 << 20
-
-// pageBatchCount is how many batches at most circulate between decoding,
-// hashing and writing; the applier's memory is this many runs.
-const pageBatchCount = 4
-
-// readBufferSize buffers each LTX file read: ltx's decoder makes three
-// small reads per page.
-const readBufferSize = 256 << 10
-
-// directAlign is the memory, offset and length alignment that O_DIRECT
-// writes need on any device.
-const directAlign = 4096
-
-// crcISO is the table of the LTX checksums, built once.
-var crcISO = crc64.MakeTable(crc64.ISO)
-
-// pageApplier applies LTX files, in TXID order, to a database file: each
-// page is written at its offset, so memory does not grow with the database
-// or the files. Every file is checked as ltx's decoder checks it (file
-// checksum, and post-apply checksum for snapshots), but the page index is
-// hashed as it streams past instead of being loaded into a map. The file
-// checksum covers what ltx's decoder hashes: raw header, page headers and
-// size prefixes, uncompressed pages, then the raw index and trailer.
-//
-// A file's pages go through three goroutines, so that decoding (LZ4 and
-// ltx's own hash), our hashes and the writes overlap on separate cores:
-// the caller decodes pages straight into batches, a hasher hashes them in
-// order, and a writer writes them. apply returns once every page of the
-// file is written and the file checked, and no goroutine outlives it.
-type pageApplier struct {
-	w        io.WriterAt
-	pageSize uint32
-	commit   uint32 // commit of the last file applied
-
-	// onPage may change a page after it is hashed, before it is written.
-	onPage func(pgno uint32, data []byte) error
-
-	// prev is the file applied before, which the next must continue.
-	prev chainLink
-
-	br      *bufio.Reader // reused for every file
-	batches []*pageBatch  // allocated as needed, so small files take little memory
-	fileH   hash.Hash64
-	pageH   hash.Hash64
-	scratch [ltx.PageHeaderSize + 4]byte
-}
-
-// pageBatch is a run of decoded pages: page i of pages is at
-// buf[i*pageSize:], and consecutive page numbers are consecutive in buf.
-type pageBatch struct {
-	buf   []byte
-	pages []batchPage
-}
-
-// batchPage is a page of a batch, with what the file checksum needs of its
-// frame.
-type batchPage struct {
-	pgno  uint32
-	flags uint16
-	n     int64 // bytes of the frame in the file; zero for the snapshot's lock page, which the file does not hold
-}
-
-func newPageApplier(w io.WriterAt) *pageApplier {
-	return &pageApplier{w: w, br: bufio.NewReaderSize(nil, readBufferSize), fileH: crc64.New(crcISO), pageH: crc64.New(crcISO)}
-}
-
-// apply writes the pages of the LTX file info names, refusing it before any
-// page is written if its header says it is another file. Pages of earlier
-// files are all written before it starts, so a later file's pages win.
-func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
-	defer catchLTXPanic(&err)
-	a.br.Reset(newFrameGuard(r))
-	cr := &countReader{r: a.br}
-	dec := ltx.NewDecoder(cr)
-	if err := dec.DecodeHeader(); err != nil {
-		return fmt.Errorf("decode header: %w", err)
-	}
-	hdr := dec.Header()
-	if err := checkLTXName(hdr, info); err != nil {
-		return err
-	} else if err := a.prev.continues(info.Level, hdr); err != nil {
-		return err
-	}
-	growth := a.prev.growth(hdr)
-	if a.pageSize == 0 {
-		a.pageSize = hdr.PageSize
-	} else if hdr.PageSize != a.pageSize {
-		return fmt.Errorf("page size %d of %s-%s differs from %d of earlier files", hdr.PageSize, hdr.MinTXID, hdr.MaxTXID, a.pageSize)
-	}
-	hdrBytes, err := hdr.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("marshal header: %w", err)
-	}
-	a.fileH.Reset()
-	_, _ = a.fileH.Write(hdrBytes)
-
-	p := a.startPipeline(hdr)
-	defer func() {
-		// On early returns and panics too, so no goroutine outlives apply.
-		if perr := p.finish(); err == nil {
-			err = perr
-		}
-	}()
-	if err := a.decodePages(dec, hdr, cr, p, &growth); err != nil {
-		return err
-	}
-	if err := p.finish(); err != nil {
-		return err
-	}
-	_, _ = a.fileH.Write(make([]byte, ltx.PageHeaderSize))
-
-	trailer, err := readLTXTail(cr, a.fileH)
-	if err != nil {
-		return err
-	}
-	if hdr.IsSnapshot() && !hdr.NoChecksum() && trailer.PostApplyChecksum != p.chksum {
-		return fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, p.chksum)
-	} else if err := growth.err(); err != nil {
-		return err
-	}
-	a.commit = hdr.Commit
-	a.prev = chainLink{level: info.Level, hdr: hdr}
-	return nil
-}
-
-// decodePages decodes the file's page block into batches and sends them
-// down the pipeline. A snapshot's lock page, which the file leaves out, is
-// written as zeros.
-func (a *pageApplier) decodePages(dec *ltx.Decoder, hdr ltx.Header, cr *countReader, p *pagePipeline, growth *growthCheck) error {
-	ps := int(a.pageSize)
-	b := p.next()
-	if b == nil {
-		return nil // the pipeline failed; finish reports why
-	}
-	var pageHdr ltx.PageHeader
-	lockPgno := hdr.LockPgno()
-	for pgno, prev := uint32(1), uint32(0); ; pgno++ {
-		if len(b.pages) == cap(b.pages) {
-			p.send(b)
-			if b = p.next(); b == nil {
-				return nil
-			}
-		}
-		slot := b.buf[len(b.pages)*ps : (len(b.pages)+1)*ps]
-		if hdr.IsSnapshot() && pgno == lockPgno && pgno <= hdr.Commit {
-			clear(slot)
-			b.pages = append(b.pages, batchPage{pgno: pgno})
-			continue
-		}
-		start := cr.n
-		if err := dec.DecodePage(&pageHdr, slot); err == io.EOF {
-			if hdr.IsSnapshot() && pgno <= hdr.Commit {
-				return fmt.Errorf("decode page %d: %w", pgno, io.ErrUnexpectedEOF)
-			}
-			break
-		} else if err != nil {
-			return fmt.Errorf("decode page %d: %w", pgno, err)
-		}
-		var err error
-		switch {
-		case hdr.IsSnapshot() && pageHdr.Pgno != pgno:
-			err = fmt.Errorf("decode page %d: read page %d", pgno, pageHdr.Pgno)
-		case pageHdr.Pgno <= prev:
-			err = fmt.Errorf("decode page: page %d after page %d", pageHdr.Pgno, prev)
-		case pageHdr.Pgno > hdr.Commit:
-			err = fmt.Errorf("decode page: page %d after commit %d", pageHdr.Pgno, hdr.Commit)
-		}
-		if err != nil {
-			return err
-		}
-		prev = pageHdr.Pgno
-		growth.page(pageHdr.Pgno)
-		b.pages = append(b.pages, batchPage{pgno: pageHdr.Pgno, flags: pageHdr.Flags, n: cr.n - start})
-	}
-	p.send(b)
-	return nil
-}
-
-// pagePipeline carries one file's batches from the decoding caller to the
-// hasher and on to the writer; every batch returns to free, whatever
-// fails, so the caller never waits forever.
-type pagePipeline struct {
-	a        *pageApplier
-	hdr      ltx.Header
-	free     chan *pageBatch
-	decoded  chan *pageBatch
-	hashed   chan *pageBatch
-	done     chan struct{}
-	failed   atomic.Bool // set on the first error; later batches are skipped
-	hashErr  error       // set by the hasher before it closes hashed
-	writeErr error       // set by the writer before it closes done
-	chksum   ltx.Checksum
-	finished bool
-}
-
-func (a *pageApplier) startPipeline(hdr ltx.Header) *pagePipeline {
-	p := &pagePipeline{
-		a:       a,
-		hdr:     hdr,
-		free:    make(chan *pageBatch, pageBatchCount),
-		decoded: make(chan *pageBatch, pageBatchCount),
-		hashed:  make(chan *pageBatch, pageBatchCount),
-		done:    make(chan struct{}),
-	}
-	if !hdr.NoChecksum() {
-		p.chksum = ltx.ChecksumFlag
-	}
-	for _, b := range a.batches {
-		b.pages = b.pages[:0] // a failed file may have left some
-		p.free <- b
-	}
-	go p.hash()
-	go p.write()
-	return p
-}
-
-// next returns an empty batch, a new one while there are fewer than
-// pageBatchCount, or nil once a stage has failed.
-func (p *pagePipeline) next() *pageBatch {
-	var b *pageBatch
-	select {
-	case b = <-p.free:
-	default:
-		if len(p.a.batches) < pageBatchCount {
-			perBatch := max(pageRunSize/int(p.a.pageSize), 1)
-			b = &pageBatch{buf: alignedBytes(perBatch * int(p.a.pageSize)), pages: make([]batchPage, 0, perBatch)}
-			p.a.batches = append(p.a.batches, b)
-		} else {
-			b = <-p.free
-		}
-	}
-	if p.failed.Load() {
-		p.free <- b
-		return nil
-	}
-	return b
-}
-
-func (p *pagePipeline) send(b *pageBatch) {
-	if len(b.pages) == 0 {
-		p.recycle(b)
-		return
-	}
-	p.decoded <- b
-}
-
-func (p *pagePipeline) recycle(b *pageBatch) {
-	b.pages = b.pages[:0]
-	p.free <- b
-}
-
-// finish waits until every batch sent is hashed and written, and returns
-// the first error of the hasher or the writer.
-func (p *pagePipeline) finish() error {
-	if !p.finished {
-		p.finished = true
-		close(p.decoded)
-		<-p.done
-	}
-	if p.hashErr != nil {
-		return p.hashErr
-	}
-	return p.writeErr
-}
-
-// hash adds each page to the file checksum, and for snapshots with
-// checksums to the post-apply checksum, then lets onPage change it.
-func (p *pagePipeline) hash() {
-	defer close(p.hashed)
-	a, ps := p.a, int(p.a.pageSize)
-	tracked := p.hdr.IsSnapshot() && !p.hdr.NoChecksum()
-	for b := range p.decoded {
-		if p.failed.Load() {
-			p.recycle(b)
-			continue
-		}
-		for i, pg := range b.pages {
-			if pg.n == 0 {
-				continue
-			}
-			data := b.buf[i*ps : (i+1)*ps]
-			hashFrame(a.fileH, &a.scratch, pg.pgno, pg.flags, pg.n, data)
-			if tracked {
-				p.chksum = ltx.ChecksumFlag | (p.chksum ^ checksumPage(a.pageH, pg.pgno, data))
-			}
-			if a.onPage != nil {
-				if err := a.onPage(pg.pgno, data); err != nil {
-					p.hashErr = err
-					p.failed.Store(true)
-					break
-				}
-			}
-		}
-		if p.failed.Load() {
-			p.recycle(b)
-			continue
-		}
-		p.hashed <- b
-	}
-}
-
-// write writes each batch's runs of consecutive pages, one write per run.
-func (p *pagePipeline) write() {
-	defer close(p.done)
-	ps := int64(p.a.pageSize)
-	for b := range p.hashed {
-		if !p.failed.Load() {
-			if err := p.writeBatch(b, ps); err != nil {
-				p.writeErr = err
-				p.failed.Store(true)
-			}
-		}
-		p.recycle(b)
-	}
-}
-
-func (p *pagePipeline) writeBatch(b *pageBatch, ps int64) error {
-	for i := 0; i < len(b.pages); {
-		j := i + 1
-		for j < len(b.pages) && b.pages[j].pgno == b.pages[j-1].pgno+1 {
-			j++
-		}
-		off := int64(b.pages[i].pgno-1) * ps
-		if _, err := p.a.w.WriteAt(b.buf[int64(i)*ps:int64(j)*ps], off); err != nil {
-			return fmt.Errorf("write page %d: %w", b.pages[i].pgno, err)
-		}
-		i = j
-	}
-	return nil
-}
-
-// alignedBytes returns n bytes starting at a directAlign boundary.
-func alignedBytes(n int) []byte {
-	b := make([]byte, n+directAlign)
-	off := (directAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign)) % directAlign
-	return b[off : off+n : off+n]
-}
-
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (r *countReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n += int64(n)
-	return n, err
-}
 
 // tailWriter hashes everything written to it except the last TrailerSize
 // bytes, which it keeps.
@@ -382,4 +35,275 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 	copy(w.tail[:], buf)
 	w.n += int64(len(p))
 	return len(p), nil
+}
+
+// verifyLTX reads a whole LTX file, checking its structure and checksum,
+// and returns its header and trailer.
+func verifyLTX(r io.Reader) (hdr ltx.Header, trailer ltx.Trailer, err error) {
+	defer catchLTXPanic(&err)
+	lr := newLTXReader(r)
+	if hdr, err = lr.readHeader(); err != nil {
+		return hdr, trailer, fmt.Errorf("%w: decode header: %w", ErrLTXCorrupted, err)
+	}
+	var pageHdr ltx.PageHeader
+	data := make([]byte, hdr.PageSize)
+	for {
+		if err := lr.readPage(&pageHdr, data); err == io.EOF {
+			break
+		} else if err != nil {
+			return hdr, trailer, fmt.Errorf("%w: %w", ErrLTXCorrupted, err)
+		}
+	}
+	if trailer, err = lr.readTrailer(); err != nil {
+		return hdr, trailer, fmt.Errorf("%w: %w", ErrLTXCorrupted, err)
+	}
+	return hdr, trailer, nil
+}
+
+// ltxReader decodes an LTX file a page at a time and checks it as ltx's
+// decoder does, except that the page index is hashed as it streams past:
+// ltx's Decoder.Close loads it into a map of about 100 bytes per page.
+type ltxReader struct {
+	cr      internal.CountingReader
+	dec     *ltx.Decoder
+	hdr     ltx.Header
+	fileH   hash.Hash64
+	pageH   hash.Hash64
+	chksum  ltx.Checksum // post-apply checksum of a snapshot that tracks them
+	prev    uint32       // last page number read
+	scratch [ltx.PageHeaderSize + 4]byte
+}
+
+func newLTXReader(r io.Reader) *ltxReader {
+	lr := &ltxReader{fileH: crc64.New(crcISO), pageH: crc64.New(crcISO), chksum: ltx.ChecksumFlag}
+	lr.cr.R = newFrameGuard(r)
+	lr.dec = ltx.NewDecoder(&lr.cr)
+	return lr
+}
+
+func (lr *ltxReader) readHeader() (ltx.Header, error) {
+	if err := lr.dec.DecodeHeader(); err != nil {
+		return ltx.Header{}, err
+	}
+	lr.hdr = lr.dec.Header()
+	b, err := lr.hdr.MarshalBinary()
+	if err != nil {
+		return lr.hdr, fmt.Errorf("marshal header: %w", err)
+	}
+	_, _ = lr.fileH.Write(b)
+	return lr.hdr, nil
+}
+
+// readPage reads the next page, in ascending order, and returns io.EOF at
+// the end of the page block.
+func (lr *ltxReader) readPage(pageHdr *ltx.PageHeader, data []byte) error {
+	start := lr.cr.N()
+	if err := lr.dec.DecodePage(pageHdr, data); err == io.EOF {
+		_, _ = lr.fileH.Write(make([]byte, ltx.PageHeaderSize))
+		return io.EOF
+	} else if err != nil {
+		return fmt.Errorf("decode page after page %d: %w", lr.prev, err)
+	}
+	if pageHdr.Pgno <= lr.prev {
+		return fmt.Errorf("decode page: page %d after page %d", pageHdr.Pgno, lr.prev)
+	}
+	lr.prev = pageHdr.Pgno
+	hashFrame(lr.fileH, &lr.scratch, pageHdr.Pgno, pageHdr.Flags, lr.cr.N()-start, data)
+	if lr.hdr.IsSnapshot() && !lr.hdr.NoChecksum() {
+		lr.chksum = ltx.ChecksumFlag | (lr.chksum ^ checksumPage(lr.pageH, pageHdr.Pgno, data))
+	}
+	return nil
+}
+
+// readTrailer reads the page index and trailer once readPage has returned
+// io.EOF, and checks the file checksum, and a snapshot's post-apply checksum
+// when it tracks one.
+func (lr *ltxReader) readTrailer() (ltx.Trailer, error) {
+	trailer, err := readLTXTail(&lr.cr, lr.fileH)
+	if err != nil {
+		return trailer, err
+	}
+	if lr.hdr.IsSnapshot() && !lr.hdr.NoChecksum() && trailer.PostApplyChecksum != lr.chksum {
+		return trailer, fmt.Errorf("post-apply checksum in trailer (%s) does not match calculated checksum (%s)", trailer.PostApplyChecksum, lr.chksum)
+	}
+	return trailer, nil
+}
+
+// readLTXTail reads what follows a page block, the page index and the
+// trailer, adds all but the trailer's file checksum to h, and checks that
+// checksum.
+func readLTXTail(r io.Reader, h hash.Hash64) (ltx.Trailer, error) {
+	var trailer ltx.Trailer
+	tw := &tailWriter{h: h}
+	if _, err := io.Copy(tw, r); err != nil {
+		return trailer, fmt.Errorf("read page index: %w", err)
+	}
+	if tw.n < ltx.TrailerSize {
+		return trailer, fmt.Errorf("read trailer: %w", io.ErrUnexpectedEOF)
+	}
+	if err := trailer.UnmarshalBinary(tw.tail[:]); err != nil {
+		return trailer, fmt.Errorf("unmarshal trailer: %w", err)
+	}
+	_, _ = h.Write(tw.tail[:ltx.TrailerChecksumOffset])
+	if got := ltx.ChecksumFlag | ltx.Checksum(h.Sum64()); got != trailer.FileChecksum {
+		return trailer, ltx.ErrChecksumMismatch
+	}
+	return trailer, nil
+}
+
+// frameGuard passes an LTX stream through and fails it at a page frame whose
+// compressed size is more than a page can compress to: ltx v0.5.2 allocates
+// that size before reading it, so a damaged size prefix asks for up to 4 GiB.
+// It follows frames up to the end of the page block, or up to a legacy frame
+// (an LZ4 frame stream with no size prefix), and passes the rest unchecked.
+type frameGuard struct {
+	r        io.Reader
+	maxSize  uint32 // largest valid compressed size, known after the header
+	buf      []byte // bytes of the field being collected
+	need     int    // length of that field; 0 once past the page block
+	skip     int64  // compressed bytes left in the current frame
+	inHeader bool   // collecting the file header
+	inSize   bool   // collecting a frame's size prefix
+}
+
+func newFrameGuard(r io.Reader) *frameGuard {
+	return &frameGuard{r: r, need: ltx.HeaderSize, inHeader: true}
+}
+
+func (g *frameGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	for b := p[:n]; len(b) > 0 && g.need > 0; {
+		if g.skip > 0 {
+			k := min(int64(len(b)), g.skip)
+			b, g.skip = b[k:], g.skip-k
+			continue
+		}
+		k := min(len(b), g.need-len(g.buf))
+		g.buf, b = append(g.buf, b[:k]...), b[k:]
+		if len(g.buf) < g.need {
+			break
+		}
+		if ferr := g.field(); ferr != nil {
+			return 0, ferr
+		}
+		g.buf = g.buf[:0]
+	}
+	return n, err
+}
+
+// field handles one complete header, page header or size prefix.
+func (g *frameGuard) field() error {
+	switch {
+	case g.inHeader:
+		// LZ4's worst case for n bytes is n + n/255 + 16.
+		pageSize := binary.BigEndian.Uint32(g.buf[8:])
+		g.maxSize = pageSize + pageSize/255 + 16
+		g.inHeader, g.need = false, ltx.PageHeaderSize
+	case g.inSize:
+		size := binary.BigEndian.Uint32(g.buf)
+		if size > g.maxSize {
+			return fmt.Errorf("%w: page frame of %d compressed bytes, more than a page can take", ErrLTXCorrupted, size)
+		}
+		g.skip, g.inSize, g.need = int64(size), false, ltx.PageHeaderSize
+	case bytes.Equal(g.buf, make([]byte, ltx.PageHeaderSize)):
+		g.need = 0 // end of the page block
+	case binary.BigEndian.Uint16(g.buf[4:])&ltx.PageHeaderFlagSize == 0:
+		g.need = 0 // legacy frame: its length is not known up front
+	default:
+		g.inSize, g.need = true, 4
+	}
+	return nil
+}
+
+// readLTXHeaderFile decodes the header of a local LTX file.
+func readLTXHeaderFile(path string) (ltx.Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ltx.Header{}, NewLTXError("open", path, 0, 0, 0, err)
+	}
+	defer func() { _ = f.Close() }()
+
+	hdr, _, err := ltx.DecodeHeader(f)
+	if err != nil {
+		return ltx.Header{}, NewLTXError("decode", path, 0, 0, 0, fmt.Errorf("%w: %w", ErrLTXCorrupted, err))
+	}
+	return hdr, nil
+}
+
+// readLTXPage returns one page of a local LTX file, found through the page
+// index at the file's tail, or nil if the file does not hold the page.
+func readLTXPage(path string, pgno uint32) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+
+	const tailN = 8 + ltx.TrailerSize
+	if fi.Size() < ltx.HeaderSize+tailN {
+		return nil, fmt.Errorf("file too short: %d bytes", fi.Size())
+	}
+	var buf [8]byte
+	if _, err := f.ReadAt(buf[:], fi.Size()-tailN); err != nil {
+		return nil, fmt.Errorf("read page index size: %w", err)
+	}
+	indexN := int64(binary.BigEndian.Uint64(buf[:]))
+	if indexN <= 0 || indexN > fi.Size()-ltx.HeaderSize-tailN {
+		return nil, fmt.Errorf("invalid page index size %d", indexN)
+	}
+	index := bufio.NewReaderSize(io.NewSectionReader(f, fi.Size()-tailN-indexN, indexN), 64<<10)
+	elem, ok, err := findPageIndexElem(index, pgno)
+	if err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, nil
+	}
+	if elem.Size <= 0 || elem.Offset < ltx.HeaderSize || elem.Offset+elem.Size > fi.Size() {
+		return nil, fmt.Errorf("page index puts page %d at %d+%d, outside the file", pgno, elem.Offset, elem.Size)
+	}
+	frame := make([]byte, elem.Size)
+	if _, err := f.ReadAt(frame, elem.Offset); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read page %d: %w", pgno, err)
+	}
+	hdr, data, err := ltx.DecodePageData(frame)
+	if err != nil {
+		return nil, fmt.Errorf("decode page %d: %w", pgno, err)
+	} else if hdr.Pgno != pgno {
+		return nil, fmt.Errorf("page index points page %d at page %d", pgno, hdr.Pgno)
+	}
+	return data, nil
+}
+
+// findPageIndexElem scans a page index, which lists pages in ascending
+// order, for pgno: ltx.DecodePageIndex would load the whole index into a
+// map, about 100 bytes per page.
+func findPageIndexElem(r io.ByteReader, pgno uint32) (elem ltx.PageIndexElem, ok bool, err error) {
+	for {
+		var fields [3]uint64
+		for i := range fields {
+			if fields[i], err = binary.ReadUvarint(r); err != nil {
+				return elem, false, fmt.Errorf("read page index: %w", err)
+			} else if fields[0] == 0 {
+				return elem, false, nil // end of the index
+			}
+		}
+		switch {
+		case fields[0] == uint64(pgno):
+			return ltx.PageIndexElem{Offset: int64(fields[1]), Size: int64(fields[2])}, true, nil
+		case fields[0] > uint64(pgno):
+			return elem, false, nil
+		}
+	}
+}
+
+// checkLTXName reports a file whose header covers other TXIDs than its name.
+func checkLTXName(hdr ltx.Header, info *ltx.FileInfo) error {
+	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
+		return fmt.Errorf("%w: header covers %s-%s", ErrLTXCorrupted, hdr.MinTXID, hdr.MaxTXID)
+	}
+	return nil
 }

@@ -1,3 +1,4 @@
+// Tests that the LTX encoder and merge write the ltx package's bytes.
 package litestream
 
 import (

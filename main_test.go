@@ -1,3 +1,4 @@
+// The test binary's entry point.
 package litestream_test
 
 import (

@@ -1,3 +1,6 @@
+// Prometheus metrics under upstream's names, registered only when a program
+// asks for them.
+
 package litestream
 
 import (

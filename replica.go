@@ -1,3 +1,6 @@
+// Replica: uploading a DB's L0 files in TXID order to a ReplicaClient, its
+// sync loop and health, and replica-wide queries and validation.
+
 package litestream
 
 import (

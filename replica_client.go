@@ -1,3 +1,6 @@
+// The ReplicaClient interface every backend implements, and the LTX file
+// layout and helpers the backends share.
+
 package litestream
 
 import (

@@ -1,6 +1,7 @@
 // Descriptions of a replica for error messages: which backend and where,
 // and which TXIDs it holds, so that "transaction not available" says what was
 // looked at.
+
 package litestream
 
 import (

@@ -3,6 +3,7 @@
 // instead of listing the backend on every pass. LIST requests are most of an
 // object store's bill; with the index a busy database lists each level once
 // at open and then about once per refresh interval.
+
 package litestream
 
 import (

@@ -1,5 +1,6 @@
 // The replica URL registry: parsing replica URLs and building clients from
 // them through the factories that backend packages register.
+
 package litestream
 
 import (

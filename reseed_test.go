@@ -137,14 +137,14 @@ func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 func TestReplica_StallVisible(t *testing.T) {
 	ctx := context.Background()
 	var logs syncBuffer
-	var client *countingClient
+	var client *testClient
 	reg := prometheus.NewRegistry()
 	m, err := litestream.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db, app, _ := MustOpenMonitoredDB(t, &logs, func(c litestream.ReplicaClient) litestream.ReplicaClient {
-		client = &countingClient{ReplicaClient: c}
+		client = &testClient{ReplicaClient: c}
 		return client
 	}, func(db *litestream.DB) { db.SetMetrics(m) })
 	insert := func() {

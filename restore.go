@@ -1,19 +1,18 @@
+// Restore: the options, then the algorithm in three steps: plan (which
+// files rebuild the database), apply (write them to a temporary file), and
+// check (SQLite's integrity check) before the rename.
+
 package litestream
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
@@ -184,396 +183,6 @@ func (r *Replica) outputDirPerm() internal.Perm {
 	return internal.DefaultDirPerm
 }
 
-// restorePlan applies the plan's files, in order, to a database at outputPath.
-func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
-	tmpPath := outputPath + ".tmp"
-	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("create restore file: %w", err)
-	}
-	w := &restoreWriter{f: f, direct: openDirect(tmpPath)}
-	defer func() {
-		w.closeDirect()
-		_ = f.Close()
-		_ = os.Remove(tmpPath)
-	}()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
-	defer cleanup()
-
-	// Each file is applied in turn straight into the output: the snapshot
-	// as one sequential stream, later files page by page at their offsets.
-	a := newPageApplier(w)
-	for i, rd := range rdrs {
-		if err := a.apply(rd, plan[i]); err != nil {
-			cancel()
-			info := plan[i]
-			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
-			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
-		}
-	}
-	w.closeDirect()
-	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
-		return fmt.Errorf("truncate restore file: %w", err)
-	} else if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync restore file: %w", err)
-	} else if err := f.Close(); err != nil {
-		return fmt.Errorf("close restore file: %w", err)
-	} else if err := os.Rename(tmpPath, outputPath); err != nil {
-		return fmt.Errorf("rename restore file: %w", err)
-	}
-	return internal.SyncDir(filepath.Dir(outputPath))
-}
-
-// directMinRun is the shortest run written with O_DIRECT: a direct write
-// waits for the device, which the scattered pages of later files would
-// each pay, so short runs go through the page cache.
-const directMinRun = 256 << 10
-
-// restoreWriter writes the restore file. Long aligned runs, such as the
-// snapshot's, go through a second descriptor opened with O_DIRECT where
-// the system has one: the data must reach the disk before the rename
-// anyway, and going around the page cache saves a copy and the cost of
-// filling the cache with a whole database. Other runs, and every run once
-// the file system refuses a direct write, go through the ordinary
-// descriptor; the kernel keeps the two coherent.
-type restoreWriter struct {
-	f      *os.File
-	direct directWriter // nil without O_DIRECT
-}
-
-// directWriter is the O_DIRECT descriptor of the restore file.
-type directWriter interface {
-	io.WriterAt
-	io.Closer
-}
-
-func (w *restoreWriter) WriteAt(p []byte, off int64) (int, error) {
-	if w.direct != nil && len(p) >= directMinRun && off%directAlign == 0 && len(p)%directAlign == 0 && uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0 {
-		n, err := w.direct.WriteAt(p, off)
-		if !errors.Is(err, syscall.EINVAL) {
-			return n, err
-		}
-		w.closeDirect()
-	}
-	return w.f.WriteAt(p, off)
-}
-
-func (w *restoreWriter) closeDirect() {
-	if w.direct != nil {
-		_ = w.direct.Close()
-		w.direct = nil
-	}
-}
-
-// diagnoseRestoreError finds which plan file is corrupt, if one is, so that
-// the error names it. Other failures are returned as they are.
-func diagnoseRestoreError(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, cause error) error {
-	if ctx.Err() == nil {
-		if err := verifyLTXFiles(ctx, client, plan); err != nil {
-			return fmt.Errorf("decode database: %w", err)
-		}
-	}
-	return fmt.Errorf("decode database: %w", cause)
-}
-
-// verifyLTXFiles returns an error naming the first replica file that is
-// corrupt, does not hold what its name says, or has another page size than
-// the files before it (a file of another database).
-func verifyLTXFiles(ctx context.Context, client ReplicaClient, infos []*ltx.FileInfo) error {
-	var pageSize uint32
-	for _, info := range infos {
-		hdr, err := verifyRemoteLTX(ctx, client, info)
-		if err != nil {
-			return err
-		}
-		if pageSize == 0 {
-			pageSize = hdr.PageSize
-		} else if hdr.PageSize != pageSize {
-			return NewLTXError("verify", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID),
-				fmt.Errorf("page size %d, earlier files have %d", hdr.PageSize, pageSize))
-		}
-	}
-	return nil
-}
-
-// verifyRemoteLTX reads a whole replica file, checks its structure,
-// checksum and TXID range, and returns its header.
-func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) (ltx.Header, error) {
-	path := LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID)
-	rc, err := client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
-	if err != nil {
-		return ltx.Header{}, NewLTXError("open", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
-	}
-	defer func() { _ = rc.Close() }()
-
-	hdr, _, err := verifyLTX(bufio.NewReader(rc))
-	if err == nil {
-		err = checkLTXName(hdr, info)
-	}
-	if err != nil {
-		return ltx.Header{}, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
-	}
-	return hdr, nil
-}
-
-// checkLTXName reports a file whose header covers other TXIDs than its name.
-func checkLTXName(hdr ltx.Header, info *ltx.FileInfo) error {
-	if hdr.MinTXID != info.MinTXID || hdr.MaxTXID != info.MaxTXID {
-		return fmt.Errorf("%w: header covers %s-%s", ErrLTXCorrupted, hdr.MinTXID, hdr.MaxTXID)
-	}
-	return nil
-}
-
-// openPlanReaders returns one reader per plan file, in plan order. At most
-// parallelism files are read from the replica at once. The first file
-// (normally the snapshot) streams into the merge and stays open until it
-// ends; the rest are downloaded ahead into unlinked temporary files in dir,
-// so that memory does not grow with their size.
-func openPlanReaders(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, dir string, parallelism int) ([]io.Reader, func()) {
-	first := newResumableReader(ctx, client, plan[0], nil)
-	rdrs := []io.Reader{first}
-	closers := []io.Closer{first}
-	if len(plan) == 1 {
-		return rdrs, func() { closeAll(closers) }
-	}
-
-	// The stream holds one slot; with a single slot it waits until every
-	// download is done.
-	workers := max(parallelism-1, 1)
-	downloaded := make(chan struct{})
-	if parallelism <= 1 {
-		rdrs[0] = &waitReader{ctx: ctx, ready: downloaded, r: first}
-	}
-
-	spools := make([]*spooledReader, len(plan)-1)
-	for i, info := range plan[1:] {
-		spools[i] = &spooledReader{info: info, ready: make(chan struct{})}
-		rdrs = append(rdrs, spools[i])
-		closers = append(closers, spools[i])
-	}
-	queue := make(chan *spooledReader, len(spools))
-	for _, s := range spools {
-		queue <- s
-	}
-	close(queue)
-	var wg sync.WaitGroup
-	for range min(workers, len(spools)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range queue {
-				if ctx.Err() != nil {
-					s.fail(context.Cause(ctx))
-					continue
-				}
-				s.download(ctx, client, dir)
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(downloaded) }()
-	return rdrs, func() { <-downloaded; closeAll(closers) }
-}
-
-// waitReader delays the first read until ready is closed.
-type waitReader struct {
-	ctx   context.Context
-	ready <-chan struct{}
-	r     io.Reader
-}
-
-func (w *waitReader) Read(p []byte) (int, error) {
-	select {
-	case <-w.ready:
-		return w.r.Read(p)
-	case <-w.ctx.Done():
-		return 0, context.Cause(w.ctx)
-	}
-}
-
-func closeAll(closers []io.Closer) {
-	for _, c := range closers {
-		_ = c.Close()
-	}
-}
-
-// spooledReader reads a file once its download to a temporary file ends.
-type spooledReader struct {
-	info  *ltx.FileInfo
-	ready chan struct{}
-	f     *os.File
-	err   error
-}
-
-func (s *spooledReader) download(ctx context.Context, client ReplicaClient, dir string) {
-	f, err := os.CreateTemp(dir, ".litestream-restore-*.ltx")
-	if err != nil {
-		s.fail(fmt.Errorf("create spool file: %w", err))
-		return
-	}
-	_ = os.Remove(f.Name()) // unlinked: the descriptor keeps it until closed
-
-	rd := newResumableReader(ctx, client, s.info, nil)
-	defer func() { _ = rd.Close() }()
-	if _, err := io.Copy(f, rd); err != nil {
-		_ = f.Close()
-		s.fail(err)
-		return
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		_ = f.Close()
-		s.fail(err)
-		return
-	}
-	s.f = f
-	close(s.ready)
-}
-
-func (s *spooledReader) fail(err error) {
-	s.err = err
-	close(s.ready)
-}
-
-func (s *spooledReader) Read(p []byte) (int, error) {
-	<-s.ready
-	if s.err != nil {
-		return 0, s.err
-	}
-	return s.f.Read(p)
-}
-
-func (s *spooledReader) Close() error {
-	<-s.ready
-	if s.f != nil {
-		return s.f.Close()
-	}
-	return nil
-}
-
-// Retry policy for reading replica files.
-const (
-	resumableMaxRetries = 3
-	resumableBaseDelay  = 250 * time.Millisecond
-)
-
-// resumableReader reads a replica file and, when the stream fails or ends
-// early, reopens it at the current offset, up to three times with backoff.
-type resumableReader struct {
-	ctx     context.Context
-	client  ReplicaClient
-	info    *ltx.FileInfo
-	rc      io.ReadCloser
-	offset  int64
-	retries int
-}
-
-// newResumableReader wraps an open stream, or opens lazily when rc is nil.
-func newResumableReader(ctx context.Context, client ReplicaClient, info *ltx.FileInfo, rc io.ReadCloser) *resumableReader {
-	return &resumableReader{ctx: ctx, client: client, info: info, rc: rc}
-}
-
-func (r *resumableReader) Read(p []byte) (int, error) {
-	for {
-		if r.rc == nil {
-			if err := r.open(); err != nil {
-				return 0, err
-			}
-		}
-		n, err := r.rc.Read(p)
-		r.offset += int64(n)
-		if err == nil || (err == io.EOF && (r.info.Size == 0 || r.offset >= r.info.Size)) {
-			return n, err
-		}
-		if n > 0 {
-			return n, nil // hand over what arrived; the next read reopens
-		}
-		_ = r.rc.Close()
-		r.rc = nil
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		if retryErr := r.backoff(err); retryErr != nil {
-			return 0, retryErr
-		}
-	}
-}
-
-func (r *resumableReader) open() error {
-	for {
-		rc, err := r.client.OpenLTXFile(r.ctx, r.info.Level, r.info.MinTXID, r.info.MaxTXID, r.offset, 0)
-		if err == nil {
-			r.rc = rc
-			return nil
-		}
-		if errors.Is(err, os.ErrNotExist) || r.ctx.Err() != nil {
-			return fmt.Errorf("open L%d %s-%s: %w", r.info.Level, r.info.MinTXID, r.info.MaxTXID, err)
-		}
-		if retryErr := r.backoff(err); retryErr != nil {
-			return retryErr
-		}
-	}
-}
-
-func (r *resumableReader) backoff(cause error) error {
-	if r.retries >= resumableMaxRetries {
-		return fmt.Errorf("max retries exceeded reading ltx file (L%d %s-%s at offset %d): %w", r.info.Level, r.info.MinTXID, r.info.MaxTXID, r.offset, cause)
-	}
-	delay := resumableBaseDelay << r.retries
-	r.retries++
-	select {
-	case <-r.ctx.Done():
-		return context.Cause(r.ctx)
-	case <-time.After(delay):
-		return nil
-	}
-}
-
-func (r *resumableReader) Close() error {
-	if r.rc == nil {
-		return nil
-	}
-	err := r.rc.Close()
-	r.rc = nil
-	return err
-}
-
-// checkIntegrity runs SQLite's quick or full check on a database file and
-// removes the -wal and -shm files the check leaves.
-func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) error {
-	if mode == IntegrityCheckNone {
-		return nil
-	}
-	pragma := "PRAGMA quick_check;"
-	if mode == IntegrityCheckFull {
-		pragma = "PRAGMA integrity_check;"
-	}
-	sqldb, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		return err
-	}
-	var result string
-	err = sqldb.QueryRowContext(ctx, pragma).Scan(&result)
-	if closeErr := sqldb.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return err
-	} else if result != "ok" {
-		return fmt.Errorf("integrity check failed: %s", result)
-	}
-	_ = os.Remove(path + "-shm")
-	_ = os.Remove(path + "-wal")
-	return nil
-}
-
-func removeDatabaseFiles(path string) {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		_ = os.Remove(p)
-	}
-}
-
 // CalcRestorePlan picks the files that rebuild the database: the newest
 // eligible snapshot, then, across levels 8..0, the file that reaches
 // furthest from the current TXID each step. Files must not be newer than
@@ -709,5 +318,94 @@ func betterPlanFile(a, b *ltx.FileInfo) bool {
 		return a.Level > b.Level
 	default:
 		return a.CreatedAt.Before(b.CreatedAt)
+	}
+}
+
+// restorePlan applies the plan's files, in order, to a database at outputPath.
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
+	tmpPath := outputPath + ".tmp"
+	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create restore file: %w", err)
+	}
+	w := &restoreWriter{f: f, direct: openDirect(tmpPath)}
+	defer func() {
+		w.closeDirect()
+		_ = f.Close()
+		_ = os.Remove(tmpPath)
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
+	defer cleanup()
+
+	// Each file is applied in turn straight into the output: the snapshot
+	// as one sequential stream, later files page by page at their offsets.
+	a := newPageApplier(w)
+	for i, rd := range rdrs {
+		if err := a.apply(rd, plan[i]); err != nil {
+			cancel()
+			info := plan[i]
+			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
+		}
+	}
+	w.closeDirect()
+	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
+		return fmt.Errorf("truncate restore file: %w", err)
+	} else if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync restore file: %w", err)
+	} else if err := f.Close(); err != nil {
+		return fmt.Errorf("close restore file: %w", err)
+	} else if err := os.Rename(tmpPath, outputPath); err != nil {
+		return fmt.Errorf("rename restore file: %w", err)
+	}
+	return internal.SyncDir(filepath.Dir(outputPath))
+}
+
+// diagnoseRestoreError finds which plan file is corrupt, if one is, so that
+// the error names it. Other failures are returned as they are.
+func diagnoseRestoreError(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, cause error) error {
+	if ctx.Err() == nil {
+		if err := verifyLTXFiles(ctx, client, plan); err != nil {
+			return fmt.Errorf("decode database: %w", err)
+		}
+	}
+	return fmt.Errorf("decode database: %w", cause)
+}
+
+// checkIntegrity runs SQLite's quick or full check on a database file and
+// removes the -wal and -shm files the check leaves.
+func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) error {
+	if mode == IntegrityCheckNone {
+		return nil
+	}
+	pragma := "PRAGMA quick_check;"
+	if mode == IntegrityCheckFull {
+		pragma = "PRAGMA integrity_check;"
+	}
+	sqldb, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	var result string
+	err = sqldb.QueryRowContext(ctx, pragma).Scan(&result)
+	if closeErr := sqldb.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	} else if result != "ok" {
+		return fmt.Errorf("integrity check failed: %s", result)
+	}
+	_ = os.Remove(path + "-shm")
+	_ = os.Remove(path + "-wal")
+	return nil
+}
+
+func removeDatabaseFiles(path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		_ = os.Remove(p)
 	}
 }

@@ -1,3 +1,4 @@
+// Tests of applying restore plans.
 package litestream_test
 
 import (

@@ -1,5 +1,7 @@
 //go:build linux
 
+// O_DIRECT writes of the restore file on Linux.
+
 package litestream
 
 import (

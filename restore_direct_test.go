@@ -1,3 +1,4 @@
+// Tests of the restore writer's O_DIRECT fallback.
 package litestream
 
 import (

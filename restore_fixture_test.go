@@ -1,3 +1,4 @@
+// Tests of restoring replicas written by upstream.
 package litestream_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of restoring a single snapshot as a stream.
 package litestream_test
 
 import (

@@ -1,15 +1,13 @@
+// Tests of restore's input checks and parallelism.
 package litestream_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,58 +256,6 @@ func TestDB_Sync_NotSQLite(t *testing.T) {
 	}
 }
 
-// inFlightClient counts the OpenLTXFile readers open at once. With gate set,
-// each reader's first read waits (up to 10s) until gate readers were open
-// together, so that overlap does not depend on how fast the backend is.
-type inFlightClient struct {
-	litestream.ReplicaClient
-	gate                  int64
-	inFlight, maxInFlight atomic.Int64
-	reachedOnce           sync.Once
-	reached               chan struct{}
-}
-
-func newInFlightClient(c litestream.ReplicaClient, gate int64) *inFlightClient {
-	return &inFlightClient{ReplicaClient: c, gate: gate, reached: make(chan struct{})}
-}
-
-func (c *inFlightClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	n := c.inFlight.Add(1)
-	for m := c.maxInFlight.Load(); n > m && !c.maxInFlight.CompareAndSwap(m, n); m = c.maxInFlight.Load() {
-	}
-	if c.gate > 0 && n >= c.gate {
-		c.reachedOnce.Do(func() { close(c.reached) })
-	}
-	return &inFlightReader{ReadCloser: rc, c: c}, nil
-}
-
-type inFlightReader struct {
-	io.ReadCloser
-	c      *inFlightClient
-	read   bool
-	closed sync.Once
-}
-
-func (r *inFlightReader) Read(p []byte) (int, error) {
-	if !r.read && r.c.gate > 0 {
-		r.read = true
-		select {
-		case <-r.c.reached:
-		case <-time.After(10 * time.Second):
-		}
-	}
-	return r.ReadCloser.Read(p)
-}
-
-func (r *inFlightReader) Close() error {
-	r.closed.Do(func() { r.c.inFlight.Add(-1) })
-	return r.ReadCloser.Close()
-}
-
 // Restore reads at most Parallelism files from the replica at once, reads
 // several at once when allowed, and still applies them in order.
 func TestReplica_Restore_Parallelism(t *testing.T) {
@@ -342,7 +288,7 @@ func TestReplica_Restore_Parallelism(t *testing.T) {
 		wantMax     int64 // exact, or the upper bound when gate > 0
 	}{{1, 0, 1}, {4, 2, 4}} {
 		t.Run(fmt.Sprint(tt.parallelism), func(t *testing.T) {
-			c := newInFlightClient(client, tt.gate)
+			c := &testClient{ReplicaClient: client, openGate: tt.gate}
 			opt := litestream.NewRestoreOptions()
 			opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
 			opt.Parallelism = tt.parallelism
@@ -352,13 +298,13 @@ func TestReplica_Restore_Parallelism(t *testing.T) {
 			if got := MustCheckRestored(t, opt.OutputPath); got != want {
 				t.Fatalf("restored %s, want %s", got, want)
 			}
-			maxN := c.maxInFlight.Load()
+			maxN := c.mostOpen.Load()
 			if tt.gate == 0 && maxN != tt.wantMax {
 				t.Fatalf("max readers in flight %d, want %d", maxN, tt.wantMax)
 			} else if tt.gate > 0 && (maxN < tt.gate || maxN > tt.wantMax) {
 				t.Fatalf("max readers in flight %d, want %d..%d", maxN, tt.gate, tt.wantMax)
 			}
-			if n := c.inFlight.Load(); n != 0 {
+			if n := c.open.Load(); n != 0 {
 				t.Fatalf("%d readers left open", n)
 			}
 		})

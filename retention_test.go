@@ -1,3 +1,4 @@
+// Tests of retention.
 package litestream_test
 
 import (

@@ -1,6 +1,7 @@
 // The control server: HTTP over a unix socket for a running Store, with
 // upstream's routes and JSON shapes (start, stop, sync, txid, list, info,
 // register, unregister, sync diagnostics, and pprof profiles).
+
 package litestream
 
 import (

@@ -1,3 +1,5 @@
+// Snapshots: streaming a full-database LTX file of the current position.
+
 package litestream
 
 import (

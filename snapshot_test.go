@@ -1,3 +1,4 @@
+// Tests of snapshots of large databases.
 package litestream_test
 
 import (

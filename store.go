@@ -1,6 +1,7 @@
 // The Store: a set of databases replicated together, with the background
 // work they share (compaction of each level, snapshots, retention,
 // validation and heartbeat pings).
+
 package litestream
 
 import (

@@ -1,3 +1,4 @@
+// Tests of Store: compaction, restore, reopening.
 package litestream_test
 
 import (
@@ -19,12 +20,11 @@ import (
 // newStoreDB builds the documented pattern: DB, file client, replica, store.
 func newStoreDB(t testing.TB, dir string, levels litestream.CompactionLevels) (*litestream.DB, *file.ReplicaClient, *litestream.Store) {
 	t.Helper()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 50 * time.Millisecond
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	replica := litestream.NewReplicaWithClient(db, client)
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
+	db.MonitorInterval = 50 * time.Millisecond
+	replica := db.Replica
 	replica.SyncInterval = 50 * time.Millisecond
-	db.Replica = replica
 	client.Replica = replica
 	store := litestream.NewStore([]*litestream.DB{db}, levels)
 	return db, client, store

@@ -1,6 +1,7 @@
 // vfs.go: a read-only SQLite VFS for modernc.org/sqlite that serves a
 // database straight from a ReplicaClient, at the latest TXID (following new
 // ones between read transactions), a fixed TXID or a point in time.
+
 package litestream
 
 import (

@@ -1,6 +1,7 @@
 // vfs_hydrate.go: optional hydration for the VFS: one TXID of the replica
 // is restored (checksums verified) to a local file in the background, and
 // pages that did not change since that TXID are read from it.
+
 package litestream
 
 import (

@@ -1,6 +1,7 @@
 // vfs_view.go: the read side of the VFS. A txView is one TXID of a replica
 // (its restore plan with each file's page index); pages are resolved
 // through it, fetched with ranged reads, verified and kept in a shared LRU.
+
 package litestream
 
 import (

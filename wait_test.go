@@ -1,11 +1,10 @@
+// Tests of WaitReplicated and the metrics registry.
 package litestream_test
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,40 +12,15 @@ import (
 	"github.com/benbjohnson/litestream/file"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/superfly/ltx"
 )
-
-// countingClient counts L0 uploads and listings.
-type countingClient struct {
-	litestream.ReplicaClient
-	l0Writes atomic.Int64
-	lists    atomic.Int64 // LTXFiles calls
-	l0Lists  atomic.Int64 // LTXFiles calls for L0: the replica monitor lists L0 on every attempt after a failed one
-}
-
-func (c *countingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	c.lists.Add(1)
-	if level == 0 {
-		c.l0Lists.Add(1)
-	}
-	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
-}
-
-func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	if level == 0 {
-		c.l0Writes.Add(1)
-	}
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-}
 
 // Fifty writers that each commit and then wait all return with their rows
 // on the replica, sharing far fewer uploads than there were waiters.
 func TestDB_WaitReplicated_GroupCommit(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	client := &testClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
+	db := MustNewDB(t, filepath.Join(dir, "db"), client)
 	db.MonitorInterval = 100 * time.Millisecond
-	client := &countingClient{ReplicaClient: file.NewReplicaClient(filepath.Join(dir, "replica"))}
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.SyncInterval = 100 * time.Millisecond
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
 	ctx := context.Background()

@@ -1,3 +1,6 @@
+// The SQLite WAL format: its header and frames, and a reader of committed
+// frames that checks salts and checksums.
+
 package litestream
 
 import (

@@ -5,6 +5,7 @@
 // would hit the kernel's default of 128 instances per user at the 129th
 // database (the rest would fall back to polling), and cost a descriptor
 // and a goroutine each.
+
 package litestream
 
 import (

@@ -1,5 +1,7 @@
 //go:build !linux
 
+// No WAL watcher outside Linux: the monitor polls the WAL.
+
 package litestream
 
 import "errors"

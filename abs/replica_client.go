@@ -116,10 +116,7 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = internal.BackendLogger(logger, ReplicaClientType)
 }
 
 // Init builds the container client. It does not contact the service and is
@@ -239,7 +236,7 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 func createdAt(metadata map[string]*string, creationTime *time.Time) time.Time {
 	for k, v := range metadata {
 		if strings.EqualFold(k, MetadataKeyTimestamp) && v != nil {
-			if t, err := time.Parse(time.RFC3339Nano, *v); err == nil {
+			if t, err := internal.ParseTimestamp(*v); err == nil {
 				return t.UTC()
 			}
 		}
@@ -280,15 +277,14 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	timestamp, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("abs: extract timestamp from LTX header: %w", err)
+		return nil, fmt.Errorf("abs: %w", err)
 	}
-	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	key := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
-	cr := &countingReader{r: r}
-	ts := timestamp.Format(time.RFC3339Nano)
+	cr := &internal.CountingReader{R: r}
+	ts := internal.FormatTimestamp(timestamp)
 	if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, &blockblob.UploadStreamOptions{
 		BlockSize:   1 << 20,
 		Concurrency: 4,
@@ -298,7 +294,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	}); err != nil {
 		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.n, CreatedAt: timestamp}, nil
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N(), CreatedAt: timestamp}, nil
 }
 
 // DeleteLTXFiles deletes the files in batches; missing files are ignored.
@@ -388,17 +384,6 @@ func (c *ReplicaClient) deleteBlobs(ctx context.Context, keys []string) error {
 // isNotExist reports whether err says the blob or its container is missing.
 func isNotExist(err error) bool {
 	return bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound)
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (cr *countingReader) Read(p []byte) (int, error) {
-	n, err := cr.r.Read(p)
-	cr.n += int64(n)
-	return n, err
 }
 
 func firstNonEmpty(a ...string) string {

@@ -1,3 +1,4 @@
+// Tests of the Azure Blob Storage client against Azurite.
 package abs_test
 
 import (
@@ -104,15 +105,9 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 	ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
 	for _, path := range []string{"db/replica", ""} {
 		c := NewTestClient(srv, "layout", path)
-		for _, f := range []struct {
-			level    int
-			min, max ltx.TXID
-		}{{0, 1, 1}, {1, 1, 0x2f}, {9, 1, 0x100}} {
-			b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-			if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
+			{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 1, Max: 0x2f}, {Level: 9, Min: 1, Max: 0x100},
+		})
 	}
 
 	cc := MustContainerClient(t, srv, "layout")
@@ -290,14 +285,9 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 		{url: "abs://a b/x", wantErr: "invalid character"},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
-			rc, err := litestream.NewReplicaClientFromURL(tt.url)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
+			if rc == nil {
 				return
-			} else if err != nil {
-				t.Fatal(err)
 			}
 			c := rc.(*abs.ReplicaClient)
 			if c.AccountName != tt.account || c.Bucket != tt.bucket || c.Path != tt.path {

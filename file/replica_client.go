@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
@@ -71,10 +70,7 @@ func (c *ReplicaClient) Init(ctx context.Context) error { return nil }
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c.logger = logger.WithGroup("file")
+	c.logger = internal.BackendLogger(logger, "file")
 }
 
 // Path returns the root directory.
@@ -144,11 +140,10 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 // WriteLTXFile writes r atomically and sets the file's mtime to the LTX
 // header timestamp.
 func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (info *ltx.FileInfo, err error) {
-	hdr, r, err := ltx.PeekHeader(r)
+	timestamp, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("extract timestamp from LTX header: %w", err)
+		return nil, err
 	}
-	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	filename := c.LTXFilePath(level, minTXID, maxTXID)
 	dirPerm, filePerm := c.perms()

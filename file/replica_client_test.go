@@ -1,3 +1,4 @@
+// Tests of the file client.
 package file_test
 
 import (

@@ -28,7 +28,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/superfly/ltx"
@@ -108,12 +107,10 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger = internal.BackendLogger(logger, ReplicaClientType)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = logger
 }
 
 // Init creates the storage client. It is idempotent and called lazily by
@@ -220,7 +217,7 @@ func (itr *fileIterator) Next() bool {
 			continue
 		}
 		createdAt := attrs.Created.UTC()
-		if ts, err := time.Parse(time.RFC3339Nano, attrs.Metadata[MetadataKeyTimestamp]); err == nil {
+		if ts, err := internal.ParseTimestamp(attrs.Metadata[MetadataKeyTimestamp]); err == nil {
 			createdAt = ts.UTC()
 		}
 		itr.item = &ltx.FileInfo{Level: itr.level, MinTXID: minTXID, MaxTXID: maxTXID, Size: attrs.Size, CreatedAt: createdAt}
@@ -262,17 +259,16 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	ts, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: extract timestamp from LTX header: %w", level, minTXID, maxTXID, err)
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-	ts := time.UnixMilli(hdr.Timestamp).UTC()
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := bkt.Object(c.objectName(level, minTXID, maxTXID)).NewWriter(wctx)
 	w.ContentType = "application/octet-stream"
-	w.Metadata = map[string]string{MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)}
+	w.Metadata = map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)}
 
 	n, err := io.Copy(w, r)
 	if err != nil {

@@ -1,7 +1,7 @@
+// Tests of the Google Cloud Storage client against fake-gcs-server.
 package gs_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -85,15 +85,9 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 	ts := time.Date(2022, 3, 4, 5, 6, 7, 8e6, time.UTC)
 	for _, root := range []string{"db/replica", ""} {
 		c := newClient(root)
-		for _, f := range []struct {
-			level    int
-			min, max ltx.TXID
-		}{{0, 1, 1}, {1, 2, 0x1f}, {10, 3, 3}} {
-			b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-			if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
+			{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 2, Max: 0x1f}, {Level: 10, Min: 3, Max: 3},
+		})
 	}
 
 	var got []string

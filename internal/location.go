@@ -1,4 +1,5 @@
 // Replica locations as backends print them in error messages.
+
 package internal
 
 import (

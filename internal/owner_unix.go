@@ -1,5 +1,7 @@
 //go:build !windows
 
+// File owners on Unix, for giving new files the owner of the database.
+
 package internal
 
 import (

@@ -1,3 +1,5 @@
+// File owners on Windows: none.
+
 package internal
 
 import "os"

@@ -1,3 +1,5 @@
+// An ltx.FileIterator over listings fetched a page at a time.
+
 package internal
 
 import "github.com/superfly/ltx"

@@ -1,3 +1,4 @@
+// Tests of PageIterator.
 package internal_test
 
 import (

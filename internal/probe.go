@@ -1,4 +1,5 @@
 // An HTTP readiness probe shared by the test servers and `make minio`.
+
 package internal
 
 import (

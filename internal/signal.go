@@ -1,3 +1,5 @@
+// Signal: a broadcast wake-up for any number of waiters.
+
 package internal
 
 import "sync"

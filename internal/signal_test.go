@@ -1,3 +1,4 @@
+// Tests of Signal.
 package internal
 
 import "testing"

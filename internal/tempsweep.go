@@ -1,6 +1,7 @@
 // Temporary upload names and the sweep that removes those a dead writer
 // left behind, shared by the backends that write a file under a temporary
 // name and rename it into place (file, sftp, webdav).
+
 package internal
 
 import (

@@ -163,10 +163,7 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = internal.BackendLogger(logger, ReplicaClientType)
 }
 
 // Init connects and opens the bucket unless already done.
@@ -343,7 +340,7 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 // createdAt returns the timestamp header, else the object's mtime.
 func createdAt(obj *jetstream.ObjectInfo) time.Time {
 	if v := obj.Headers.Get(HeaderKeyTimestamp); v != "" {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		if t, err := internal.ParseTimestamp(v); err == nil {
 			return t.UTC()
 		}
 	}
@@ -392,15 +389,14 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	timestamp, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("nats: extract timestamp from LTX header: %w", err)
+		return nil, fmt.Errorf("nats: %w", err)
 	}
-	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	info, err := store.Put(ctx, jetstream.ObjectMeta{
 		Name:    c.objectName(level, minTXID, maxTXID),
-		Headers: nats.Header{HeaderKeyTimestamp: []string{timestamp.Format(time.RFC3339Nano)}},
+		Headers: nats.Header{HeaderKeyTimestamp: []string{internal.FormatTimestamp(timestamp)}},
 	}, r)
 	if err != nil {
 		return nil, fmt.Errorf("nats: write L%d %s-%s: %w", level, minTXID, maxTXID, err)

@@ -1,3 +1,4 @@
+// Tests of the NATS object store client against nats-server.
 package nats_test
 
 import (
@@ -15,7 +16,6 @@ import (
 	lnats "github.com/benbjohnson/litestream/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/superfly/ltx"
 )
 
 // MustObjectStore connects to the server and creates a bucket.
@@ -101,15 +101,9 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 	ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
 	for _, path := range []string{"db/replica", ""} {
 		c := NewTestClient(t, srv, "layout", path)
-		for _, f := range []struct {
-			level    int
-			min, max ltx.TXID
-		}{{0, 1, 1}, {1, 1, 0x2f}, {9, 1, 0x100}} {
-			b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-			if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
+			{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 1, Max: 0x2f}, {Level: 9, Min: 1, Max: 0x100},
+		})
 	}
 	want := []string{
 		"db/replica/ltx/0/0000000000000001-0000000000000001.ltx",
@@ -233,14 +227,9 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 		{url: "nats:///bucket", wantErr: "host required"},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
-			rc, err := litestream.NewReplicaClientFromURL(tt.url)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
+			if rc == nil {
 				return
-			} else if err != nil {
-				t.Fatal(err)
 			}
 			c := rc.(*lnats.ReplicaClient)
 			if c.URL != tt.serverURL || c.BucketName != tt.bucket || c.Username != tt.user || c.Password != tt.password || c.Path != "" {

@@ -37,7 +37,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/superfly/ltx"
@@ -122,12 +121,10 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger = internal.BackendLogger(logger, ReplicaClientType)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = logger
 }
 
 // Init builds the SDK client. It is idempotent and called lazily by every
@@ -257,7 +254,7 @@ func (c *ReplicaClient) fillTimestamps(ctx context.Context, bucket *oss.Bucket, 
 			if err != nil {
 				return nil
 			}
-			if ts, err := time.Parse(time.RFC3339Nano, h.Get("X-Oss-Meta-"+MetadataKeyTimestamp)); err == nil {
+			if ts, err := internal.ParseTimestamp(h.Get("X-Oss-Meta-" + MetadataKeyTimestamp)); err == nil {
 				infos[i].CreatedAt = ts.UTC()
 			}
 			return nil
@@ -302,13 +299,12 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	ts, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: extract timestamp from LTX header: %w", level, minTXID, maxTXID, err)
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-	ts := time.UnixMilli(hdr.Timestamp).UTC()
 	key := c.ltxKey(level, minTXID, maxTXID)
-	opts := []oss.Option{oss.Meta(MetadataKeyTimestamp, ts.Format(time.RFC3339Nano)), oss.WithContext(ctx)}
+	opts := []oss.Option{oss.Meta(MetadataKeyTimestamp, internal.FormatTimestamp(ts)), oss.WithContext(ctx)}
 
 	partSize := c.PartSize
 	if partSize <= 0 {

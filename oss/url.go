@@ -1,3 +1,5 @@
+// Building an OSS client from an oss:// replica URL.
+
 package oss
 
 import (

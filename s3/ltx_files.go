@@ -1,3 +1,5 @@
+// Listing, reading, writing and deleting LTX files in S3.
+
 package s3
 
 import (
@@ -6,7 +8,6 @@ import (
 	"io"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -103,7 +104,7 @@ func (c *ReplicaClient) fillTimestamps(ctx context.Context, keys []string, infos
 				return nil
 			}
 			if v, ok := out.Metadata[MetadataKeyTimestamp]; ok {
-				if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				if ts, err := internal.ParseTimestamp(v); err == nil {
 					infos[i].CreatedAt = ts.UTC()
 				}
 			}
@@ -128,41 +129,27 @@ func prepareBody(r io.Reader) (body io.Reader, size sizer, ts time.Time, err err
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
 				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
 			}
-			hdr, _, err := ltx.PeekHeader(rs)
+			ts, _, err := internal.PeekLTXTimestamp(rs)
 			if err != nil {
-				return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+				return nil, nil, time.Time{}, err
 			}
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
 				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
 			}
-			return rs, fixedSize(end - start), time.UnixMilli(hdr.Timestamp).UTC(), nil
+			return rs, fixedSize(end - start), ts, nil
 		}
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	ts, r, err = internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("extract timestamp from LTX header: %w", err)
+		return nil, nil, time.Time{}, err
 	}
-	cr := &countingReader{r: r}
-	return cr, cr, time.UnixMilli(hdr.Timestamp).UTC(), nil
+	cr := &internal.CountingReader{R: r}
+	return cr, cr, ts, nil
 }
 
 // sizer reports the number of bytes uploaded.
-type sizer interface{ n() int64 }
+type sizer interface{ N() int64 }
 
 type fixedSize int64
 
-func (s fixedSize) n() int64 { return int64(s) }
-
-// countingReader counts bytes read through it.
-type countingReader struct {
-	r     io.Reader
-	count atomic.Int64
-}
-
-func (cr *countingReader) Read(p []byte) (int, error) {
-	n, err := cr.r.Read(p)
-	cr.count.Add(int64(n))
-	return n, err
-}
-
-func (cr *countingReader) n() int64 { return cr.count.Load() }
+func (s fixedSize) N() int64 { return int64(s) }

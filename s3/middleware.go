@@ -1,3 +1,5 @@
+// SDK middleware that makes S3-compatible services work.
+
 package s3
 
 import (

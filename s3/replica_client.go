@@ -158,12 +158,10 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger = internal.BackendLogger(logger, ReplicaClientType)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = logger
 }
 
 func (c *ReplicaClient) log() *slog.Logger {
@@ -371,7 +369,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		Bucket:   aws.String(c.Bucket),
 		Key:      aws.String(c.ltxKey(level, minTXID, maxTXID)),
 		Body:     body,
-		Metadata: map[string]string{MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)},
+		Metadata: map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)},
 	}
 	if c.StorageClass != "" {
 		input.StorageClass = types.StorageClass(c.StorageClass)
@@ -385,7 +383,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		return nil, fmt.Errorf("upload L%d %s-%s: no ETag returned", level, minTXID, maxTXID)
 	}
 
-	n := size.n()
+	n := size.N()
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil
 }
 

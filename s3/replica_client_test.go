@@ -1,7 +1,7 @@
+// Tests of the S3 client against MinIO.
 package s3_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -104,15 +104,9 @@ func TestReplicaClient_KeyLayout(t *testing.T) {
 
 	for _, root := range []string{"db/replica", ""} {
 		c := newClient(root)
-		for _, f := range []struct {
-			level    int
-			min, max ltx.TXID
-		}{{0, 1, 1}, {1, 2, 0x1f}, {9, 1, 0xabc}, {10, 3, 3}} {
-			b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-			if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
+			{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 2, Max: 0x1f}, {Level: 9, Min: 1, Max: 0xabc}, {Level: 10, Min: 3, Max: 3},
+		})
 	}
 
 	out, err := raw.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket)})

@@ -1,3 +1,5 @@
+// Server-side encryption settings for S3: SSE-C and SSE-KMS.
+
 package s3
 
 import (

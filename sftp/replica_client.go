@@ -127,10 +127,7 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = internal.BackendLogger(logger, ReplicaClientType)
 }
 
 // Init connects to the server unless already connected.
@@ -327,11 +324,10 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 // WriteLTXFile writes r to a temporary file, sets its times to the LTX
 // header timestamp and renames it into place.
 func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	hdr, r, err := ltx.PeekHeader(r)
+	timestamp, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("sftp: extract timestamp from LTX header: %w", err)
+		return nil, fmt.Errorf("sftp: %w", err)
 	}
-	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	client, err := c.init(ctx)
 	if err != nil {

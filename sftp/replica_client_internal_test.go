@@ -1,3 +1,4 @@
+// Tests of the SFTP client's reconnection.
 package sftp
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the SFTP client against sshd.
 package sftp_test
 
 import (
@@ -78,19 +79,12 @@ func TestReplicaClient_Conformance(t *testing.T) {
 func TestReplicaClient_KeyLayout(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
-	ctx := context.Background()
 	ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
 	root := path.Join(srv.Dir, "db")
 	c := NewTestClient(t, srv, root)
-	for _, f := range []struct {
-		level    int
-		min, max ltx.TXID
-	}{{0, 1, 1}, {1, 1, 0x2f}, {9, 1, 0x100}} {
-		b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-		if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
+		{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 1, Max: 0x2f}, {Level: 9, Min: 1, Max: 0x100},
+	})
 
 	raw := MustRawClient(t, srv)
 	var got []string
@@ -269,14 +263,9 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 		{url: "sftp://alice@exa mple.com/db", wantErr: "invalid character"},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
-			rc, err := litestream.NewReplicaClientFromURL(tt.url)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
+			if rc == nil {
 				return
-			} else if err != nil {
-				t.Fatal(err)
 			}
 			c := rc.(*lsftp.ReplicaClient)
 			if c.Host != tt.host || c.User != tt.user || c.Password != tt.password || c.Path != tt.path {

@@ -130,10 +130,7 @@ func (c *ReplicaClient) String() string {
 
 // SetLogger replaces the client's logger.
 func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c.logger = logger.WithGroup(ReplicaClientType)
+	c.logger = internal.BackendLogger(logger, ReplicaClientType)
 }
 
 // Init checks the configuration and that the server answers (a PROPFIND of
@@ -282,11 +279,10 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err := c.Init(ctx); err != nil {
 		return nil, err
 	}
-	hdr, r, err := ltx.PeekHeader(r)
+	timestamp, r, err := internal.PeekLTXTimestamp(r)
 	if err != nil {
-		return nil, fmt.Errorf("webdav: extract timestamp from LTX header: %w", err)
+		return nil, fmt.Errorf("webdav: %w", err)
 	}
-	timestamp := time.UnixMilli(hdr.Timestamp).UTC()
 
 	spool, err := os.CreateTemp("", "litestream-webdav-*.ltx")
 	if err != nil {

@@ -1,3 +1,4 @@
+// Tests of the WebDAV client against rclone and x/net/webdav.
 package webdav_test
 
 import (
@@ -325,14 +326,9 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 		{url: "webdav://dav example.com/db", wantErr: "invalid character"},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
-			rc, err := litestream.NewReplicaClientFromURL(tt.url)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
+			if rc == nil {
 				return
-			} else if err != nil {
-				t.Fatal(err)
 			}
 			c := rc.(*lwebdav.ReplicaClient)
 			if c.URL != tt.baseURL || c.Username != tt.user || c.Password != tt.password || c.Path != tt.path {

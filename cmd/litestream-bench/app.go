@@ -1,3 +1,5 @@
+// The benchmark's application: its own SQLite connection and writes.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Running benchmark parts in child processes of this binary.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// A ReplicaClient wrapper that counts calls and bytes reaching the backend.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Idle and restore benchmarks.
+
 package main
 
 import (

@@ -2,6 +2,7 @@
 // at default settings, extrapolated to a day, for the request table in the
 // README: LIST, GET and PUT per day at one commit every 5 s and every 1 s.
 // (The idle figure measures the idle case: zero requests.)
+
 package main
 
 import (

@@ -2,6 +2,7 @@
 // point lookup through the VFS against a full restore of the same replica
 // (file backend and MinIO), and peak RSS while scanning the whole database
 // under a 16 MB page cache.
+
 package main
 
 import (

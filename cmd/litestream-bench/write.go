@@ -1,3 +1,5 @@
+// Write-rate and replication-lag benchmarks.
+
 package main
 
 import (

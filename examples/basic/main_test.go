@@ -1,3 +1,4 @@
+// Test that runs the basic example.
 package main
 
 import (

@@ -1,3 +1,4 @@
+// Test that runs the S3 example against MinIO.
 package main
 
 import (

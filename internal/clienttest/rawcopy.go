@@ -1,3 +1,6 @@
+// Raw access to a replica's objects, bypassing the ReplicaClient, for the
+// conformance suite's layout checks.
+
 package clienttest
 
 import (

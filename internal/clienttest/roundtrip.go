@@ -1,3 +1,6 @@
+// The conformance suite's round trip: replicate a database through a Store
+// and restore it from the client.
+
 package clienttest
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the fault-injecting client.
 package faultclient_test
 
 import (

@@ -1,3 +1,4 @@
+// Tests of the local OSS test server.
 package ossserver_test
 
 import (

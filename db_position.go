@@ -1,0 +1,134 @@
+// The local position against the replica's: when the local LTX files are
+// behind the replica (a restore from backup, lost local state), the
+// replica's newest L0 file becomes the local one so TXIDs continue.
+
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/superfly/ltx"
+)
+
+// ResetLocalState removes the local LTX files so that the next sync starts
+// over from the replica's newest file with a full snapshot. TXIDs continue
+// after the replica's highest instead of restarting at 1.
+func (db *DB) ResetLocalState(ctx context.Context) error {
+	db.lazyInit()
+	// Under the executor: a sync must not write L0 files meanwhile.
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	defer db.exec.Release(1)
+	if err := os.RemoveAll(db.LTXDir()); err != nil {
+		return fmt.Errorf("remove local ltx files: %w", err)
+	}
+	db.invalidatePos()
+	db.dropMaxLTXFileInfo(-1)
+	db.localResets.Add(1)
+	if db.Replica != nil {
+		db.Replica.SetPos(ltx.Pos{})
+	}
+	db.wakeMonitor() // the next sync follows the WAL from the new position
+
+	if !db.isInitialized() || db.Replica == nil {
+		return nil
+	}
+	db.lastFrame = lastFrame{}
+	return db.checkBehindReplica(ctx)
+}
+
+// checkBehindReplica handles a local position behind the replica's (after a
+// restore from backup, or lost local state): the replica's newest L0 file
+// becomes the local one, so the next sync continues its TXIDs. If the WAL no
+// longer matches that file, that sync writes a full snapshot.
+func (db *DB) checkBehindReplica(ctx context.Context) error {
+	remote, err := db.Replica.MaxLTXFileInfo(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
+	}
+	return db.adoptReplicaPosition(ctx, remote)
+}
+
+// errReplicaUnreachable marks a behind-replica check that could not list
+// the replica; init then goes on capturing locally.
+var errReplicaUnreachable = errors.New("replica unreachable")
+
+// resolveReplicaCheck runs the behind-replica check that init could not,
+// with the replica's newest L0 file as the uploader just listed it.
+func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) error {
+	db.lazyInit()
+	if !db.replicaCheckPending.Load() {
+		return nil
+	}
+	if err := db.exec.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
+	}
+	defer db.exec.Release(1)
+	if !db.replicaCheckPending.Load() {
+		return nil
+	}
+	if err := db.adoptReplicaPosition(ctx, remote); err != nil {
+		return err
+	}
+	db.replicaCheckPending.Store(false)
+	return nil
+}
+
+// adoptReplicaPosition makes the replica's newest L0 file the local one when
+// the local position is behind it. Caller holds exec.
+func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) error {
+	pos, err := db.Pos()
+	if err != nil {
+		var ltxErr *LTXError
+		if !errors.As(err, &ltxErr) || !ltxErr.IsAutoRecoverable() {
+			return err
+		}
+		pos = ltx.Pos{} // a corrupt local file: start over from the replica
+	}
+	if remote.MaxTXID == 0 || pos.TXID >= remote.MaxTXID {
+		return nil
+	}
+	db.logger().Info("database is behind its replica, fetching the replica's newest L0 file",
+		"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
+
+	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
+		return fmt.Errorf("remove local L0 files: %w", err)
+	}
+	db.invalidatePos()
+	if err := internal.MkdirAll(db.LTXLevelDir(0), db.dirPerm()); err != nil {
+		return fmt.Errorf("create L0 directory: %w", err)
+	}
+
+	rc, err := db.Replica.Client.OpenLTXFile(ctx, 0, remote.MinTXID, remote.MaxTXID, 0, 0)
+	if err != nil {
+		return fmt.Errorf("open replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
+	}
+	defer func() { _ = rc.Close() }()
+	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
+	if _, err := db.stageLTX(path, 0, remote.MinTXID, remote.MaxTXID, func(w io.Writer) error {
+		_, err := io.Copy(w, rc)
+		return err
+	}); err != nil {
+		return err
+	}
+	// Nothing captured since this process started belongs to that file.
+	db.lastSyncedWALOffset, db.witness = 0, nil
+	db.setMaxLTXFileInfo(0, &remote)
+	if _, err := db.Pos(); err != nil {
+		return fmt.Errorf("verify replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
+	}
+	if hdr, err := readLTXHeaderFile(path); err != nil {
+		return err
+	} else if int(hdr.PageSize) != db.pageSize {
+		_ = os.RemoveAll(db.LTXLevelDir(0))
+		db.invalidatePos()
+		return fmt.Errorf("replica L0 %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
+	}
+	return nil
+}
