@@ -142,7 +142,9 @@ func calcRestorePlanV3(ctx context.Context, client ReplicaClientV3, timestamp ti
 
 // findSnapshotV3 returns the newest snapshot across generations, created at
 // or before timestamp when it is set, or nil when there is none. Equal
-// times go to the higher index, then to the generation updated last.
+// times go to the higher index, and between generations to the one with the
+// newest file at or before timestamp (stores that keep whole seconds make
+// such ties common).
 func findSnapshotV3(ctx context.Context, client ReplicaClientV3, timestamp time.Time) (*SnapshotInfoV3, error) {
 	gens, err := client.GenerationsV3(ctx)
 	if err != nil {
@@ -159,14 +161,52 @@ func findSnapshotV3(ctx context.Context, client ReplicaClientV3, timestamp time.
 			if !timestamp.IsZero() && s.CreatedAt.After(timestamp) {
 				continue
 			}
-			if best == nil || s.CreatedAt.After(best.CreatedAt) ||
-				(s.CreatedAt.Equal(best.CreatedAt) && s.Generation == best.Generation && s.Index > best.Index) ||
-				(s.CreatedAt.Equal(best.CreatedAt) && s.Generation != best.Generation && gen > best.Generation) {
+			switch {
+			case best == nil || s.CreatedAt.After(best.CreatedAt):
 				best = s
+			case !s.CreatedAt.Equal(best.CreatedAt):
+			case s.Generation == best.Generation:
+				if s.Index > best.Index {
+					best = s
+				}
+			default:
+				newer, err := generationNewerV3(ctx, client, s.Generation, best.Generation, timestamp)
+				if err != nil {
+					return nil, err
+				} else if newer {
+					best = s
+				}
 			}
 		}
 	}
 	return best, nil
+}
+
+// generationNewerV3 reports whether generation a's newest WAL segment at or
+// before timestamp is newer than generation b's.
+func generationNewerV3(ctx context.Context, client ReplicaClientV3, a, b string, timestamp time.Time) (bool, error) {
+	latest := func(gen string) (time.Time, error) {
+		segments, err := client.WALSegmentsV3(ctx, gen)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("list v0.3.x wal segments: generation %s: %w", gen, err)
+		}
+		var t time.Time
+		for _, seg := range segments {
+			if seg.CreatedAt.After(t) && (timestamp.IsZero() || !seg.CreatedAt.After(timestamp)) {
+				t = seg.CreatedAt
+			}
+		}
+		return t, nil
+	}
+	ta, err := latest(a)
+	if err != nil {
+		return false, err
+	}
+	tb, err := latest(b)
+	if err != nil {
+		return false, err
+	}
+	return ta.After(tb), nil
 }
 
 // restoreV3 writes the plan's database to dbPath.

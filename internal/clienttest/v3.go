@@ -156,9 +156,13 @@ func RunV3(t *testing.T, newClient NewClientFunc, put PutRawFunc) {
 		g.Write(2)
 		c, r, root := fresh(t)
 
-		// The service stamps the time; wait for its clock (at worst
-		// one-second resolution) to pass the first part's before the rest.
-		upload(t, root, g.Files[:mid])
+		// The service stamps the time, at worst in whole seconds: each part
+		// is uploaded once its clock has passed the previous part's, so that
+		// the second generation is newer and the target splits it.
+		gen2 := slices.IndexFunc(g.Files, func(f v3gen.File) bool { return f.Generation != g.Files[0].Generation })
+		upload(t, root, g.Files[:gen2])
+		waitNextSecond(time.Now())
+		upload(t, root, g.Files[gen2:mid])
 		waitNextSecond(time.Now())
 		upload(t, root, g.Files[mid:])
 
