@@ -174,6 +174,26 @@ func TestReplica_RestoreV3(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrTruncatedSnapshot", func(t *testing.T) {
+		g := v3gen.New(t, 8, 4096)
+		g.NewGeneration()
+		g.Write(50)
+		g.Checkpoint()
+		g.Write(1)
+		g.Snapshot()
+		r, root := MustV3Replica(t, g)
+		snap := g.Files[len(g.Files)-1]
+		for n := len(snap.Data) / 2; n < len(snap.Data); n += max(1, (len(snap.Data)-n)/2) {
+			if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(snap.Path)), snap.Data[:n], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := r.RestoreV3(context.Background(), litestream.RestoreOptions{OutputPath: filepath.Join(t.TempDir(), "db")})
+			if err == nil || !strings.Contains(err.Error(), snap.Path) {
+				t.Fatalf("snapshot cut to %d of %d bytes: got %v, want an error naming %s", n, len(snap.Data), err, snap.Path)
+			}
+		}
+	})
+
 	t.Run("ErrOutputExists", func(t *testing.T) {
 		g := v3gen.New(t, 5, 4096)
 		g.Build(1)
