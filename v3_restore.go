@@ -72,7 +72,7 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 	if err := checkIntegrity(ctx, tmpPath, mode); err != nil {
 		return fmt.Errorf("v0.3.x restore integrity check: generation %s: %w", plan.snapshot.Generation, err)
 	}
-	if err := syncFile(tmpPath); err != nil {
+	if err := syncFileV3(tmpPath); err != nil {
 		return err
 	} else if err := os.Rename(tmpPath, opt.OutputPath); err != nil {
 		return fmt.Errorf("rename restore file: %w", err)
@@ -217,12 +217,12 @@ func restoreV3(ctx context.Context, client ReplicaClientV3, plan *restorePlanV3,
 	if err != nil {
 		return fmt.Errorf("open v0.3.x snapshot %s: %w", name, err)
 	}
-	err = copyToFile(dbPath, rc)
+	err = copyToFileV3(dbPath, rc)
 	_ = rc.Close()
 	if err != nil {
 		return fmt.Errorf("download v0.3.x snapshot %s: %w", name, err)
 	}
-	pageSize, err := readDBPageSize(dbPath)
+	pageSize, err := readDBPageSizeV3(dbPath)
 	if err != nil {
 		return fmt.Errorf("v0.3.x snapshot %s: %w", name, err)
 	}
@@ -375,8 +375,8 @@ func checkpointWALV3(ctx context.Context, dbPath string, wantFrames int) error {
 	return nil
 }
 
-// readDBPageSize returns the page size in a SQLite database file's header.
-func readDBPageSize(path string) (uint32, error) {
+// readDBPageSizeV3 returns the page size in a SQLite database file's header.
+func readDBPageSizeV3(path string) (uint32, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -395,8 +395,8 @@ func readDBPageSize(path string) (uint32, error) {
 	return ps, nil
 }
 
-// copyToFile writes r to a new file at path and fsyncs it.
-func copyToFile(path string, r io.Reader) error {
+// copyToFileV3 writes r to a new file at path and fsyncs it.
+func copyToFileV3(path string, r io.Reader) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -410,8 +410,8 @@ func copyToFile(path string, r io.Reader) error {
 	return f.Close()
 }
 
-// syncFile fsyncs the file at path.
-func syncFile(path string) error {
+// syncFileV3 fsyncs the file at path.
+func syncFileV3(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
