@@ -747,6 +747,9 @@ func (r *Replica) CalcRestoreTarget(ctx context.Context, opt RestoreOptions) (up
 	if err != nil {
 		return time.Time{}, fmt.Errorf("cannot calculate time bounds: %w", err)
 	}
+	if createdAt, updatedAt, err = r.widenTimeBoundsV3(ctx, createdAt, updatedAt); err != nil {
+		return time.Time{}, err
+	}
 	if !opt.Timestamp.IsZero() {
 		if createdAt.IsZero() && updatedAt.IsZero() {
 			return time.Time{}, fmt.Errorf("no backups found")

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"filippo.io/age"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
@@ -59,6 +60,10 @@ type RestoreOptions struct {
 
 	// IntegrityCheck runs a SQLite check on the result before returning.
 	IntegrityCheck IntegrityCheckMode
+
+	// AgeIdentities decrypt a v0.3.x backup written with age encryption
+	// (v0.3's "age: identities:" setting); unused for LTX files.
+	AgeIdentities []age.Identity
 }
 
 // NewRestoreOptions returns the default options: latest state, 8 parallel
@@ -102,6 +107,11 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 		return fmt.Errorf("cannot restore, output path already exists: %s", opt.OutputPath)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if useV3, err := r.shouldRestoreV3(ctx, opt); err != nil {
+		return err
+	} else if useV3 {
+		return r.RestoreV3(ctx, opt)
 	}
 
 	// Compaction and retention may delete files between the listings of

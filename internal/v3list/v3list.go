@@ -1,0 +1,130 @@
+// Package v3list is the part of litestream.ReplicaClientV3 every object
+// store shares: walking the v0.3.x layout (generations/<id>/snapshots|wal)
+// through a backend's "list a directory" and "open a file", parsing names,
+// sorting and decoding. A backend supplies a Store and delegates to Reader.
+package v3list
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
+)
+
+// Entry is one name directly under a listed directory.
+type Entry struct {
+	Name  string // base name
+	Dir   bool   // a directory or common prefix
+	Size  int64
+	MTime time.Time // the time v0.3.x read as the file's creation time
+}
+
+// Store is a backend's view of its files by slash-separated path.
+type Store interface {
+	// List returns the entries directly under dir; none for a missing dir.
+	List(ctx context.Context, dir string) ([]Entry, error)
+	// Open returns a file's stored bytes; a missing file's error matches
+	// os.ErrNotExist.
+	Open(ctx context.Context, path string) (io.ReadCloser, error)
+}
+
+// Reader reads the v0.3.x backup under Root in Store.
+type Reader struct {
+	Root  string
+	Store Store
+}
+
+// GenerationsV3 implements litestream.ReplicaClientV3.
+func (r Reader) GenerationsV3(ctx context.Context) ([]string, error) {
+	dir := litestream.GenerationsPathV3(r.Root)
+	entries, err := r.Store.List(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var gens []string
+	for _, e := range entries {
+		if e.Dir && litestream.IsGenerationIDV3(e.Name) {
+			gens = append(gens, e.Name)
+		}
+	}
+	slices.Sort(gens)
+	return slices.Compact(gens), nil
+}
+
+// SnapshotsV3 implements litestream.ReplicaClientV3.
+func (r Reader) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
+	dir := litestream.SnapshotsPathV3(r.Root, generation)
+	entries, err := r.Store.List(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var infos []litestream.SnapshotInfoV3
+	for _, e := range entries {
+		if index, err := litestream.ParseSnapshotFilenameV3(e.Name); err == nil && !e.Dir {
+			infos = append(infos, litestream.SnapshotInfoV3{Generation: generation, Index: index, Size: e.Size, CreatedAt: e.MTime.UTC()})
+		}
+	}
+	slices.SortFunc(infos, func(a, b litestream.SnapshotInfoV3) int { return cmp.Compare(a.Index, b.Index) })
+	return infos, nil
+}
+
+// WALSegmentsV3 implements litestream.ReplicaClientV3.
+func (r Reader) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
+	dir := litestream.WALPathV3(r.Root, generation)
+	entries, err := r.Store.List(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var infos []litestream.WALSegmentInfoV3
+	for _, e := range entries {
+		if index, offset, err := litestream.ParseWALSegmentFilenameV3(e.Name); err == nil && !e.Dir {
+			infos = append(infos, litestream.WALSegmentInfoV3{Generation: generation, Index: index, Offset: offset, Size: e.Size, CreatedAt: e.MTime.UTC()})
+		}
+	}
+	slices.SortFunc(infos, func(a, b litestream.WALSegmentInfoV3) int {
+		return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.Offset, b.Offset))
+	})
+	return infos, nil
+}
+
+// OpenSnapshotV3 implements litestream.ReplicaClientV3.
+func (r Reader) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return decoded(r.OpenSnapshotV3Raw(ctx, generation, index))
+}
+
+// OpenWALSegmentV3 implements litestream.ReplicaClientV3.
+func (r Reader) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	return decoded(r.OpenWALSegmentV3Raw(ctx, generation, index, offset))
+}
+
+// OpenSnapshotV3Raw implements litestream.ReplicaClientV3Raw.
+func (r Reader) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	p := litestream.SnapshotPathV3(r.Root, generation, index)
+	rc, err := r.Store.Open(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	return rc, nil
+}
+
+// OpenWALSegmentV3Raw implements litestream.ReplicaClientV3Raw.
+func (r Reader) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	p := litestream.WALSegmentPathV3(r.Root, generation, index, offset)
+	rc, err := r.Store.Open(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	return rc, nil
+}
+
+func decoded(rc io.ReadCloser, err error) (io.ReadCloser, error) {
+	if err != nil {
+		return nil, err
+	}
+	return internal.OpenV3File(rc, nil)
+}
