@@ -12,6 +12,7 @@
 // offset 0 begins with the WAL header). Every file is one LZ4 frame, and
 // when v0.3 was configured with age recipients the LZ4 frame was then
 // age-encrypted.
+
 package litestream
 
 import (

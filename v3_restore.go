@@ -2,6 +2,7 @@
 // snapshot, rebuilds each WAL index from its segments, checks every frame
 // before SQLite sees it, checkpoints the WAL into the database and checks
 // the result. It also decides when Replica.Restore uses such a backup.
+
 package litestream
 
 import (

@@ -1,6 +1,7 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
 // <path>/generations/ (names joined with path.Join, as v0.3.x did).
 // CreatedAt is the blob's creation time, as v0.3.x used.
+
 package abs
 
 import (

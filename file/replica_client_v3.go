@@ -1,6 +1,7 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x from the
 // same directory: <path>/generations/<id>/{snapshots,wal}/. CreatedAt is the
 // file's mtime, as v0.3.x used.
+
 package file
 
 import (

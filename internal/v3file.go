@@ -1,6 +1,7 @@
 // v3file.go decodes files of Litestream v0.3.x backups as they are stored:
 // one LZ4 frame, which v0.3.x age-encrypted when it had recipients (so the
 // stored bytes are age(lz4(data))).
+
 package internal
 
 import (

@@ -2,6 +2,7 @@
 // <path>/generations/ (keys joined as v0.3.x joined them, path.Join, so an
 // empty Path gives "generations/..."). CreatedAt is the object's
 // LastModified, as v0.3.x used.
+
 package s3
 
 import (

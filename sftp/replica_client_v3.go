@@ -1,6 +1,7 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
 // <path>/generations/ on the server. CreatedAt is the file's mtime, as
 // v0.3.x used.
+
 package sftp
 
 import (

@@ -2,6 +2,7 @@
 // built by internal/v3gen is uploaded through the service's own API, then
 // listed, opened and restored through the client, latest and at a point
 // in time inside a generation, plain and age-encrypted.
+
 package clienttest
 
 import (
