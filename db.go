@@ -311,7 +311,14 @@ func (db *DB) Open() (err error) {
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
 	}
-	db.compactor.client = db.Replica.Client
+	db.Replica.reopenLease()
+	if db.Replica.Leaser != nil && !db.Replica.LeaseWait {
+		// Fail fast: Open reports a lease another process holds.
+		if err := db.Replica.acquireLease(context.Background()); err != nil {
+			return err
+		}
+	}
+	db.compactor.client = db.Replica.writeClient()
 	db.compactor.spillDir = db.metaPath
 	db.syncCompactorOptions()
 
@@ -373,6 +380,9 @@ func (db *DB) Close(ctx context.Context) (err error) {
 			}
 		}
 		if e := db.Replica.Stop(true); e != nil && err == nil {
+			err = e
+		}
+		if e := db.Replica.releaseLease(ctx); e != nil && err == nil {
 			err = e
 		}
 	}

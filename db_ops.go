@@ -174,6 +174,11 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 	} else if db.Replica.Client == nil {
 		return fmt.Errorf("no replica client configured")
 	}
+	// With a Leaser the restore happens under the lease (waiting for it in
+	// LeaseWait mode), so that no other writer extends the replica after it.
+	if err := db.Replica.acquireLease(ctx); err != nil {
+		return err
+	}
 	if _, err := os.Stat(db.path); err == nil {
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -343,6 +348,9 @@ type SyncStatus struct {
 	// Stalled reports syncs failing for StallSyncIntervals SyncIntervals
 	// or longer.
 	Stalled bool
+	// LeaseLost is the *LeaseLostError that stopped replication for good
+	// (another writer holds the replica's lease), or nil.
+	LeaseLost error
 }
 
 // SyncStatus returns the local and replica positions and sync health. When
@@ -353,6 +361,7 @@ func (db *DB) SyncStatus(ctx context.Context) (SyncStatus, error) {
 	}
 	var st SyncStatus
 	st.FailingSince, st.Stalled, st.LastError = db.Replica.health()
+	st.LeaseLost = db.Replica.leaseLost()
 	pos, err := db.Pos()
 	if err != nil {
 		return st, fmt.Errorf("local position: %w", err)

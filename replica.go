@@ -42,6 +42,21 @@ type Replica struct {
 	// or corrupt local L0 file. Default false.
 	AutoRecoverEnabled bool
 
+	// Leaser, when set, makes this process the replica's only writer: the
+	// lease is taken before the first upload, renewed, checked before each
+	// batch and released on Close (replica_lease.go). Set it before Open.
+	Leaser Leaser
+
+	// LeaseWait waits for a lease another process holds instead of failing
+	// with *LeaseExistsError. Default false (fail fast).
+	LeaseWait bool
+
+	// LeaseRenewInterval is how often a held lease is renewed. Default a
+	// third of the lease's TTL.
+	LeaseRenewInterval time.Duration
+
+	lease replicaLease
+
 	db *DB
 
 	syncSem *semaphore.Weighted // one upload batch at a time
@@ -349,6 +364,9 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 	if err := context.Cause(ctx); err != nil {
 		return false, 0, err
 	}
+	if err := r.checkLease(ctx); err != nil {
+		return false, 0, err
+	}
 	pos := r.Pos()
 	if pos.IsZero() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
@@ -402,7 +420,7 @@ func (r *Replica) uploadL0(ctx context.Context, txid ltx.TXID) error {
 	}
 	defer func() { _ = f.Close() }()
 
-	if _, err := r.Client.WriteLTXFile(ctx, 0, txid, txid, f); err != nil {
+	if err := r.writeL0(ctx, txid, f); err != nil {
 		return remoteLTXError("upload", 0, txid, txid, err)
 	}
 	return nil
@@ -495,6 +513,14 @@ func (r *Replica) monitor(ctx context.Context) {
 // up to ShutdownSyncTimeout, and gives up early when DB.Done closes.
 func (r *Replica) shutdownSync(ctx context.Context) error {
 	db := r.db
+	if r.leaseWanted() {
+		// Still waiting for the lease, or lost it: uploading would wait
+		// or be refused, and the files stay local for the next holder.
+		if err := r.leaseLost(); err != nil {
+			return err
+		}
+		return fmt.Errorf("final upload skipped: closed before the lease was acquired: %w", ErrLeaseNotHeld)
+	}
 	if db.ShutdownSyncTimeout <= 0 {
 		return r.Sync(ctx)
 	}
@@ -526,6 +552,8 @@ func (r *Replica) shutdownSync(ctx context.Context) error {
 		}
 		if err = r.Sync(ctx); err == nil || errors.Is(err, errNoPosition) {
 			return nil
+		} else if errors.Is(err, ErrLeaseNotHeld) {
+			return err // retrying cannot help: another writer holds the lease
 		}
 		select {
 		case <-ctx.Done():

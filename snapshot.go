@@ -167,7 +167,7 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	}
 	defer func() { _ = rc.Close() }()
 
-	info, err := db.Replica.Client.WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
+	info, err := db.Replica.writeClient().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
 	if err != nil {
 		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
