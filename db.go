@@ -326,7 +326,14 @@ func (db *DB) Open() (err error) {
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
 	}
-	db.compactor.client = db.Replica.client()
+	db.Replica.reopenLease()
+	if db.Replica.Leaser != nil && !db.Replica.LeaseWait {
+		// Fail fast: Open reports a lease another process holds.
+		if err := db.Replica.acquireLease(context.Background()); err != nil {
+			return err
+		}
+	}
+	db.compactor.client = db.Replica.client() // the index, over the lease-checking client
 	db.compactor.spillDir = db.metaPath
 	db.syncCompactorOptions()
 
@@ -388,6 +395,9 @@ func (db *DB) Close(ctx context.Context) (err error) {
 			}
 		}
 		if e := db.Replica.Stop(true); e != nil && err == nil {
+			err = e
+		}
+		if e := db.Replica.releaseLease(ctx); e != nil && err == nil {
 			err = e
 		}
 	}
@@ -840,6 +850,11 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 		return fmt.Errorf("no replica configured")
 	} else if db.Replica.Client == nil {
 		return fmt.Errorf("no replica client configured")
+	}
+	// With a Leaser the restore happens under the lease (waiting for it in
+	// LeaseWait mode), so that no other writer extends the replica after it.
+	if err := db.Replica.acquireLease(ctx); err != nil {
+		return err
 	}
 	if _, err := os.Stat(db.path); err == nil {
 		return nil

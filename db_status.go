@@ -29,6 +29,9 @@ type SyncStatus struct {
 	// Stalled reports syncs failing for StallSyncIntervals SyncIntervals
 	// or longer.
 	Stalled bool
+	// LeaseLost is the *LeaseLostError that stopped replication for good
+	// (another writer holds the replica's lease), or nil.
+	LeaseLost error
 }
 
 // SyncStatus returns the local and replica positions and sync health. When
@@ -39,6 +42,7 @@ func (db *DB) SyncStatus(ctx context.Context) (SyncStatus, error) {
 	}
 	var st SyncStatus
 	st.FailingSince, st.Stalled, st.LastError = db.Replica.health()
+	st.LeaseLost = db.Replica.leaseLost()
 	pos, err := db.Pos()
 	if err != nil {
 		return st, fmt.Errorf("local position: %w", err)

@@ -152,6 +152,8 @@ func (db *DB) waitUploaded(ctx context.Context, pos ltx.Pos, resets uint64) (boo
 		}
 		if db.Replica.Pos().TXID >= pos.TXID {
 			return true, nil
+		} else if err := db.Replica.leaseLost(); err != nil {
+			return false, err
 		}
 		select {
 		case <-ch:

@@ -32,7 +32,8 @@ func Example() {
 	client := file.NewReplicaClient(replicaPath)
 	replica := litestream.NewReplicaWithClient(db, client)
 	db.Replica = replica
-	client.Replica = replica // optional: replica files copy the database's owner and mode
+	client.Replica = replica            // optional: replica files copy the database's owner and mode
+	replica.Leaser = client.NewLeaser() // one writer per replica: see "One writer per replica"
 
 	// Restore first if the database is missing (no-op if it exists or the
 	// replica is empty).

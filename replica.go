@@ -51,6 +51,21 @@ type Replica struct {
 	// DefaultReplicaIndexRefresh; negative lists the backend every time.
 	IndexRefreshInterval time.Duration
 
+	// Leaser, when set, makes this process the replica's only writer: the
+	// lease is taken before the first upload, renewed, checked before each
+	// batch and released on Close (replica_lease.go). Set it before Open.
+	Leaser Leaser
+
+	// LeaseWait waits for a lease another process holds instead of failing
+	// with *LeaseExistsError. Default false (fail fast).
+	LeaseWait bool
+
+	// LeaseRenewInterval is how often a held lease is renewed. Default a
+	// third of the lease's TTL.
+	LeaseRenewInterval time.Duration
+
+	lease replicaLease
+
 	db *DB
 
 	syncSem *semaphore.Weighted // one upload batch at a time
@@ -193,8 +208,9 @@ func (r *Replica) indexed() *replicaIndex {
 	if r.Client == nil {
 		return nil
 	}
-	if r.index == nil || !sameClient(r.index.ReplicaClient, r.Client) {
-		r.index = newReplicaIndex(r.Client, r.indexRefresh, r.Logger)
+	if r.index == nil || !sameClient(r.index.base, r.Client) || r.index.fenced != (r.Leaser != nil) {
+		r.index = newReplicaIndex(r.writeClient(), r.indexRefresh, r.Logger)
+		r.index.base, r.index.fenced = r.Client, r.Leaser != nil
 		r.index.onChange = r.filesChanged
 	}
 	return r.index
@@ -476,6 +492,9 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 	if err := context.Cause(ctx); err != nil {
 		return false, 0, err
 	}
+	if err := r.checkLease(ctx); err != nil {
+		return false, 0, err
+	}
 	pos := r.Pos()
 	if pos.IsZero() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
@@ -537,7 +556,7 @@ func (r *Replica) uploadL0Range(ctx context.Context, minTXID, maxTXID ltx.TXID) 
 	}
 	defer func() { _ = f.Close() }()
 
-	if _, err := r.client().WriteLTXFile(ctx, 0, minTXID, maxTXID, f); err != nil {
+	if err := r.writeL0(ctx, minTXID, maxTXID, f); err != nil {
 		return remoteLTXError("upload", 0, minTXID, maxTXID, err)
 	}
 	return nil
@@ -630,6 +649,14 @@ func (r *Replica) monitor(ctx context.Context) {
 // up to ShutdownSyncTimeout, and gives up early when DB.Done closes.
 func (r *Replica) shutdownSync(ctx context.Context) error {
 	db := r.db
+	if r.leaseWanted() {
+		// Still waiting for the lease, or lost it: uploading would wait
+		// or be refused, and the files stay local for the next holder.
+		if err := r.leaseLost(); err != nil {
+			return err
+		}
+		return fmt.Errorf("final upload skipped: closed before the lease was acquired: %w", ErrLeaseNotHeld)
+	}
 	if db.ShutdownSyncTimeout <= 0 {
 		return r.Sync(ctx)
 	}
@@ -661,6 +688,8 @@ func (r *Replica) shutdownSync(ctx context.Context) error {
 		}
 		if err = r.Sync(ctx); err == nil || errors.Is(err, errNoPosition) {
 			return nil
+		} else if errors.Is(err, ErrLeaseNotHeld) {
+			return err // retrying cannot help: another writer holds the lease
 		}
 		select {
 		case <-ctx.Done():

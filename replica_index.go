@@ -29,7 +29,10 @@ const DefaultReplicaIndexRefresh = 6 * time.Hour
 // when they succeed; a failed write or delete, or a read that finds a file
 // missing, drops the level so that the next listing asks the backend.
 type replicaIndex struct {
-	ReplicaClient // the backend
+	ReplicaClient // the backend, through the lease check when there is a Leaser
+
+	base   ReplicaClient // the Replica's Client it was made for
+	fenced bool          // ReplicaClient checks the lease
 
 	refresh  func() time.Duration
 	logger   func() *slog.Logger
@@ -184,8 +187,14 @@ func (x *replicaIndex) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 // WriteLTXFile records the stored file, or drops the level on failure: the
 // write may have landed or not.
 func (x *replicaIndex) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	return x.writeVia(ctx, x.ReplicaClient, level, minTXID, maxTXID, r)
+}
+
+// writeVia is WriteLTXFile through another client of the same backend
+// (the replica's own Client, skipping a wrapper's per-call checks).
+func (x *replicaIndex) writeVia(ctx context.Context, via ReplicaClient, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	x.begin(level)
-	info, err := x.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+	info, err := via.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	lvl := x.level(level)

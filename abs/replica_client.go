@@ -285,13 +285,19 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	key := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
 	cr := &internal.CountingReader{R: r}
 	ts := internal.FormatTimestamp(timestamp)
-	if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, &blockblob.UploadStreamOptions{
+	opts := &blockblob.UploadStreamOptions{
 		BlockSize:   1 << 20,
 		Concurrency: 4,
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("application/octet-stream")},
 		Metadata:    map[string]*string{MetadataKeyTimestamp: &ts},
 		AccessTier:  ptr(blob.AccessTierHot),
-	}); err != nil {
+	}
+	if litestream.IsCreateOnly(ctx) {
+		opts.AccessConditions = ifNoneMatchAny() // checked when the block list is committed
+	}
+	if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, opts); isConditionFailed(err) {
+		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
+	} else if err != nil {
 		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N(), CreatedAt: timestamp}, nil

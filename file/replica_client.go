@@ -153,8 +153,14 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 
 	c.removeStaleTemps(filepath.Dir(filename))
 
-	size, err := internal.WriteFileAtomic(filename, filePerm, r)
-	if err != nil {
+	write := internal.WriteFileAtomic
+	if litestream.IsCreateOnly(ctx) {
+		write = internal.WriteFileAtomicNoReplace
+	}
+	size, err := write(filename, filePerm, r)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
+	} else if err != nil {
 		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
 	if err := os.Chtimes(filename, timestamp, timestamp); err != nil {

@@ -266,7 +266,11 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := bkt.Object(c.objectName(level, minTXID, maxTXID)).NewWriter(wctx)
+	obj := bkt.Object(c.objectName(level, minTXID, maxTXID))
+	if litestream.IsCreateOnly(ctx) {
+		obj = obj.If(storage.Conditions{DoesNotExist: true})
+	}
+	w := obj.NewWriter(wctx)
 	w.ContentType = "application/octet-stream"
 	w.Metadata = map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)}
 
@@ -276,7 +280,9 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		_ = w.Close()
 		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(); isPreconditionFailed(err) {
+		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
+	} else if err != nil {
 		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil

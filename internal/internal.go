@@ -70,6 +70,22 @@ func MkdirAll(dir string, perm Perm) error {
 // renames it over filename and fsyncs the directory. Readers see either the
 // old file or the whole new one. It returns the bytes written.
 func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err error) {
+	return writeFileAtomic(filename, perm, r, os.Rename)
+}
+
+// WriteFileAtomicNoReplace is WriteFileAtomic that never replaces an existing
+// file: the temporary file is hard-linked to filename, which fails with an
+// error matching os.ErrExist if the name is taken, even by a concurrent
+// writer.
+func WriteFileAtomicNoReplace(filename string, perm Perm, r io.Reader) (n int64, err error) {
+	return writeFileAtomic(filename, perm, r, func(tmp, filename string) error {
+		err := os.Link(tmp, filename)
+		_ = os.Remove(tmp)
+		return err
+	})
+}
+
+func writeFileAtomic(filename string, perm Perm, r io.Reader, publish func(tmp, filename string) error) (n int64, err error) {
 	f, err := os.CreateTemp(filepath.Dir(filename), filepath.Base(filename)+".*.tmp")
 	if err != nil {
 		return 0, err
@@ -93,7 +109,7 @@ func WriteFileAtomic(filename string, perm Perm, r io.Reader) (n int64, err erro
 		return n, err
 	} else if err := f.Close(); err != nil {
 		return n, err
-	} else if err := os.Rename(tmp, filename); err != nil {
+	} else if err := publish(tmp, filename); err != nil {
 		return n, err
 	}
 	return n, SyncDir(filepath.Dir(filename))

@@ -394,6 +394,15 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 
+	if litestream.IsCreateOnly(ctx) {
+		// The object store has no conditional put: this check narrows, but
+		// does not close, the window for replacing another writer's file.
+		if _, err := store.GetInfo(ctx, c.objectName(level, minTXID, maxTXID)); err == nil {
+			return nil, fmt.Errorf("nats: write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
+		} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, fmt.Errorf("nats: write L%d %s-%s: check for an existing file: %w", level, minTXID, maxTXID, err)
+		}
+	}
 	info, err := store.Put(ctx, jetstream.ObjectMeta{
 		Name:    c.objectName(level, minTXID, maxTXID),
 		Headers: nats.Header{HeaderKeyTimestamp: []string{internal.FormatTimestamp(timestamp)}},

@@ -375,9 +375,14 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 		input.StorageClass = types.StorageClass(c.StorageClass)
 	}
 	c.applySSEToPut(input)
+	if litestream.IsCreateOnly(ctx) {
+		input.IfNoneMatch = aws.String("*") // also sent on CompleteMultipartUpload
+	}
 
 	out, err := uploader.Upload(ctx, input)
-	if err != nil {
+	if isPreconditionFailed(err) {
+		return nil, fmt.Errorf("upload L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
+	} else if err != nil {
 		return nil, fmt.Errorf("upload L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	} else if out.ETag == nil || *out.ETag == "" {
 		return nil, fmt.Errorf("upload L%d %s-%s: no ETag returned", level, minTXID, maxTXID)

@@ -1,0 +1,144 @@
+// Leaser for the gs backend: the lease record is the object
+// <path>/lock.json, created with a DoesNotExist precondition and replaced
+// with GenerationMatch, so GCS itself decides who holds it.
+package gs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
+
+	"github.com/benbjohnson/litestream"
+)
+
+// Lease defaults.
+const (
+	DefaultLeaseTTL  = 30 * time.Second
+	DefaultLeasePath = "lock.json"
+	LeaserType       = "gs"
+)
+
+var _ litestream.Leaser = (*Leaser)(nil)
+
+// Leaser holds the lease of a GCS replica path.
+type Leaser struct {
+	client *ReplicaClient
+
+	TTL   time.Duration // default 30s
+	Owner string        // default "hostname:pid"
+}
+
+// NewLeaser returns a leaser for the client's bucket and path that shares
+// its connection.
+func (c *ReplicaClient) NewLeaser() *Leaser {
+	return &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+}
+
+// Type returns "gs".
+func (l *Leaser) Type() string { return LeaserType }
+
+// AcquireLease takes the lease if it is free, expired or released.
+func (l *Leaser) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
+	return litestream.AcquireObjectLease(ctx, l, l.Owner, l.ttl())
+}
+
+// RenewLease extends a held lease; ErrLeaseNotHeld if its generation changed.
+func (l *Leaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
+	return litestream.RenewObjectLease(ctx, l, lease, l.ttl())
+}
+
+// ReleaseLease marks the lease expired, if still held, for a waiter to take.
+func (l *Leaser) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
+	return litestream.ReleaseObjectLease(ctx, l, lease)
+}
+
+func (l *Leaser) ttl() time.Duration {
+	if l.TTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return l.TTL
+}
+
+func (l *Leaser) object(ctx context.Context) (*storage.ObjectHandle, error) {
+	bkt, err := l.client.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := DefaultLeasePath
+	if l.client.Path != "" {
+		name = l.client.Path + "/" + DefaultLeasePath
+	}
+	return bkt.Object(name), nil
+}
+
+// ReadLease implements litestream.LeaseObject; the version is the object's
+// generation.
+func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
+	obj, err := l.object(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := obj.NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, "", os.ErrNotExist
+	} else if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", obj.ObjectName(), err)
+	}
+	defer func() { _ = r.Close() }()
+	data, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", obj.ObjectName(), err)
+	}
+	return data, strconv.FormatInt(r.Attrs.Generation, 10), nil
+}
+
+// CreateLease implements litestream.LeaseObject with DoesNotExist.
+func (l *Leaser) CreateLease(ctx context.Context, data []byte) (string, error) {
+	return l.write(ctx, data, storage.Conditions{DoesNotExist: true})
+}
+
+// ReplaceLease implements litestream.LeaseObject with GenerationMatch.
+func (l *Leaser) ReplaceLease(ctx context.Context, data []byte, etag string) (string, error) {
+	gen, err := strconv.ParseInt(etag, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("lease generation %q: %w", etag, litestream.ErrLeaseConflict)
+	}
+	return l.write(ctx, data, storage.Conditions{GenerationMatch: gen})
+}
+
+func (l *Leaser) write(ctx context.Context, data []byte, cond storage.Conditions) (string, error) {
+	obj, err := l.object(ctx)
+	if err != nil {
+		return "", err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := obj.If(cond).NewWriter(wctx)
+	w.ContentType = "application/json"
+	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
+		cancel()
+		_ = w.Close()
+		return "", fmt.Errorf("write %s: %w", obj.ObjectName(), err)
+	}
+	if err := w.Close(); isPreconditionFailed(err) || errors.Is(err, storage.ErrObjectNotExist) {
+		return "", litestream.ErrLeaseConflict
+	} else if err != nil {
+		return "", fmt.Errorf("write %s: %w", obj.ObjectName(), err)
+	}
+	return strconv.FormatInt(w.Attrs().Generation, 10), nil
+}
+
+// isPreconditionFailed reports a write refused by its precondition (412).
+func isPreconditionFailed(err error) bool {
+	var gerr *googleapi.Error
+	return errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed
+}

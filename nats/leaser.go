@@ -1,0 +1,163 @@
+// Leaser for the nats backend: the lease record is one key of a JetStream
+// key-value bucket ("<bucket>-lease"), created with KV Create and replaced
+// with a revision-checked KV Update, so the server decides who holds it.
+package nats
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/benbjohnson/litestream"
+)
+
+// Lease defaults.
+const (
+	DefaultLeaseTTL  = 30 * time.Second
+	DefaultLeasePath = "lock.json"
+	LeaserType       = "nats"
+)
+
+var _ litestream.Leaser = (*Leaser)(nil)
+
+// Leaser holds the lease of a NATS replica path.
+type Leaser struct {
+	client *ReplicaClient
+
+	mu sync.Mutex // guards kv
+	kv jetstream.KeyValue
+
+	TTL   time.Duration // default 30s
+	Owner string        // default "hostname:pid"
+}
+
+// NewLeaser returns a leaser for the client's bucket and path that shares
+// its connection. The key-value bucket "<bucket>-lease" is created on first
+// use if missing.
+func (c *ReplicaClient) NewLeaser() *Leaser {
+	return &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+}
+
+// Type returns "nats".
+func (l *Leaser) Type() string { return LeaserType }
+
+// AcquireLease takes the lease if it is free, expired or released.
+func (l *Leaser) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
+	return litestream.AcquireObjectLease(ctx, l, l.Owner, l.ttl())
+}
+
+// RenewLease extends a held lease; ErrLeaseNotHeld if its revision changed.
+func (l *Leaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
+	return litestream.RenewObjectLease(ctx, l, lease, l.ttl())
+}
+
+// ReleaseLease marks the lease expired, if still held, for a waiter to take.
+func (l *Leaser) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
+	return litestream.ReleaseObjectLease(ctx, l, lease)
+}
+
+func (l *Leaser) ttl() time.Duration {
+	if l.TTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return l.TTL
+}
+
+// key names the replica's record: key characters are restricted, so the
+// path is hex-encoded.
+func (l *Leaser) key() string {
+	if l.client.Path == "" {
+		return "lock"
+	}
+	return "lock." + hex.EncodeToString([]byte(l.client.Path))
+}
+
+func (l *Leaser) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kv != nil {
+		return l.kv, nil
+	}
+	if _, err := l.client.objectStore(ctx); err != nil { // connects
+		return nil, err
+	}
+	l.client.mu.Lock()
+	nc := l.client.nc
+	l.client.mu.Unlock()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("nats: jetstream: %w", err)
+	}
+	name := l.client.BucketName + "-lease"
+	kv, err := js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: open lease bucket %q: %w", name, err)
+	}
+	l.kv = kv
+	return kv, nil
+}
+
+// ReadLease implements litestream.LeaseObject; the version is the key's
+// revision.
+func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	entry, err := kv.Get(ctx, l.key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, "", os.ErrNotExist
+	} else if err != nil {
+		return nil, "", fmt.Errorf("nats: read lease %s: %w", l.key(), err)
+	}
+	return entry.Value(), strconv.FormatUint(entry.Revision(), 10), nil
+}
+
+// CreateLease implements litestream.LeaseObject with KV Create.
+func (l *Leaser) CreateLease(ctx context.Context, data []byte) (string, error) {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return "", err
+	}
+	rev, err := kv.Create(ctx, l.key(), data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return "", litestream.ErrLeaseConflict
+	} else if err != nil {
+		return "", fmt.Errorf("nats: create lease %s: %w", l.key(), err)
+	}
+	return strconv.FormatUint(rev, 10), nil
+}
+
+// ReplaceLease implements litestream.LeaseObject with a revision-checked
+// KV Update.
+func (l *Leaser) ReplaceLease(ctx context.Context, data []byte, etag string) (string, error) {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return "", err
+	}
+	last, err := strconv.ParseUint(etag, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("lease revision %q: %w", etag, litestream.ErrLeaseConflict)
+	}
+	rev, err := kv.Update(ctx, l.key(), data, last)
+	var apiErr *jetstream.APIError
+	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		return "", litestream.ErrLeaseConflict
+	} else if err != nil {
+		return "", fmt.Errorf("nats: update lease %s: %w", l.key(), err)
+	}
+	return strconv.FormatUint(rev, 10), nil
+}
