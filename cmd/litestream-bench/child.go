@@ -31,6 +31,7 @@ type childResult struct {
 	Idle     counts        `json:"idle"`     // backend calls in the idle window
 	Files    int           `json:"files"`    // files added to the replica in the idle window
 	VFS      *vfsResult    `json:"vfs,omitempty"`
+	Scale    *scaleResult  `json:"scale,omitempty"`
 }
 
 // runInChild re-runs this binary in mode with args and decodes its result.
@@ -63,6 +64,8 @@ func runChild(mode string, args []string) error {
 		res, err = childVFSPoint(args)
 	case "vfs-scan":
 		res, err = childVFSScan(args)
+	case "scale":
+		res, err = childScale(args)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}

@@ -34,6 +34,11 @@ type config struct {
 
 	requestWarmup time.Duration // before counting requests per day
 	requestWindow time.Duration // requests counted over this, extrapolated to a day
+
+	scaleDBs    int           // databases in one Store
+	scaleWarmup time.Duration // after every database replicated, before idle CPU
+	scaleWindow time.Duration // idle CPU and 1%-writing lag windows
+	scaleFast   bool          // short compaction and retention intervals
 }
 
 // row is one line of the result table.
@@ -47,7 +52,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small databases and short windows, for development")
 	dir := flag.String("dir", "", "scratch directory (default: a new temp dir, removed at exit)")
 	sizes := flag.String("sizes", "", "comma-separated database sizes, e.g. 256MB,1GB,4GB")
-	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,requests,vfs (default all)")
+	only := flag.String("only", "", "comma-separated figures to run: write,lag,idle,restore,requests,vfs,scale (default all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process to this file")
 	flag.Parse()
 
@@ -74,6 +79,11 @@ func main() {
 		// Past the first L1 and L2 compactions and L0 retention's first deletions.
 		requestWarmup: 6 * time.Minute,
 		requestWindow: 10 * time.Minute,
+		// At default settings L0 retention (5 min) and the L2 boundary
+		// settle before the idle window.
+		scaleDBs:    10000,
+		scaleWarmup: 7 * time.Minute,
+		scaleWindow: time.Minute,
 	}
 	if *quick {
 		cfg.sizes = []int64{32 << 20, 64 << 20}
@@ -86,6 +96,7 @@ func main() {
 		cfg.latencyDur = 3 * time.Second
 		cfg.requestWarmup = 35 * time.Second
 		cfg.requestWindow = time.Minute
+		cfg.scaleDBs, cfg.scaleWarmup, cfg.scaleWindow, cfg.scaleFast = 500, 80*time.Second, 15*time.Second, true // past the time-based checkpoint (1 min)
 	}
 	if *sizes != "" {
 		var err error
@@ -111,8 +122,9 @@ func main() {
 		"restore":  benchRestore,
 		"requests": benchRequests,
 		"vfs":      benchVFS,
+		"scale":    benchScale,
 	}
-	names := []string{"write", "lag", "idle", "restore", "requests", "vfs"}
+	names := []string{"write", "lag", "idle", "restore", "requests", "vfs", "scale"}
 	if *only != "" {
 		names = strings.Split(*only, ",")
 	}
