@@ -3,6 +3,7 @@
 // descriptors per database, idle CPU of the whole process once everything
 // is compacted, the lag of commits while 1% of the databases write, and
 // close time. It runs in a child process so the harness does not count.
+
 package main
 
 import (
