@@ -256,7 +256,20 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 	if !sawChange {
 		t.Fatal("no EventReplicaChanged was published")
 	}
-	verifyRestoreLatest(t, backend, app)
+	// No TXID from the oldest snapshot on is missing, and the latest
+	// restore equals the app's database.
+	errs, err := litestream.NewReplicaWithClient(nil, backend).ValidateChain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("replica chain: %s", e.Message)
+	}
+	r := litestream.NewReplicaWithClient(nil, backend)
+	if got, want := MustCheckRestored(t, MustRestore(t, r, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, app has %s", got, want)
+	}
+
 }
 
 // A subscriber sees every L0 TXID written and uploaded, in order, and a

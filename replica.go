@@ -259,9 +259,26 @@ func (r *Replica) repairLost(ctx context.Context) error {
 	lost := r.repair
 	r.repair = nil
 	r.repairMu.Unlock()
+	var l1 txRanges // what L1 covers, listed when first needed
+	listed := false
 	for i, info := range lost {
 		if _, err := os.Stat(r.db.LTXPath(0, info.MinTXID, info.MaxTXID)); err != nil {
 			continue // compacted and retained away locally: L1 holds it
+		}
+		if !listed {
+			infos, err := listFrom(ctx, r.client(), 1, 0)
+			if err != nil {
+				r.repairMu.Lock()
+				r.repair = append(lost[i:], r.repair...)
+				r.repairMu.Unlock()
+				return fmt.Errorf("list L1 before uploading lost L0 files again: %w", err)
+			}
+			l1, listed = contiguousRuns(infos), true
+		}
+		if l1.covers(info) || (len(l1) > 0 && l1[len(l1)-1].max >= info.MinTXID) {
+			// L1 holds it, or went past it (from a snapshot): no compaction
+			// will read it, and retention would never remove it.
+			continue
 		}
 		if err := r.uploadL0Range(ctx, info.MinTXID, info.MaxTXID); err != nil {
 			r.repairMu.Lock()
