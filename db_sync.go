@@ -144,13 +144,19 @@ func (db *DB) markSynced(start time.Time) {
 // WaitReplicated blocks until everything committed before the call is on
 // the replica. It waits for the background sync and upload rather than
 // starting its own, so concurrent callers share one sync and one upload. If
-// background sync or upload is off, it syncs and uploads itself.
+// background sync or upload is off, it syncs and uploads itself. A context
+// already done returns its error.
 func (db *DB) WaitReplicated(ctx context.Context) error {
 	db.lazyInit()
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
 	}
 	if err := db.checkOpenable(); err != nil {
+		return err
+	}
+	// Like Sync, a context already done fails at once, whatever the
+	// replica holds: the answer must not depend on which channel wins.
+	if err := context.Cause(ctx); err != nil {
 		return err
 	}
 	if db.MonitorInterval <= 0 || !db.Replica.MonitorEnabled {

@@ -3,6 +3,7 @@ package litestream_test
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -134,6 +135,34 @@ func TestMetrics_RegistryAndLag(t *testing.T) {
 	for _, mf := range mfs {
 		if len(mf.GetName()) > 10 && mf.GetName()[:11] == "litestream_" {
 			t.Fatalf("%s registered on the default registry", mf.GetName())
+		}
+	}
+}
+
+// A wait whose context is already canceled returns the context's error,
+// even with the replica caught up and syncs finishing all around it.
+func TestDB_WaitReplicated_CanceledContext(t *testing.T) {
+	ctx := context.Background()
+	db, app, _ := MustOpenMonitoredDB(t, io.Discard, nil, nil)
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	for i := 1; i <= 200; i++ {
+		if i%2 == 0 {
+			// Caught up: nothing new to wait for.
+			if err := db.WaitReplicated(ctx); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.WaitReplicated(canceled); err != context.Canceled {
+			t.Fatalf("wait %d with a canceled context: err = %v, want context.Canceled", i, err)
 		}
 	}
 }
