@@ -345,6 +345,9 @@ func (db *DB) Open() (err error) {
 	db.syncCompactorOptions()
 
 	db.closing = false
+	db.syncBackoffMu.Lock()
+	db.syncBackoff, db.syncRetryAt = 0, time.Time{} // a reopened DB starts afresh
+	db.syncBackoffMu.Unlock()
 	db.ctx, db.cancel = context.WithCancel(withReplicaIndex(context.Background()))
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)
