@@ -138,6 +138,13 @@ type DB struct {
 	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
+	// Background syncs (the monitor's, the snapshot pass's) share one
+	// backoff after failures, so that no pass retries a failing disk
+	// sooner than the monitor would.
+	syncBackoffMu sync.Mutex
+	syncBackoff   time.Duration // doubles on each failed background sync; 0 after a success
+	syncRetryAt   time.Time     // background syncs wait until then
+
 	syncMu         sync.Mutex
 	lastSuccessful time.Time
 	// replicaCheckPending: init could not reach the replica to compare
@@ -338,6 +345,9 @@ func (db *DB) Open() (err error) {
 	db.syncCompactorOptions()
 
 	db.closing = false
+	db.syncBackoffMu.Lock()
+	db.syncBackoff, db.syncRetryAt = 0, time.Time{} // a reopened DB starts afresh
+	db.syncBackoffMu.Unlock()
 	db.ctx, db.cancel = context.WithCancel(withReplicaIndex(context.Background()))
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)

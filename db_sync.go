@@ -51,6 +51,12 @@ type lastFrame struct {
 // checkpoint policy. A missing database file is not an error.
 func (db *DB) Sync(ctx context.Context) error {
 	db.lazyInit()
+	return db.sync(ctx)
+}
+
+// sync is Sync; in a background context it waits out the shared backoff
+// (returning errSyncDeferred) and records its outcome in it.
+func (db *DB) sync(ctx context.Context) (err error) {
 	start := time.Now()
 	for {
 		if err := context.Cause(ctx); err != nil {
@@ -59,7 +65,13 @@ func (db *DB) Sync(ctx context.Context) error {
 		if err := db.exec.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 		}
+		// Checked under exec: a sync that just failed has set the backoff.
+		if isBackgroundSync(ctx) && db.syncRetryWait() > 0 {
+			db.exec.Release(1)
+			return errSyncDeferred
+		}
 		more, err := db.syncChunk(ctx, db.MaxSyncWALBytes, false)
+		db.noteSyncOutcome(ctx, err)
 		db.exec.Release(1)
 		if err != nil {
 			return err
@@ -68,6 +80,53 @@ func (db *DB) Sync(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// errSyncDeferred: a background sync did not run because an earlier one
+// failed and the shared backoff has not yet passed.
+var errSyncDeferred = errors.New("sync deferred: backing off after a failed sync")
+
+type backgroundSyncKey struct{}
+
+// withBackgroundSync marks ctx as a background pass's, whose syncs respect
+// the shared backoff. Syncs a user asks for always try.
+func withBackgroundSync(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundSyncKey{}, true)
+}
+
+func isBackgroundSync(ctx context.Context) bool {
+	v, _ := ctx.Value(backgroundSyncKey{}).(bool)
+	return v
+}
+
+// noteSyncOutcome updates the shared backoff after a background sync.
+func (db *DB) noteSyncOutcome(ctx context.Context, err error) {
+	if !isBackgroundSync(ctx) || errors.Is(err, context.Canceled) {
+		return
+	}
+	db.syncBackoffMu.Lock()
+	defer db.syncBackoffMu.Unlock()
+	if err == nil {
+		db.syncBackoff, db.syncRetryAt = 0, time.Time{}
+		return
+	}
+	db.syncBackoff = min(max(db.syncBackoff*2, db.MonitorInterval), DefaultSyncBackoffMax)
+	db.syncRetryAt = time.Now().Add(db.syncBackoff)
+}
+
+// syncBackoffNow is the current backoff, 0 when the last background sync
+// succeeded.
+func (db *DB) syncBackoffNow() time.Duration {
+	db.syncBackoffMu.Lock()
+	defer db.syncBackoffMu.Unlock()
+	return db.syncBackoff
+}
+
+// syncRetryWait is how long background syncs still wait.
+func (db *DB) syncRetryWait() time.Duration {
+	db.syncBackoffMu.Lock()
+	defer db.syncBackoffMu.Unlock()
+	return time.Until(db.syncRetryAt)
 }
 
 // markSynced wakes WaitReplicated callers: every commit made before start
@@ -85,13 +144,19 @@ func (db *DB) markSynced(start time.Time) {
 // WaitReplicated blocks until everything committed before the call is on
 // the replica. It waits for the background sync and upload rather than
 // starting its own, so concurrent callers share one sync and one upload. If
-// background sync or upload is off, it syncs and uploads itself.
+// background sync or upload is off, it syncs and uploads itself. A context
+// already done returns its error.
 func (db *DB) WaitReplicated(ctx context.Context) error {
 	db.lazyInit()
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
 	}
 	if err := db.checkOpenable(); err != nil {
+		return err
+	}
+	// Like Sync, a context already done fails at once, whatever the
+	// replica holds: the answer must not depend on which channel wins.
+	if err := context.Cause(ctx); err != nil {
 		return err
 	}
 	if db.MonitorInterval <= 0 || !db.Replica.MonitorEnabled {
@@ -640,10 +705,11 @@ func (db *DB) monitor() {
 	var lastSync time.Time // start of the last sync of any outcome
 	var lastStat walStat
 	var lastPos ltx.Pos // position after the last sync
-	var backoff time.Duration
 	var lastLogAt time.Time
 	var diskFullN int
+	ctx := withBackgroundSync(db.ctx)
 	for {
+		backoff := db.syncBackoffNow()
 		// Events cannot announce a database file that appears, so an
 		// uninitialized DB is polled, as is one retrying errors.
 		if poll := changed == nil || backoff > 0 || !db.isInitialized(); poll != polling {
@@ -679,7 +745,7 @@ func (db *DB) monitor() {
 		if recheck != nil {
 			recheck.Stop()
 		}
-		if wait := max(backoff, db.MonitorInterval-time.Since(last)); wait > 0 {
+		if wait := max(db.syncRetryWait(), db.MonitorInterval-time.Since(last)); wait > 0 {
 			select {
 			case <-db.ctx.Done():
 				return
@@ -690,9 +756,12 @@ func (db *DB) monitor() {
 		start := time.Now()
 		lastStat = statWAL(db.WALPath())
 		lastSync = start
-		err := db.Sync(db.ctx)
+		err := db.sync(ctx)
+		if errors.Is(err, errSyncDeferred) {
+			continue // another pass's sync failed meanwhile
+		}
 		if err == nil || errors.Is(err, context.Canceled) {
-			backoff, diskFullN = 0, 0
+			diskFullN = 0
 			// Only a sync that wrote a file starts a new interval: a late
 			// event for frames it already took must not delay the next commit.
 			if pos, _ := db.Pos(); pos != lastPos {
@@ -702,7 +771,7 @@ func (db *DB) monitor() {
 		}
 		last = start
 
-		backoff = min(max(backoff*2, db.MonitorInterval), DefaultSyncBackoffMax)
+		backoff = db.syncBackoffNow()
 		if errors.Is(err, ErrDiskFull) {
 			if diskFullN++; diskFullN >= 3 {
 				_ = removeTmpFiles(db.metaPath)

@@ -4,6 +4,7 @@ package litestream_test
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +15,18 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 )
+
+// noSnapshotClient refuses snapshot (level 9) writes.
+type noSnapshotClient struct{ litestream.ReplicaClient }
+
+func (c *noSnapshotClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	if level == litestream.SnapshotLevel {
+		return nil, errors.New("snapshots refused by the test")
+	}
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
 
 // While staging L0 files runs out of space, Sync fails with ErrDiskFull
 // naming the file, the monitor retries with growing pauses, and once space
@@ -54,6 +66,11 @@ func TestDB_Sync_DiskFull(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, client, store := newStoreDB(t, dir, litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Hour}})
+	// The store's snapshot pass syncs before each snapshot. Snapshot passes
+	// every 100ms that never land a snapshot keep it syncing while the disk
+	// is full: those syncs must wait out the same backoff as the monitor's.
+	store.SnapshotInterval = 100 * time.Millisecond
+	db.Replica.Client = &noSnapshotClient{client}
 	if err := store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -26,8 +25,15 @@ func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error
 		return ltx.Pos{}, nil, fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
 	// Sync first: the snapshot is of the position's L0 file's WAL
-	// generation, and the WAL may have moved on since the last sync.
-	if err := db.syncLocked(ctx, false); err != nil {
+	// generation, and the WAL may have moved on since the last sync. The
+	// store's snapshot pass leaves a failing sync to the shared backoff.
+	if isBackgroundSync(ctx) && db.syncRetryWait() > 0 {
+		db.exec.Release(1)
+		return ltx.Pos{}, nil, errSyncDeferred
+	}
+	err := db.syncLocked(ctx, false)
+	db.noteSyncOutcome(ctx, err)
+	if err != nil {
 		db.exec.Release(1)
 		return ltx.Pos{}, nil, fmt.Errorf("sync before snapshot: %w", err)
 	}
@@ -51,25 +57,27 @@ func (db *DB) SnapshotReader(ctx context.Context) (ltx.Pos, io.ReadCloser, error
 	db.chkMu.RLock()
 	db.exec.Release(1)
 
-	var once sync.Once
-	unlock := func() { once.Do(db.chkMu.RUnlock) }
 	pr, pw := io.Pipe()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		err := db.writeSnapshot(ctx, pw, pos, bound)
-		unlock()
+		db.chkMu.RUnlock()
 		_ = pw.CloseWithError(err)
 	}()
-	return pos, &snapshotReader{PipeReader: pr, unlock: unlock}, nil
+	return pos, &snapshotReader{PipeReader: pr, done: done}, nil
 }
 
 type snapshotReader struct {
 	*io.PipeReader
-	unlock func()
+	done chan struct{} // closed once the writer stopped reading the database
 }
 
+// Close stops the writer and waits for it: a reader closed early (an upload
+// that failed) must not leave it reading files that DB.Close releases.
 func (r *snapshotReader) Close() error {
 	err := r.PipeReader.Close()
-	r.unlock()
+	<-r.done
 	return err
 }
 

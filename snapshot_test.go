@@ -59,3 +59,27 @@ func TestDB_Snapshot_ManyPages(t *testing.T) {
 		t.Fatalf("restored %s, want %s", got, want)
 	}
 }
+
+// A snapshot whose upload fails before reading it leaves no writer behind
+// reading the database: closing the DB right after does not race with it
+// (go test -race reports the race this guards against).
+func TestDB_Snapshot_UploadFailsEarly(t *testing.T) {
+	ctx := context.Background()
+	db, app, _ := MustOpenDBWrapped(t, 1024, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		return &noSnapshotClient{c}
+	})
+	for i := 0; i < 400; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(1500))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err == nil {
+		t.Fatal("snapshot to a client refusing it: err = nil")
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -370,14 +370,14 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 		now := time.Now()
 		delay := lvl.NextCompactionAt(now).Sub(now)
 
-		notReady := false
+		notReady, deferred := false, false
 		idle := lvl.Level != SnapshotLevel // snapshots expire with time alone
 		for _, db := range s.DBs() {
 			if !db.IsOpen() {
 				idle = false
 				continue
 			}
-			_, err := s.CompactDB(s.ctx, db, lvl)
+			_, err := s.CompactDB(withBackgroundSync(s.ctx), db, lvl)
 			if !errors.Is(err, ErrNoCompaction) || !s.nothingBelow(db, lvl.Level) {
 				idle = false
 			}
@@ -390,6 +390,10 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 				notReady = true
 			case errors.Is(err, ErrDatabaseNotOpen):
 				// Closed while the pass ran: the store is closing it.
+			case errors.Is(err, errSyncDeferred):
+				// The DB's syncs are failing; the snapshot waits for
+				// them to succeed rather than retry them itself.
+				deferred = true
 			case errors.Is(err, context.Canceled):
 				return
 			default:
@@ -418,6 +422,9 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 			}
 		} else {
 			notReadySince = time.Time{}
+		}
+		if deferred {
+			delay = min(delay, time.Second)
 		}
 
 		if idle {

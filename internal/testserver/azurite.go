@@ -45,7 +45,12 @@ func StartAzurite(t testing.TB) *Azurite {
 		if err != nil {
 			return err
 		}
-		return resp.Body.Close()
+		_ = resp.Body.Close()
+		// Unauthenticated, the blob service answers 4xx once it serves.
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("GET %s/: %s", base, resp.Status)
+		}
+		return nil
 	})
 	return &Azurite{Process: p, Endpoint: base + "/" + AzuriteAccountName}
 }

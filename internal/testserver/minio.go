@@ -3,8 +3,18 @@
 package testserver
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/benbjohnson/litestream/internal"
 )
@@ -35,5 +45,36 @@ func StartMinIO(t testing.TB) (endpoint, accessKey, secretKey string) {
 	p.WaitFunc(t, "200 OK from "+endpoint+"/minio/health/ready", func(ctx context.Context) error {
 		return internal.ProbeHTTP(ctx, endpoint+"/minio/health/ready")
 	})
+	// The health probe can answer before the object layer and IAM are up,
+	// when bucket calls still get 503 "Server not initialized yet": wait
+	// for a signed ListBuckets, which needs both, to succeed.
+	p.WaitFunc(t, "200 OK from a signed ListBuckets at "+endpoint, func(ctx context.Context) error {
+		return minioListBuckets(ctx, endpoint)
+	})
 	return endpoint, MinIOAccessKey, MinIOSecretKey
+}
+
+// minioListBuckets sends ListBuckets signed with the root credentials.
+func minioListBuckets(ctx context.Context, endpoint string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/", nil)
+	if err != nil {
+		return err
+	}
+	emptyHash := sha256.Sum256(nil)
+	payloadHash := hex.EncodeToString(emptyHash[:])
+	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+	creds := aws.Credentials{AccessKeyID: MinIOAccessKey, SecretAccessKey: MinIOSecretKey}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "s3", "us-east-1", time.Now()); err != nil {
+		return fmt.Errorf("sign ListBuckets: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("ListBuckets: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
 }

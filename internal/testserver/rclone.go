@@ -3,7 +3,9 @@
 package testserver
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"testing"
 )
 
@@ -20,8 +22,8 @@ type Rclone struct {
 
 // StartRcloneWebDAV starts `rclone serve webdav` (Debian's rclone, installed
 // by scripts/install-debian-servers.sh) over a temporary directory on a free
-// loopback port, requiring Basic auth, and waits until it accepts
-// connections.
+// loopback port, requiring Basic auth, and waits until it serves the
+// directory to an authenticated GET.
 func StartRcloneWebDAV(t testing.TB) *Rclone {
 	t.Helper()
 	bin := MustFindBinary(t, "rclone")
@@ -31,6 +33,22 @@ func StartRcloneWebDAV(t testing.TB) *Rclone {
 	p := Start(t, nil, bin, "serve", "webdav", dir,
 		"--addr", Addr(port), "--user", user, "--pass", pass,
 		"--config", "/dev/null")
-	p.WaitTCP(t, Addr(port))
+	url := fmt.Sprintf("http://%s/", Addr(port))
+	p.WaitFunc(t, "200 OK from an authenticated GET "+url, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	})
 	return &Rclone{Process: p, URL: fmt.Sprintf("http://%s", Addr(port)), Username: user, Password: pass, Dir: dir}
 }

@@ -100,7 +100,7 @@ func StartSSHD(t testing.TB) *SSHD {
 	}
 
 	p := startDetached(t, filepath.Join(dir, "sshd.log"), sshd, "-D", "-e", "-f", config)
-	p.WaitTCP(t, Addr(port))
+	p.WaitSSHBanner(t, Addr(port))
 	return &SSHD{
 		Process: p,
 		Addr:    Addr(port),

@@ -5,6 +5,7 @@
 package testserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +106,30 @@ func (p *Process) WaitTCP(t testing.TB, addr string) {
 			_ = conn.Close()
 		}
 		return err
+	})
+}
+
+// WaitSSHBanner polls until a connection to addr is greeted with an SSH
+// version line, as WaitTCP does for a bare connection.
+func (p *Process) WaitSSHBanner(t testing.TB, addr string) {
+	t.Helper()
+	p.WaitFunc(t, "an SSH banner from "+addr, func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		if deadline, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(deadline)
+		}
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("read banner: %w", err)
+		} else if !strings.HasPrefix(line, "SSH-") {
+			return fmt.Errorf("greeting %q is not an SSH banner", line)
+		}
+		return nil
 	})
 }
 
