@@ -19,7 +19,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/objlease"
 )
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 // Lease defaults.
 const (
@@ -31,8 +35,11 @@ const (
 var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of an Azure Blob Storage replica path.
+// AcquireLease, RenewLease and ReleaseLease come from the embedded
+// objlease.Methods, on the record read and written below.
 type Leaser struct {
 	client *ReplicaClient
+	leaseMethods
 
 	TTL   time.Duration // default 30s
 	Owner string        // default "hostname:pid"
@@ -41,40 +48,15 @@ type Leaser struct {
 // NewLeaser returns a leaser for the client's container and path that
 // shares its credentials.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	return &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	return l
 }
 
 // Type returns "abs".
 func (l *Leaser) Type() string { return LeaserType }
 
-// AcquireLease takes the lease if it is free, expired or released.
-func (l *Leaser) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
-	return litestream.AcquireObjectLease(ctx, l, l.Owner, l.ttl())
-}
-
-// RenewLease extends a held lease; ErrLeaseNotHeld if its ETag changed.
-func (l *Leaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
-	return litestream.RenewObjectLease(ctx, l, lease, l.ttl())
-}
-
-// ReleaseLease marks the lease expired, if still held, for a waiter to take.
-func (l *Leaser) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
-	return litestream.ReleaseObjectLease(ctx, l, lease)
-}
-
-func (l *Leaser) ttl() time.Duration {
-	if l.TTL <= 0 {
-		return DefaultLeaseTTL
-	}
-	return l.TTL
-}
-
-func (l *Leaser) blobName() string {
-	if l.client.Path == "" {
-		return DefaultLeasePath
-	}
-	return l.client.Path + "/" + DefaultLeasePath
-}
+func (l *Leaser) blobName() string { return objlease.Key(l.client.Path, DefaultLeasePath) }
 
 // ReadLease implements litestream.LeaseObject.
 func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {

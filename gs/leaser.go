@@ -18,7 +18,11 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/objlease"
 )
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 // Lease defaults.
 const (
@@ -30,8 +34,11 @@ const (
 var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of a GCS replica path.
+// AcquireLease, RenewLease and ReleaseLease come from the embedded
+// objlease.Methods, on the record read and written below.
 type Leaser struct {
 	client *ReplicaClient
+	leaseMethods
 
 	TTL   time.Duration // default 30s
 	Owner string        // default "hostname:pid"
@@ -40,44 +47,20 @@ type Leaser struct {
 // NewLeaser returns a leaser for the client's bucket and path that shares
 // its connection.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	return &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	return l
 }
 
 // Type returns "gs".
 func (l *Leaser) Type() string { return LeaserType }
-
-// AcquireLease takes the lease if it is free, expired or released.
-func (l *Leaser) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
-	return litestream.AcquireObjectLease(ctx, l, l.Owner, l.ttl())
-}
-
-// RenewLease extends a held lease; ErrLeaseNotHeld if its generation changed.
-func (l *Leaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
-	return litestream.RenewObjectLease(ctx, l, lease, l.ttl())
-}
-
-// ReleaseLease marks the lease expired, if still held, for a waiter to take.
-func (l *Leaser) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
-	return litestream.ReleaseObjectLease(ctx, l, lease)
-}
-
-func (l *Leaser) ttl() time.Duration {
-	if l.TTL <= 0 {
-		return DefaultLeaseTTL
-	}
-	return l.TTL
-}
 
 func (l *Leaser) object(ctx context.Context) (*storage.ObjectHandle, error) {
 	bkt, err := l.client.bucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	name := DefaultLeasePath
-	if l.client.Path != "" {
-		name = l.client.Path + "/" + DefaultLeasePath
-	}
-	return bkt.Object(name), nil
+	return bkt.Object(objlease.Key(l.client.Path, DefaultLeasePath)), nil
 }
 
 // ReadLease implements litestream.LeaseObject; the version is the object's

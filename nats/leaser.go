@@ -16,7 +16,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/objlease"
 )
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 // Lease defaults.
 const (
@@ -28,8 +32,11 @@ const (
 var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of a NATS replica path.
+// AcquireLease, RenewLease and ReleaseLease come from the embedded
+// objlease.Methods, on the record read and written below.
 type Leaser struct {
 	client *ReplicaClient
+	leaseMethods
 
 	mu sync.Mutex // guards kv
 	kv jetstream.KeyValue
@@ -42,33 +49,13 @@ type Leaser struct {
 // its connection. The key-value bucket "<bucket>-lease" is created on first
 // use if missing.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	return &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
+	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	return l
 }
 
 // Type returns "nats".
 func (l *Leaser) Type() string { return LeaserType }
-
-// AcquireLease takes the lease if it is free, expired or released.
-func (l *Leaser) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
-	return litestream.AcquireObjectLease(ctx, l, l.Owner, l.ttl())
-}
-
-// RenewLease extends a held lease; ErrLeaseNotHeld if its revision changed.
-func (l *Leaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
-	return litestream.RenewObjectLease(ctx, l, lease, l.ttl())
-}
-
-// ReleaseLease marks the lease expired, if still held, for a waiter to take.
-func (l *Leaser) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
-	return litestream.ReleaseObjectLease(ctx, l, lease)
-}
-
-func (l *Leaser) ttl() time.Duration {
-	if l.TTL <= 0 {
-		return DefaultLeaseTTL
-	}
-	return l.TTL
-}
 
 // key names the replica's record: key characters are restricted, so the
 // path is hex-encoded.

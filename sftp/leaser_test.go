@@ -2,22 +2,13 @@
 package sftp_test
 
 import (
-	"errors"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/clienttest"
 	"github.com/benbjohnson/litestream/sftp"
 )
 
 func TestReplicaClient_NewLeaser_Unsupported(t *testing.T) {
-	db := litestream.NewDB(filepath.Join(t.TempDir(), "db"))
 	client := sftp.NewReplicaClient()
-	db.Replica = litestream.NewReplicaWithClient(db, client)
-	db.Replica.Leaser = client.NewLeaser()
-	err := db.Open()
-	if !errors.Is(err, litestream.ErrLeaseUnsupported) || !strings.Contains(err.Error(), "sftp") {
-		t.Fatalf("open with a sftp lease: err = %v, want ErrLeaseUnsupported naming sftp", err)
-	}
+	clienttest.RunLeaserUnsupported(t, "sftp", client, client.NewLeaser())
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,21 @@ import (
 // it that writes owner into the record and grants leases for ttl. Leasers
 // made for the same path contend for one lease.
 type NewLeaserFunc func(t testing.TB, path, owner string, ttl time.Duration) (litestream.ReplicaClient, litestream.Leaser)
+
+// RunLeaserUnsupported checks the leaser of a backend without conditional
+// writes: a database whose replica is client, leased by leaser, must refuse
+// to open with an error matching litestream.ErrLeaseUnsupported that names
+// backend.
+func RunLeaserUnsupported(t *testing.T, backend string, client litestream.ReplicaClient, leaser litestream.Leaser) {
+	t.Helper()
+	db := litestream.NewDB(filepath.Join(t.TempDir(), "db"))
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.Leaser = leaser
+	err := db.Open()
+	if !errors.Is(err, litestream.ErrLeaseUnsupported) || !strings.Contains(err.Error(), backend) {
+		t.Fatalf("open with a %s lease: err = %v, want ErrLeaseUnsupported naming %s", backend, err, backend)
+	}
+}
 
 // RunLeaser runs the leasing suite; each subtest uses its own path.
 func RunLeaser(t *testing.T, newLeaser NewLeaserFunc) {
