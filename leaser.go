@@ -1,6 +1,7 @@
 // Leases: the Leaser interface backends implement so that only one process
 // at a time writes to a replica, and the create-only write mode that fences a
 // writer which lost its lease.
+
 package litestream
 
 import (

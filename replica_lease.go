@@ -2,6 +2,7 @@
 // renewing it in the background, checking it with the backend before each
 // batch, and stopping for good (fencing) once it is lost or a write finds
 // another writer's file.
+
 package litestream
 
 import (

@@ -3,6 +3,7 @@
 // If-Match: <ETag>, so Azure itself decides who holds it. (Azure's own blob
 // leases last at most 60 s or forever and are held by a lease ID; ETag
 // conditions give the same guarantee with any TTL.)
+
 package abs
 
 import (

@@ -1,5 +1,6 @@
 // Leaser for the file backend: the lease record is the newest file in
 // <path>/lock/, and every change creates the next version exclusively.
+
 package file
 
 import (

@@ -1,6 +1,7 @@
 // Leaser for the gs backend: the lease record is the object
 // <path>/lock.json, created with a DoesNotExist precondition and replaced
 // with GenerationMatch, so GCS itself decides who holds it.
+
 package gs
 
 import (

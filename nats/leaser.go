@@ -1,6 +1,7 @@
 // Leaser for the nats backend: the lease record is one key of a JetStream
 // key-value bucket ("<bucket>-lease"), created with KV Create and replaced
 // with a revision-checked KV Update, so the server decides who holds it.
+
 package nats
 
 import (

@@ -1,6 +1,7 @@
 // Leaser for the s3 backend: the lease record is the object
 // <path>/lock.json, created with If-None-Match: * and replaced with
 // If-Match: <ETag>, so S3 itself decides who holds it.
+
 package s3
 
 import (

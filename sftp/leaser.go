@@ -1,5 +1,6 @@
 // The sftp backend cannot hold a lease: it has no conditional write that
 // would let the server refuse a second writer.
+
 package sftp
 
 import "github.com/benbjohnson/litestream"

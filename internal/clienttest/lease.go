@@ -1,5 +1,6 @@
 // The leasing half of the conformance suite: every Leaser, and the
 // create-only writes of its backend's ReplicaClient, against a real server.
+
 package clienttest
 
 import (
