@@ -134,7 +134,6 @@ type DB struct {
 	notify internal.Signal
 
 	syncedMu      sync.Mutex
-	synced        chan struct{} // closed after each successful Sync
 	syncReq       chan struct{} // asks the monitor for a sync; buffered, one pending request
 	lastSyncStart time.Time     // when the last successful Sync began
 
@@ -157,8 +156,10 @@ type DB struct {
 
 	compactor *Compactor
 
-	events      eventHub                 // the DB's subscribers
-	storeEvents atomic.Pointer[eventHub] // its store's subscribers, if any
+	metricsMu        sync.Mutex               // serializes SetMetrics
+	stopMetricsWatch func()                   // ends the metrics' event watcher
+	events           eventHub                 // the DB's subscribers
+	storeEvents      atomic.Pointer[eventHub] // its store's subscribers, if any
 
 	// topCompactionLevel is its store's highest compaction level: files
 	// below it are merged again, so compaction keeps local copies of them.
@@ -201,7 +202,6 @@ func (db *DB) lazyInit() {
 			db.metaPath = filepath.Join(filepath.Dir(db.path), "."+filepath.Base(db.path)+MetaDirSuffix)
 		}
 		db.exec = semaphore.NewWeighted(1)
-		db.synced = make(chan struct{})
 		db.syncReq = make(chan struct{}, 1)
 		db.maxMu.Lock()
 		db.maxInfos = make(map[int]*ltx.FileInfo)

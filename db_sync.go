@@ -133,12 +133,18 @@ func (db *DB) syncRetryWait() time.Duration {
 // is now in an L0 file.
 func (db *DB) markSynced(start time.Time) {
 	db.syncedMu.Lock()
-	defer db.syncedMu.Unlock()
 	if start.After(db.lastSyncStart) {
 		db.lastSyncStart = start
 	}
-	close(db.synced)
-	db.synced = make(chan struct{})
+	db.syncedMu.Unlock()
+	db.emitInternal(eventSyncDone, start)
+}
+
+// syncedSince reports whether a sync that began after t has finished.
+func (db *DB) syncedSince(t time.Time) bool {
+	db.syncedMu.Lock()
+	defer db.syncedMu.Unlock()
+	return db.lastSyncStart.After(t)
 }
 
 // WaitReplicated blocks until everything committed before the call is on
@@ -187,47 +193,27 @@ func (db *DB) WaitReplicated(ctx context.Context) error {
 // waitSyncStartedAfter waits for a sync that began after t to finish.
 func (db *DB) waitSyncStartedAfter(ctx context.Context, t time.Time) error {
 	db.wakeMonitor() // the monitor skips syncs when the WAL looks unchanged
-	for {
-		db.syncedMu.Lock()
-		ch, last := db.synced, db.lastSyncStart
-		db.syncedMu.Unlock()
-		if last.After(t) {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
+	return db.awaitEvent(ctx, 0, nil, func() (bool, error) { return db.syncedSince(t), nil })
 }
 
 // waitUploaded waits for the replica to reach pos. It returns false when
 // local state was reset meanwhile.
 func (db *DB) waitUploaded(ctx context.Context, pos ltx.Pos, resets uint64) (bool, error) {
+	db.Replica.wake()
+	reset := false
 	// While it waits, the caller has the replica retry at least once per
 	// SyncInterval, whatever backoff a run of failures built up.
-	retry := time.NewTicker(max(db.Replica.SyncInterval, time.Millisecond))
-	defer retry.Stop()
-	db.Replica.wake()
-	for {
-		ch := db.Replica.uploadedChan()
+	err := db.awaitEvent(ctx, max(db.Replica.SyncInterval, time.Millisecond), db.Replica.wake, func() (bool, error) {
 		if db.localResets.Load() != resets {
-			return false, nil
+			reset = true
+			return true, nil
 		}
 		if db.Replica.Pos().TXID >= pos.TXID {
 			return true, nil
-		} else if err := db.Replica.leaseLost(); err != nil {
-			return false, err
 		}
-		select {
-		case <-ch:
-		case <-retry.C:
-			db.Replica.wake()
-		case <-ctx.Done():
-			return false, context.Cause(ctx)
-		}
-	}
+		return false, db.Replica.leaseLost()
+	})
+	return err == nil && !reset, err
 }
 
 // syncLocked syncs to the end of the WAL. Caller holds exec.

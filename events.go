@@ -3,10 +3,13 @@
 // or that replication stalled or recovered, without polling. Publishing
 // costs one atomic load while nobody listens, and never blocks replication:
 // a subscriber whose buffer is full misses events and is told how many.
+// The library's own waiting and metrics listen to the same events through
+// watchers: callbacks run where the event is published.
 
 package litestream
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +37,17 @@ const (
 	// EventReplicaChanged: a listing of Level found files removed or added
 	// by someone else; Err describes what.
 	EventReplicaChanged
+)
+
+// Events the library publishes only to its own watchers, never to
+// subscriptions.
+const (
+	// eventSyncDone: a local sync that began at Time finished; every
+	// commit made before Time is in an L0 file.
+	eventSyncDone EventType = -1 - iota
+	// eventReplicaPos: the replica's position changed without an upload:
+	// it was reset, forgotten or fenced.
+	eventReplicaPos
 )
 
 var eventTypeNames = map[EventType]string{
@@ -106,12 +120,19 @@ func (s *Subscription) send(e Event) {
 // DefaultEventBuffer is the buffer of a subscription asked for with 0.
 const DefaultEventBuffer = 1024
 
-// eventHub fans events out to subscribers.
+// eventHub fans events out to subscribers and watchers.
 type eventHub struct {
-	n    atomic.Int32 // subscribers, read without the lock by publish
-	mu   sync.Mutex
-	subs []*Subscription
+	n        atomic.Int32 // subscribers and watchers, read without the lock by publish
+	mu       sync.Mutex
+	subs     []*Subscription
+	watchers []*eventWatcher
 }
+
+// eventWatcher is a library-internal listener. fn runs synchronously in
+// the publisher, so it must not block and must not take locks that a
+// publisher may hold (replica and position locks are released before any
+// event is published).
+type eventWatcher struct{ fn func(Event) }
 
 func (h *eventHub) subscribe(buffer int) *Subscription {
 	if buffer <= 0 {
@@ -121,10 +142,32 @@ func (h *eventHub) subscribe(buffer int) *Subscription {
 	s := &Subscription{C: ch, ch: ch, hub: h}
 	h.mu.Lock()
 	h.subs = append(h.subs, s)
-	h.n.Store(int32(len(h.subs)))
+	h.countLocked()
 	h.mu.Unlock()
 	return s
 }
+
+// watch adds fn as a watcher until the returned stop is called.
+func (h *eventHub) watch(fn func(Event)) (stop func()) {
+	w := &eventWatcher{fn: fn}
+	h.mu.Lock()
+	h.watchers = append(h.watchers, w)
+	h.countLocked()
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for i, other := range h.watchers {
+			if other == w {
+				h.watchers = append(h.watchers[:i:i], h.watchers[i+1:]...)
+				break
+			}
+		}
+		h.countLocked()
+	}
+}
+
+func (h *eventHub) countLocked() { h.n.Store(int32(len(h.subs) + len(h.watchers))) }
 
 func (h *eventHub) remove(s *Subscription) {
 	h.mu.Lock()
@@ -135,7 +178,7 @@ func (h *eventHub) remove(s *Subscription) {
 			break
 		}
 	}
-	h.n.Store(int32(len(h.subs)))
+	h.countLocked()
 }
 
 func (h *eventHub) active() bool { return h != nil && h.n.Load() > 0 }
@@ -145,8 +188,14 @@ func (h *eventHub) publish(e Event) {
 		return
 	}
 	h.mu.Lock()
-	subs := h.subs
+	subs, watchers := h.subs, h.watchers
 	h.mu.Unlock()
+	for _, w := range watchers {
+		w.fn(e)
+	}
+	if e.Type < 0 {
+		return // internal: watchers only
+	}
 	for _, s := range subs {
 		s.send(e)
 	}
@@ -174,4 +223,46 @@ func (db *DB) emit(typ EventType, level int, minTXID, maxTXID ltx.TXID, err erro
 	e := Event{Type: typ, DB: db.path, Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Err: err, Time: time.Now()}
 	db.events.publish(e)
 	store.publish(e)
+}
+
+// emitInternal publishes an event meant for the DB's own watchers.
+func (db *DB) emitInternal(typ EventType, at time.Time) {
+	if db.events.active() {
+		db.events.publish(Event{Type: typ, DB: db.path, Time: at})
+	}
+}
+
+// awaitEvent waits until done reports true, re-checking it after every
+// event of the DB and every tick of poll (if positive; onTick runs first).
+// done is checked once after the watcher is in place, so no event between
+// the caller's last look and the wait is missed.
+func (db *DB) awaitEvent(ctx context.Context, poll time.Duration, onTick func(), done func() (bool, error)) error {
+	wake := make(chan struct{}, 1)
+	stop := db.events.watch(func(Event) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		if ok, err := done(); ok || err != nil {
+			return err
+		}
+		select {
+		case <-wake:
+		case <-tick:
+			if onTick != nil {
+				onTick()
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }

@@ -76,15 +76,24 @@ type dbMetrics struct {
 	name string
 }
 
-// SetMetrics makes the DB record into m; nil stops recording.
+// SetMetrics makes the DB record into m; nil stops recording. The position
+// and lag gauges follow the DB's events.
 func (db *DB) SetMetrics(m *Metrics) {
 	db.lazyInit()
+	db.metricsMu.Lock()
+	defer db.metricsMu.Unlock()
+	if db.stopMetricsWatch != nil {
+		db.stopMetricsWatch()
+		db.stopMetricsWatch = nil
+	}
 	if m == nil {
 		db.metrics = nil
 		return
 	}
-	db.metrics = &dbMetrics{m: m, name: db.path}
+	dm := &dbMetrics{m: m, name: db.path}
+	db.metrics = dm
 	db.compactor.CompactionVerifyErrorCounter = m.compactionVerifyErr.WithLabelValues(db.path)
+	db.stopMetricsWatch = db.events.watch(func(e Event) { dm.observeEvent(db, e) })
 }
 
 // SetMetrics makes every DB of the store record into m.
@@ -142,6 +151,18 @@ func (dm *dbMetrics) observeL0Retention(db *DB, deleted int) {
 		return
 	}
 	dm.m.l0RetentionFiles.WithLabelValues(filepath.Base(db.path), "eligible").Add(float64(deleted))
+}
+
+// observeEvent updates the position and lag gauges from one of the DB's
+// events.
+func (dm *dbMetrics) observeEvent(db *DB, e Event) {
+	switch e.Type {
+	case EventL0Written:
+		dm.m.txid.WithLabelValues(dm.name).Set(float64(e.MaxTXID))
+		dm.observeLag(db)
+	case EventUploaded, EventStalled, EventRecovered, eventReplicaPos:
+		dm.observeLag(db)
+	}
 }
 
 // observeLag sets the lag gauges from the local and replica positions.

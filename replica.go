@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/semaphore"
 )
@@ -70,13 +69,12 @@ type Replica struct {
 
 	syncSem *semaphore.Weighted // one upload batch at a time
 
-	mu       sync.Mutex // guards pos, known, cancel, done
-	pos      ltx.Pos
-	known    ltx.TXID        // the replica's last known TXID; pos may be zeroed to list again
-	uploaded internal.Signal // broadcast when pos changes
-	wakeReq  chan struct{}   // a waiter asks the monitor to try now; one pending at most
-	cancel   context.CancelFunc
-	done     chan struct{}
+	mu      sync.Mutex // guards pos, known, cancel, done
+	pos     ltx.Pos
+	known   ltx.TXID      // the replica's last known TXID; pos may be zeroed to list again
+	wakeReq chan struct{} // a waiter asks the monitor to try now; one pending at most
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	initOnce sync.Once // makes syncSem and wakeReq for a struct literal
 
@@ -169,8 +167,8 @@ func (r *Replica) Pos() ltx.Pos {
 func (r *Replica) SetPos(pos ltx.Pos) {
 	r.mu.Lock()
 	r.pos, r.known = pos, pos.TXID
-	r.uploaded.Broadcast()
 	r.mu.Unlock()
+	r.posChanged()
 	if pos.IsZero() {
 		if x := r.indexed(); x != nil {
 			x.dropAll()
@@ -183,8 +181,8 @@ func (r *Replica) SetPos(pos ltx.Pos) {
 func (r *Replica) forgetPos() {
 	r.mu.Lock()
 	r.pos = ltx.Pos{}
-	r.uploaded.Broadcast()
 	r.mu.Unlock()
+	r.posChanged()
 	if x := r.indexed(); x != nil {
 		x.drop(0)
 	}
@@ -236,8 +234,8 @@ func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo
 	if len(holes) < len(missing) || len(added) > 0 {
 		r.mu.Lock()
 		r.pos = ltx.Pos{} // not forgetPos: the index is being refreshed now
-		r.uploaded.Broadcast()
 		r.mu.Unlock()
+		r.posChanged()
 	}
 	if len(holes) > 0 {
 		r.repairMu.Lock()
@@ -316,8 +314,12 @@ func (r *Replica) knownTXID() ltx.TXID {
 	return r.known
 }
 
-// uploadedChan returns a channel closed at the next position change.
-func (r *Replica) uploadedChan() <-chan struct{} { return r.uploaded.Wait() }
+// posChanged tells the DB's waiters that the replica position moved.
+func (r *Replica) posChanged() {
+	if r.db != nil {
+		r.db.emitInternal(eventReplicaPos, time.Now())
+	}
+}
 
 // Start begins background uploads, stopping any earlier monitor. It does
 // nothing when MonitorEnabled is false.
@@ -461,8 +463,8 @@ func (r *Replica) recordSync(ctx context.Context, err error) {
 	}
 	r.healthMu.Unlock()
 
-	if r.db != nil {
-		r.db.metrics.observeLag(r.db)
+	if r.db != nil && err != nil {
+		r.db.metrics.observeLag(r.db) // no event reports each failure: lag grows
 	}
 	switch {
 	case err == nil && !since.IsZero():

@@ -246,7 +246,7 @@ func (r *Replica) fenceLocked(cause error) {
 		r.lease.stop()
 	}
 	r.Logger().Error("replica fenced: another writer holds the lease, replication stopped", "error", cause)
-	r.uploaded.Broadcast()
+	r.posChanged()
 }
 
 // fence stops the replica for good; see fenceLocked.

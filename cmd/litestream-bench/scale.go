@@ -26,6 +26,8 @@ import (
 // scaleResult is the scale child's report.
 type scaleResult struct {
 	DBs        int           `json:"dbs"`
+	Asked      int           `json:"asked"`    // databases asked for; more than DBs when descriptors ran short
+	FDLimit    uint64        `json:"fd_limit"` // RLIMIT_NOFILE the child ran with
 	Open       time.Duration `json:"open"`
 	Close      time.Duration `json:"close"`
 	Goroutines int           `json:"goroutines"`  // added by the open store
@@ -51,6 +53,9 @@ func benchScale(cfg config) ([]row, error) {
 		return nil, fmt.Errorf("scale child reported nothing")
 	}
 	base := fmt.Sprintf("%d databases", s.DBs)
+	if s.Asked > s.DBs {
+		base = fmt.Sprintf("%d databases (%d asked; the descriptor limit of %d allows %d)", s.DBs, s.Asked, s.FDLimit, s.DBs)
+	}
 	cpu := float64(s.IdleCPU) / float64(s.IdleWindow) * 100
 	per := func(n int) string { return fmt.Sprintf("%d (%.2f per database)", n, float64(n)/float64(s.DBs)) }
 	return []row{
@@ -79,16 +84,28 @@ func childScale(args []string) (res childResult, err error) {
 	window, _ := time.ParseDuration(args[3])
 	fast := args[4] == "true"
 
-	// About 7 descriptors a database: ask for them (root may raise the hard
-	// limit; otherwise the library's error says what to do).
-	need := uint64(n*8 + 1024)
+	// About 6 descriptors a database, 8 with headroom: ask for them (root
+	// may raise the hard limit). A process that may not gets as many
+	// databases as its limit allows, and the row says so.
+	const perDB, reserve = 8, 1024
+	asked := n
+	need := uint64(n*perDB + reserve)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < need {
-		lim.Cur = need
-		if lim.Max < need {
-			lim.Max = need
+		want := lim
+		want.Cur = need
+		if want.Max < need {
+			want.Max = need
 		}
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+			want.Cur = min(need, lim.Max) // a hard limit we may not raise
+			want.Max = lim.Max
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+		}
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if lim.Cur < need {
+			n = max(1, (int(lim.Cur)-reserve)/perDB)
+		}
 	}
 
 	// Databases of 1 KB to 1 MB, made before the store opens.
@@ -120,7 +137,7 @@ func childScale(args []string) (res childResult, err error) {
 	if err := store.Open(context.Background()); err != nil {
 		return res, err
 	}
-	s := &scaleResult{DBs: n, Open: time.Since(start)}
+	s := &scaleResult{DBs: n, Asked: asked, FDLimit: lim.Cur, Open: time.Since(start)}
 	res.Scale = s
 
 	// Every database starts (its first sync opens SQLite) and uploads.
