@@ -266,3 +266,10 @@ func (db *DB) awaitEvent(ctx context.Context, poll time.Duration, onTick func(),
 		}
 	}
 }
+
+// emit publishes one of the replica's events as its DB's.
+func (r *Replica) emit(typ EventType, err error) {
+	if r.db != nil {
+		r.db.emit(typ, 0, 0, 0, err)
+	}
+}

@@ -9,6 +9,7 @@ package litestream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -337,4 +338,107 @@ func fileDifference(a, b []*ltx.FileInfo) []*ltx.FileInfo {
 		}
 	}
 	return out
+}
+
+// indexed returns the in-memory listing of Client, made anew if Client was
+// replaced.
+func (r *Replica) indexed() *replicaIndex {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	if r.Client == nil {
+		return nil
+	}
+	if r.index == nil || !sameClient(r.index.base, r.Client) || r.index.fenced != (r.Leaser != nil) {
+		r.index = newReplicaIndex(r.writeClient(), r.indexRefresh, r.Logger)
+		r.index.base, r.index.fenced = r.Client, r.Leaser != nil
+		r.index.onChange = r.filesChanged
+	}
+	return r.index
+}
+
+// filesChanged is told by the index which files a listing found missing or
+// added, and what it listed. An L0 file lost between files the replica
+// still has is uploaded again from its local copy, so that compaction into
+// L1 finds no gap. Any other change to L0 makes the next sync ask the
+// replica for its position: it continues from the replica's newest file, or
+// re-seeds it when local files no longer reach back that far.
+func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo) {
+	r.emit(EventReplicaChanged, fmt.Errorf("L%d: %d files missing, %d added by someone else", level, len(missing), len(added)))
+	if level != 0 {
+		return
+	}
+	var holes []*ltx.FileInfo
+	for _, info := range missing {
+		if len(listed) > 0 && listed[len(listed)-1].MinTXID > info.MaxTXID {
+			holes = append(holes, info)
+		}
+	}
+	if len(holes) < len(missing) || len(added) > 0 {
+		r.mu.Lock()
+		r.pos = ltx.Pos{} // not forgetPos: the index is being refreshed now
+		r.mu.Unlock()
+		r.posChanged()
+	}
+	if len(holes) > 0 {
+		r.repairMu.Lock()
+		r.repair = append(r.repair, holes...)
+		r.repairMu.Unlock()
+	}
+	r.wake()
+}
+
+// repairLost uploads again the lost L0 files that still have a local copy.
+func (r *Replica) repairLost(ctx context.Context) error {
+	r.repairMu.Lock()
+	lost := r.repair
+	r.repair = nil
+	r.repairMu.Unlock()
+	var l1 txRanges // what L1 covers, listed when first needed
+	listed := false
+	for i, info := range lost {
+		if _, err := os.Stat(r.db.LTXPath(0, info.MinTXID, info.MaxTXID)); err != nil {
+			continue // compacted and retained away locally: L1 holds it
+		}
+		if !listed {
+			infos, err := listFrom(ctx, r.client(), 1, 0)
+			if err != nil {
+				r.repairMu.Lock()
+				r.repair = append(lost[i:], r.repair...)
+				r.repairMu.Unlock()
+				return fmt.Errorf("list L1 before uploading lost L0 files again: %w", err)
+			}
+			l1, listed = contiguousRuns(infos), true
+		}
+		if l1.covers(info) || (len(l1) > 0 && l1[len(l1)-1].max >= info.MinTXID) {
+			// L1 holds it, or went past it (from a snapshot): no compaction
+			// will read it, and retention would never remove it.
+			continue
+		}
+		if err := r.uploadL0Range(ctx, info.MinTXID, info.MaxTXID); err != nil {
+			r.repairMu.Lock()
+			r.repair = append(lost[i:], r.repair...)
+			r.repairMu.Unlock()
+			return err
+		}
+		r.Logger().Info("uploaded lost replica file again", "level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
+	}
+	return nil
+}
+
+func (r *Replica) indexRefresh() time.Duration {
+	if r.IndexRefreshInterval == 0 {
+		return DefaultReplicaIndexRefresh
+	}
+	return r.IndexRefreshInterval
+}
+
+// sameClient compares two clients, treating incomparable values as
+// different.
+func sameClient(a, b ReplicaClient) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
