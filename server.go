@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -224,6 +225,30 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// readRequest decodes a request naming a database into req and resolves
+// the path it names (*path, a field of req), answering 400 itself when it
+// cannot.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, req any, path *string) (string, bool) {
+	if !decodeRequest(w, r, req) {
+		return "", false
+	}
+	return s.resolvePath(w, *path)
+}
+
+// changeDB runs change (enable, disable or unregister the database at
+// path) under the request's timeout and logs done; it answers 500 itself,
+// prefixed by failure, when the change fails.
+func (s *Server) changeDB(w http.ResponseWriter, r *http.Request, timeout int, path string, change func(context.Context, string) error, failure, done string) bool {
+	ctx, cancel := s.requestContext(r, timeout, defaultControlTimeout)
+	defer cancel()
+	if err := change(ctx, path); err != nil {
+		writeJSONError(w, http.StatusInternalServerError, failure+err.Error(), nil)
+		return false
+	}
+	s.logger.Info(done, "path", path)
+	return true
+}
+
 // resolvePath checks and expands a request's database path, answering 400
 // itself when it cannot.
 func (s *Server) resolvePath(w http.ResponseWriter, path string) (string, bool) {
@@ -261,67 +286,50 @@ func currentTXID(db *DB) uint64 {
 	return uint64(pos.TXID)
 }
 
-func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
-	var req StartRequest
-	if !decodeRequest(w, r, &req) {
-		return
-	}
-	path, ok := s.resolvePath(w, req.Path)
-	if !ok {
-		return
-	}
-	db := s.store.FindDB(path)
-	if db == nil {
-		writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("database not found: %s (register it first with POST /register)", path), nil)
-		return
-	} else if db.IsOpen() {
-		writeJSON(w, http.StatusOK, StartResponse{Status: "already_running", Path: path, TXID: currentTXID(db)})
-		return
-	}
-	ctx, cancel := s.requestContext(r, req.Timeout, defaultControlTimeout)
-	defer cancel()
-	if err := s.store.EnableDB(ctx, path); err != nil {
-		writeJSONError(w, http.StatusInternalServerError, err.Error(), nil)
-		return
-	}
-	s.logger.Info("database started", "path", path)
-	writeJSON(w, http.StatusOK, StartResponse{Status: "started", Path: path, TXID: currentTXID(db)})
-}
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) { s.startOrStop(w, r, true) }
 
-func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	var req StopRequest
-	if !decodeRequest(w, r, &req) {
-		return
-	}
-	path, ok := s.resolvePath(w, req.Path)
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) { s.startOrStop(w, r, false) }
+
+// startOrStop answers POST /start (start) and POST /stop: the two differ
+// only in direction and words. A stop reports the TXID it stopped at.
+func (s *Server) startOrStop(w http.ResponseWriter, r *http.Request, start bool) {
+	var req StartRequest // StopRequest has the same fields
+	path, ok := s.readRequest(w, r, &req, &req.Path)
 	if !ok {
 		return
 	}
+	respond := func(status string, txid uint64) {
+		if start {
+			writeJSON(w, http.StatusOK, StartResponse{Status: status, Path: path, TXID: txid})
+		} else {
+			writeJSON(w, http.StatusOK, StopResponse{Status: status, Path: path, TXID: txid})
+		}
+	}
 	db := s.store.FindDB(path)
-	if db == nil {
+	switch {
+	case db == nil && start:
+		writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("database not found: %s (register it first with POST /register)", path), nil)
+	case db == nil:
 		writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("database not found: %s", path), nil)
-		return
-	} else if !db.IsOpen() {
-		writeJSON(w, http.StatusOK, StopResponse{Status: "already_stopped", Path: path, TXID: currentTXID(db)})
-		return
+	case start && db.IsOpen():
+		respond("already_running", currentTXID(db))
+	case !start && !db.IsOpen():
+		respond("already_stopped", currentTXID(db))
+	case start:
+		if s.changeDB(w, r, req.Timeout, path, s.store.EnableDB, "", "database started") {
+			respond("started", currentTXID(db))
+		}
+	default:
+		txid := currentTXID(db)
+		if s.changeDB(w, r, req.Timeout, path, s.store.DisableDB, "", "database stopped") {
+			respond("stopped", txid)
+		}
 	}
-	txid := currentTXID(db)
-	ctx, cancel := s.requestContext(r, req.Timeout, defaultControlTimeout)
-	defer cancel()
-	if err := s.store.DisableDB(ctx, path); err != nil {
-		writeJSONError(w, http.StatusInternalServerError, err.Error(), nil)
-		return
-	}
-	s.logger.Info("database stopped", "path", path)
-	writeJSON(w, http.StatusOK, StopResponse{Status: "stopped", Path: path, TXID: txid})
 }
 
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request) {
 	var req SyncRequest
-	if !decodeRequest(w, r, &req) {
-		return
-	}
-	path, ok := s.resolvePath(w, req.Path)
+	path, ok := s.readRequest(w, r, &req, &req.Path)
 	if !ok {
 		return
 	}
@@ -401,10 +409,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	var req RegisterDatabaseRequest
-	if !decodeRequest(w, r, &req) {
-		return
-	}
-	path, ok := s.resolvePath(w, req.Path)
+	path, ok := s.readRequest(w, r, &req, &req.Path)
 	if !ok {
 		return
 	}
@@ -441,10 +446,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 	var req UnregisterDatabaseRequest
-	if !decodeRequest(w, r, &req) {
-		return
-	}
-	path, ok := s.resolvePath(w, req.Path)
+	path, ok := s.readRequest(w, r, &req, &req.Path)
 	if !ok {
 		return
 	}
@@ -454,13 +456,9 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	txid := currentTXID(db)
-	ctx, cancel := s.requestContext(r, req.Timeout, defaultControlTimeout)
-	defer cancel()
-	if err := s.store.UnregisterDB(ctx, path); err != nil {
-		writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("failed to unregister database: %v", err), nil)
+	if !s.changeDB(w, r, req.Timeout, path, s.store.UnregisterDB, "failed to unregister database: ", "database unregistered") {
 		return
 	}
-	s.logger.Info("database unregistered", "path", path)
 	writeJSON(w, http.StatusOK, UnregisterDatabaseResponse{Status: "unregistered", Path: path, TXID: txid})
 }
 
@@ -485,6 +483,18 @@ func (s *Server) handleSyncStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// recordFor streams a recording (a CPU profile or an execution trace) for d,
+// or until the client goes away.
+func recordFor(w http.ResponseWriter, r *http.Request, d time.Duration, what string, start func(io.Writer) error, stop func()) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := start(w); err != nil {
+		writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("start %s: %v", what, err), nil)
+		return
+	}
+	sleepOrDone(r.Context(), d)
+	stop()
+}
+
 // handlePprof serves runtime profiles as net/http/pprof does, without
 // importing it: that package registers its handlers on http.DefaultServeMux,
 // which a library must not do to the programs that import it.
@@ -505,21 +515,9 @@ func handlePprof(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, strings.Join(os.Args, "\x00"))
 	case "profile":
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if err := pprof.StartCPUProfile(w); err != nil {
-			writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("start cpu profile: %v", err), nil)
-			return
-		}
-		sleepOrDone(r.Context(), time.Duration(seconds)*time.Second)
-		pprof.StopCPUProfile()
+		recordFor(w, r, time.Duration(seconds)*time.Second, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
 	case "trace":
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if err := trace.Start(w); err != nil {
-			writeJSONError(w, http.StatusInternalServerError, fmt.Sprintf("start trace: %v", err), nil)
-			return
-		}
-		sleepOrDone(r.Context(), time.Duration(seconds)*time.Second)
-		trace.Stop()
+		recordFor(w, r, time.Duration(seconds)*time.Second, "trace", trace.Start, trace.Stop)
 	default:
 		p := pprof.Lookup(name)
 		if p == nil {
