@@ -6,6 +6,7 @@ package litestream
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -98,8 +99,8 @@ type DB struct {
 	opened   bool
 	closing  bool // Close has begun: nothing may open SQLite again
 	sqldb    *sql.DB
-	f        *os.File // the only descriptor of the database file (POSIX locks)
-	rtx      *sql.Tx  // long-running read transaction
+	f        *os.File  // the only descriptor of the database file (POSIX locks)
+	rconn    *sql.Conn // holds the long-running read transaction
 	pageSize int
 	fileInfo os.FileInfo
 	dirInfo  os.FileInfo
@@ -427,11 +428,8 @@ func (db *DB) Close(ctx context.Context) (err error) {
 
 // releaseSQLite closes the read transaction, pool and file. Caller holds mu.
 func (db *DB) releaseSQLite() (err error) {
-	if db.rtx != nil {
-		if e := db.rtx.Rollback(); e != nil && !isTxDone(e) {
-			err = fmt.Errorf("release read lock: %w", e)
-		}
-		db.rtx = nil
+	if e := db.releaseReadLock(); e != nil {
+		err = fmt.Errorf("release read lock: %w", e)
 	}
 	if db.sqldb != nil {
 		if e := db.sqldb.Close(); e != nil && err == nil {
@@ -617,24 +615,32 @@ func (db *DB) filePerm() internal.Perm {
 
 // acquireReadLock starts the long-running read transaction that keeps other
 // connections from restarting the WAL under unread frames. Caller holds mu.
+//
+// It is a raw BEGIN on a connection of its own rather than a *sql.Tx:
+// database/sql keeps a goroutine per transaction watching its context,
+// one per database for as long as it is replicated.
 func (db *DB) acquireReadLock(ctx context.Context) error {
-	if db.rtx != nil {
+	if db.rconn != nil {
 		return nil
 	}
-	// Never on a caller's context: database/sql rolls a transaction back
-	// when its context ends, and the library would go on believing it
-	// holds the lock that keeps the WAL from restarting.
+	// Never on a caller's context: the library would go on believing it
+	// holds the lock that keeps the WAL from restarting after a
+	// cancellation interrupted it.
 	ctx = context.WithoutCancel(ctx)
-	tx, err := db.sqldb.BeginTx(ctx, nil)
+	conn, err := db.sqldb.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(1) FROM _litestream_seq;`).Scan(&n); err != nil {
-		_ = tx.Rollback()
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		discardConn(conn)
 		return err
 	}
-	db.rtx = tx
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(1) FROM _litestream_seq;`).Scan(&n); err != nil {
+		discardConn(conn)
+		return err
+	}
+	db.rconn = conn
 	return nil
 }
 
@@ -643,7 +649,7 @@ func (db *DB) acquireReadLock(ctx context.Context) error {
 func (db *DB) ensureReadLock(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.sqldb == nil || db.rtx != nil {
+	if db.sqldb == nil || db.rconn != nil {
 		return nil
 	}
 	return db.acquireReadLock(ctx)
@@ -651,15 +657,26 @@ func (db *DB) ensureReadLock(ctx context.Context) error {
 
 // releaseReadLock ends the read transaction. Caller holds mu.
 func (db *DB) releaseReadLock() error {
-	if db.rtx == nil {
+	if db.rconn == nil {
 		return nil
 	}
-	err := db.rtx.Rollback()
-	db.rtx = nil
-	if err != nil && !isTxDone(err) {
+	conn := db.rconn
+	db.rconn = nil
+	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		discardConn(conn) // it may still hold the transaction: never reuse it
+		if errors.Is(err, sql.ErrConnDone) {
+			return nil
+		}
 		return err
 	}
-	return nil
+	return conn.Close()
+}
+
+// discardConn closes a connection's SQLite handle instead of returning it
+// to the pool, ending any transaction it still holds.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
 }
 
 // ensureWAL writes a frame when the WAL is missing or has no header, so

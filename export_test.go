@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/superfly/ltx"
@@ -58,11 +59,16 @@ func SetMaxCompactionInputs(t testing.TB, n int) {
 func ReadLockHeld(db *DB) bool {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.rtx == nil {
+	if db.rconn == nil {
 		return db.sqldb == nil
 	}
-	var n int
-	return db.rtx.QueryRow(`SELECT 1`).Scan(&n) == nil
+	// BEGIN fails only inside a transaction: the lock is held.
+	ctx := context.Background()
+	if _, err := db.rconn.ExecContext(ctx, `BEGIN`); err != nil {
+		return strings.Contains(err.Error(), "within a transaction")
+	}
+	_, _ = db.rconn.ExecContext(ctx, `ROLLBACK`)
+	return false
 }
 
 // EnforceL0RetentionIfDue runs L0 retention as the Store's background
