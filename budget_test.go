@@ -91,11 +91,10 @@ func (b *lockedBuffer) String() string {
 func budgetStore(t *testing.T, configure func(*litestream.Replica)) (*litestream.DB, *requestCounter, *file.ReplicaClient, *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 20 * time.Millisecond
 	backend := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	counter := &requestCounter{ReplicaClient: backend}
-	db.Replica = litestream.NewReplicaWithClient(db, counter)
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), counter, backend)
+	db.MonitorInterval = 20 * time.Millisecond
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	if configure != nil {
 		configure(db.Replica)
@@ -277,11 +276,10 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 // replication back and is told how many events it missed.
 func TestEvents_OrderStallRecoverAndSlowSubscriber(t *testing.T) {
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 20 * time.Millisecond
 	backend := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	failing := &switchableClient{ReplicaClient: backend}
-	db.Replica = litestream.NewReplicaWithClient(db, failing)
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), failing, backend)
+	db.MonitorInterval = 20 * time.Millisecond
 	db.Replica.SyncInterval = 20 * time.Millisecond
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
 	all := store.Subscribe(0)

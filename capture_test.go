@@ -28,13 +28,13 @@ func mustAppWithReplica(t testing.TB) (string, *sql.DB, *file.ReplicaClient) {
 }
 
 // mustOpenManualDB opens a DB on path with background sync and uploads
-// off, so that the test alone decides when the library acts.
+// off, so that the test alone decides when the library acts. At cleanup it
+// closes the DB if still open and checks the replica through client.
 func mustOpenManualDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
 	t.Helper()
-	db := litestream.NewDB(path)
+	db := MustNewDB(t, path, client)
 	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)

@@ -82,8 +82,7 @@ func TestStore_Control(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other := litestream.NewDB(filepath.Join(dir, "other.db"))
-	other.Replica = litestream.NewReplicaWithClient(other, file.NewReplicaClient(filepath.Join(dir, "other-replica")))
+	other := MustNewDB(t, filepath.Join(dir, "other.db"), file.NewReplicaClient(filepath.Join(dir, "other-replica")))
 	if err := store.RegisterDB(other); err != nil {
 		t.Fatal(err)
 	}

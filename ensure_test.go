@@ -24,10 +24,8 @@ func TestDB_EnsureExists_ContinuesReplica(t *testing.T) {
 	replicaDir := filepath.Join(dir, "replica")
 
 	open := func(logs *bytes.Buffer) (*litestream.DB, *litestream.Store) {
-		db := litestream.NewDB(path)
+		db := MustNewDB(t, path, file.NewReplicaClient(replicaDir))
 		db.MonitorInterval = 0
-		client := file.NewReplicaClient(replicaDir)
-		db.Replica = litestream.NewReplicaWithClient(db, client)
 		db.Replica.MonitorEnabled = false
 		store := litestream.NewStore([]*litestream.DB{db}, litestream.DefaultCompactionLevels)
 		store.CompactionMonitorEnabled = false

@@ -77,13 +77,12 @@ func TestStore_Heartbeat(t *testing.T) {
 	srv, pings := pingServer(t, &status)
 
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
-	db.MonitorInterval = 20 * time.Millisecond
-	fc := faultclient.New(file.NewReplicaClient(filepath.Join(dir, "replica")), faultclient.Config{Seed: 1, ErrorRate: 1})
+	raw := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	fc := faultclient.New(raw, faultclient.Config{Seed: 1, ErrorRate: 1})
 	fc.SetEnabled(false)
-	replica := litestream.NewReplicaWithClient(db, fc)
-	replica.SyncInterval = 20 * time.Millisecond
-	db.Replica = replica
+	db := newVerifiedDB(t, filepath.Join(dir, "db"), fc, raw)
+	db.MonitorInterval = 20 * time.Millisecond
+	db.Replica.SyncInterval = 20 * time.Millisecond
 
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}})
 	store.CompactionMonitorEnabled = false

@@ -145,8 +145,9 @@ func (h *interleaving) record() {
 	h.states = append(h.states, MustDump(h.t, h.app))
 }
 
+// open opens a DB on the app's database; at cleanup its replica is checked.
 func (h *interleaving) open() {
-	db := litestream.NewDB(h.path)
+	db := newVerifiedDB(h.t, h.path, h.fc, h.client)
 	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
 	db.BusyTimeout = 20 * time.Millisecond
@@ -154,7 +155,6 @@ func (h *interleaving) open() {
 	db.TruncatePageN = []int{-1, 100, 400}[h.rng.Intn(3)]
 	db.MaxSyncWALBytes = []int64{0, 8 << 10, 64 << 20}[h.rng.Intn(3)]
 	db.L0Retention = time.Hour // every L0 TXID stays restorable
-	db.Replica = litestream.NewReplicaWithClient(db, h.fc)
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		h.fatalf("open: %v", err)
@@ -424,7 +424,6 @@ func (h *interleaving) finish() {
 		h.fatalf("close: %v", err)
 	}
 	h.db = nil
-	MustVerifyReplica(h.t, h.client)
 }
 
 // verifyTXIDs restores L0 TXIDs (all of them, or the unchecked ones) and

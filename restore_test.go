@@ -210,11 +210,10 @@ func TestDB_Sync_ReplicaOfOtherPageSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	replicaDir := copyDir(t, filepath.Join("testdata", "upstream", "upstream-1024", "replica"))
-	db := litestream.NewDB(path)
+	client := file.NewReplicaClient(replicaDir)
+	db := MustNewDB(t, path, client)
 	db.MonitorInterval = 0
 	db.ShutdownSyncTimeout = 0
-	client := file.NewReplicaClient(replicaDir)
-	db.Replica = litestream.NewReplicaWithClient(db, client)
 	db.Replica.MonitorEnabled = false
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
@@ -241,9 +240,8 @@ func TestDB_Sync_NotSQLite(t *testing.T) {
 	if err := os.WriteFile(path, []byte("this is not a database, just text that is long enough"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	db := litestream.NewDB(path)
+	db := MustNewDB(t, path, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.MonitorInterval = 0
-	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

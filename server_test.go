@@ -102,9 +102,8 @@ func startControlServer(t *testing.T, configure ...func(*litestream.Server, *lit
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db := MustNewDB(t, filepath.Join(dir, "db"), file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.MonitorInterval = 0
-	db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica")))
 	db.Replica.MonitorEnabled = false
 	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}})
 	store.CompactionMonitorEnabled = false

@@ -34,9 +34,7 @@ func MustV3Replica(t testing.TB, g *v3gen.Generator) (*litestream.Replica, strin
 func TestReplica_RestoreV3(t *testing.T) {
 	for _, pageSize := range []int{1024, 4096} {
 		t.Run("Latest", func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d page size %d", seed, pageSize)
-			g := v3gen.New(t, seed, pageSize)
+			g, seed := v3gen.NewSeeded(t, pageSize)
 			g.Build(2)
 			r, _ := MustV3Replica(t, g)
 
@@ -54,9 +52,7 @@ func TestReplica_RestoreV3(t *testing.T) {
 	}
 
 	t.Run("EveryPointInTime", func(t *testing.T) {
-		seed := uint64(time.Now().UnixNano())
-		t.Logf("seed %d", seed)
-		g := v3gen.New(t, seed, 1024)
+		g, seed := v3gen.NewSeeded(t, 1024)
 		g.Build(2)
 		r, _ := MustV3Replica(t, g)
 		for i, f := range g.Files {

@@ -2,7 +2,6 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"sort"
@@ -18,8 +17,52 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// MustObjectStore connects to the server and creates a bucket.
-func MustObjectStore(t testing.TB, srv *testserver.NATS, bucket string) jetstream.ObjectStore {
+// mustNATS starts nats-server and creates an object store bucket of the
+// test's own.
+func mustNATS(t testing.TB) clienttest.Fixture {
+	t.Helper()
+	srv := testserver.StartNATS(t)
+	bucket := clienttest.UniqueName()
+	store := mustObjectStore(t, srv, bucket)
+	ctx := context.Background()
+	return clienttest.Fixture{
+		NewClient: func(t testing.TB, path string) litestream.ReplicaClient { return newTestClient(t, srv, bucket, path) },
+		Layout:    clienttest.LayoutLevelDir,
+		Names: func(t testing.TB) []string {
+			t.Helper()
+			infos, err := store.List(ctx)
+			if err == jetstream.ErrNoObjectsFound {
+				return nil
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, info := range infos {
+				names = append(names, info.Name)
+			}
+			sort.Strings(names)
+			return names
+		},
+		Get: func(name string) (io.ReadCloser, error) { return store.Get(ctx, name) },
+		Put: func(t testing.TB, name string, data []byte) {
+			t.Helper()
+			if _, err := store.PutBytes(ctx, name, data); err != nil {
+				t.Fatalf("put %s: %v", name, err)
+			}
+		},
+		Stamp: func(t testing.TB, name string) string {
+			t.Helper()
+			info, err := store.GetInfo(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.Headers.Get(lnats.HeaderKeyTimestamp)
+		},
+	}
+}
+
+// mustObjectStore connects to the server and creates a bucket.
+func mustObjectStore(t testing.TB, srv *testserver.NATS, bucket string) jetstream.ObjectStore {
 	t.Helper()
 	nc, err := nats.Connect(srv.URL)
 	if err != nil {
@@ -37,8 +80,8 @@ func MustObjectStore(t testing.TB, srv *testserver.NATS, bucket string) jetstrea
 	return store
 }
 
-// NewTestClient returns a client for a bucket, closed when the test ends.
-func NewTestClient(t testing.TB, srv *testserver.NATS, bucket, path string) *lnats.ReplicaClient {
+// newTestClient returns a client for a bucket, closed when the test ends.
+func newTestClient(t testing.TB, srv *testserver.NATS, bucket, path string) *lnats.ReplicaClient {
 	c := lnats.NewReplicaClient()
 	c.URL = srv.URL
 	c.BucketName = bucket
@@ -47,103 +90,26 @@ func NewTestClient(t testing.TB, srv *testserver.NATS, bucket, path string) *lna
 	return c
 }
 
-// MustNames lists every live object name in the bucket, sorted.
-func MustNames(t testing.TB, store jetstream.ObjectStore) []string {
-	t.Helper()
-	infos, err := store.List(context.Background())
-	if err == jetstream.ErrNoObjectsFound {
-		return nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, info := range infos {
-		names = append(names, info.Name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func TestReplicaClient_Conformance(t *testing.T) {
+// TestReplicaClient_Suites runs the shared suites on nats-server.
+func TestReplicaClient_Suites(t *testing.T) {
 	t.Parallel()
-	srv := testserver.StartNATS(t)
-	store := MustObjectStore(t, srv, "conformance")
-	clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
-		return NewTestClient(t, srv, "conformance", path)
-	}, clienttest.Options{ListRaw: rawLister(store), RootPath: true})
-}
-
-// rawLister lists a client's objects with the plain JetStream object store.
-func rawLister(store jetstream.ObjectStore) clienttest.ListRawFunc {
-	return func(t testing.TB, path string) []clienttest.RawObject {
-		t.Helper()
-		ctx := context.Background()
-		var objects []clienttest.RawObject
-		for _, name := range MustNames(t, store) {
-			if key, ok := strings.CutPrefix(name, path+"/"); ok {
-				objects = append(objects, clienttest.RawObject{
-					Key:  key,
-					Open: func() (io.ReadCloser, error) { return store.Get(ctx, name) },
-				})
-			}
-		}
-		return objects
-	}
-}
-
-// TestReplicaClient_KeyLayout checks the raw object names and headers that
-// upstream Litestream reads and writes.
-func TestReplicaClient_KeyLayout(t *testing.T) {
-	t.Parallel()
-	srv := testserver.StartNATS(t)
-	store := MustObjectStore(t, srv, "layout")
-	ctx := context.Background()
-	ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
-	for _, path := range []string{"db/replica", ""} {
-		c := NewTestClient(t, srv, "layout", path)
-		clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
-			{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 1, Max: 0x2f}, {Level: 9, Min: 1, Max: 0x100},
-		})
-	}
-	want := []string{
-		"db/replica/ltx/0/0000000000000001-0000000000000001.ltx",
-		"db/replica/ltx/1/0000000000000001-000000000000002f.ltx",
-		"db/replica/ltx/9/0000000000000001-0000000000000100.ltx",
-		"ltx/0/0000000000000001-0000000000000001.ltx",
-		"ltx/1/0000000000000001-000000000000002f.ltx",
-		"ltx/9/0000000000000001-0000000000000100.ltx",
-	}
-	if got := MustNames(t, store); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("object names:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	info, err := store.GetInfo(ctx, want[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := info.Headers.Get(lnats.HeaderKeyTimestamp); got != "2022-03-04T05:06:07.89Z" {
-		t.Fatalf("%s header = %q, want 2022-03-04T05:06:07.89Z", lnats.HeaderKeyTimestamp, got)
-	}
+	clienttest.RunBackend(t, clienttest.Backend{Start: mustNATS, Leasing: true})
 }
 
 // TestReplicaClient_DeleteAll checks the fix of upstream's DeleteAll, which
 // emptied the whole bucket whatever the client's Path.
 func TestReplicaClient_DeleteAll(t *testing.T) {
 	t.Parallel()
-	srv := testserver.StartNATS(t)
-	store := MustObjectStore(t, srv, "shared")
+	fx := mustNATS(t)
 	ctx := context.Background()
 	b := clienttest.MustLTX(t, 512, 1, 1, 1, time.Now())
 
 	for _, path := range []string{"a", "ab", "b/a"} {
-		if _, err := NewTestClient(t, srv, "shared", path).WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
-		}
+		clienttest.MustWrite(t, fx.NewClient(t, path), 0, 1, 1, b)
 	}
-	if _, err := store.PutString(ctx, "unrelated.txt", "not litestream's"); err != nil {
-		t.Fatal(err)
-	}
+	fx.Put(t, "unrelated.txt", []byte("not litestream's"))
 
-	if err := NewTestClient(t, srv, "shared", "a").DeleteAll(ctx); err != nil {
+	if err := fx.NewClient(t, "a").DeleteAll(ctx); err != nil {
 		t.Fatalf("delete all: %v", err)
 	}
 	want := []string{
@@ -151,19 +117,17 @@ func TestReplicaClient_DeleteAll(t *testing.T) {
 		"b/a/ltx/0/0000000000000001-0000000000000001.ltx",
 		"unrelated.txt",
 	}
-	if got := MustNames(t, store); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := fx.Names(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after DeleteAll of path a:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	// A client at the bucket root deletes its own ltx/ tree, nothing else.
-	root := NewTestClient(t, srv, "shared", "")
-	if _, err := root.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
-		t.Fatal(err)
-	}
+	root := fx.NewClient(t, "")
+	clienttest.MustWrite(t, root, 0, 1, 1, b)
 	if err := root.DeleteAll(ctx); err != nil {
 		t.Fatalf("delete all of root: %v", err)
 	}
-	if got := MustNames(t, store); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := fx.Names(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after DeleteAll of the root:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
@@ -171,73 +135,41 @@ func TestReplicaClient_DeleteAll(t *testing.T) {
 func TestReplicaClient_Init(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartNATS(t)
-	MustObjectStore(t, srv, "exists")
-	ctx := context.Background()
-
-	t.Run("OK", func(t *testing.T) {
-		c := NewTestClient(t, srv, "exists", "p")
-		for i := 0; i < 2; i++ {
-			if err := c.Init(ctx); err != nil {
-				t.Fatal(err)
-			}
+	mustObjectStore(t, srv, "exists")
+	client := func(bucket string, set func(c *lnats.ReplicaClient)) *lnats.ReplicaClient {
+		c := newTestClient(t, srv, bucket, "p")
+		if set != nil {
+			set(c)
 		}
-	})
-	t.Run("ErrMissingBucket", func(t *testing.T) {
-		err := NewTestClient(t, srv, "missing", "p").Init(ctx)
-		if err == nil || !strings.Contains(err.Error(), `"missing"`) {
-			t.Fatalf("init: err = %v, want an error naming the bucket", err)
-		}
-	})
-	t.Run("ErrNoBucket", func(t *testing.T) {
-		err := NewTestClient(t, srv, "", "p").Init(ctx)
-		if err == nil || !strings.Contains(err.Error(), "bucket name required") {
-			t.Fatalf("init: err = %v", err)
-		}
-	})
-	t.Run("ErrHalfJWT", func(t *testing.T) {
-		c := NewTestClient(t, srv, "exists", "p")
-		c.JWT = "eyJ0"
-		if err := c.Init(ctx); err == nil || !strings.Contains(err.Error(), "jwt and seed") {
-			t.Fatalf("init: err = %v", err)
-		}
-	})
-	t.Run("ErrNoServer", func(t *testing.T) {
-		c := NewTestClient(t, srv, "exists", "p")
-		c.URL = "nats://" + testserver.Addr(testserver.FreePort(t))
-		c.Timeout = time.Second
-		if err := c.Init(ctx); err == nil || !strings.Contains(err.Error(), "connect") {
-			t.Fatalf("init: err = %v", err)
-		}
+		return c
+	}
+	clienttest.RunInitCases(t, []clienttest.InitCase{
+		{Name: "OK", Client: client("exists", nil)},
+		{Name: "ErrMissingBucket", Client: client("missing", nil), WantErr: `"missing"`},
+		{Name: "ErrNoBucket", Client: client("", nil), WantErr: "bucket name required"},
+		{Name: "ErrHalfJWT", Client: client("exists", func(c *lnats.ReplicaClient) { c.JWT = "eyJ0" }), WantErr: "jwt and seed"},
+		{Name: "ErrNoServer", Client: client("exists", func(c *lnats.ReplicaClient) {
+			c.URL = "nats://" + testserver.Addr(testserver.FreePort(t))
+			c.Timeout = time.Second
+		}), WantErr: "connect"},
 	})
 }
 
 func TestNewReplicaClientFromURL(t *testing.T) {
-	for _, tt := range []struct {
-		url                               string
-		serverURL, bucket, user, password string
-		wantErr                           string
-	}{
-		{url: "nats://localhost:4222/mybucket", serverURL: "nats://localhost:4222", bucket: "mybucket"},
-		{url: "nats://nats.example.com/mybucket", serverURL: "nats://nats.example.com", bucket: "mybucket"},
-		{url: "nats://alice:s3cret@localhost:4222/mybucket/", serverURL: "nats://localhost:4222", bucket: "mybucket", user: "alice", password: "s3cret"},
-		{url: "nats://alice@localhost/b", serverURL: "nats://localhost", bucket: "b", user: "alice"},
-		{url: "nats://localhost:4222", wantErr: "bucket required"},
-		{url: "nats://localhost:4222/", wantErr: "bucket required"},
-		{url: "nats://localhost/a/b", wantErr: "must not contain '/'"},
-		{url: "nats:///bucket", wantErr: "host required"},
-	} {
-		t.Run(tt.url, func(t *testing.T) {
-			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
-			if rc == nil {
-				return
-			}
-			c := rc.(*lnats.ReplicaClient)
-			if c.URL != tt.serverURL || c.BucketName != tt.bucket || c.Username != tt.user || c.Password != tt.password || c.Path != "" {
-				t.Fatalf("got url=%q bucket=%q user=%q password=%q path=%q", c.URL, c.BucketName, c.Username, c.Password, c.Path)
-			}
-			if c.Type() != "nats" || c.MaxReconnects != -1 || c.ReconnectWait != 2*time.Second || c.Timeout != 10*time.Second {
-				t.Fatalf("defaults: %+v", c)
-			}
-		})
+	// A URL's client has these settings and the defaults.
+	withDefaults := func(c *lnats.ReplicaClient) *lnats.ReplicaClient {
+		c.MaxReconnects, c.ReconnectWait, c.Timeout = -1, 2*time.Second, 10*time.Second
+		return c
 	}
+	clienttest.RunURLCases(t, "nats", []string{"URL", "BucketName", "Username", "Password", "Path", "MaxReconnects", "ReconnectWait", "Timeout"}, []clienttest.URLCase[*lnats.ReplicaClient]{
+		{URL: "nats://localhost:4222/mybucket", Want: withDefaults(&lnats.ReplicaClient{URL: "nats://localhost:4222", BucketName: "mybucket"})},
+		{URL: "nats://nats.example.com/mybucket", Want: withDefaults(&lnats.ReplicaClient{URL: "nats://nats.example.com", BucketName: "mybucket"})},
+		{URL: "nats://alice:s3cret@localhost:4222/mybucket/", Want: withDefaults(&lnats.ReplicaClient{URL: "nats://localhost:4222", BucketName: "mybucket", Username: "alice", Password: "s3cret"})},
+		{URL: "nats://alice@localhost/b", Want: withDefaults(&lnats.ReplicaClient{URL: "nats://localhost", BucketName: "b", Username: "alice"})},
+
+		{URL: "nats://localhost:4222", WantErr: "bucket required"},
+		{URL: "nats://localhost:4222/", WantErr: "bucket required"},
+		{URL: "nats://localhost/a/b", WantErr: "must not contain '/'"},
+		{URL: "nats:///bucket", WantErr: "host required"},
+	})
 }

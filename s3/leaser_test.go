@@ -1,25 +1,13 @@
-// Tests of the s3 leaser and create-only uploads against MinIO.
+// Upstream's s3 leaser API; the leasing suite runs in TestReplicaClient_Suites.
 package s3_test
 
 import (
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/internal/clienttest"
 	"github.com/benbjohnson/litestream/s3"
 )
-
-func TestLeaser_Conformance(t *testing.T) {
-	newClient, _, _ := MustMinIOBucket(t)
-	clienttest.RunLeaser(t, func(t testing.TB, path, owner string, ttl time.Duration) (litestream.ReplicaClient, litestream.Leaser) {
-		c := newClient(path)
-		l := c.NewLeaser()
-		l.Owner, l.TTL = owner, ttl
-		return c, l
-	})
-}
 
 // Compile-only: upstream's s3 leaser names and signatures.
 func TestAPI_Leaser(t *testing.T) {

@@ -14,13 +14,12 @@ import (
 	"testing"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/superfly/ltx"
+	"github.com/benbjohnson/litestream/internal/clienttest"
 )
 
 func TestVFS_MatchesRestore_MinIO(t *testing.T) {
 	ctx := context.Background()
-	newClient, _, _ := MustMinIOBucket(t)
-	client := newClient("vfs")
+	client := mustMinIO(t).NewClient(t, "vfs")
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "db")
@@ -78,14 +77,7 @@ func TestVFS_MatchesRestore_MinIO(t *testing.T) {
 		}
 	}
 
-	itr, err := client.LTXFiles(ctx, 0, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l0, err := ltx.SliceFileIterator(itr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l0 := clienttest.MustList(t, client, 0, 0, false)
 	v := litestream.NewVFS(client, nil)
 	if err := v.Register(); err != nil {
 		t.Fatal(err)

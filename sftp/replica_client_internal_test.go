@@ -1,4 +1,5 @@
-// Tests of the SFTP client's reconnection.
+// Tests of the SFTP client's reconnection, and the test client the
+// package's external tests share.
 package sftp
 
 import (
@@ -13,16 +14,23 @@ import (
 	"github.com/superfly/ltx"
 )
 
+// NewTestClient returns a client for the OpenSSH server rooted at dir,
+// closed when the test ends; "" is the login directory, srv.Dir.
+func NewTestClient(t testing.TB, srv *testserver.SSHD, dir string) *ReplicaClient {
+	c := NewReplicaClient()
+	t.Cleanup(func() { _ = c.Close() })
+	c.Host, c.User, c.KeyPath, c.HostKey = srv.Addr, srv.User, srv.KeyPath, srv.HostKey
+	c.Path = dir
+	return c
+}
+
 // TestReplicaClient_Reconnect drops the SSH connection under the client and
 // checks that the next operations redial.
 func TestReplicaClient_Reconnect(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
 	ctx := context.Background()
-	c := NewReplicaClient()
-	t.Cleanup(func() { _ = c.Close() })
-	c.Host, c.User, c.KeyPath, c.HostKey = srv.Addr, srv.User, srv.KeyPath, srv.HostKey
-	c.Path = path.Join(srv.Dir, "reconnect")
+	c := NewTestClient(t, srv, path.Join(srv.Dir, "reconnect"))
 
 	b := clienttest.MustLTX(t, 512, 1, 1, 1, time.Now())
 	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
@@ -36,12 +44,8 @@ func TestReplicaClient_Reconnect(t *testing.T) {
 		var err error
 		switch op {
 		case "list":
-			var itr ltx.FileIterator
-			if itr, err = c.LTXFiles(ctx, 0, 0, true); err == nil {
-				var a []*ltx.FileInfo
-				if a, err = ltx.SliceFileIterator(itr); err == nil && len(a) != 1 {
-					t.Fatalf("listed %d files, want 1", len(a))
-				}
+			if a := clienttest.MustList(t, c, 0, 0, true); len(a) != 1 {
+				t.Fatalf("listed %d files, want 1", len(a))
 			}
 		case "open":
 			rc, openErr := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)

@@ -7,13 +7,11 @@ import (
 	"errors"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/clienttest"
 	"github.com/benbjohnson/litestream/internal/testserver"
 	lsftp "github.com/benbjohnson/litestream/sftp"
@@ -21,19 +19,6 @@ import (
 	"github.com/superfly/ltx"
 	"golang.org/x/crypto/ssh"
 )
-
-// NewTestClient returns a client for the OpenSSH server rooted at dir,
-// closed when the test ends.
-func NewTestClient(t testing.TB, srv *testserver.SSHD, dir string) *lsftp.ReplicaClient {
-	c := lsftp.NewReplicaClient()
-	t.Cleanup(func() { _ = c.Close() })
-	c.Host = srv.Addr
-	c.User = srv.User
-	c.KeyPath = srv.KeyPath
-	c.HostKey = srv.HostKey
-	c.Path = dir
-	return c
-}
 
 // MustRawClient returns a plain pkg/sftp client to inspect the server.
 func MustRawClient(t testing.TB, srv *testserver.SSHD) *sftp.Client {
@@ -61,55 +46,30 @@ func MustRawClient(t testing.TB, srv *testserver.SSHD) *sftp.Client {
 	return client
 }
 
-func TestReplicaClient_Conformance(t *testing.T) {
-	t.Parallel()
+// mustSSHD starts sshd; its login directory is the fixture's store.
+func mustSSHD(t testing.TB) clienttest.Fixture {
+	t.Helper()
 	srv := testserver.StartSSHD(t)
-	clienttest.Run(t, func(t testing.TB, p string) litestream.ReplicaClient {
+	fx := clienttest.OnDisk(srv.Dir, func(t testing.TB, p string) litestream.ReplicaClient {
 		if p == "" {
-			return NewTestClient(t, srv, "") // the login directory: srv.Dir
+			return lsftp.NewTestClient(t, srv, "") // the login directory: srv.Dir
 		}
-		return NewTestClient(t, srv, path.Join(srv.Dir, p))
-	}, clienttest.Options{ListRaw: func(t testing.TB, p string) []clienttest.RawObject {
-		return clienttest.MustListDir(t, path.Join(srv.Dir, p)) // the files sshd wrote
-	}, RootPath: true})
+		return lsftp.NewTestClient(t, srv, path.Join(srv.Dir, p))
+	})
+	fx.Layout = clienttest.LayoutLevelDir
+	return fx
 }
 
-// TestReplicaClient_KeyLayout checks the raw file names, that no temporary
-// files are left behind and that mtimes hold the header timestamp.
-func TestReplicaClient_KeyLayout(t *testing.T) {
+// TestReplicaClient_Suites runs the shared suites on OpenSSH, v0.3.x's
+// backups written into the served directory. Mtimes hold the header
+// timestamp in the whole seconds SFTPv3 keeps.
+func TestReplicaClient_Suites(t *testing.T) {
 	t.Parallel()
-	srv := testserver.StartSSHD(t)
-	ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
-	root := path.Join(srv.Dir, "db")
-	c := NewTestClient(t, srv, root)
-	clienttest.MustWriteLayout(t, c, ts, []clienttest.LayoutFile{
-		{Level: 0, Min: 1, Max: 1}, {Level: 1, Min: 1, Max: 0x2f}, {Level: 9, Min: 1, Max: 0x100},
+	clienttest.RunBackend(t, clienttest.Backend{
+		Start:     mustSSHD,
+		KeyLayout: clienttest.KeyLayoutOptions{WantStamp: "2022-03-04T05:06:07Z"},
+		V3:        true,
 	})
-
-	raw := MustRawClient(t, srv)
-	var got []string
-	walker := raw.Walk(root)
-	for walker.Step() {
-		if err := walker.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if walker.Stat().IsDir() {
-			continue
-		}
-		got = append(got, strings.TrimPrefix(walker.Path(), root+"/"))
-		if mt := walker.Stat().ModTime(); !mt.Equal(ts.Truncate(time.Second)) {
-			t.Errorf("%s: mtime %v, want %v", walker.Path(), mt.UTC(), ts.Truncate(time.Second))
-		}
-	}
-	sort.Strings(got)
-	want := []string{
-		"ltx/0/0000000000000001-0000000000000001.ltx",
-		"ltx/1/0000000000000001-000000000000002f.ltx",
-		"ltx/9/0000000000000001-0000000000000100.ltx",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
 }
 
 // TestReplicaClient_WriteLTXFile covers overwriting over OpenSSH, which
@@ -136,7 +96,7 @@ func TestReplicaClient_WriteLTXFile(t *testing.T) {
 	})
 
 	t.Run("OverwriteOpenSSH", func(t *testing.T) {
-		c := NewTestClient(t, srv, path.Join(srv.Dir, "overwrite"))
+		c := lsftp.NewTestClient(t, srv, path.Join(srv.Dir, "overwrite"))
 		b1 := clienttest.MustLTX(t, 512, 1, 9, 1, time.Now())
 		b2 := clienttest.MustLTX(t, 512, 1, 9, 3, time.Now().Add(time.Hour))
 		for _, b := range [][]byte{b1, b2, b2} {
@@ -144,16 +104,8 @@ func TestReplicaClient_WriteLTXFile(t *testing.T) {
 				t.Fatalf("write: %v", err)
 			}
 		}
-		rc, err := c.OpenLTXFile(ctx, 9, 1, 9, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = rc.Close() }()
-		var buf bytes.Buffer
-		if _, err := buf.ReadFrom(rc); err != nil {
-			t.Fatal(err)
-		} else if !bytes.Equal(buf.Bytes(), b2) {
-			t.Fatalf("read %d bytes, want the second file's %d", buf.Len(), len(b2))
+		if got := clienttest.MustRead(t, c, 9, 1, 9, 0, 0); !bytes.Equal(got, b2) {
+			t.Fatalf("read %d bytes, want the second file's %d", len(got), len(b2))
 		}
 		entries, err := MustRawClient(t, srv).ReadDir(path.Join(srv.Dir, "overwrite/ltx/9"))
 		if err != nil {
@@ -164,7 +116,7 @@ func TestReplicaClient_WriteLTXFile(t *testing.T) {
 	})
 
 	t.Run("ErrBadHeader", func(t *testing.T) {
-		c := NewTestClient(t, srv, path.Join(srv.Dir, "bad"))
+		c := lsftp.NewTestClient(t, srv, path.Join(srv.Dir, "bad"))
 		if _, err := c.WriteLTXFile(ctx, 0, 1, 1, strings.NewReader("not an ltx file")); err == nil {
 			t.Fatal("write of a non-LTX stream succeeded")
 		}
@@ -177,7 +129,7 @@ func TestReplicaClient_LTXFiles(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
 	ctx := context.Background()
-	c := NewTestClient(t, srv, path.Join(srv.Dir, "ts"))
+	c := lsftp.NewTestClient(t, srv, path.Join(srv.Dir, "ts"))
 	ts := time.Date(2019, 12, 31, 23, 59, 58, 999e6, time.UTC)
 	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(clienttest.MustLTX(t, 512, 1, 1, 1, ts))); err != nil {
 		t.Fatal(err)
@@ -186,14 +138,7 @@ func TestReplicaClient_LTXFiles(t *testing.T) {
 		useMetadata bool
 		want        time.Time
 	}{{false, ts.Truncate(time.Second)}, {true, ts}} {
-		itr, err := c.LTXFiles(ctx, 0, 0, tt.useMetadata)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := ltx.SliceFileIterator(itr)
-		if err != nil {
-			t.Fatal(err)
-		} else if len(a) != 1 || !a[0].CreatedAt.Equal(tt.want) {
+		if a := clienttest.MustList(t, c, 0, 0, tt.useMetadata); len(a) != 1 || !a[0].CreatedAt.Equal(tt.want) {
 			t.Fatalf("useMetadata=%v: got %v, want CreatedAt %v", tt.useMetadata, a, tt.want)
 		}
 	}
@@ -202,81 +147,54 @@ func TestReplicaClient_LTXFiles(t *testing.T) {
 func TestReplicaClient_Init(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
-	ctx := context.Background()
-
-	t.Run("ErrWrongHostKey", func(t *testing.T) {
-		c := NewTestClient(t, srv, srv.Dir)
-		c.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-		if err := c.Init(ctx); err == nil || !strings.Contains(err.Error(), "handshake") {
-			t.Fatalf("init: err = %v, want a handshake error", err)
-		}
-	})
-	t.Run("ErrNoAuth", func(t *testing.T) {
-		c := NewTestClient(t, srv, srv.Dir)
-		c.KeyPath = ""
-		if err := c.Init(ctx); err == nil {
-			t.Fatal("init without credentials succeeded")
-		}
-	})
-	t.Run("ErrMissingKeyFile", func(t *testing.T) {
-		c := NewTestClient(t, srv, srv.Dir)
-		c.KeyPath = path.Join(srv.Dir, "nokey")
-		if err := c.Init(ctx); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("init: err = %v, want os.ErrNotExist", err)
-		}
-	})
-	t.Run("ErrNoHost", func(t *testing.T) {
-		if err := (&lsftp.ReplicaClient{User: "u"}).Init(ctx); err == nil || !strings.Contains(err.Error(), "host required") {
-			t.Fatalf("init: err = %v", err)
-		}
+	client := func(set func(c *lsftp.ReplicaClient)) *lsftp.ReplicaClient {
+		c := lsftp.NewTestClient(t, srv, srv.Dir)
+		set(c)
+		return c
+	}
+	clienttest.RunInitCases(t, []clienttest.InitCase{
+		{Name: "ErrWrongHostKey", Client: client(func(c *lsftp.ReplicaClient) {
+			c.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+		}), WantErr: "handshake"},
+		{Name: "ErrNoAuth", Client: client(func(c *lsftp.ReplicaClient) { c.KeyPath = "" }), WantErr: "handshake"},
+		{Name: "ErrMissingKeyFile", Client: client(func(c *lsftp.ReplicaClient) { c.KeyPath = path.Join(srv.Dir, "nokey") }), WantIs: os.ErrNotExist},
+		{Name: "ErrNoHost", Client: &lsftp.ReplicaClient{User: "u"}, WantErr: "host required"},
+		{Name: "OKUnpinnedHostKey", Client: client(func(c *lsftp.ReplicaClient) { c.HostKey = "" })},
 	})
 	t.Run("ErrCanceled", func(t *testing.T) {
-		cctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := NewTestClient(t, srv, srv.Dir).Init(cctx); !errors.Is(err, context.Canceled) {
+		if err := lsftp.NewTestClient(t, srv, srv.Dir).Init(ctx); !errors.Is(err, context.Canceled) {
 			t.Fatalf("init: err = %v, want context.Canceled", err)
-		}
-	})
-	t.Run("OKUnpinnedHostKey", func(t *testing.T) {
-		c := NewTestClient(t, srv, srv.Dir)
-		c.HostKey = ""
-		if err := c.Init(ctx); err != nil {
-			t.Fatal(err)
 		}
 	})
 }
 
 func TestNewReplicaClientFromURL(t *testing.T) {
-	for _, tt := range []struct {
-		url                        string
-		host, user, password, path string
-		wantErr                    string
-	}{
-		{url: "sftp://alice@example.com/backups/db", host: "example.com", user: "alice", path: "backups/db"},
-		{url: "sftp://alice:s3cret@example.com:2222/db", host: "example.com:2222", user: "alice", password: "s3cret", path: "db"},
-		{url: "sftp://alice@example.com", host: "example.com", user: "alice", path: ""},
-		{url: "sftp://alice@example.com/", host: "example.com", user: "alice", path: ""},
-		{url: "sftp://alice@[::1]:22/a/./b/../c", host: "[::1]:22", user: "alice", path: "a/c"},
-		{url: "sftp://example.com/db", wantErr: "user required"},
-		{url: "sftp://:pw@example.com/db", wantErr: "user required"},
-		{url: "sftp:///db", wantErr: "host required"},
-		{url: "sftp://alice@exa mple.com/db", wantErr: "invalid character"},
-	} {
-		t.Run(tt.url, func(t *testing.T) {
-			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
-			if rc == nil {
-				return
-			}
-			c := rc.(*lsftp.ReplicaClient)
-			if c.Host != tt.host || c.User != tt.user || c.Password != tt.password || c.Path != tt.path {
-				t.Fatalf("got host=%q user=%q password=%q path=%q, want %q %q %q %q",
-					c.Host, c.User, c.Password, c.Path, tt.host, tt.user, tt.password, tt.path)
-			}
-			if c.Type() != "sftp" || !c.ConcurrentWrites || c.DialTimeout != lsftp.DefaultDialTimeout {
-				t.Fatalf("defaults: type=%q concurrent=%v timeout=%v", c.Type(), c.ConcurrentWrites, c.DialTimeout)
-			}
-		})
+	// A URL's client has these settings and the defaults.
+	withDefaults := func(c *lsftp.ReplicaClient) *lsftp.ReplicaClient {
+		c.ConcurrentWrites, c.DialTimeout = true, lsftp.DefaultDialTimeout
+		return c
 	}
+	clienttest.RunURLCases(t, "sftp", []string{"Host", "User", "Password", "Path", "ConcurrentWrites", "DialTimeout"}, []clienttest.URLCase[*lsftp.ReplicaClient]{
+		{URL: "sftp://alice@example.com/backups/db", Want: withDefaults(&lsftp.ReplicaClient{Host: "example.com", User: "alice", Path: "backups/db"})},
+		{URL: "sftp://alice:s3cret@example.com:2222/db", Want: withDefaults(&lsftp.ReplicaClient{Host: "example.com:2222", User: "alice", Password: "s3cret", Path: "db"})},
+		{URL: "sftp://alice@example.com", Want: withDefaults(&lsftp.ReplicaClient{Host: "example.com", User: "alice"})},
+		{URL: "sftp://alice@example.com/", Want: withDefaults(&lsftp.ReplicaClient{Host: "example.com", User: "alice"})},
+		{URL: "sftp://alice@[::1]:22/a/./b/../c", Want: withDefaults(&lsftp.ReplicaClient{Host: "[::1]:22", User: "alice", Path: "a/c"})},
+
+		{URL: "sftp://example.com/db", WantErr: "user required"},
+		{URL: "sftp://:pw@example.com/db", WantErr: "user required"},
+		{URL: "sftp:///db", WantErr: "host required"},
+		{URL: "sftp://alice@exa mple.com/db", WantErr: "invalid character"},
+	})
+}
+
+// TestReplicaClient_NewLeaser_Unsupported: the sftp backend refuses leases
+// with a clear error.
+func TestReplicaClient_NewLeaser_Unsupported(t *testing.T) {
+	client := lsftp.NewReplicaClient()
+	clienttest.RunLeaserUnsupported(t, "sftp", client, client.NewLeaser())
 }
 
 // A write removes the temporary files that killed writers left in its level
@@ -284,30 +202,6 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 func TestReplicaClient_WriteLTXFile_RemovesStaleTemps(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartSSHD(t)
-	ctx := context.Background()
-	dir := path.Join(srv.Dir, "sweep", "ltx", "0")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale := path.Join(dir, ltx.FormatFilename(1, 1)+".4242.1700000000000000000.1.tmp")
-	fresh := path.Join(dir, ltx.FormatFilename(2, 2)+".4242.1700000000000000001.2.tmp")
-	for _, name := range []string{stale, fresh} {
-		if err := os.WriteFile(name, []byte("partial"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := time.Now().Add(-internal.StaleTempAge - time.Minute)
-	if err := os.Chtimes(stale, old, old); err != nil {
-		t.Fatal(err)
-	}
-
-	c := NewTestClient(t, srv, path.Join(srv.Dir, "sweep"))
-	if _, err := c.WriteLTXFile(ctx, 0, 3, 3, bytes.NewReader(clienttest.MustLTX(t, 512, 3, 3, 1, time.Now()))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale temporary still there (stat: %v)", err)
-	} else if _, err := os.Stat(fresh); err != nil {
-		t.Fatalf("recent temporary removed: %v", err)
-	}
+	clienttest.RunStaleTemps(t, lsftp.NewTestClient(t, srv, path.Join(srv.Dir, "sweep")), 0, path.Join(srv.Dir, "sweep", "ltx", "0"),
+		[]string{ltx.FormatFilename(1, 1) + ".4242.1700000000000000000.1.tmp"}, nil, []string{ltx.FormatFilename(2, 2) + ".4242.1700000000000000001.2.tmp"})
 }

@@ -66,18 +66,34 @@ func NewTestClient(srv server, path string) *lwebdav.ReplicaClient {
 	return c
 }
 
-// servers returns the two real servers every behaviour is checked against.
-func servers(t *testing.T) map[string]server {
-	return map[string]server{"Rclone": MustStartRclone(t), "XNet": MustStartXNet(t, nil)}
+// fixture is the server as the shared tests reach it, its files read
+// through a plain gowebdav client.
+func fixture(srv server) clienttest.Fixture {
+	raw := gowebdav.NewClient(srv.URL, srv.Username, srv.Password)
+	return clienttest.Fixture{
+		NewClient: func(t testing.TB, path string) litestream.ReplicaClient { return NewTestClient(srv, path) },
+		Layout:    clienttest.LayoutLevelDir,
+		Names:     func(t testing.TB) []string { return mustWalk(t, raw, "") },
+		Get:       func(name string) (io.ReadCloser, error) { return raw.ReadStream("/" + name) },
+	}
 }
 
-func TestReplicaClient_Conformance(t *testing.T) {
+// serverStarts start the two real servers every behaviour is checked
+// against.
+var serverStarts = map[string]func(t testing.TB) server{
+	"Rclone": MustStartRclone,
+	"XNet":   func(t testing.TB) server { return MustStartXNet(t, nil) },
+}
+
+// TestReplicaClient_Suites runs the shared suites on each server, and the
+// conformance suite on one that ignores Range headers.
+func TestReplicaClient_Suites(t *testing.T) {
 	t.Parallel()
-	for name, srv := range servers(t) {
+	for name, start := range serverStarts {
 		t.Run(name, func(t *testing.T) {
-			clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
-				return NewTestClient(srv, path)
-			}, clienttest.Options{ListRaw: rawLister(srv), RootPath: true})
+			clienttest.RunBackend(t, clienttest.Backend{
+				Start: func(t testing.TB) clienttest.Fixture { return fixture(start(t)) },
+			})
 		})
 	}
 	t.Run("RangeIgnored", func(t *testing.T) {
@@ -88,73 +104,23 @@ func TestReplicaClient_Conformance(t *testing.T) {
 				h.ServeHTTP(w, r)
 			})
 		})
-		clienttest.Run(t, func(t testing.TB, path string) litestream.ReplicaClient {
-			return NewTestClient(srv, path)
-		}, clienttest.Options{LargeFileSize: 1 << 20})
+		clienttest.Run(t, fixture(srv).NewClient, clienttest.Options{LargeFileSize: 1 << 20})
 	})
 }
 
-// TestReplicaClient_KeyLayout checks the raw resource names upstream
-// Litestream reads and writes, and that no temporary files remain.
-func TestReplicaClient_KeyLayout(t *testing.T) {
-	t.Parallel()
-	for name, srv := range servers(t) {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			ts := time.Date(2022, 3, 4, 5, 6, 7, 890e6, time.UTC)
-			c := NewTestClient(srv, "db/replica")
-			for _, f := range []struct {
-				level    int
-				min, max ltx.TXID
-			}{{0, 1, 1}, {1, 1, 0x2f}, {9, 1, 0x100}} {
-				b := clienttest.MustLTX(t, 512, f.min, f.max, 1, ts)
-				for i := 0; i < 2; i++ { // the overwrite must not leave a temp file
-					if _, err := c.WriteLTXFile(ctx, f.level, f.min, f.max, bytes.NewReader(b)); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			raw := gowebdav.NewClient(srv.URL, srv.Username, srv.Password)
-			got := mustWalk(t, raw, "/")
-			want := []string{
-				"/db/replica/ltx/0/0000000000000001-0000000000000001.ltx",
-				"/db/replica/ltx/1/0000000000000001-000000000000002f.ltx",
-				"/db/replica/ltx/9/0000000000000001-0000000000000100.ltx",
-			}
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-		})
-	}
-}
-
-// rawLister lists a client's files with a plain gowebdav client.
-func rawLister(srv server) clienttest.ListRawFunc {
-	return func(t testing.TB, path string) []clienttest.RawObject {
-		t.Helper()
-		raw := gowebdav.NewClient(srv.URL, srv.Username, srv.Password)
-		var objects []clienttest.RawObject
-		for _, name := range mustWalk(t, raw, "/"+path) {
-			objects = append(objects, clienttest.RawObject{
-				Key:  strings.TrimPrefix(name, "/"+path+"/"),
-				Open: func() (io.ReadCloser, error) { return raw.ReadStream(name) },
-			})
-		}
-		return objects
-	}
-}
-
+// mustWalk lists the files under dir, relative to the server's root and
+// sorted.
 func mustWalk(t testing.TB, raw *gowebdav.Client, dir string) []string {
 	t.Helper()
-	fis, err := raw.ReadDir(dir)
+	fis, err := raw.ReadDir("/" + dir)
 	if gowebdav.IsErrNotFound(err) {
 		return nil // nothing was ever written under dir
 	} else if err != nil {
-		t.Fatalf("read dir %s: %v", dir, err)
+		t.Fatalf("read dir /%s: %v", dir, err)
 	}
 	var names []string
 	for _, fi := range fis {
-		p := strings.TrimSuffix(dir, "/") + "/" + fi.Name()
+		p := strings.TrimPrefix(dir+"/"+fi.Name(), "/")
 		if fi.IsDir() {
 			names = append(names, mustWalk(t, raw, p)...)
 		} else {
@@ -169,27 +135,17 @@ func mustWalk(t testing.TB, raw *gowebdav.Client, dir string) []string {
 // upload time, so useMetadata=true must read the LTX header's timestamp.
 func TestReplicaClient_LTXFiles(t *testing.T) {
 	t.Parallel()
-	for name, srv := range servers(t) {
+	for name, start := range serverStarts {
 		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			c := NewTestClient(srv, "ts")
+			c := NewTestClient(start(t), "ts")
 			ts := time.Date(2019, 12, 31, 23, 59, 58, 999e6, time.UTC)
 			before := time.Now().Add(-time.Minute)
 			for txid := ltx.TXID(1); txid <= 20; txid++ {
-				b := clienttest.MustLTX(t, 512, txid, txid, 1, ts.Add(time.Duration(txid)*time.Millisecond))
-				if _, err := c.WriteLTXFile(ctx, 0, txid, txid, bytes.NewReader(b)); err != nil {
-					t.Fatal(err)
-				}
+				clienttest.MustWrite(t, c, 0, txid, txid, clienttest.MustLTX(t, 512, txid, txid, 1, ts.Add(time.Duration(txid)*time.Millisecond)))
 			}
 			for _, useMetadata := range []bool{false, true} {
-				itr, err := c.LTXFiles(ctx, 0, 0, useMetadata)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a, err := ltx.SliceFileIterator(itr)
-				if err != nil {
-					t.Fatal(err)
-				} else if len(a) != 20 {
+				a := clienttest.MustList(t, c, 0, 0, useMetadata)
+				if len(a) != 20 {
 					t.Fatalf("listed %d files, want 20", len(a))
 				}
 				for _, info := range a {
@@ -230,12 +186,8 @@ func TestReplicaClient_Retry(t *testing.T) {
 			t.Fatalf("write %d: %v", txid, err)
 		}
 	}
-	itr, err := c.LTXFiles(ctx, 0, 0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, err := ltx.SliceFileIterator(itr); err != nil || len(a) != 5 {
-		t.Fatalf("listed %d files, err %v; want 5", len(a), err)
+	if a := clienttest.MustList(t, c, 0, 0, true); len(a) != 5 {
+		t.Fatalf("listed %d files; want 5", len(a))
 	}
 	if err := c.DeleteAll(ctx); err != nil {
 		t.Fatal(err)
@@ -301,47 +253,40 @@ func TestReplicaClient_Init(t *testing.T) {
 		}
 	})
 	t.Run("ErrNotFoundIsNotExist", func(t *testing.T) {
-		c := NewTestClient(srv, "p")
-		_, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 100)
-		if !errors.Is(err, os.ErrNotExist) {
+		if _, err := NewTestClient(srv, "p").OpenLTXFile(ctx, 0, 1, 1, 0, 100); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("open: err = %v", err)
 		}
 	})
 }
 
 func TestNewReplicaClientFromURL(t *testing.T) {
-	for _, tt := range []struct {
-		url                           string
-		baseURL, user, password, path string
-		wantErr                       string
-	}{
-		{url: "webdav://dav.example.com/backups/db", baseURL: "http://dav.example.com", path: "backups/db"},
-		{url: "webdavs://dav.example.com/backups/db", baseURL: "https://dav.example.com", path: "backups/db"},
-		{url: "webdav://alice:s3cret@dav.example.com:8080/db", baseURL: "http://dav.example.com:8080", user: "alice", password: "s3cret", path: "db"},
-		{url: "webdavs://alice@dav.example.com", baseURL: "https://dav.example.com", user: "alice", path: ""},
-		{url: "webdav://dav.example.com/", baseURL: "http://dav.example.com", path: ""},
-		{url: "webdav://dav.example.com/a/../b/./c", baseURL: "http://dav.example.com", path: "b/c"},
-		{url: "webdav:///db", wantErr: "host required"},
-		{url: "webdavs:///db", wantErr: "host required"},
-		{url: "webdav://dav example.com/db", wantErr: "invalid character"},
-	} {
-		t.Run(tt.url, func(t *testing.T) {
-			rc := clienttest.MustClientFromURL(t, tt.url, tt.wantErr)
-			if rc == nil {
-				return
-			}
-			c := rc.(*lwebdav.ReplicaClient)
-			if c.URL != tt.baseURL || c.Username != tt.user || c.Password != tt.password || c.Path != tt.path {
-				t.Fatalf("got url=%q user=%q password=%q path=%q, want %q %q %q %q", c.URL, c.Username, c.Password, c.Path, tt.baseURL, tt.user, tt.password, tt.path)
-			}
-			if c.Type() != "webdav" || litestream.ReplicaTypeFromURL(tt.url) != "webdav" || c.Timeout != lwebdav.DefaultTimeout {
-				t.Fatalf("type=%q timeout=%v", c.Type(), c.Timeout)
-			}
-		})
+	// A URL's client has these settings and the default timeout.
+	withDefaults := func(c *lwebdav.ReplicaClient) *lwebdav.ReplicaClient {
+		c.Timeout = lwebdav.DefaultTimeout
+		return c
 	}
+	clienttest.RunURLCases(t, "webdav", []string{"URL", "Username", "Password", "Path", "Timeout"}, []clienttest.URLCase[*lwebdav.ReplicaClient]{
+		{URL: "webdav://dav.example.com/backups/db", Want: withDefaults(&lwebdav.ReplicaClient{URL: "http://dav.example.com", Path: "backups/db"})},
+		{URL: "webdavs://dav.example.com/backups/db", Want: withDefaults(&lwebdav.ReplicaClient{URL: "https://dav.example.com", Path: "backups/db"})},
+		{URL: "webdav://alice:s3cret@dav.example.com:8080/db", Want: withDefaults(&lwebdav.ReplicaClient{URL: "http://dav.example.com:8080", Username: "alice", Password: "s3cret", Path: "db"})},
+		{URL: "webdavs://alice@dav.example.com", Want: withDefaults(&lwebdav.ReplicaClient{URL: "https://dav.example.com", Username: "alice"})},
+		{URL: "webdav://dav.example.com/", Want: withDefaults(&lwebdav.ReplicaClient{URL: "http://dav.example.com"})},
+		{URL: "webdav://dav.example.com/a/../b/./c", Want: withDefaults(&lwebdav.ReplicaClient{URL: "http://dav.example.com", Path: "b/c"})},
+
+		{URL: "webdav:///db", WantErr: "host required"},
+		{URL: "webdavs:///db", WantErr: "host required"},
+		{URL: "webdav://dav example.com/db", WantErr: "invalid character"},
+	})
 	t.Run("ErrScheme", func(t *testing.T) {
 		if _, err := lwebdav.NewReplicaClientFromURL("http", "h", "p", nil, nil); err == nil || !strings.Contains(err.Error(), "unsupported scheme") {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestReplicaClient_NewLeaser_Unsupported: the webdav backend refuses
+// leases with a clear error.
+func TestReplicaClient_NewLeaser_Unsupported(t *testing.T) {
+	client := lwebdav.NewReplicaClient()
+	clienttest.RunLeaserUnsupported(t, "webdav", client, client.NewLeaser())
 }

@@ -153,42 +153,6 @@ func MustLTX(t testing.TB, pageSize uint32, minTXID, maxTXID ltx.TXID, pageN uin
 	return buf.Bytes()
 }
 
-func mustWrite(t testing.TB, c litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, b []byte) *ltx.FileInfo {
-	t.Helper()
-	info, err := c.WriteLTXFile(context.Background(), level, minTXID, maxTXID, bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("write L%d %s-%s: %v", level, minTXID, maxTXID, err)
-	}
-	return info
-}
-
-func mustList(t testing.TB, c litestream.ReplicaClient, level int, seek ltx.TXID, useMetadata bool) []*ltx.FileInfo {
-	t.Helper()
-	itr, err := c.LTXFiles(context.Background(), level, seek, useMetadata)
-	if err != nil {
-		t.Fatalf("list L%d: %v", level, err)
-	}
-	a, err := ltx.SliceFileIterator(itr)
-	if err != nil {
-		t.Fatalf("iterate L%d: %v", level, err)
-	}
-	return a
-}
-
-func mustRead(t testing.TB, c litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, offset, size int64) []byte {
-	t.Helper()
-	rc, err := c.OpenLTXFile(context.Background(), level, minTXID, maxTXID, offset, size)
-	if err != nil {
-		t.Fatalf("open L%d %s-%s: %v", level, minTXID, maxTXID, err)
-	}
-	defer func() { _ = rc.Close() }()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read L%d %s-%s: %v", level, minTXID, maxTXID, err)
-	}
-	return b
-}
-
 func ranges(a []*ltx.FileInfo) string {
 	var buf bytes.Buffer
 	for _, info := range a {
@@ -211,7 +175,7 @@ func testInitIdempotent(t *testing.T, c litestream.ReplicaClient) {
 func testWriteReturnsInfo(t *testing.T, c litestream.ReplicaClient) {
 	ts := time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC)
 	b := MustLTX(t, 4096, 1, 3, 2, ts)
-	info := mustWrite(t, c, 1, 1, 3, b)
+	info := MustWrite(t, c, 1, 1, 3, b)
 	if info.Level != 1 || info.MinTXID != 1 || info.MaxTXID != 3 {
 		t.Fatalf("info = L%d %d-%d, want L1 1-3", info.Level, info.MinTXID, info.MaxTXID)
 	}
@@ -224,10 +188,10 @@ func testWriteReturnsInfo(t *testing.T, c litestream.ReplicaClient) {
 }
 
 func testListEmptyLevel(t *testing.T, c litestream.ReplicaClient) {
-	if a := mustList(t, c, 0, 0, false); len(a) != 0 {
+	if a := MustList(t, c, 0, 0, false); len(a) != 0 {
 		t.Fatalf("empty level listed %s", ranges(a))
 	}
-	if a := mustList(t, c, 5, 0, true); len(a) != 0 {
+	if a := MustList(t, c, 5, 0, true); len(a) != 0 {
 		t.Fatalf("empty level listed %s", ranges(a))
 	}
 }
@@ -238,10 +202,10 @@ func testListOrdered(t *testing.T, c litestream.ReplicaClient) {
 	for _, txid := range []ltx.TXID{5, 1, 0x10, 3, 0x100, 2} {
 		b := MustLTX(t, 512, txid, txid, 1+uint32(txid%3), now)
 		sizes[txid] = len(b)
-		mustWrite(t, c, 0, txid, txid, b)
+		MustWrite(t, c, 0, txid, txid, b)
 	}
 	for _, useMetadata := range []bool{false, true} {
-		a := mustList(t, c, 0, 0, useMetadata)
+		a := MustList(t, c, 0, 0, useMetadata)
 		want := []ltx.TXID{1, 2, 3, 5, 0x10, 0x100}
 		if len(a) != len(want) {
 			t.Fatalf("useMetadata=%v: listed %s, want %v", useMetadata, ranges(a), want)
@@ -260,13 +224,13 @@ func testListOrdered(t *testing.T, c litestream.ReplicaClient) {
 func testListSeek(t *testing.T, c litestream.ReplicaClient) {
 	now := time.Now()
 	for _, r := range [][2]ltx.TXID{{1, 4}, {5, 8}, {9, 9}, {10, 20}} {
-		mustWrite(t, c, 2, r[0], r[1], MustLTX(t, 512, r[0], r[1], 1, now))
+		MustWrite(t, c, 2, r[0], r[1], MustLTX(t, 512, r[0], r[1], 1, now))
 	}
 	for _, tt := range []struct {
 		seek ltx.TXID
 		want int
 	}{{0, 4}, {1, 4}, {2, 3}, {5, 3}, {9, 2}, {10, 1}, {11, 0}} {
-		if a := mustList(t, c, 2, tt.seek, false); len(a) != tt.want {
+		if a := MustList(t, c, 2, tt.seek, false); len(a) != tt.want {
 			t.Fatalf("seek %d listed %s, want %d files", tt.seek, ranges(a), tt.want)
 		} else if len(a) > 0 && a[0].MinTXID < tt.seek {
 			t.Fatalf("seek %d listed %s", tt.seek, ranges(a))
@@ -276,11 +240,11 @@ func testListSeek(t *testing.T, c litestream.ReplicaClient) {
 
 func testListLevelsSeparate(t *testing.T, c litestream.ReplicaClient) {
 	now := time.Now()
-	mustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	mustWrite(t, c, 1, 1, 2, MustLTX(t, 512, 1, 2, 1, now))
-	mustWrite(t, c, 9, 1, 2, MustLTX(t, 512, 1, 2, 1, now))
+	MustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	MustWrite(t, c, 1, 1, 2, MustLTX(t, 512, 1, 2, 1, now))
+	MustWrite(t, c, 9, 1, 2, MustLTX(t, 512, 1, 2, 1, now))
 	for level, want := range map[int]string{0: "L0:1-1 ", 1: "L1:1-2 ", 9: "L9:1-2 ", 2: ""} {
-		if got := ranges(mustList(t, c, level, 0, false)); got != want {
+		if got := ranges(MustList(t, c, level, 0, false)); got != want {
 			t.Fatalf("L%d listed %q, want %q", level, got, want)
 		}
 	}
@@ -290,9 +254,9 @@ func testTimestamps(t *testing.T, c litestream.ReplicaClient) {
 	// Timestamps far from now show whether the backend keeps the header's.
 	ts1 := time.Date(2020, 1, 2, 3, 4, 5, 678e6, time.UTC)
 	ts2 := time.Date(2021, 6, 7, 8, 9, 10, 11e6, time.UTC)
-	mustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, ts1))
-	mustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, ts2))
-	a := mustList(t, c, 0, 0, true)
+	MustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, ts1))
+	MustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, ts2))
+	a := MustList(t, c, 0, 0, true)
 	if len(a) != 2 {
 		t.Fatalf("listed %s", ranges(a))
 	}
@@ -303,11 +267,11 @@ func testTimestamps(t *testing.T, c litestream.ReplicaClient) {
 
 func testOpenWhole(t *testing.T, c litestream.ReplicaClient) {
 	b := MustLTX(t, 4096, 1, 1, 3, time.Now())
-	mustWrite(t, c, 0, 1, 1, b)
-	if got := mustRead(t, c, 0, 1, 1, 0, 0); !bytes.Equal(got, b) {
+	MustWrite(t, c, 0, 1, 1, b)
+	if got := MustRead(t, c, 0, 1, 1, 0, 0); !bytes.Equal(got, b) {
 		t.Fatalf("read %d bytes, differ from the %d written", len(got), len(b))
 	}
-	dec := ltx.NewDecoder(bytes.NewReader(mustRead(t, c, 0, 1, 1, 0, 0)))
+	dec := ltx.NewDecoder(bytes.NewReader(MustRead(t, c, 0, 1, 1, 0, 0)))
 	if err := dec.Verify(); err != nil {
 		t.Fatalf("stored file does not verify: %v", err)
 	}
@@ -315,13 +279,13 @@ func testOpenWhole(t *testing.T, c litestream.ReplicaClient) {
 
 func testOpenRange(t *testing.T, c litestream.ReplicaClient) {
 	b := MustLTX(t, 4096, 3, 4, 4, time.Now())
-	mustWrite(t, c, 1, 3, 4, b)
+	MustWrite(t, c, 1, 3, 4, b)
 	for _, r := range [][2]int64{{0, 100}, {10, 10}, {100, 1}, {int64(len(b)) - 16, 16}, {200, 0}, {int64(len(b)) - 5, 0}} {
 		want := b[r[0]:]
 		if r[1] > 0 {
 			want = b[r[0] : r[0]+r[1]]
 		}
-		if got := mustRead(t, c, 1, 3, 4, r[0], r[1]); !bytes.Equal(got, want) {
+		if got := MustRead(t, c, 1, 3, 4, r[0], r[1]); !bytes.Equal(got, want) {
 			t.Fatalf("range offset=%d size=%d: got %d bytes, want %d", r[0], r[1], len(got), len(want))
 		}
 	}
@@ -366,7 +330,7 @@ func testFailedWriteLeavesNothing(t *testing.T, c litestream.ReplicaClient, list
 	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, &failingReader{r: bytes.NewReader(b[:len(b)/2]), err: errCut}); err == nil {
 		t.Fatal("write of a failing stream succeeded")
 	}
-	if got := mustList(t, c, 0, 0, false); len(got) != 0 {
+	if got := MustList(t, c, 0, 0, false); len(got) != 0 {
 		t.Fatalf("listing after a failed write: %s, want nothing", ranges(got))
 	}
 	if rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0); err == nil {
@@ -386,12 +350,12 @@ func testFailedWriteLeavesNothing(t *testing.T, c litestream.ReplicaClient, list
 func testOverwrite(t *testing.T, c litestream.ReplicaClient) {
 	b1 := MustLTX(t, 512, 1, 5, 2, time.Now())
 	b2 := MustLTX(t, 512, 1, 5, 4, time.Now())
-	mustWrite(t, c, 9, 1, 5, b1)
-	mustWrite(t, c, 9, 1, 5, b2)
-	if got := mustRead(t, c, 9, 1, 5, 0, 0); !bytes.Equal(got, b2) {
+	MustWrite(t, c, 9, 1, 5, b1)
+	MustWrite(t, c, 9, 1, 5, b2)
+	if got := MustRead(t, c, 9, 1, 5, 0, 0); !bytes.Equal(got, b2) {
 		t.Fatalf("after overwrite read %d bytes, want the second file's %d", len(got), len(b2))
 	}
-	if a := mustList(t, c, 9, 0, false); len(a) != 1 || a[0].Size != int64(len(b2)) {
+	if a := MustList(t, c, 9, 0, false); len(a) != 1 || a[0].Size != int64(len(b2)) {
 		t.Fatalf("after overwrite listed %s", ranges(a))
 	}
 }
@@ -400,13 +364,13 @@ func testDelete(t *testing.T, c litestream.ReplicaClient) {
 	now := time.Now()
 	var infos []*ltx.FileInfo
 	for txid := ltx.TXID(1); txid <= 5; txid++ {
-		infos = append(infos, mustWrite(t, c, 0, txid, txid, MustLTX(t, 512, txid, txid, 1, now)))
+		infos = append(infos, MustWrite(t, c, 0, txid, txid, MustLTX(t, 512, txid, txid, 1, now)))
 	}
 	missing := &ltx.FileInfo{Level: 0, MinTXID: 99, MaxTXID: 99}
 	if err := c.DeleteLTXFiles(context.Background(), []*ltx.FileInfo{infos[1], infos[3], missing}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if got := ranges(mustList(t, c, 0, 0, false)); got != "L0:1-1 L0:3-3 L0:5-5 " {
+	if got := ranges(MustList(t, c, 0, 0, false)); got != "L0:1-1 L0:3-3 L0:5-5 " {
 		t.Fatalf("after delete listed %q", got)
 	}
 	if err := c.DeleteLTXFiles(context.Background(), []*ltx.FileInfo{infos[1]}); err != nil {
@@ -419,23 +383,23 @@ func testDelete(t *testing.T, c litestream.ReplicaClient) {
 
 func testDeleteAllScoped(t *testing.T, c, other litestream.ReplicaClient) {
 	now := time.Now()
-	mustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	mustWrite(t, c, 1, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
-	mustWrite(t, other, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	MustWrite(t, c, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	MustWrite(t, c, 1, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
+	MustWrite(t, other, 0, 1, 1, MustLTX(t, 512, 1, 1, 1, now))
 	if err := c.DeleteAll(context.Background()); err != nil {
 		t.Fatalf("delete all: %v", err)
 	}
-	if a := append(mustList(t, c, 0, 0, false), mustList(t, c, 1, 0, false)...); len(a) != 0 {
+	if a := append(MustList(t, c, 0, 0, false), MustList(t, c, 1, 0, false)...); len(a) != 0 {
 		t.Fatalf("after DeleteAll listed %s", ranges(a))
 	}
-	if a := mustList(t, other, 0, 0, false); len(a) != 1 {
+	if a := MustList(t, other, 0, 0, false); len(a) != 1 {
 		t.Fatalf("DeleteAll of one path removed another path's files: %s", ranges(a))
 	}
 	if err := c.DeleteAll(context.Background()); err != nil {
 		t.Fatalf("delete all of an empty path: %v", err)
 	}
-	mustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, now))
-	if a := mustList(t, c, 0, 0, false); len(a) != 1 {
+	MustWrite(t, c, 0, 2, 2, MustLTX(t, 512, 2, 2, 1, now))
+	if a := MustList(t, c, 0, 0, false); len(a) != 1 {
 		t.Fatalf("write after DeleteAll listed %s", ranges(a))
 	}
 }
@@ -443,15 +407,15 @@ func testDeleteAllScoped(t *testing.T, c, other litestream.ReplicaClient) {
 func testLargeFile(t *testing.T, c litestream.ReplicaClient, size int) {
 	const pageSize = 65536
 	b := MustLTX(t, pageSize, 1, 1, uint32(size/pageSize)+1, time.Now())
-	info := mustWrite(t, c, 0, 1, 1, b)
+	info := MustWrite(t, c, 0, 1, 1, b)
 	if info.Size != int64(len(b)) {
 		t.Fatalf("info.Size = %d, want %d", info.Size, len(b))
 	}
-	if got := mustRead(t, c, 0, 1, 1, 0, 0); !bytes.Equal(got, b) {
+	if got := MustRead(t, c, 0, 1, 1, 0, 0); !bytes.Equal(got, b) {
 		t.Fatalf("large file: read %d bytes, differ from the %d written", len(got), len(b))
 	}
 	mid := int64(len(b) / 2)
-	if got := mustRead(t, c, 0, 1, 1, mid, 1000); !bytes.Equal(got, b[mid:mid+1000]) {
+	if got := MustRead(t, c, 0, 1, 1, mid, 1000); !bytes.Equal(got, b[mid:mid+1000]) {
 		t.Fatal("large file: ranged read differs")
 	}
 }
@@ -478,7 +442,7 @@ func testConcurrentWriters(t *testing.T, clients []litestream.ReplicaClient) {
 		t.Fatalf("concurrent write: %v", err)
 	}
 	for i, c := range clients {
-		if a := mustList(t, c, 0, 0, false); len(a) != perClient {
+		if a := MustList(t, c, 0, 0, false); len(a) != perClient {
 			t.Fatalf("client %d listed %s, want %d files", i, ranges(a), perClient)
 		}
 	}
@@ -486,7 +450,7 @@ func testConcurrentWriters(t *testing.T, clients []litestream.ReplicaClient) {
 
 func testPageIndex(t *testing.T, c litestream.ReplicaClient) {
 	b := MustLTX(t, 4096, 1, 2, 5, time.Now())
-	info := mustWrite(t, c, 1, 1, 2, b)
+	info := MustWrite(t, c, 1, 1, 2, b)
 	index, err := litestream.FetchPageIndex(context.Background(), c, info)
 	if err != nil {
 		t.Fatalf("fetch page index: %v", err)

@@ -203,7 +203,7 @@ func testCreateOnlyWrite(t *testing.T, newLeaser NewLeaserFunc, path string) {
 	if !errors.Is(err, litestream.ErrLTXFileExists) {
 		t.Fatalf("create-only write over an existing name: err = %v, want ErrLTXFileExists", err)
 	}
-	if got := mustRead(t, c, 0, 7, 7, 0, 0); !bytes.Equal(got, first) {
+	if got := MustRead(t, c, 0, 7, 7, 0, 0); !bytes.Equal(got, first) {
 		t.Fatal("the stored file changed: a create-only write replaced it")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +43,14 @@ const (
 	// LayoutHexLevel is <level as %04x>/<min>-<max>.ltx (s3, oss).
 	LayoutHexLevel
 )
+
+// key is the name of an LTX file under a client's path in the layout.
+func (l RawLayout) key(level int, minTXID, maxTXID ltx.TXID) string {
+	if l == LayoutHexLevel {
+		return fmt.Sprintf("%04x/%s", level, ltx.FormatFilename(minTXID, maxTXID))
+	}
+	return fmt.Sprintf("ltx/%d/%s", level, ltx.FormatFilename(minTXID, maxTXID))
+}
 
 // fileKey translates a raw key in the given layout to the file backend's
 // relative path, ltx/<level>/<name>.
@@ -89,7 +96,7 @@ func testRawCopy(t *testing.T, client litestream.ReplicaClient, objects []RawObj
 
 	for level := 0; level <= litestream.SnapshotLevel; level++ {
 		var want []string
-		for _, info := range mustList(t, client, level, 0, false) {
+		for _, info := range MustList(t, client, level, 0, false) {
 			want = append(want, ltx.FormatFilename(info.MinTXID, info.MaxTXID))
 		}
 		got := copied[level]
@@ -149,26 +156,4 @@ func mustDumpRows(t testing.TB, dbPath string) string {
 		t.Fatalf("dump %s: %v", dbPath, err)
 	}
 	return dump
-}
-
-// MustListDir lists the files under dir as raw objects, for backends whose
-// server stores objects as files (file, sftp, rclone's webdav).
-func MustListDir(t testing.TB, dir string) []RawObject {
-	t.Helper()
-	var objects []RawObject
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		objects = append(objects, RawObject{Key: filepath.ToSlash(rel), Open: func() (io.ReadCloser, error) { return os.Open(p) }})
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("list %s: %v", dir, err)
-	}
-	return objects
 }

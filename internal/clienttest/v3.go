@@ -63,9 +63,7 @@ func RunV3(t *testing.T, newClient NewClientFunc, put PutRawFunc) {
 	})
 
 	t.Run("ListAndOpen", func(t *testing.T) {
-		seed := uint64(time.Now().UnixNano())
-		t.Logf("seed %d", seed)
-		g := v3gen.New(t, seed, 4096)
+		g, seed := v3gen.NewSeeded(t, 4096)
 		g.Build(2)
 		c, _, root := fresh(t)
 		upload(t, root, g.Files)
@@ -143,9 +141,7 @@ func RunV3(t *testing.T, newClient NewClientFunc, put PutRawFunc) {
 	})
 
 	t.Run("RestorePointInTime", func(t *testing.T) {
-		seed := uint64(time.Now().UnixNano())
-		t.Logf("seed %d", seed)
-		g := v3gen.New(t, seed, 1024)
+		g, seed := v3gen.NewSeeded(t, 1024)
 		g.Build(1)
 		g.NewGeneration()
 		g.Write(3)
@@ -217,9 +213,11 @@ func RunV3(t *testing.T, newClient NewClientFunc, put PutRawFunc) {
 }
 
 // waitNextSecond returns once the wall clock is in a later second than t,
-// so that services keeping whole seconds stamp later files later.
+// so that services keeping whole seconds stamp later files later. It waits
+// a further 50ms: file systems stamp files from a coarse clock that can lag
+// the wall clock by a tick.
 func waitNextSecond(t time.Time) {
-	next := t.Truncate(time.Second).Add(time.Second)
+	next := t.Truncate(time.Second).Add(time.Second + 50*time.Millisecond)
 	for time.Now().Before(next) {
 		time.Sleep(10 * time.Millisecond)
 	}

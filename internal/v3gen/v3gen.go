@@ -85,6 +85,15 @@ func New(t testing.TB, seed uint64, pageSize int, recipients ...age.Recipient) *
 	return g
 }
 
+// NewSeeded is New seeded from the clock. It logs the seed and returns it
+// for failure messages, so that a failing run can be repeated with New.
+func NewSeeded(t testing.TB, pageSize int, recipients ...age.Recipient) (*Generator, uint64) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("v3gen seed %d, page size %d", seed, pageSize)
+	return New(t, seed, pageSize, recipients...), seed
+}
+
 func (g *Generator) mustExec(query string, args ...any) {
 	g.t.Helper()
 	if _, err := g.db.Exec(query, args...); err != nil {
