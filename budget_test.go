@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ import (
 type requestCounter struct {
 	litestream.ReplicaClient
 	lists, puts, gets, deletes atomic.Int64
+
+	getsMu  sync.Mutex
+	getWhat []string // each GET's file and caller, for a failure to name
 }
 
 func (c *requestCounter) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
@@ -37,6 +41,9 @@ func (c *requestCounter) LTXFiles(ctx context.Context, level int, seek ltx.TXID,
 
 func (c *requestCounter) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	c.gets.Add(1)
+	c.getsMu.Lock()
+	c.getWhat = append(c.getWhat, fmt.Sprintf("L%d %s-%s from:\n%s", level, minTXID, maxTXID, debug.Stack()))
+	c.getsMu.Unlock()
 	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 }
 
@@ -154,7 +161,10 @@ func TestReplicaIndex_RequestsDoNotGrowWithPasses(t *testing.T) {
 		t.Fatalf("%d LIST requests while compaction and retention ran on a replica only this process writes; want at most 2", lists)
 	}
 	if gets != 0 {
-		t.Fatalf("%d GET requests outside restore: compaction must read its inputs from local copies", gets)
+		counter.getsMu.Lock()
+		what := counter.getWhat[len(counter.getWhat)-int(gets):]
+		counter.getsMu.Unlock()
+		t.Fatalf("%d GET requests outside restore: compaction must read its inputs from local copies; the first: %s", gets, what[0])
 	}
 	verifyRestoreLatest(t, backend, app)
 }
