@@ -1,65 +1,21 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
-// <path>/generations/ (names joined with path.Join, as v0.3.x did).
-// CreatedAt is the blob's creation time, as v0.3.x used.
+// <path>/generations/ (names joined with path.Join, as v0.3.x did): the
+// ReplicaClient's embedded v3list.Methods reads through v3Store, which lists
+// and opens blobs. CreatedAt is the blob's creation time, as v0.3.x used.
 
 package abs
 
 import (
 	"context"
-	"errors"
 	"io"
-	"os"
 	"path"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/backend"
 	"github.com/benbjohnson/litestream/internal/v3list"
 )
-
-var (
-	_ litestream.ReplicaClientV3    = (*ReplicaClient)(nil)
-	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
-)
-
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
-
-// GenerationsV3 returns the v0.3.x generation names, sorted.
-func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
-	return c.v3().GenerationsV3(ctx)
-}
-
-// SnapshotsV3 returns a generation's v0.3.x snapshots sorted by index.
-func (c *ReplicaClient) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
-	return c.v3().SnapshotsV3(ctx, generation)
-}
-
-// WALSegmentsV3 returns a generation's v0.3.x WAL segments sorted by index,
-// then offset.
-func (c *ReplicaClient) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
-	return c.v3().WALSegmentsV3(ctx, generation)
-}
-
-// OpenSnapshotV3 returns a v0.3.x snapshot's decompressed contents.
-func (c *ReplicaClient) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	return c.v3().OpenSnapshotV3(ctx, generation, index)
-}
-
-// OpenWALSegmentV3 returns a v0.3.x WAL segment's decompressed contents.
-func (c *ReplicaClient) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
-	return c.v3().OpenWALSegmentV3(ctx, generation, index, offset)
-}
-
-// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
-func (c *ReplicaClient) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	return c.v3().OpenSnapshotV3Raw(ctx, generation, index)
-}
-
-// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
-func (c *ReplicaClient) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
-	return c.v3().OpenWALSegmentV3Raw(ctx, generation, index, offset)
-}
 
 // v3Store lists and opens blobs for v3list.
 type v3Store struct{ c *ReplicaClient }
@@ -88,14 +44,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 			if item.Name == nil || item.Properties == nil {
 				continue
 			}
-			e := v3list.Entry{Name: path.Base(*item.Name)}
-			if item.Properties.ContentLength != nil {
-				e.Size = *item.Properties.ContentLength
-			}
-			if item.Properties.CreationTime != nil {
-				e.MTime = *item.Properties.CreationTime
-			} else if item.Properties.LastModified != nil {
-				e.MTime = *item.Properties.LastModified
+			e := v3list.Entry{Name: path.Base(*item.Name), Size: value(item.Properties.ContentLength), MTime: value(item.Properties.CreationTime)}
+			if item.Properties.CreationTime == nil {
+				e.MTime = value(item.Properties.LastModified)
 			}
 			entries = append(entries, e)
 		}
@@ -110,7 +61,7 @@ func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	}
 	resp, err := client.NewBlobClient(name).DownloadStream(ctx, nil)
 	if isNotExist(err) {
-		return nil, errors.Join(os.ErrNotExist, err)
+		return nil, backend.NotExist(err)
 	} else if err != nil {
 		return nil, err
 	}

@@ -23,22 +23,25 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
-	"github.com/superfly/ltx"
+	"github.com/benbjohnson/litestream/internal/backend"
+	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "file"
 
-func init() {
-	litestream.RegisterReplicaClientFactory("file", NewReplicaClientFromURL)
-}
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
-
-// ReplicaClient stores LTX files under a local directory.
+// ReplicaClient stores LTX files under a local directory. GenerationsV3,
+// SnapshotsV3, WALSegmentsV3, OpenSnapshotV3, OpenWALSegmentV3 and their Raw
+// forms come from the embedded v3list.Methods (see replica_client_v3.go).
 type ReplicaClient struct {
 	// Replica, when set, makes new files and directories copy the mode and
 	// owner of its database file and directory. Optional.
@@ -47,11 +50,17 @@ type ReplicaClient struct {
 	path    string
 	logger  *slog.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
+	v3Methods
 }
+
+// v3Methods is embedded under an unexported name.
+type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client rooted at path.
 func NewReplicaClient(path string) *ReplicaClient {
-	return &ReplicaClient{path: path, logger: slog.Default().WithGroup("file")}
+	c := &ReplicaClient{path: path, logger: slog.Default().WithGroup("file")}
+	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.path, v3Store{})
+	return c
 }
 
 // NewReplicaClientFromURL builds a client from a parsed file:// URL.
@@ -60,6 +69,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 		return nil, fmt.Errorf("file replica path required")
 	}
 	return NewReplicaClient(urlPath), nil
+}
+
+func init() {
+	litestream.RegisterReplicaClientFactory("file", NewReplicaClientFromURL)
 }
 
 // Type returns "file".
@@ -88,32 +101,26 @@ func (c *ReplicaClient) LTXFilePath(level int, minTXID, maxTXID ltx.TXID) string
 
 // LTXFiles lists a level's files with MinTXID >= seek in TXID order.
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	entries, err := os.ReadDir(c.LTXLevelDir(level))
+	dir := c.LTXLevelDir(level)
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return ltx.NewFileInfoSliceIterator(nil), nil
 	} else if err != nil {
-		return nil, fmt.Errorf("list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", dir, err)
 	}
 
 	infos := make([]*ltx.FileInfo, 0, len(entries))
 	for _, entry := range entries {
-		minTXID, maxTXID, err := ltx.ParseFilename(entry.Name())
-		if err != nil || minTXID < seek {
-			continue
+		if minTXID, _, err := ltx.ParseFilename(entry.Name()); err != nil || minTXID < seek {
+			continue // not an LTX file, or below seek: no stat needed
 		}
 		fi, err := entry.Info()
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted while listing
 		} else if err != nil {
-			return nil, fmt.Errorf("stat L%d %s: %w", level, entry.Name(), err)
+			return nil, be.Errorf("stat %s: %w", filepath.Join(dir, entry.Name()), err)
 		}
-		infos = append(infos, &ltx.FileInfo{
-			Level:     level,
-			MinTXID:   minTXID,
-			MaxTXID:   maxTXID,
-			Size:      fi.Size(),
-			CreatedAt: fi.ModTime().UTC(),
-		})
+		infos = append(infos, backend.FileInfo(entry.Name(), level, seek, fi.Size(), fi.ModTime()))
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
 }
@@ -122,52 +129,43 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	filename := c.LTXFilePath(level, minTXID, maxTXID)
 	f, err := os.Open(filename)
-	if err != nil {
-		return nil, litestream.NewLTXError("open", filename, level, uint64(minTXID), uint64(maxTXID), err)
-	}
-	if offset > 0 {
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	if err == nil && offset > 0 {
+		if _, err = f.Seek(offset, io.SeekStart); err != nil {
 			_ = f.Close()
-			return nil, fmt.Errorf("seek %s to %d: %w", filename, offset, err)
+			err = fmt.Errorf("seek to %d: %w", offset, err)
 		}
 	}
-	if size > 0 {
-		return internal.LimitReadCloser(f, size), nil
-	}
-	return f, nil
+	// An *os.PathError of a missing file already matches os.ErrNotExist.
+	return be.Opened(filename, level, minTXID, maxTXID, size, f, err, func(error) bool { return false })
 }
 
 // WriteLTXFile writes r atomically and sets the file's mtime to the LTX
 // header timestamp.
-func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (info *ltx.FileInfo, err error) {
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, err
-	}
-
+func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	filename := c.LTXFilePath(level, minTXID, maxTXID)
-	dirPerm, filePerm := c.perms()
-	if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
-		return nil, fmt.Errorf("create L%d directory: %w", level, err)
-	}
+	return be.WriteLTX(filename, level, minTXID, maxTXID, r, func(r io.Reader, timestamp time.Time) (int64, error) {
+		dirPerm, filePerm := c.perms()
+		if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
+			return 0, fmt.Errorf("create directory: %w", err)
+		}
 
-	c.removeStaleTemps(filepath.Dir(filename))
+		c.removeStaleTemps(filepath.Dir(filename))
 
-	write := internal.WriteFileAtomic
-	if litestream.IsCreateOnly(ctx) {
-		write = internal.WriteFileAtomicNoReplace
-	}
-	size, err := write(filename, filePerm, r)
-	if errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-	} else if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	if err := os.Chtimes(filename, timestamp, timestamp); err != nil {
-		return nil, fmt.Errorf("set timestamp of %s: %w", filename, err)
-	}
-
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+		write := internal.WriteFileAtomic
+		if litestream.IsCreateOnly(ctx) {
+			write = internal.WriteFileAtomicNoReplace
+		}
+		size, err := write(filename, filePerm, r)
+		if errors.Is(err, os.ErrExist) {
+			return 0, litestream.ErrLTXFileExists
+		} else if err != nil {
+			return 0, err
+		}
+		if err := os.Chtimes(filename, timestamp, timestamp); err != nil {
+			return 0, fmt.Errorf("set timestamp: %w", err)
+		}
+		return size, nil
+	})
 }
 
 // removeStaleTemps removes the temporary files of dead writers from dir, if
@@ -211,19 +209,18 @@ func (c *ReplicaClient) perms() (dirPerm, filePerm internal.Perm) {
 
 // DeleteLTXFiles removes the files, ignoring missing ones.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	for _, info := range a {
-		filename := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
+	return be.DeleteEach(a, c.LTXFilePath, func(filename string) error {
 		if err := os.Remove(filename); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+			return err
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // DeleteAll removes the root directory and everything in it.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err := os.RemoveAll(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete all under %s: %w", c.path, err)
+		return be.Errorf("delete all under %s: %w", c.path, err)
 	}
 	return nil
 }

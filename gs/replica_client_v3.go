@@ -1,67 +1,22 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
-// <path>/generations/ (names joined with path.Join, as v0.3.x did).
-// CreatedAt is the object's creation time, as v0.3.x used.
+// <path>/generations/ (names joined with path.Join, as v0.3.x did): the
+// ReplicaClient's embedded v3list.Methods reads through v3Store, which lists
+// and opens objects. CreatedAt is the object's creation time, as v0.3.x used.
 
 package gs
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
 
-	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/backend"
 	"github.com/benbjohnson/litestream/internal/v3list"
 )
-
-var (
-	_ litestream.ReplicaClientV3    = (*ReplicaClient)(nil)
-	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
-)
-
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
-
-// GenerationsV3 returns the v0.3.x generation names, sorted.
-func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
-	return c.v3().GenerationsV3(ctx)
-}
-
-// SnapshotsV3 returns a generation's v0.3.x snapshots sorted by index.
-func (c *ReplicaClient) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
-	return c.v3().SnapshotsV3(ctx, generation)
-}
-
-// WALSegmentsV3 returns a generation's v0.3.x WAL segments sorted by index,
-// then offset.
-func (c *ReplicaClient) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
-	return c.v3().WALSegmentsV3(ctx, generation)
-}
-
-// OpenSnapshotV3 returns a v0.3.x snapshot's decompressed contents.
-func (c *ReplicaClient) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	return c.v3().OpenSnapshotV3(ctx, generation, index)
-}
-
-// OpenWALSegmentV3 returns a v0.3.x WAL segment's decompressed contents.
-func (c *ReplicaClient) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
-	return c.v3().OpenWALSegmentV3(ctx, generation, index, offset)
-}
-
-// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
-func (c *ReplicaClient) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
-	return c.v3().OpenSnapshotV3Raw(ctx, generation, index)
-}
-
-// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
-func (c *ReplicaClient) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
-	return c.v3().OpenWALSegmentV3Raw(ctx, generation, index, offset)
-}
 
 // v3Store lists and opens objects for v3list.
 type v3Store struct{ c *ReplicaClient }
@@ -75,7 +30,7 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 	var entries []v3list.Entry
 	for {
 		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
+		if err == iterator.Done {
 			return entries, nil
 		} else if err != nil {
 			return nil, err
@@ -94,8 +49,8 @@ func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	r, err := bkt.Object(name).NewReader(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+	if isNotExist(err) {
+		return nil, backend.NotExist(err)
 	}
 	return r, err
 }

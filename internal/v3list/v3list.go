@@ -1,12 +1,15 @@
 // Package v3list is the part of litestream.ReplicaClientV3 every object
 // store shares: walking the v0.3.x layout (generations/<id>/snapshots|wal)
 // through a backend's "list a directory" and "open a file", parsing names,
-// sorting and decoding. A backend supplies a Store and delegates to Reader.
+// sorting and decoding. A backend supplies a Store and embeds Methods, which
+// implements the seven methods of litestream.ReplicaClientV3 and
+// ReplicaClientV3Raw through a Reader.
 package v3list
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // Entry is one name directly under a listed directory.
@@ -127,4 +131,80 @@ func decoded(rc io.ReadCloser, err error) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return internal.OpenV3File(rc, nil)
+}
+
+// Methods implements litestream.ReplicaClientV3 and ReplicaClientV3Raw for
+// the ReplicaClient that embeds it: a Reader of the backup under the
+// client's root, read through a pointer to the client's own field so that
+// a root set after the constructor still counts. Errors start with the
+// backend's name, as all its errors do.
+type Methods struct {
+	backend backend.Name
+	root    *string
+	store   Store
+}
+
+// A client embedding Methods implements both interfaces.
+var (
+	_ litestream.ReplicaClientV3    = Methods{}
+	_ litestream.ReplicaClientV3Raw = Methods{}
+)
+
+// NewMethods returns the v0.3.x methods of a backend's client.
+func NewMethods(name string, root *string, store Store) Methods {
+	return Methods{backend: backend.Name(name), root: root, store: store}
+}
+
+// errNoStore is returned by the Methods of a client not built by its
+// package's constructor.
+var errNoStore = errors.New("v0.3.x reads need a client made by the package's NewReplicaClient")
+
+// call runs fn on the Reader of the client's current root and prefixes its
+// error with the backend's name.
+func call[T any](m Methods, fn func(r Reader) (T, error)) (T, error) {
+	var zero T
+	if m.store == nil {
+		return zero, m.backend.Wrap(errNoStore)
+	}
+	v, err := fn(Reader{Root: *m.root, Store: m.store})
+	if err != nil {
+		return zero, m.backend.Wrap(err)
+	}
+	return v, nil
+}
+
+// GenerationsV3 returns the v0.3.x generation names, sorted.
+func (m Methods) GenerationsV3(ctx context.Context) ([]string, error) {
+	return call(m, func(r Reader) ([]string, error) { return r.GenerationsV3(ctx) })
+}
+
+// SnapshotsV3 returns a generation's v0.3.x snapshots sorted by index.
+func (m Methods) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
+	return call(m, func(r Reader) ([]litestream.SnapshotInfoV3, error) { return r.SnapshotsV3(ctx, generation) })
+}
+
+// WALSegmentsV3 returns a generation's v0.3.x WAL segments sorted by index,
+// then offset.
+func (m Methods) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
+	return call(m, func(r Reader) ([]litestream.WALSegmentInfoV3, error) { return r.WALSegmentsV3(ctx, generation) })
+}
+
+// OpenSnapshotV3 returns a v0.3.x snapshot's decompressed contents.
+func (m Methods) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenSnapshotV3(ctx, generation, index) })
+}
+
+// OpenWALSegmentV3 returns a v0.3.x WAL segment's decompressed contents.
+func (m Methods) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenWALSegmentV3(ctx, generation, index, offset) })
+}
+
+// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
+func (m Methods) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenSnapshotV3Raw(ctx, generation, index) })
+}
+
+// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
+func (m Methods) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenWALSegmentV3Raw(ctx, generation, index, offset) })
 }
