@@ -86,7 +86,7 @@ type ReplicaClient struct {
 	mu     sync.Mutex // guards client
 	client *container.Client
 
-	logger *slog.Logger
+	logger backend.Logger
 	v3Methods
 }
 
@@ -95,7 +95,7 @@ type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client with no configuration.
 func NewReplicaClient() *ReplicaClient {
-	c := &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	c := &ReplicaClient{}
 	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
@@ -127,9 +127,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init builds the container client. It does not contact the service and is
 // idempotent.
@@ -252,24 +250,29 @@ func timestampMetadata(metadata map[string]*string) string {
 // OpenLTXFile downloads a file from offset, limited to size bytes when
 // size > 0, as one ranged GET.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	client, err := c.containerClient()
-	if err != nil {
-		return nil, err
-	}
 	key := c.key(level, minTXID, maxTXID)
-	resp, err := client.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{
-		Range: blob.HTTPRange{Offset: offset, Count: size},
-	})
+	rc, err := c.download(ctx, key, offset, size)
 	if bloberror.HasCode(err, bloberror.InvalidRange) {
 		// An offset at the end of the blob: nothing left to read.
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	var rc io.ReadCloser
-	if err == nil {
-		// The retry reader resumes the range with a new GET after a broken read.
-		rc = resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3})
-	}
 	return be.Opened(key, level, minTXID, maxTXID, 0, rc, err, isNotExist) // the range is the limit
+}
+
+// download returns a blob from offset, count bytes of it (0: to the end).
+// The retry reader resumes the range with a new GET after a broken read.
+func (c *ReplicaClient) download(ctx context.Context, key string, offset, count int64) (io.ReadCloser, error) {
+	client, err := c.containerClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{
+		Range: blob.HTTPRange{Offset: offset, Count: count},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3}), nil
 }
 
 // WriteLTXFile uploads r as a block blob in 1 MiB blocks, with the LTX
@@ -279,8 +282,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	key := c.key(level, minTXID, maxTXID)
-	return be.WriteLTX(key, level, minTXID, maxTXID, r, func(r io.Reader, timestamp time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.key, func(key string, r io.Reader, timestamp time.Time) (int64, error) {
 		cr := &internal.CountingReader{R: r}
 		ts := internal.FormatTimestamp(timestamp)
 		opts := &blockblob.UploadStreamOptions{

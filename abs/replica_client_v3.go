@@ -55,15 +55,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 }
 
 func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	client, err := s.c.containerClient()
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.NewBlobClient(name).DownloadStream(ctx, nil)
+	rc, err := s.c.download(ctx, name, 0, 0)
 	if isNotExist(err) {
 		return nil, backend.NotExist(err)
-	} else if err != nil {
-		return nil, err
 	}
-	return resp.NewRetryReader(ctx, nil), nil
+	return rc, err
 }

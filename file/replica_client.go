@@ -48,7 +48,7 @@ type ReplicaClient struct {
 	Replica *litestream.Replica
 
 	path    string
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 	v3Methods
 }
@@ -58,7 +58,7 @@ type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client rooted at path.
 func NewReplicaClient(path string) *ReplicaClient {
-	c := &ReplicaClient{path: path, logger: slog.Default().WithGroup("file")}
+	c := &ReplicaClient{path: path}
 	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.path, v3Store{})
 	return c
 }
@@ -82,9 +82,7 @@ func (c *ReplicaClient) Type() string { return ReplicaClientType }
 func (c *ReplicaClient) Init(ctx context.Context) error { return nil }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, "file")
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Path returns the root directory.
 func (c *ReplicaClient) Path() string { return c.path }
@@ -142,8 +140,7 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 // WriteLTXFile writes r atomically and sets the file's mtime to the LTX
 // header timestamp.
 func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	filename := c.LTXFilePath(level, minTXID, maxTXID)
-	return be.WriteLTX(filename, level, minTXID, maxTXID, r, func(r io.Reader, timestamp time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.LTXFilePath, func(filename string, r io.Reader, timestamp time.Time) (int64, error) {
 		dirPerm, filePerm := c.perms()
 		if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
 			return 0, fmt.Errorf("create directory: %w", err)
@@ -171,7 +168,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 // removeStaleTemps removes the temporary files of dead writers from dir, if
 // due. Failures are logged: they must not stop the write.
 func (c *ReplicaClient) removeStaleTemps(dir string) {
-	c.sweeper.Sweep(c.log(), dir, func() ([]os.FileInfo, error) {
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() ([]os.FileInfo, error) {
 		entries, err := os.ReadDir(dir)
 		fis := make([]os.FileInfo, 0, len(entries))
 		for _, entry := range entries {
@@ -181,14 +178,6 @@ func (c *ReplicaClient) removeStaleTemps(dir string) {
 		}
 		return fis, err
 	}, func(name string) error { return os.Remove(filepath.Join(dir, name)) })
-}
-
-// log returns the logger; a ReplicaClient literal has none set.
-func (c *ReplicaClient) log() *slog.Logger {
-	if c.logger == nil {
-		return slog.Default()
-	}
-	return c.logger
 }
 
 // perms returns the mode and owner for new directories and files: the

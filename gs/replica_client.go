@@ -68,10 +68,10 @@ type ReplicaClient struct {
 	// Optional; not part of upstream's API.
 	ClientOptions []option.ClientOption
 
-	mu     sync.Mutex // guards client, bkt and logger
+	mu     sync.Mutex // guards client and bkt
 	client *storage.Client
 	bkt    *storage.BucketHandle
-	logger *slog.Logger
+	logger backend.Logger
 	v3Methods
 }
 
@@ -80,7 +80,7 @@ type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a new client; set Bucket and Path before use.
 func NewReplicaClient() *ReplicaClient {
-	c := &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	c := &ReplicaClient{}
 	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
@@ -116,12 +116,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init creates the storage client. It is idempotent and called lazily by
 // every operation.
@@ -233,8 +228,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	name := c.objectName(level, minTXID, maxTXID)
-	return be.WriteLTX(name, level, minTXID, maxTXID, r, func(r io.Reader, ts time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.objectName, func(name string, r io.Reader, ts time.Time) (int64, error) {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		obj := bkt.Object(name)
@@ -293,9 +287,6 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
 	bkt, err := c.bucket(ctx)
 	if err != nil {
 		return err

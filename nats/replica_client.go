@@ -106,7 +106,7 @@ type ReplicaClient struct {
 	nc    *nats.Conn
 	store jetstream.ObjectStore
 
-	logger *slog.Logger
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with default connection settings.
@@ -118,7 +118,6 @@ func NewReplicaClient() *ReplicaClient {
 		PingInterval:     2 * time.Minute,
 		MaxPingsOut:      2,
 		ReconnectBufSize: 8 << 20,
-		logger:           slog.Default().WithGroup(ReplicaClientType),
 	}
 }
 
@@ -156,9 +155,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init connects and opens the bucket unless already done.
 func (c *ReplicaClient) Init(ctx context.Context) error {
@@ -213,11 +210,11 @@ func (c *ReplicaClient) options() ([]nats.Option, error) {
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				c.logger.Warn("nats disconnected", "error", err)
+				c.logger.Get(be).Warn("nats disconnected", "error", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			c.logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			c.logger.Get(be).Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
 	}
 	if c.Timeout > 0 {
@@ -358,8 +355,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	name := c.objectName(level, minTXID, maxTXID)
-	return be.WriteLTX(name, level, minTXID, maxTXID, r, func(r io.Reader, ts time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.objectName, func(name string, r io.Reader, ts time.Time) (int64, error) {
 		if litestream.IsCreateOnly(ctx) {
 			// The object store has no conditional put: this check narrows, but
 			// does not close, the window for replacing another writer's file.

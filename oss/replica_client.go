@@ -98,14 +98,14 @@ type ReplicaClient struct {
 	// 0 means DefaultMetadataConcurrency.
 	MetadataConcurrency int
 
-	mu     sync.Mutex // guards bucket and logger
+	mu     sync.Mutex // guards bucket
 	bucket *oss.Bucket
-	logger *slog.Logger
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with default settings.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	return &ReplicaClient{}
 }
 
 // Type returns "oss".
@@ -117,12 +117,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init builds the SDK client. It is idempotent and called lazily by every
 // operation.
@@ -261,8 +256,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	key := c.ltxKey(level, minTXID, maxTXID)
-	return be.WriteLTX(key, level, minTXID, maxTXID, r, func(r io.Reader, ts time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.ltxKey, func(key string, r io.Reader, ts time.Time) (int64, error) {
 		opts := []oss.Option{oss.Meta(MetadataKeyTimestamp, internal.FormatTimestamp(ts)), oss.WithContext(ctx)}
 		partSize := c.PartSize
 		if partSize <= 0 {
@@ -303,7 +297,7 @@ func (c *ReplicaClient) multipartUpload(ctx context.Context, bucket *oss.Bucket,
 	defer func() {
 		if err != nil {
 			if aerr := bucket.AbortMultipartUpload(imur, oss.WithContext(context.WithoutCancel(ctx))); aerr != nil {
-				c.log().Warn("abort multipart upload failed", "key", key, "error", aerr)
+				c.logger.Get(be).Warn("abort multipart upload failed", "key", key, "error", aerr)
 			}
 		}
 	}()
@@ -408,9 +402,6 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 
 // deleteKeys deletes in batches and checks every key is reported deleted.
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	bucket, err := c.getBucket()
 	if err != nil {
 		return err
@@ -435,15 +426,6 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
 		}
 		return nil
 	})
-}
-
-func (c *ReplicaClient) log() *slog.Logger {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.logger == nil {
-		return slog.Default().WithGroup(ReplicaClientType)
-	}
-	return c.logger
 }
 
 // isNotExists reports whether err is OSS's "no such key" (for HEAD, which has

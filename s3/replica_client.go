@@ -133,10 +133,10 @@ type ReplicaClient struct {
 	// SSEKMSKeyID enables SSE-KMS with that key.
 	SSEKMSKeyID string
 
-	mu       sync.Mutex // guards s3, uploader and logger
+	mu       sync.Mutex // guards s3 and uploader
 	s3       *s3.Client
 	uploader *manager.Uploader
-	logger   *slog.Logger
+	logger   backend.Logger
 	v3Methods
 }
 
@@ -149,7 +149,6 @@ func NewReplicaClient() *ReplicaClient {
 	c := &ReplicaClient{
 		RequireContentMD5: true,
 		SignPayload:       true,
-		logger:            slog.Default().WithGroup(ReplicaClientType),
 	}
 	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
@@ -164,21 +163,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
-
-func (c *ReplicaClient) log() *slog.Logger {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.logger == nil {
-		return slog.Default().WithGroup(ReplicaClientType)
-	}
-	return c.logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init validates the configuration and builds the SDK client. It is
 // idempotent and called lazily by every operation.
@@ -331,23 +316,32 @@ func (c *ReplicaClient) ltxKey(level int, minTXID, maxTXID ltx.TXID) string {
 // OpenLTXFile returns a ranged reader of an object. A missing object gives
 // an error matching os.ErrNotExist.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	client, _, err := c.clients(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rng := fmt.Sprintf("bytes=%d-", offset)
 	if size > 0 {
 		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
 	}
 	key := c.ltxKey(level, minTXID, maxTXID)
-	input := &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key), Range: aws.String(rng)}
+	body, err := c.get(ctx, key, rng)
+	return be.Opened(key, level, minTXID, maxTXID, size, body, err, isNotExists)
+}
+
+// get returns an object's body, or the part rng names ("" for all), with
+// the SSE-C key when one is configured.
+func (c *ReplicaClient) get(ctx context.Context, key, rng string) (io.ReadCloser, error) {
+	client, _, err := c.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	input := &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)}
+	if rng != "" {
+		input.Range = aws.String(rng)
+	}
 	c.applySSECToGet(input)
 	out, err := client.GetObject(ctx, input)
-	var body io.ReadCloser
-	if err == nil {
-		body = out.Body
+	if err != nil {
+		return nil, err
 	}
-	return be.Opened(key, level, minTXID, maxTXID, size, body, err, isNotExists)
+	return out.Body, nil
 }
 
 // WriteLTXFile uploads r: a single PutObject below PartSize, multipart
@@ -358,8 +352,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	key := c.ltxKey(level, minTXID, maxTXID)
-	return be.WriteLTX(key, level, minTXID, maxTXID, r, func(r io.Reader, ts time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.ltxKey, func(key string, r io.Reader, ts time.Time) (int64, error) {
 		body, size, err := measure(r)
 		if err != nil {
 			return 0, err
@@ -443,9 +436,6 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet bool) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	client, _, err := c.clients(ctx)
 	if err != nil {
 		return err
@@ -462,7 +452,7 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet boo
 		if err != nil {
 			return err
 		}
-		return deleteOutputError(c.log(), out.Errors)
+		return deleteOutputError(c.logger.Get(be), out.Errors)
 	})
 }
 

@@ -49,17 +49,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 }
 
 func (s v3Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	client, _, err := s.c.clients(ctx)
-	if err != nil {
-		return nil, err
-	}
-	input := &s3.GetObjectInput{Bucket: aws.String(s.c.Bucket), Key: aws.String(key)}
-	s.c.applySSECToGet(input)
-	out, err := client.GetObject(ctx, input)
+	body, err := s.c.get(ctx, key, "")
 	if isNotExists(err) {
 		return nil, backend.NotExist(err)
-	} else if err != nil {
-		return nil, err
 	}
-	return out.Body, nil
+	return body, err
 }

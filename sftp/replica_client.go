@@ -90,7 +90,7 @@ type ReplicaClient struct {
 	sshClient  *ssh.Client
 	sftpClient *sftp.Client
 
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 	v3Methods
 }
@@ -103,7 +103,6 @@ func NewReplicaClient() *ReplicaClient {
 	c := &ReplicaClient{
 		DialTimeout:      DefaultDialTimeout,
 		ConcurrentWrites: true,
-		logger:           slog.Default().WithGroup(ReplicaClientType),
 	}
 	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
@@ -138,9 +137,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init connects to the server unless already connected.
 func (c *ReplicaClient) Init(ctx context.Context) error {
@@ -218,7 +215,7 @@ func (c *ReplicaClient) sshConfig() (*ssh.ClientConfig, error) {
 		}
 		config.HostKeyCallback = ssh.FixedHostKey(key)
 	} else {
-		c.logger.Warn("sftp host key not verified", "host", c.Host)
+		c.logger.Get(be).Warn("sftp host key not verified", "host", c.Host)
 		config.HostKeyCallback = ssh.InsecureIgnoreHostKey()
 	}
 	if c.Password != "" {
@@ -269,7 +266,7 @@ func (c *ReplicaClient) retry(ctx context.Context, fn func(*sftp.Client) error) 
 		if err == nil || !c.resetOnLost(client, err) || attempt > 0 || ctx.Err() != nil {
 			return err
 		}
-		c.logger.Warn("sftp connection lost, reconnecting", "error", err)
+		c.logger.Get(be).Warn("sftp connection lost, reconnecting", "error", err)
 	}
 }
 
@@ -345,8 +342,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	filename := c.filename(level, minTXID, maxTXID)
-	return be.WriteLTX(filename, level, minTXID, maxTXID, r, func(r io.Reader, timestamp time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.filename, func(filename string, r io.Reader, timestamp time.Time) (int64, error) {
 		size, err := c.writeFile(ctx, client, filename, timestamp, r)
 		if err != nil {
 			c.resetOnLost(client, err)
@@ -401,7 +397,7 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 // rename, so a sweep in that instant can remove a live one; that upload then
 // fails at the rename and is retried. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(client *sftp.Client, dir string) {
-	c.sweeper.Sweep(c.logger, dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
 		func(name string) error { return client.Remove(path.Join(dir, name)) })
 }
 

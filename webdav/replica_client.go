@@ -77,13 +77,13 @@ type ReplicaClient struct {
 	auth      gowebdav.Authorizer
 	transport http.RoundTripper
 
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client with the default timeout.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{Timeout: DefaultTimeout, logger: slog.Default().WithGroup(ReplicaClientType)}
+	return &ReplicaClient{Timeout: DefaultTimeout}
 }
 
 // NewReplicaClientFromURL builds a client from a parsed webdav:// or
@@ -125,9 +125,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init checks the configuration and that the server answers (a PROPFIND of
 // the base URL). It is idempotent.
@@ -255,8 +253,7 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err := c.Init(ctx); err != nil {
 		return nil, err
 	}
-	name := c.filePath(level, minTXID, maxTXID)
-	return be.WriteLTX(name, level, minTXID, maxTXID, r, func(r io.Reader, _ time.Time) (int64, error) {
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.filePath, func(name string, r io.Reader, _ time.Time) (int64, error) {
 		spool, err := os.CreateTemp("", "litestream-webdav-*.ltx")
 		if err != nil {
 			return 0, fmt.Errorf("create spool file: %w", err)
@@ -298,7 +295,7 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 // writers killed before their MOVE: those the server last modified
 // internal.StaleTempAge ago or more. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(ctx context.Context, dir string) {
-	c.sweeper.Sweep(c.logger, dir, func() (fis []os.FileInfo, err error) {
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() (fis []os.FileInfo, err error) {
 		err = backend.Retry(ctx, isTransient, func() error { fis, err = c.client(ctx).ReadDir(dir); return err })
 		return fis, err
 	}, func(name string) error { return c.remove(ctx, path.Join(dir, name)) })

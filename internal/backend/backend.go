@@ -72,22 +72,23 @@ func (n Name) Opened(key string, level int, minTXID, maxTXID ltx.TXID, size int6
 	return rc, nil
 }
 
-// Writer stores a whole LTX file, whose header timestamp is ts, and returns
-// the bytes stored.
-type Writer func(r io.Reader, ts time.Time) (size int64, err error)
+// Writer stores a whole LTX file under key, its header timestamp being ts,
+// and returns the bytes stored.
+type Writer func(key string, r io.Reader, ts time.Time) (size int64, err error)
 
 // WriteLTX is WriteLTXFile around a backend's write: it reads the header
-// timestamp from r, calls write with a reader of the whole file, and
-// returns the stored file's info, CreatedAt being that timestamp. A
-// seekable r is read from and rewound, and passed on as it is.
-func (n Name) WriteLTX(key string, level int, minTXID, maxTXID ltx.TXID, r io.Reader, write Writer) (*ltx.FileInfo, error) {
+// timestamp from r, calls write with the file's key and a reader of the
+// whole file, and returns the stored file's info, CreatedAt being that
+// timestamp. A seekable r is read from and rewound, and passed on as it is.
+func (n Name) WriteLTX(level int, minTXID, maxTXID ltx.TXID, r io.Reader, key func(level int, minTXID, maxTXID ltx.TXID) string, write Writer) (*ltx.FileInfo, error) {
+	k := key(level, minTXID, maxTXID)
 	ts, r, err := peekTimestamp(r)
 	if err != nil {
-		return nil, n.LTXError("write", key, level, minTXID, maxTXID, err)
+		return nil, n.LTXError("write", k, level, minTXID, maxTXID, err)
 	}
-	size, err := write(r, ts)
+	size, err := write(k, r, ts)
 	if err != nil {
-		return nil, n.LTXError("write", key, level, minTXID, maxTXID, err)
+		return nil, n.LTXError("write", k, level, minTXID, maxTXID, err)
 	}
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: ts}, nil
 }
