@@ -30,7 +30,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -83,8 +82,7 @@ type ReplicaClient struct {
 	// Path is the blob name prefix; empty means the container root.
 	Path string
 
-	mu     sync.Mutex // guards client
-	client *container.Client
+	client backend.Lazy[*container.Client]
 
 	logger backend.Logger
 	v3Methods
@@ -137,11 +135,10 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) containerClient() (*container.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client != nil {
-		return c.client, nil
-	}
+	return c.client.Get(c.newContainerClient)
+}
+
+func (c *ReplicaClient) newContainerClient() (*container.Client, error) {
 	if c.Bucket == "" {
 		return nil, be.Errorf("container required")
 	}
@@ -196,7 +193,6 @@ func (c *ReplicaClient) containerClient() (*container.Client, error) {
 	if err != nil {
 		return nil, be.Errorf("new container client: %w", err)
 	}
-	c.client = client
 	return client, nil
 }
 

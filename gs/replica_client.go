@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"net/url"
 	"path"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -68,9 +67,7 @@ type ReplicaClient struct {
 	// Optional; not part of upstream's API.
 	ClientOptions []option.ClientOption
 
-	mu     sync.Mutex // guards client and bkt
-	client *storage.Client
-	bkt    *storage.BucketHandle
+	client backend.Lazy[*storage.Client]
 	logger backend.Logger
 	v3Methods
 }
@@ -126,36 +123,28 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) bucket(ctx context.Context) (*storage.BucketHandle, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bkt != nil {
-		return c.bkt, nil
-	}
-	if c.Bucket == "" {
-		return nil, be.Errorf("bucket name required")
-	}
-	client, err := storage.NewClient(ctx, c.ClientOptions...)
+	client, err := c.client.Get(func() (*storage.Client, error) {
+		if c.Bucket == "" {
+			return nil, be.Errorf("bucket name required")
+		}
+		client, err := storage.NewClient(ctx, c.ClientOptions...)
+		if err != nil {
+			return nil, be.Errorf("new storage client: %w", err)
+		}
+		return client, nil
+	})
 	if err != nil {
-		return nil, be.Errorf("new storage client: %w", err)
+		return nil, err
 	}
 	// Uploads carry no preconditions; rewriting an LTX file is idempotent, so
 	// let the library retry every operation on transient errors.
-	c.client = client
-	c.bkt = client.Bucket(c.Bucket).Retryer(storage.WithPolicy(storage.RetryAlways))
-	return c.bkt, nil
+	return client.Bucket(c.Bucket).Retryer(storage.WithPolicy(storage.RetryAlways)), nil
 }
 
 // Close releases the storage client. The client may be used again after it
 // (Init recreates the connection).
 func (c *ReplicaClient) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client == nil {
-		return nil
-	}
-	err := c.client.Close()
-	c.client, c.bkt = nil, nil
-	return err
+	return c.client.Close(func(client *storage.Client) error { return client.Close() })
 }
 
 // levelPrefix returns "<path>/ltx/<level>/".

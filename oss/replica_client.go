@@ -98,8 +98,7 @@ type ReplicaClient struct {
 	// 0 means DefaultMetadataConcurrency.
 	MetadataConcurrency int
 
-	mu     sync.Mutex // guards bucket
-	bucket *oss.Bucket
+	bucket backend.Lazy[*oss.Bucket]
 	logger backend.Logger
 }
 
@@ -127,11 +126,10 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) getBucket() (*oss.Bucket, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bucket != nil {
-		return c.bucket, nil
-	}
+	return c.bucket.Get(c.newBucket)
+}
+
+func (c *ReplicaClient) newBucket() (*oss.Bucket, error) {
 	if c.Bucket == "" {
 		return nil, be.Errorf("bucket name required")
 	}
@@ -166,7 +164,6 @@ func (c *ReplicaClient) getBucket() (*oss.Bucket, error) {
 	if err != nil {
 		return nil, be.Errorf("bucket %q: %w", c.Bucket, err)
 	}
-	c.bucket = bucket
 	return bucket, nil
 }
 

@@ -37,7 +37,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -133,10 +132,8 @@ type ReplicaClient struct {
 	// SSEKMSKeyID enables SSE-KMS with that key.
 	SSEKMSKeyID string
 
-	mu       sync.Mutex // guards s3 and uploader
-	s3       *s3.Client
-	uploader *manager.Uploader
-	logger   backend.Logger
+	conn   backend.Lazy[sdkClients]
+	logger backend.Logger
 	v3Methods
 }
 
@@ -172,33 +169,40 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 	return err
 }
 
+// sdkClients are the SDK client and the uploader built on it.
+type sdkClients struct {
+	s3       *s3.Client
+	uploader *manager.Uploader
+}
+
 func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploader, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.s3 != nil {
-		return c.s3, c.uploader, nil
-	}
+	sdk, err := c.conn.Get(func() (sdkClients, error) { return c.connect(ctx) })
+	return sdk.s3, sdk.uploader, err
+}
+
+// connect validates the configuration and builds the SDK client.
+func (c *ReplicaClient) connect(ctx context.Context) (sdkClients, error) {
 	if c.Bucket == "" {
-		return nil, nil, be.Errorf("bucket name required")
+		return sdkClients{}, be.Errorf("bucket name required")
 	}
 	partSize := c.PartSize
 	if partSize == 0 {
 		partSize = manager.DefaultUploadPartSize
 	} else if partSize < manager.MinUploadPartSize {
-		return nil, nil, be.Errorf("part size %d below the minimum %d", partSize, manager.MinUploadPartSize)
+		return sdkClients{}, be.Errorf("part size %d below the minimum %d", partSize, manager.MinUploadPartSize)
 	}
 	if err := c.validateSSE(); err != nil {
-		return nil, nil, err
+		return sdkClients{}, err
 	}
 
 	cfg, err := c.config(ctx)
 	if err != nil {
-		return nil, nil, err
+		return sdkClients{}, err
 	}
 	region := c.Region
 	if region == "" && c.Endpoint == "" {
 		if region, err = bucketRegion(ctx, cfg, c.Bucket); err != nil {
-			return nil, nil, err
+			return sdkClients{}, err
 		}
 	} else if region == "" {
 		region = DefaultRegion
@@ -206,8 +210,7 @@ func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploa
 	cfg.Region = region
 
 	client := s3.NewFromConfig(cfg, c.clientOptions)
-	c.s3 = client
-	c.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+	return sdkClients{s3: client, uploader: manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = partSize
 		if c.Concurrency > 0 {
 			u.Concurrency = c.Concurrency
@@ -215,8 +218,7 @@ func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploa
 		if c.Endpoint != "" {
 			u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		}
-	})
-	return c.s3, c.uploader, nil
+	})}, nil
 }
 
 // config builds the SDK configuration: HTTP client, credentials, retries.

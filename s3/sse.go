@@ -14,7 +14,8 @@ import (
 )
 
 // validateSSE checks the server-side encryption settings and fills
-// SSECustomerKeyMD5 and the default algorithm. Caller holds c.mu.
+// SSECustomerKeyMD5 and the default algorithm, once: it runs while the
+// connection is made.
 func (c *ReplicaClient) validateSSE() error {
 	if c.SSECustomerKey == "" {
 		if c.SSECustomerAlgorithm != "" || c.SSECustomerKeyMD5 != "" {
