@@ -1,6 +1,7 @@
 // Package backend is what every ReplicaClient does the same way, written
 // once: the error rule, the LTX header timestamp of a write, the file info of
-// a listed name, the metadata timestamp, and the order of a listing. A
+// a listed name and the timestamp stored beside it, per-file and batch
+// deletes, retries, the connection made on first use and the logger. A
 // backend's own files then hold only what its SDK makes it do.
 //
 // The error rule: every error a backend returns starts with its Type() name
