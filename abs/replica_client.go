@@ -44,7 +44,6 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/backend"
-	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
@@ -61,9 +60,6 @@ const MetadataKeyTimestamp = "litestreamtimestamp"
 const maxBatchSize = 256
 
 // ReplicaClient stores LTX files in an Azure Blob Storage container.
-// GenerationsV3, SnapshotsV3, WALSegmentsV3, OpenSnapshotV3,
-// OpenWALSegmentV3 and their Raw forms come from the embedded
-// v3list.Methods (see replica_client_v3.go).
 type ReplicaClient struct {
 	// AccountName is the storage account. Required for shared-key auth and
 	// for the default endpoint.
@@ -85,16 +81,11 @@ type ReplicaClient struct {
 	client backend.Lazy[*container.Client]
 
 	logger backend.Logger
-	v3Methods
 }
-
-// v3Methods is embedded under an unexported name.
-type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client with no configuration.
 func NewReplicaClient() *ReplicaClient {
 	c := &ReplicaClient{}
-	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
 

@@ -30,7 +30,6 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/backend"
-	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
@@ -39,9 +38,7 @@ const ReplicaClientType = "file"
 // be applies the rules every backend shares (errors, writes) to this one.
 const be backend.Name = ReplicaClientType
 
-// ReplicaClient stores LTX files under a local directory. GenerationsV3,
-// SnapshotsV3, WALSegmentsV3, OpenSnapshotV3, OpenWALSegmentV3 and their Raw
-// forms come from the embedded v3list.Methods (see replica_client_v3.go).
+// ReplicaClient stores LTX files under a local directory.
 type ReplicaClient struct {
 	// Replica, when set, makes new files and directories copy the mode and
 	// owner of its database file and directory. Optional.
@@ -50,16 +47,11 @@ type ReplicaClient struct {
 	path    string
 	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
-	v3Methods
 }
-
-// v3Methods is embedded under an unexported name.
-type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client rooted at path.
 func NewReplicaClient(path string) *ReplicaClient {
 	c := &ReplicaClient{path: path}
-	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.path, v3Store{})
 	return c
 }
 
@@ -139,7 +131,7 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 
 // WriteLTXFile writes r atomically and sets the file's mtime to the LTX
 // header timestamp.
-func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (info *ltx.FileInfo, err error) {
 	return be.WriteLTX(level, minTXID, maxTXID, r, c.LTXFilePath, func(filename string, r io.Reader, timestamp time.Time) (int64, error) {
 		dirPerm, filePerm := c.perms()
 		if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {

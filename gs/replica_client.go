@@ -36,7 +36,6 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/backend"
-	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
@@ -53,9 +52,7 @@ const MetadataKeyTimestamp = "litestream-timestamp"
 // in the storage library).
 const deleteConcurrency = 16
 
-// ReplicaClient stores LTX files in a GCS bucket. GenerationsV3,
-// SnapshotsV3, WALSegmentsV3, OpenSnapshotV3, OpenWALSegmentV3 and their Raw
-// forms come from the embedded v3list.Methods (see replica_client_v3.go).
+// ReplicaClient stores LTX files in a GCS bucket.
 type ReplicaClient struct {
 	// Bucket name. Required.
 	Bucket string
@@ -69,16 +66,11 @@ type ReplicaClient struct {
 
 	client backend.Lazy[*storage.Client]
 	logger backend.Logger
-	v3Methods
 }
-
-// v3Methods is embedded under an unexported name.
-type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a new client; set Bucket and Path before use.
 func NewReplicaClient() *ReplicaClient {
 	c := &ReplicaClient{}
-	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
 

@@ -54,7 +54,6 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/backend"
-	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
@@ -81,9 +80,7 @@ const DefaultMetadataConcurrency = 50
 const DefaultR2Concurrency = 2
 
 // ReplicaClient stores LTX files in an S3 bucket. Exported fields must be set
-// before the first call; they are read once by Init. GenerationsV3,
-// SnapshotsV3, WALSegmentsV3, OpenSnapshotV3, OpenWALSegmentV3 and their Raw
-// forms come from the embedded v3list.Methods (see replica_client_v3.go).
+// before the first call; they are read once by Init.
 type ReplicaClient struct {
 	// AccessKeyID and SecretAccessKey are static credentials; when either is
 	// empty the SDK's default credential chain is used.
@@ -134,11 +131,7 @@ type ReplicaClient struct {
 
 	conn   backend.Lazy[sdkClients]
 	logger backend.Logger
-	v3Methods
 }
-
-// v3Methods is embedded under an unexported name.
-type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client with upstream's defaults
 // (SignPayload and RequireContentMD5 on).
@@ -147,7 +140,6 @@ func NewReplicaClient() *ReplicaClient {
 		RequireContentMD5: true,
 		SignPayload:       true,
 	}
-	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
 

@@ -47,7 +47,6 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/backend"
-	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
 // ReplicaClientType is the client's type name.
@@ -62,9 +61,7 @@ const DefaultDialTimeout = 30 * time.Second
 // tmpSeq makes temporary names unique among concurrent writers.
 var tmpSeq atomic.Uint64
 
-// ReplicaClient stores LTX files on an SFTP server. GenerationsV3,
-// SnapshotsV3, WALSegmentsV3, OpenSnapshotV3, OpenWALSegmentV3 and their Raw
-// forms come from the embedded v3list.Methods (see replica_client_v3.go).
+// ReplicaClient stores LTX files on an SFTP server.
 type ReplicaClient struct {
 	// Host is host[:port]; the port defaults to 22. Required.
 	Host string
@@ -92,11 +89,7 @@ type ReplicaClient struct {
 
 	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
-	v3Methods
 }
-
-// v3Methods is embedded under an unexported name.
-type v3Methods = v3list.Methods
 
 // NewReplicaClient returns a client with default settings.
 func NewReplicaClient() *ReplicaClient {
@@ -104,7 +97,6 @@ func NewReplicaClient() *ReplicaClient {
 		DialTimeout:      DefaultDialTimeout,
 		ConcurrentWrites: true,
 	}
-	c.v3Methods = v3list.NewMethods(ReplicaClientType, &c.Path, v3Store{c})
 	return c
 }
 

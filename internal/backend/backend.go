@@ -34,9 +34,9 @@ func (n Name) Errorf(format string, args ...any) error {
 }
 
 // Wrap prefixes err with "<name>: " unless it already starts so; nil stays
-// nil.
+// nil, and so does err for an empty name (a zero value knows no backend).
 func (n Name) Wrap(err error) error {
-	if err == nil || strings.HasPrefix(err.Error(), string(n)+": ") {
+	if err == nil || n == "" || strings.HasPrefix(err.Error(), string(n)+": ") {
 		return err
 	}
 	return fmt.Errorf("%s: %w", n, err)

@@ -1,15 +1,13 @@
 // Package v3list is the part of litestream.ReplicaClientV3 every object
 // store shares: walking the v0.3.x layout (generations/<id>/snapshots|wal)
 // through a backend's "list a directory" and "open a file", parsing names,
-// sorting and decoding. A backend supplies a Store and embeds Methods, which
-// implements the seven methods of litestream.ReplicaClientV3 and
-// ReplicaClientV3Raw through a Reader.
+// sorting and decoding. A backend supplies a Store, and its seven
+// ReplicaClientV3 and ReplicaClientV3Raw methods delegate to Methods.
 package v3list
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -134,40 +132,29 @@ func decoded(rc io.ReadCloser, err error) (io.ReadCloser, error) {
 }
 
 // Methods implements litestream.ReplicaClientV3 and ReplicaClientV3Raw for
-// the ReplicaClient that embeds it: a Reader of the backup under the
-// client's root, read through a pointer to the client's own field so that
-// a root set after the constructor still counts. Errors start with the
+// a backend's ReplicaClient, whose seven methods delegate to the Methods it
+// builds from its current root on each call. Errors start with the
 // backend's name, as all its errors do.
 type Methods struct {
 	backend backend.Name
-	root    *string
-	store   Store
+	reader  Reader
 }
 
-// A client embedding Methods implements both interfaces.
 var (
 	_ litestream.ReplicaClientV3    = Methods{}
 	_ litestream.ReplicaClientV3Raw = Methods{}
 )
 
 // NewMethods returns the v0.3.x methods of a backend's client.
-func NewMethods(name string, root *string, store Store) Methods {
-	return Methods{backend: backend.Name(name), root: root, store: store}
+func NewMethods(name, root string, store Store) Methods {
+	return Methods{backend: backend.Name(name), reader: Reader{Root: root, Store: store}}
 }
 
-// errNoStore is returned by the Methods of a client not built by its
-// package's constructor.
-var errNoStore = errors.New("v0.3.x reads need a client made by the package's NewReplicaClient")
-
-// call runs fn on the Reader of the client's current root and prefixes its
-// error with the backend's name.
+// call runs fn on the Reader and prefixes its error with the backend's name.
 func call[T any](m Methods, fn func(r Reader) (T, error)) (T, error) {
-	var zero T
-	if m.store == nil {
-		return zero, m.backend.Wrap(errNoStore)
-	}
-	v, err := fn(Reader{Root: *m.root, Store: m.store})
+	v, err := fn(m.reader)
 	if err != nil {
+		var zero T
 		return zero, m.backend.Wrap(err)
 	}
 	return v, nil
