@@ -9,7 +9,6 @@ package abs
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -23,17 +22,12 @@ import (
 	"github.com/benbjohnson/litestream/internal/objlease"
 )
 
-// leaseMethods is embedded under an unexported name.
-type leaseMethods = objlease.Methods
-
 // Lease defaults.
 const (
 	DefaultLeaseTTL  = 30 * time.Second
 	DefaultLeasePath = "lock.json"
 	LeaserType       = "abs"
 )
-
-var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of an Azure Blob Storage replica path.
 // AcquireLease, RenewLease and ReleaseLease come from the embedded
@@ -49,13 +43,16 @@ type Leaser struct {
 // NewLeaser returns a leaser for the client's container and path that
 // shares its credentials.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
-	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	l := &Leaser{client: c}
+	l.leaseMethods = objlease.Init(l, &l.TTL, &l.Owner)
 	return l
 }
 
 // Type returns "abs".
 func (l *Leaser) Type() string { return LeaserType }
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 func (l *Leaser) blobName() string { return objlease.Key(l.client.Path, DefaultLeasePath) }
 
@@ -69,14 +66,14 @@ func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
 	if bloberror.HasCode(err, bloberror.BlobNotFound) {
 		return nil, "", os.ErrNotExist
 	} else if err != nil {
-		return nil, "", fmt.Errorf("abs: read %s: %w", l.blobName(), err)
+		return nil, "", be.Errorf("read %s: %w", l.blobName(), err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return nil, "", fmt.Errorf("abs: read %s: %w", l.blobName(), err)
+		return nil, "", be.Errorf("read %s: %w", l.blobName(), err)
 	} else if resp.ETag == nil {
-		return nil, "", fmt.Errorf("abs: read %s: no ETag returned", l.blobName())
+		return nil, "", be.Errorf("read %s: no ETag returned", l.blobName())
 	}
 	return data, string(*resp.ETag), nil
 }
@@ -103,9 +100,9 @@ func (l *Leaser) write(ctx context.Context, data []byte, cond *blob.AccessCondit
 	if isConditionFailed(err) || bloberror.HasCode(err, bloberror.BlobNotFound) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
-		return "", fmt.Errorf("abs: write %s: %w", l.blobName(), err)
+		return "", be.Errorf("write %s: %w", l.blobName(), err)
 	} else if resp.ETag == nil {
-		return "", fmt.Errorf("abs: write %s: no ETag returned", l.blobName())
+		return "", be.Errorf("write %s: no ETag returned", l.blobName())
 	}
 	return string(*resp.ETag), nil
 }

@@ -22,7 +22,6 @@ package abs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,7 +30,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -41,13 +39,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/superfly/ltx"
+
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
-	"github.com/superfly/ltx"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "abs"
+
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
 // MetadataKeyTimestamp is the blob metadata key holding the LTX header
 // timestamp. Azure metadata names must be C# identifiers, hence no hyphen.
@@ -55,12 +58,6 @@ const MetadataKeyTimestamp = "litestreamtimestamp"
 
 // maxBatchSize is the most sub-requests one blob batch may carry.
 const maxBatchSize = 256
-
-func init() {
-	litestream.RegisterReplicaClientFactory("abs", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // ReplicaClient stores LTX files in an Azure Blob Storage container.
 type ReplicaClient struct {
@@ -81,15 +78,15 @@ type ReplicaClient struct {
 	// Path is the blob name prefix; empty means the container root.
 	Path string
 
-	mu     sync.Mutex // guards client
-	client *container.Client
+	client backend.Lazy[*container.Client]
 
-	logger *slog.Logger
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with no configuration.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	c := &ReplicaClient{}
+	return c
 }
 
 // NewReplicaClientFromURL builds a client from a parsed abs:// URL.
@@ -106,6 +103,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("abs", NewReplicaClientFromURL)
+}
+
 // Type returns "abs".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -115,9 +116,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init builds the container client. It does not contact the service and is
 // idempotent.
@@ -127,19 +126,18 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) containerClient() (*container.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client != nil {
-		return c.client, nil
-	}
+	return c.client.Get(c.newContainerClient)
+}
+
+func (c *ReplicaClient) newContainerClient() (*container.Client, error) {
 	if c.Bucket == "" {
-		return nil, fmt.Errorf("abs: container required")
+		return nil, be.Errorf("container required")
 	}
 
 	endpoint := c.Endpoint
 	if endpoint == "" {
 		if c.AccountName == "" {
-			return nil, fmt.Errorf("abs: account name or endpoint required")
+			return nil, be.Errorf("account name or endpoint required")
 		}
 		endpoint = fmt.Sprintf("https://%s.blob.core.windows.net", c.AccountName)
 	}
@@ -169,24 +167,23 @@ func (c *ReplicaClient) containerClient() (*container.Client, error) {
 		client, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sasToken, "?"), opts)
 	case accountKey != "":
 		if c.AccountName == "" {
-			return nil, fmt.Errorf("abs: account name required with an account key")
+			return nil, be.Errorf("account name required with an account key")
 		}
 		var cred *container.SharedKeyCredential
 		if cred, err = container.NewSharedKeyCredential(c.AccountName, accountKey); err != nil {
-			return nil, fmt.Errorf("abs: shared key credential: %w", err)
+			return nil, be.Errorf("shared key credential: %w", err)
 		}
 		client, err = container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
 	default:
 		var cred *azidentity.DefaultAzureCredential
 		if cred, err = azidentity.NewDefaultAzureCredential(nil); err != nil {
-			return nil, fmt.Errorf("abs: default azure credential: %w", err)
+			return nil, be.Errorf("default azure credential: %w", err)
 		}
 		client, err = container.NewClient(containerURL, cred, opts)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("abs: new container client: %w", err)
+		return nil, be.Errorf("new container client: %w", err)
 	}
-	c.client = client
 	return client, nil
 }
 
@@ -211,62 +208,57 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		if isNotExist(err) {
 			break // no container: nothing stored yet
 		} else if err != nil {
-			return nil, fmt.Errorf("abs: list L%d: %w", level, err)
+			return nil, be.Errorf("list %s: %w", prefix, err)
 		}
 		for _, item := range page.Segment.BlobItems {
 			if item.Name == nil || item.Properties == nil {
 				continue
 			}
-			minTXID, maxTXID, err := ltx.ParseFilename(path.Base(*item.Name))
-			if err != nil || minTXID < seek {
-				continue
+			createdAt := backend.CreatedAt(timestampMetadata(item.Metadata), value(item.Properties.CreationTime))
+			if info := backend.FileInfo(path.Base(*item.Name), level, seek, value(item.Properties.ContentLength), createdAt); info != nil {
+				infos = append(infos, info)
 			}
-			info := &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID}
-			if item.Properties.ContentLength != nil {
-				info.Size = *item.Properties.ContentLength
-			}
-			info.CreatedAt = createdAt(item.Metadata, item.Properties.CreationTime)
-			infos = append(infos, info)
 		}
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
 }
 
-// createdAt returns the timestamp metadata, else the blob's creation time.
-func createdAt(metadata map[string]*string, creationTime *time.Time) time.Time {
+// timestampMetadata returns the timestamp metadata; Azure may return
+// metadata names in another case.
+func timestampMetadata(metadata map[string]*string) string {
 	for k, v := range metadata {
 		if strings.EqualFold(k, MetadataKeyTimestamp) && v != nil {
-			if t, err := internal.ParseTimestamp(*v); err == nil {
-				return t.UTC()
-			}
+			return *v
 		}
 	}
-	if creationTime != nil {
-		return creationTime.UTC()
-	}
-	return time.Time{}
+	return ""
 }
 
 // OpenLTXFile downloads a file from offset, limited to size bytes when
 // size > 0, as one ranged GET.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	key := c.key(level, minTXID, maxTXID)
+	rc, err := c.download(ctx, key, offset, size)
+	if bloberror.HasCode(err, bloberror.InvalidRange) {
+		// An offset at the end of the blob: nothing left to read.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return be.Opened(key, level, minTXID, maxTXID, 0, rc, err, isNotExist) // the range is the limit
+}
+
+// download returns a blob from offset, count bytes of it (0: to the end).
+// The retry reader resumes the range with a new GET after a broken read.
+func (c *ReplicaClient) download(ctx context.Context, key string, offset, count int64) (io.ReadCloser, error) {
 	client, err := c.containerClient()
 	if err != nil {
 		return nil, err
 	}
-	key := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
 	resp, err := client.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{
-		Range: blob.HTTPRange{Offset: offset, Count: size},
+		Range: blob.HTTPRange{Offset: offset, Count: count},
 	})
-	if isNotExist(err) {
-		return nil, litestream.NewLTXError("open", key, level, uint64(minTXID), uint64(maxTXID), errors.Join(os.ErrNotExist, err))
-	} else if bloberror.HasCode(err, bloberror.InvalidRange) {
-		// An offset at the end of the blob: nothing left to read.
-		return io.NopCloser(strings.NewReader("")), nil
-	} else if err != nil {
-		return nil, fmt.Errorf("abs: open L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	if err != nil {
+		return nil, err
 	}
-	// The retry reader resumes the range with a new GET after a broken read.
 	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3}), nil
 }
 
@@ -277,42 +269,36 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("abs: %w", err)
-	}
-
-	key := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
-	cr := &internal.CountingReader{R: r}
-	ts := internal.FormatTimestamp(timestamp)
-	opts := &blockblob.UploadStreamOptions{
-		BlockSize:   1 << 20,
-		Concurrency: 4,
-		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("application/octet-stream")},
-		Metadata:    map[string]*string{MetadataKeyTimestamp: &ts},
-		AccessTier:  ptr(blob.AccessTierHot),
-	}
-	if litestream.IsCreateOnly(ctx) {
-		opts.AccessConditions = ifNoneMatchAny() // checked when the block list is committed
-	}
-	if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, opts); isConditionFailed(err) {
-		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-	} else if err != nil {
-		return nil, fmt.Errorf("abs: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: cr.N(), CreatedAt: timestamp}, nil
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.key, func(key string, r io.Reader, timestamp time.Time) (int64, error) {
+		cr := &internal.CountingReader{R: r}
+		ts := internal.FormatTimestamp(timestamp)
+		opts := &blockblob.UploadStreamOptions{
+			BlockSize:   1 << 20,
+			Concurrency: 4,
+			HTTPHeaders: &blob.HTTPHeaders{BlobContentType: ptr("application/octet-stream")},
+			Metadata:    map[string]*string{MetadataKeyTimestamp: &ts},
+			AccessTier:  ptr(blob.AccessTierHot),
+		}
+		if litestream.IsCreateOnly(ctx) {
+			opts.AccessConditions = ifNoneMatchAny() // checked when the block list is committed
+		}
+		if _, err := client.NewBlockBlobClient(key).UploadStream(ctx, cr, opts); isConditionFailed(err) {
+			return 0, litestream.ErrLTXFileExists
+		} else if err != nil {
+			return 0, err
+		}
+		return cr.N(), nil
+	})
 }
 
 // DeleteLTXFiles deletes the files in batches; missing files are ignored.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	keys := make([]string, len(a))
-	for i, info := range a {
-		keys[i] = litestream.LTXFilePath(c.Path, info.Level, info.MinTXID, info.MaxTXID)
-	}
-	if err := c.deleteBlobs(ctx, keys); err != nil {
-		return fmt.Errorf("abs: delete %d ltx files: %w", len(a), err)
-	}
-	return nil
+	return be.DeleteBatch(a, c.key, func(keys []string) error { return c.deleteBlobs(ctx, keys) })
+}
+
+// key returns "<path>/ltx/<level>/<min>-<max>.ltx".
+func (c *ReplicaClient) key(level int, minTXID, maxTXID ltx.TXID) string {
+	return litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
 }
 
 // DeleteAll deletes every blob under Path, and nothing outside it. With an
@@ -323,10 +309,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := litestream.LTXDir("") + "/"
-	if c.Path != "" {
-		prefix = strings.TrimSuffix(c.Path, "/") + "/"
-	}
+	prefix := backend.ScopePrefix(c.Path)
 	pager := client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
 	var keys []string
 	for pager.More() {
@@ -334,7 +317,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		if isNotExist(err) {
 			break
 		} else if err != nil {
-			return fmt.Errorf("abs: list %q for delete all: %w", c.Path, err)
+			return be.Errorf("list %q for delete all: %w", c.Path, err)
 		}
 		for _, item := range page.Segment.BlobItems {
 			if item.Name != nil {
@@ -343,7 +326,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		}
 	}
 	if err := c.deleteBlobs(ctx, keys); err != nil {
-		return fmt.Errorf("abs: delete all under %q: %w", c.Path, err)
+		return be.Errorf("delete all under %q: %w", c.Path, err)
 	}
 	return nil
 }
@@ -354,16 +337,12 @@ func (c *ReplicaClient) deleteBlobs(ctx context.Context, keys []string) error {
 	if err != nil {
 		return err
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), maxBatchSize)
-		chunk := keys[:n]
-		keys = keys[n:]
-
+	return backend.Batches(keys, maxBatchSize, func(batch []string) error {
 		bb, err := client.NewBatchBuilder()
 		if err != nil {
 			return err
 		}
-		for _, key := range chunk {
+		for _, key := range batch {
 			if err := bb.Delete(key, nil); err != nil {
 				return fmt.Errorf("add %s to batch: %w", key, err)
 			}
@@ -376,15 +355,11 @@ func (c *ReplicaClient) deleteBlobs(ctx context.Context, keys []string) error {
 		}
 		for _, item := range resp.Responses {
 			if item.Error != nil && !isNotExist(item.Error) {
-				name := ""
-				if item.BlobName != nil {
-					name = *item.BlobName
-				}
-				return fmt.Errorf("delete %s: %w", name, item.Error)
+				return fmt.Errorf("delete %s: %w", value(item.BlobName), item.Error)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // isNotExist reports whether err says the blob or its container is missing.
@@ -402,3 +377,12 @@ func firstNonEmpty(a ...string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// value returns *p, or the zero value for nil.
+func value[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}

@@ -1,20 +1,21 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
-// <path>/generations/ (names joined with path.Join, as v0.3.x did).
-// CreatedAt is the blob's creation time, as v0.3.x used.
+// <path>/generations/ (names joined with path.Join, as v0.3.x did): the
+// ReplicaClient's v0.3.x methods delegate to v3list, which lists and opens
+// blobs through v3Store. CreatedAt is the blob's creation time, as v0.3.x
+// used.
 
 package abs
 
 import (
 	"context"
-	"errors"
 	"io"
-	"os"
 	"path"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/backend"
 	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
@@ -23,7 +24,10 @@ var (
 	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
 )
 
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
+// v3 returns the v0.3.x reads of the backup under the client's current root.
+func (c *ReplicaClient) v3() v3list.Methods {
+	return v3list.NewMethods(ReplicaClientType, c.Path, v3Store{c})
+}
 
 // GenerationsV3 returns the v0.3.x generation names, sorted.
 func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
@@ -88,14 +92,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 			if item.Name == nil || item.Properties == nil {
 				continue
 			}
-			e := v3list.Entry{Name: path.Base(*item.Name)}
-			if item.Properties.ContentLength != nil {
-				e.Size = *item.Properties.ContentLength
-			}
-			if item.Properties.CreationTime != nil {
-				e.MTime = *item.Properties.CreationTime
-			} else if item.Properties.LastModified != nil {
-				e.MTime = *item.Properties.LastModified
+			e := v3list.Entry{Name: path.Base(*item.Name), Size: value(item.Properties.ContentLength), MTime: value(item.Properties.CreationTime)}
+			if item.Properties.CreationTime == nil {
+				e.MTime = value(item.Properties.LastModified)
 			}
 			entries = append(entries, e)
 		}
@@ -104,15 +103,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 }
 
 func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	client, err := s.c.containerClient()
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.NewBlobClient(name).DownloadStream(ctx, nil)
+	rc, err := s.c.download(ctx, name, 0, 0)
 	if isNotExist(err) {
-		return nil, errors.Join(os.ErrNotExist, err)
-	} else if err != nil {
-		return nil, err
+		return nil, backend.NotExist(err)
 	}
-	return resp.NewRetryReader(ctx, nil), nil
+	return rc, err
 }

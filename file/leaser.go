@@ -132,7 +132,7 @@ func (d *leaseDir) CreateLease(ctx context.Context, data []byte) (string, error)
 func (d *leaseDir) ReplaceLease(ctx context.Context, data []byte, etag string) (string, error) {
 	n, err := strconv.ParseUint(etag, 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("lease version %q: %w", etag, litestream.ErrLeaseConflict)
+		return "", be.Errorf("lease version %q: %w", etag, litestream.ErrLeaseConflict)
 	}
 	return d.write(n+1, data)
 }
@@ -140,13 +140,13 @@ func (d *leaseDir) ReplaceLease(ctx context.Context, data []byte, etag string) (
 // write creates version n; it fails with ErrLeaseConflict if n exists.
 func (d *leaseDir) write(n uint64, data []byte) (string, error) {
 	if err := internal.MkdirAll(d.dir, internal.DefaultDirPerm); err != nil {
-		return "", fmt.Errorf("create lease directory: %w", err)
+		return "", be.Errorf("create lease directory: %w", err)
 	}
 	_, err := internal.WriteFileAtomicNoReplace(filepath.Join(d.dir, versionName(n)), internal.DefaultFilePerm, bytes.NewReader(data))
 	if errors.Is(err, os.ErrExist) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
-		return "", fmt.Errorf("write lease version %d: %w", n, err)
+		return "", be.Errorf("write lease version %d: %w", n, err)
 	}
 	if n > 2 { // keep the previous version for people reading the directory
 		_ = os.Remove(filepath.Join(d.dir, versionName(n-2)))

@@ -23,20 +23,20 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
-	"github.com/superfly/ltx"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "file"
 
-func init() {
-	litestream.RegisterReplicaClientFactory("file", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
 // ReplicaClient stores LTX files under a local directory.
 type ReplicaClient struct {
@@ -45,13 +45,14 @@ type ReplicaClient struct {
 	Replica *litestream.Replica
 
 	path    string
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client rooted at path.
 func NewReplicaClient(path string) *ReplicaClient {
-	return &ReplicaClient{path: path, logger: slog.Default().WithGroup("file")}
+	c := &ReplicaClient{path: path}
+	return c
 }
 
 // NewReplicaClientFromURL builds a client from a parsed file:// URL.
@@ -62,6 +63,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return NewReplicaClient(urlPath), nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("file", NewReplicaClientFromURL)
+}
+
 // Type returns "file".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -69,9 +74,7 @@ func (c *ReplicaClient) Type() string { return ReplicaClientType }
 func (c *ReplicaClient) Init(ctx context.Context) error { return nil }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, "file")
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Path returns the root directory.
 func (c *ReplicaClient) Path() string { return c.path }
@@ -88,32 +91,26 @@ func (c *ReplicaClient) LTXFilePath(level int, minTXID, maxTXID ltx.TXID) string
 
 // LTXFiles lists a level's files with MinTXID >= seek in TXID order.
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	entries, err := os.ReadDir(c.LTXLevelDir(level))
+	dir := c.LTXLevelDir(level)
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return ltx.NewFileInfoSliceIterator(nil), nil
 	} else if err != nil {
-		return nil, fmt.Errorf("list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", dir, err)
 	}
 
 	infos := make([]*ltx.FileInfo, 0, len(entries))
 	for _, entry := range entries {
-		minTXID, maxTXID, err := ltx.ParseFilename(entry.Name())
-		if err != nil || minTXID < seek {
-			continue
+		if minTXID, _, err := ltx.ParseFilename(entry.Name()); err != nil || minTXID < seek {
+			continue // not an LTX file, or below seek: no stat needed
 		}
 		fi, err := entry.Info()
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted while listing
 		} else if err != nil {
-			return nil, fmt.Errorf("stat L%d %s: %w", level, entry.Name(), err)
+			return nil, be.Errorf("stat %s: %w", filepath.Join(dir, entry.Name()), err)
 		}
-		infos = append(infos, &ltx.FileInfo{
-			Level:     level,
-			MinTXID:   minTXID,
-			MaxTXID:   maxTXID,
-			Size:      fi.Size(),
-			CreatedAt: fi.ModTime().UTC(),
-		})
+		infos = append(infos, backend.FileInfo(entry.Name(), level, seek, fi.Size(), fi.ModTime()))
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
 }
@@ -122,58 +119,48 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	filename := c.LTXFilePath(level, minTXID, maxTXID)
 	f, err := os.Open(filename)
-	if err != nil {
-		return nil, litestream.NewLTXError("open", filename, level, uint64(minTXID), uint64(maxTXID), err)
-	}
-	if offset > 0 {
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	if err == nil && offset > 0 {
+		if _, err = f.Seek(offset, io.SeekStart); err != nil {
 			_ = f.Close()
-			return nil, fmt.Errorf("seek %s to %d: %w", filename, offset, err)
+			err = fmt.Errorf("seek to %d: %w", offset, err)
 		}
 	}
-	if size > 0 {
-		return internal.LimitReadCloser(f, size), nil
-	}
-	return f, nil
+	// An *os.PathError of a missing file already matches os.ErrNotExist.
+	return be.Opened(filename, level, minTXID, maxTXID, size, f, err, func(error) bool { return false })
 }
 
 // WriteLTXFile writes r atomically and sets the file's mtime to the LTX
 // header timestamp.
 func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (info *ltx.FileInfo, err error) {
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, err
-	}
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.LTXFilePath, func(filename string, r io.Reader, timestamp time.Time) (int64, error) {
+		dirPerm, filePerm := c.perms()
+		if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
+			return 0, fmt.Errorf("create directory: %w", err)
+		}
 
-	filename := c.LTXFilePath(level, minTXID, maxTXID)
-	dirPerm, filePerm := c.perms()
-	if err := internal.MkdirAll(filepath.Dir(filename), dirPerm); err != nil {
-		return nil, fmt.Errorf("create L%d directory: %w", level, err)
-	}
+		c.removeStaleTemps(filepath.Dir(filename))
 
-	c.removeStaleTemps(filepath.Dir(filename))
-
-	write := internal.WriteFileAtomic
-	if litestream.IsCreateOnly(ctx) {
-		write = internal.WriteFileAtomicNoReplace
-	}
-	size, err := write(filename, filePerm, r)
-	if errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-	} else if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	if err := os.Chtimes(filename, timestamp, timestamp); err != nil {
-		return nil, fmt.Errorf("set timestamp of %s: %w", filename, err)
-	}
-
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+		write := internal.WriteFileAtomic
+		if litestream.IsCreateOnly(ctx) {
+			write = internal.WriteFileAtomicNoReplace
+		}
+		size, err := write(filename, filePerm, r)
+		if errors.Is(err, os.ErrExist) {
+			return 0, litestream.ErrLTXFileExists
+		} else if err != nil {
+			return 0, err
+		}
+		if err := os.Chtimes(filename, timestamp, timestamp); err != nil {
+			return 0, fmt.Errorf("set timestamp: %w", err)
+		}
+		return size, nil
+	})
 }
 
 // removeStaleTemps removes the temporary files of dead writers from dir, if
 // due. Failures are logged: they must not stop the write.
 func (c *ReplicaClient) removeStaleTemps(dir string) {
-	c.sweeper.Sweep(c.log(), dir, func() ([]os.FileInfo, error) {
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() ([]os.FileInfo, error) {
 		entries, err := os.ReadDir(dir)
 		fis := make([]os.FileInfo, 0, len(entries))
 		for _, entry := range entries {
@@ -183,14 +170,6 @@ func (c *ReplicaClient) removeStaleTemps(dir string) {
 		}
 		return fis, err
 	}, func(name string) error { return os.Remove(filepath.Join(dir, name)) })
-}
-
-// log returns the logger; a ReplicaClient literal has none set.
-func (c *ReplicaClient) log() *slog.Logger {
-	if c.logger == nil {
-		return slog.Default()
-	}
-	return c.logger
 }
 
 // perms returns the mode and owner for new directories and files: the
@@ -211,19 +190,18 @@ func (c *ReplicaClient) perms() (dirPerm, filePerm internal.Perm) {
 
 // DeleteLTXFiles removes the files, ignoring missing ones.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	for _, info := range a {
-		filename := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
+	return be.DeleteEach(a, c.LTXFilePath, func(filename string) error {
 		if err := os.Remove(filename); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
+			return err
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // DeleteAll removes the root directory and everything in it.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err := os.RemoveAll(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete all under %s: %w", c.path, err)
+		return be.Errorf("delete all under %s: %w", c.path, err)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x from the
-// same directory: <path>/generations/<id>/{snapshots,wal}/. CreatedAt is the
-// file's mtime, as v0.3.x used.
+// same directory, <path>/generations/<id>/{snapshots,wal}/: the
+// ReplicaClient's v0.3.x methods delegate to v3list, which lists and opens
+// local files through v3Store. CreatedAt is the file's mtime, as v0.3.x
+// used.
 
 package file
 
@@ -22,40 +24,43 @@ var (
 	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
 )
 
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.path, Store: v3Store{}} }
+// v3 returns the v0.3.x reads of the backup under the client's current root.
+func (c *ReplicaClient) v3() v3list.Methods {
+	return v3list.NewMethods(ReplicaClientType, c.path, v3Store{})
+}
 
 // GenerationsV3 returns the v0.3.x generation names, sorted.
 func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
 	return c.v3().GenerationsV3(ctx)
 }
 
-// SnapshotsV3 returns a generation's snapshots sorted by index.
+// SnapshotsV3 returns a generation's v0.3.x snapshots sorted by index.
 func (c *ReplicaClient) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
 	return c.v3().SnapshotsV3(ctx, generation)
 }
 
-// WALSegmentsV3 returns a generation's WAL segments sorted by index, then
-// offset.
+// WALSegmentsV3 returns a generation's v0.3.x WAL segments sorted by index,
+// then offset.
 func (c *ReplicaClient) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
 	return c.v3().WALSegmentsV3(ctx, generation)
 }
 
-// OpenSnapshotV3 returns a snapshot's decompressed contents.
+// OpenSnapshotV3 returns a v0.3.x snapshot's decompressed contents.
 func (c *ReplicaClient) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
 	return c.v3().OpenSnapshotV3(ctx, generation, index)
 }
 
-// OpenWALSegmentV3 returns a WAL segment's decompressed contents.
+// OpenWALSegmentV3 returns a v0.3.x WAL segment's decompressed contents.
 func (c *ReplicaClient) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
 	return c.v3().OpenWALSegmentV3(ctx, generation, index, offset)
 }
 
-// OpenSnapshotV3Raw returns a snapshot file as stored.
+// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
 func (c *ReplicaClient) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
 	return c.v3().OpenSnapshotV3Raw(ctx, generation, index)
 }
 
-// OpenWALSegmentV3Raw returns a WAL segment file as stored.
+// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
 func (c *ReplicaClient) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
 	return c.v3().OpenWALSegmentV3Raw(ctx, generation, index, offset)
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,17 +21,12 @@ import (
 	"github.com/benbjohnson/litestream/internal/objlease"
 )
 
-// leaseMethods is embedded under an unexported name.
-type leaseMethods = objlease.Methods
-
 // Lease defaults.
 const (
 	DefaultLeaseTTL  = 30 * time.Second
 	DefaultLeasePath = "lock.json"
 	LeaserType       = "gs"
 )
-
-var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of a GCS replica path.
 // AcquireLease, RenewLease and ReleaseLease come from the embedded
@@ -48,13 +42,16 @@ type Leaser struct {
 // NewLeaser returns a leaser for the client's bucket and path that shares
 // its connection.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
-	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	l := &Leaser{client: c}
+	l.leaseMethods = objlease.Init(l, &l.TTL, &l.Owner)
 	return l
 }
 
 // Type returns "gs".
 func (l *Leaser) Type() string { return LeaserType }
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 func (l *Leaser) object(ctx context.Context) (*storage.ObjectHandle, error) {
 	bkt, err := l.client.bucket(ctx)
@@ -75,12 +72,12 @@ func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		return nil, "", os.ErrNotExist
 	} else if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", obj.ObjectName(), err)
+		return nil, "", be.Errorf("read %s: %w", obj.ObjectName(), err)
 	}
 	defer func() { _ = r.Close() }()
 	data, err := io.ReadAll(io.LimitReader(r, 64<<10))
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", obj.ObjectName(), err)
+		return nil, "", be.Errorf("read %s: %w", obj.ObjectName(), err)
 	}
 	return data, strconv.FormatInt(r.Attrs.Generation, 10), nil
 }
@@ -94,7 +91,7 @@ func (l *Leaser) CreateLease(ctx context.Context, data []byte) (string, error) {
 func (l *Leaser) ReplaceLease(ctx context.Context, data []byte, etag string) (string, error) {
 	gen, err := strconv.ParseInt(etag, 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("lease generation %q: %w", etag, litestream.ErrLeaseConflict)
+		return "", be.Errorf("lease generation %q: %w", etag, litestream.ErrLeaseConflict)
 	}
 	return l.write(ctx, data, storage.Conditions{GenerationMatch: gen})
 }
@@ -111,12 +108,12 @@ func (l *Leaser) write(ctx context.Context, data []byte, cond storage.Conditions
 	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
 		cancel()
 		_ = w.Close()
-		return "", fmt.Errorf("write %s: %w", obj.ObjectName(), err)
+		return "", be.Errorf("write %s: %w", obj.ObjectName(), err)
 	}
 	if err := w.Close(); isPreconditionFailed(err) || errors.Is(err, storage.ErrObjectNotExist) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
-		return "", fmt.Errorf("write %s: %w", obj.ObjectName(), err)
+		return "", be.Errorf("write %s: %w", obj.ObjectName(), err)
 	}
 	return strconv.FormatInt(w.Attrs().Generation, 10), nil
 }

@@ -24,10 +24,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"path"
-	"strings"
-	"sync"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/superfly/ltx"
@@ -37,10 +35,14 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "gs"
+
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
 // MetadataKeyTimestamp is the custom-metadata key holding the LTX header
 // timestamp in RFC3339Nano.
@@ -49,12 +51,6 @@ const MetadataKeyTimestamp = "litestream-timestamp"
 // deleteConcurrency bounds parallel object deletes (GCS has no batch delete
 // in the storage library).
 const deleteConcurrency = 16
-
-func init() {
-	litestream.RegisterReplicaClientFactory("gs", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // ReplicaClient stores LTX files in a GCS bucket.
 type ReplicaClient struct {
@@ -68,15 +64,14 @@ type ReplicaClient struct {
 	// Optional; not part of upstream's API.
 	ClientOptions []option.ClientOption
 
-	mu     sync.Mutex // guards client, bkt and logger
-	client *storage.Client
-	bkt    *storage.BucketHandle
-	logger *slog.Logger
+	client backend.Lazy[*storage.Client]
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a new client; set Bucket and Path before use.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	c := &ReplicaClient{}
+	return c
 }
 
 // NewReplicaClientFromURL builds a client from the parts of a gs://bucket/path
@@ -97,6 +92,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("gs", NewReplicaClientFromURL)
+}
+
 // Type returns "gs".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -106,12 +105,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init creates the storage client. It is idempotent and called lazily by
 // every operation.
@@ -121,36 +115,28 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) bucket(ctx context.Context) (*storage.BucketHandle, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bkt != nil {
-		return c.bkt, nil
-	}
-	if c.Bucket == "" {
-		return nil, fmt.Errorf("gs: bucket name required")
-	}
-	client, err := storage.NewClient(ctx, c.ClientOptions...)
+	client, err := c.client.Get(func() (*storage.Client, error) {
+		if c.Bucket == "" {
+			return nil, be.Errorf("bucket name required")
+		}
+		client, err := storage.NewClient(ctx, c.ClientOptions...)
+		if err != nil {
+			return nil, be.Errorf("new storage client: %w", err)
+		}
+		return client, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("gs: new storage client: %w", err)
+		return nil, err
 	}
 	// Uploads carry no preconditions; rewriting an LTX file is idempotent, so
 	// let the library retry every operation on transient errors.
-	c.client = client
-	c.bkt = client.Bucket(c.Bucket).Retryer(storage.WithPolicy(storage.RetryAlways))
-	return c.bkt, nil
+	return client.Bucket(c.Bucket).Retryer(storage.WithPolicy(storage.RetryAlways)), nil
 }
 
 // Close releases the storage client. The client may be used again after it
 // (Init recreates the connection).
 func (c *ReplicaClient) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.client == nil {
-		return nil
-	}
-	err := c.client.Close()
-	c.client, c.bkt = nil, nil
-	return err
+	return c.client.Close(func(client *storage.Client) error { return client.Close() })
 }
 
 // levelPrefix returns "<path>/ltx/<level>/".
@@ -177,59 +163,24 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		q.StartOffset = prefix + fmt.Sprintf("%016x", uint64(seek))
 	}
 	if err := q.SetAttrSelection([]string{"Name", "Size", "Created", "Metadata"}); err != nil {
-		return nil, fmt.Errorf("list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", prefix, err)
 	}
-	return &fileIterator{it: bkt.Objects(ctx, q), level: level, seek: seek}, nil
-}
-
-type fileIterator struct {
-	it    *storage.ObjectIterator
-	level int
-	seek  ltx.TXID
-
-	item   *ltx.FileInfo
-	err    error
-	closed bool
-}
-
-// Close ends the iteration and returns its error, if any.
-func (itr *fileIterator) Close() error {
-	itr.closed = true
-	return itr.err
-}
-
-// Next advances to the next LTX file.
-func (itr *fileIterator) Next() bool {
-	if itr.closed || itr.err != nil {
-		return false
-	}
-	for {
-		attrs, err := itr.it.Next()
+	it := bkt.Objects(ctx, q)
+	// One object per fetch: the storage iterator pages by itself.
+	return internal.NewPageIterator(func() ([]*ltx.FileInfo, bool, error) {
+		attrs, err := it.Next()
 		if err == iterator.Done {
-			itr.item = nil
-			return false
+			return nil, false, nil
 		} else if err != nil {
-			itr.err = fmt.Errorf("list L%d: %w", itr.level, err)
-			return false
+			return nil, false, be.Errorf("list %s: %w", prefix, err)
 		}
-		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(attrs.Name))
-		if err != nil || minTXID < itr.seek {
-			continue
+		createdAt := backend.CreatedAt(attrs.Metadata[MetadataKeyTimestamp], attrs.Created)
+		if info := backend.FileInfo(path.Base(attrs.Name), level, seek, attrs.Size, createdAt); info != nil {
+			return []*ltx.FileInfo{info}, true, nil
 		}
-		createdAt := attrs.Created.UTC()
-		if ts, err := internal.ParseTimestamp(attrs.Metadata[MetadataKeyTimestamp]); err == nil {
-			createdAt = ts.UTC()
-		}
-		itr.item = &ltx.FileInfo{Level: itr.level, MinTXID: minTXID, MaxTXID: maxTXID, Size: attrs.Size, CreatedAt: createdAt}
-		return true
-	}
+		return nil, true, nil
+	}), nil
 }
-
-// Err returns the error that stopped the iteration.
-func (itr *fileIterator) Err() error { return itr.err }
-
-// Item returns the current file.
-func (itr *fileIterator) Item() *ltx.FileInfo { return itr.item }
 
 // OpenLTXFile returns a ranged reader. A missing object gives an error
 // matching os.ErrNotExist.
@@ -242,14 +193,13 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	if length <= 0 {
 		length = -1 // to the end; 0 would read nothing
 	}
-	r, err := bkt.Object(c.objectName(level, minTXID, maxTXID)).NewRangeReader(ctx, offset, length)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		return nil, fmt.Errorf("open L%d %s-%s: %w: %w", level, minTXID, maxTXID, os.ErrNotExist, err)
-	} else if err != nil {
-		return nil, fmt.Errorf("open L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return r, nil
+	name := c.objectName(level, minTXID, maxTXID)
+	r, err := bkt.Object(name).NewRangeReader(ctx, offset, length)
+	return be.Opened(name, level, minTXID, maxTXID, 0, r, err, isNotExist) // the range is the limit
 }
+
+// isNotExist reports whether err says the object is missing.
+func isNotExist(err error) bool { return errors.Is(err, storage.ErrObjectNotExist) }
 
 // WriteLTXFile streams r to the object (one request below the 16 MiB chunk
 // size, a resumable upload above) with the header timestamp as metadata. A
@@ -259,46 +209,36 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	ts, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.objectName, func(name string, r io.Reader, ts time.Time) (int64, error) {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		obj := bkt.Object(name)
+		if litestream.IsCreateOnly(ctx) {
+			obj = obj.If(storage.Conditions{DoesNotExist: true})
+		}
+		w := obj.NewWriter(wctx)
+		w.ContentType = "application/octet-stream"
+		w.Metadata = map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)}
 
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	obj := bkt.Object(c.objectName(level, minTXID, maxTXID))
-	if litestream.IsCreateOnly(ctx) {
-		obj = obj.If(storage.Conditions{DoesNotExist: true})
-	}
-	w := obj.NewWriter(wctx)
-	w.ContentType = "application/octet-stream"
-	w.Metadata = map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)}
-
-	n, err := io.Copy(w, r)
-	if err != nil {
-		cancel() // abort: the object must not be finalised with partial data
-		_ = w.Close()
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	if err := w.Close(); isPreconditionFailed(err) {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-	} else if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil
+		n, err := io.Copy(w, r)
+		if err != nil {
+			cancel() // abort: the object must not be finalised with partial data
+			_ = w.Close()
+			return 0, err
+		}
+		if err := w.Close(); isPreconditionFailed(err) {
+			return 0, litestream.ErrLTXFileExists
+		} else if err != nil {
+			return 0, err
+		}
+		return n, nil
+	})
 }
 
 // DeleteLTXFiles deletes the objects, up to 16 at a time; missing objects
 // are not errors.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	names := make([]string, 0, len(a))
-	for _, info := range a {
-		names = append(names, c.objectName(info.Level, info.MinTXID, info.MaxTXID))
-	}
-	if err := c.deleteObjects(ctx, names); err != nil {
-		return fmt.Errorf("delete %d ltx files (first L%d %s-%s): %w", len(a), a[0].Level, a[0].MinTXID, a[0].MaxTXID, err)
-	}
-	return nil
+	return be.DeleteBatch(a, c.objectName, func(names []string) error { return c.deleteObjects(ctx, names) })
 }
 
 // DeleteAll deletes every object under "<path>/". With an empty Path it
@@ -309,10 +249,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := litestream.LTXDir("") + "/"
-	if c.Path != "" {
-		prefix = strings.TrimSuffix(c.Path, "/") + "/"
-	}
+	prefix := backend.ScopePrefix(c.Path)
 	var names []string
 	it := bkt.Objects(ctx, &storage.Query{Prefix: prefix})
 	for {
@@ -320,20 +257,17 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		if err == iterator.Done {
 			break
 		} else if err != nil {
-			return fmt.Errorf("delete all: list %q: %w", prefix, err)
+			return be.Errorf("delete all: list %q: %w", prefix, err)
 		}
 		names = append(names, attrs.Name)
 	}
 	if err := c.deleteObjects(ctx, names); err != nil {
-		return fmt.Errorf("delete all under %q: %w", prefix, err)
+		return be.Errorf("delete all under %q: %w", prefix, err)
 	}
 	return nil
 }
 
 func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
 	bkt, err := c.bucket(ctx)
 	if err != nil {
 		return err
@@ -342,7 +276,7 @@ func (c *ReplicaClient) deleteObjects(ctx context.Context, names []string) error
 	g.SetLimit(deleteConcurrency)
 	for _, name := range names {
 		g.Go(func() error {
-			if err := bkt.Object(name).Delete(gctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			if err := bkt.Object(name).Delete(gctx); err != nil && !isNotExist(err) {
 				return fmt.Errorf("delete %s: %w", name, err)
 			}
 			return nil

@@ -1,15 +1,14 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
-// <path>/generations/ (names joined with path.Join, as v0.3.x did).
-// CreatedAt is the object's creation time, as v0.3.x used.
+// <path>/generations/ (names joined with path.Join, as v0.3.x did): the
+// ReplicaClient's v0.3.x methods delegate to v3list, which lists and opens
+// objects through v3Store. CreatedAt is the object's creation time, as
+// v0.3.x used.
 
 package gs
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/backend"
 	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
@@ -25,7 +25,10 @@ var (
 	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
 )
 
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
+// v3 returns the v0.3.x reads of the backup under the client's current root.
+func (c *ReplicaClient) v3() v3list.Methods {
+	return v3list.NewMethods(ReplicaClientType, c.Path, v3Store{c})
+}
 
 // GenerationsV3 returns the v0.3.x generation names, sorted.
 func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
@@ -75,7 +78,7 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 	var entries []v3list.Entry
 	for {
 		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
+		if err == iterator.Done {
 			return entries, nil
 		} else if err != nil {
 			return nil, err
@@ -94,8 +97,8 @@ func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	r, err := bkt.Object(name).NewReader(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+	if isNotExist(err) {
+		return nil, backend.NotExist(err)
 	}
 	return r, err
 }

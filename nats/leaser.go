@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -20,17 +19,12 @@ import (
 	"github.com/benbjohnson/litestream/internal/objlease"
 )
 
-// leaseMethods is embedded under an unexported name.
-type leaseMethods = objlease.Methods
-
 // Lease defaults.
 const (
 	DefaultLeaseTTL  = 30 * time.Second
 	DefaultLeasePath = "lock.json"
 	LeaserType       = "nats"
 )
-
-var _ litestream.Leaser = (*Leaser)(nil)
 
 // Leaser holds the lease of a NATS replica path.
 // AcquireLease, RenewLease and ReleaseLease come from the embedded
@@ -50,13 +44,16 @@ type Leaser struct {
 // its connection. The key-value bucket "<bucket>-lease" is created on first
 // use if missing.
 func (c *ReplicaClient) NewLeaser() *Leaser {
-	l := &Leaser{client: c, TTL: DefaultLeaseTTL, Owner: litestream.DefaultLeaseOwner()}
-	l.leaseMethods = objlease.New(l, &l.TTL, &l.Owner, DefaultLeaseTTL)
+	l := &Leaser{client: c}
+	l.leaseMethods = objlease.Init(l, &l.TTL, &l.Owner)
 	return l
 }
 
 // Type returns "nats".
 func (l *Leaser) Type() string { return LeaserType }
+
+// leaseMethods is embedded under an unexported name.
+type leaseMethods = objlease.Methods
 
 // key names the replica's record: key characters are restricted, so the
 // path is hex-encoded.
@@ -81,7 +78,7 @@ func (l *Leaser) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	l.client.mu.Unlock()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("nats: jetstream: %w", err)
+		return nil, be.Errorf("jetstream: %w", err)
 	}
 	name := l.client.BucketName + "-lease"
 	kv, err := js.KeyValue(ctx, name)
@@ -92,7 +89,7 @@ func (l *Leaser) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("nats: open lease bucket %q: %w", name, err)
+		return nil, be.Errorf("open lease bucket %q: %w", name, err)
 	}
 	l.kv = kv
 	return kv, nil
@@ -109,7 +106,7 @@ func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, "", os.ErrNotExist
 	} else if err != nil {
-		return nil, "", fmt.Errorf("nats: read lease %s: %w", l.key(), err)
+		return nil, "", be.Errorf("read lease %s: %w", l.key(), err)
 	}
 	return entry.Value(), strconv.FormatUint(entry.Revision(), 10), nil
 }
@@ -124,7 +121,7 @@ func (l *Leaser) CreateLease(ctx context.Context, data []byte) (string, error) {
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
-		return "", fmt.Errorf("nats: create lease %s: %w", l.key(), err)
+		return "", be.Errorf("create lease %s: %w", l.key(), err)
 	}
 	return strconv.FormatUint(rev, 10), nil
 }
@@ -138,14 +135,14 @@ func (l *Leaser) ReplaceLease(ctx context.Context, data []byte, etag string) (st
 	}
 	last, err := strconv.ParseUint(etag, 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("lease revision %q: %w", etag, litestream.ErrLeaseConflict)
+		return "", be.Errorf("lease revision %q: %w", etag, litestream.ErrLeaseConflict)
 	}
 	rev, err := kv.Update(ctx, l.key(), data, last)
 	var apiErr *jetstream.APIError
 	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
-		return "", fmt.Errorf("nats: update lease %s: %w", l.key(), err)
+		return "", be.Errorf("update lease %s: %w", l.key(), err)
 	}
 	return strconv.FormatUint(rev, 10), nil
 }

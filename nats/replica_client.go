@@ -29,38 +29,28 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/internal"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/superfly/ltx"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "nats"
 
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
+
 // HeaderKeyTimestamp is the object header holding the LTX header timestamp.
 const HeaderKeyTimestamp = "Litestream-Timestamp"
-
-// Retry policy for idempotent requests that fail while the connection is
-// down or the server is slow.
-const (
-	maxRetries     = 3
-	retryBaseDelay = 250 * time.Millisecond
-)
-
-func init() {
-	litestream.RegisterReplicaClientFactory("nats", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // ReplicaClient stores LTX files in a JetStream object store.
 type ReplicaClient struct {
@@ -116,7 +106,7 @@ type ReplicaClient struct {
 	nc    *nats.Conn
 	store jetstream.ObjectStore
 
-	logger *slog.Logger
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with default connection settings.
@@ -128,7 +118,6 @@ func NewReplicaClient() *ReplicaClient {
 		PingInterval:     2 * time.Minute,
 		MaxPingsOut:      2,
 		ReconnectBufSize: 8 << 20,
-		logger:           slog.Default().WithGroup(ReplicaClientType),
 	}
 }
 
@@ -153,6 +142,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("nats", NewReplicaClientFromURL)
+}
+
 // Type returns "nats".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -162,9 +155,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init connects and opens the bucket unless already done.
 func (c *ReplicaClient) Init(ctx context.Context) error {
@@ -179,7 +170,7 @@ func (c *ReplicaClient) objectStore(ctx context.Context) (jetstream.ObjectStore,
 		return c.store, nil
 	}
 	if c.BucketName == "" {
-		return nil, fmt.Errorf("nats: bucket name required")
+		return nil, be.Errorf("bucket name required")
 	}
 
 	if c.nc == nil {
@@ -193,17 +184,17 @@ func (c *ReplicaClient) objectStore(ctx context.Context) (jetstream.ObjectStore,
 		}
 		nc, err := nats.Connect(serverURL, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("nats: connect to %s: %w", serverURL, err)
+			return nil, be.Errorf("connect to %s: %w", serverURL, err)
 		}
 		c.nc = nc
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
-		return nil, fmt.Errorf("nats: jetstream: %w", err)
+		return nil, be.Errorf("jetstream: %w", err)
 	}
 	store, err := js.ObjectStore(ctx, c.BucketName)
 	if err != nil {
-		return nil, fmt.Errorf("nats: open object store %q: %w", c.BucketName, err)
+		return nil, be.Errorf("open object store %q: %w", c.BucketName, err)
 	}
 	c.store = store
 	return store, nil
@@ -219,11 +210,11 @@ func (c *ReplicaClient) options() ([]nats.Option, error) {
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				c.logger.Warn("nats disconnected", "error", err)
+				c.logger.Get(be).Warn("nats disconnected", "error", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			c.logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			c.logger.Get(be).Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
 	}
 	if c.Timeout > 0 {
@@ -240,12 +231,12 @@ func (c *ReplicaClient) options() ([]nats.Option, error) {
 	case c.JWT != "" && c.Seed != "":
 		opts = append(opts, nats.UserJWTAndSeed(c.JWT, c.Seed))
 	case c.JWT != "" || c.Seed != "":
-		return nil, fmt.Errorf("nats: jwt and seed must be set together")
+		return nil, be.Errorf("jwt and seed must be set together")
 	case c.Creds != "":
 		opts = append(opts, nats.UserCredentials(c.Creds))
 	case c.NKey != "":
 		if c.SigCB == nil {
-			return nil, fmt.Errorf("nats: nkey requires a signature callback (SigCB)")
+			return nil, be.Errorf("nkey requires a signature callback (SigCB)")
 		}
 		opts = append(opts, nats.Nkey(c.NKey, c.SigCB))
 	case c.Username != "":
@@ -262,7 +253,7 @@ func (c *ReplicaClient) options() ([]nats.Option, error) {
 	}
 	if c.ClientCert != "" || c.ClientKey != "" {
 		if c.ClientCert == "" || c.ClientKey == "" {
-			return nil, fmt.Errorf("nats: client cert and key must be set together")
+			return nil, be.Errorf("client cert and key must be set together")
 		}
 		opts = append(opts, nats.ClientCert(c.ClientCert, c.ClientKey))
 	}
@@ -295,7 +286,7 @@ func (c *ReplicaClient) list(ctx context.Context) ([]*jetstream.ObjectInfo, erro
 		return nil, err
 	}
 	var infos []*jetstream.ObjectInfo
-	err = retry(ctx, func() (err error) {
+	err = backend.Retry(ctx, isTransient, func() (err error) {
 		infos, err = store.List(ctx)
 		if errors.Is(err, jetstream.ErrNoObjectsFound) {
 			infos, err = nil, nil
@@ -308,43 +299,24 @@ func (c *ReplicaClient) list(ctx context.Context) ([]*jetstream.ObjectInfo, erro
 // LTXFiles lists a level's files with MinTXID >= seek in TXID order.
 // Headers come with the listing, so useMetadata changes nothing.
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	prefix := litestream.LTXLevelDir(c.Path, level) + "/"
 	objects, err := c.list(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("nats: list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", prefix, err)
 	}
-	prefix := litestream.LTXLevelDir(c.Path, level) + "/"
 	var infos []*ltx.FileInfo
 	for _, obj := range objects {
 		name, ok := strings.CutPrefix(obj.Name, prefix)
 		if !ok || obj.Deleted || strings.Contains(name, "/") {
 			continue
 		}
-		minTXID, maxTXID, err := ltx.ParseFilename(name)
-		if err != nil || minTXID < seek {
-			continue
-		}
-		infos = append(infos, &ltx.FileInfo{
-			Level: level, MinTXID: minTXID, MaxTXID: maxTXID,
-			Size: int64(obj.Size), CreatedAt: createdAt(obj),
-		})
-	}
-	sort.Slice(infos, func(i, j int) bool {
-		if infos[i].MinTXID != infos[j].MinTXID {
-			return infos[i].MinTXID < infos[j].MinTXID
-		}
-		return infos[i].MaxTXID < infos[j].MaxTXID
-	})
-	return ltx.NewFileInfoSliceIterator(infos), nil
-}
-
-// createdAt returns the timestamp header, else the object's mtime.
-func createdAt(obj *jetstream.ObjectInfo) time.Time {
-	if v := obj.Headers.Get(HeaderKeyTimestamp); v != "" {
-		if t, err := internal.ParseTimestamp(v); err == nil {
-			return t.UTC()
+		// CreatedAt: the timestamp header, else the object's mtime.
+		createdAt := backend.CreatedAt(obj.Headers.Get(HeaderKeyTimestamp), obj.ModTime)
+		if info := backend.FileInfo(name, level, seek, int64(obj.Size), createdAt); info != nil {
+			infos = append(infos, info)
 		}
 	}
-	return obj.ModTime.UTC()
+	return ltx.NewFileInfoSliceIterator(infos), nil // sorts by TXID
 }
 
 // OpenLTXFile streams an object from offset, limited to size bytes when
@@ -357,30 +329,24 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	}
 	name := c.objectName(level, minTXID, maxTXID)
 	var obj jetstream.ObjectResult
-	err = retry(ctx, func() (err error) {
+	err = backend.Retry(ctx, isTransient, func() (err error) {
 		obj, err = store.Get(ctx, name)
 		return err
 	})
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, litestream.NewLTXError("open", name, level, uint64(minTXID), uint64(maxTXID), errors.Join(os.ErrNotExist, err))
-	} else if err != nil {
-		return nil, fmt.Errorf("nats: open L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-
-	if offset > 0 {
-		if _, err := io.CopyN(io.Discard, obj, offset); err == io.EOF {
+	if err == nil && offset > 0 {
+		if _, err = io.CopyN(io.Discard, obj, offset); err == io.EOF {
 			_ = obj.Close()
 			return io.NopCloser(strings.NewReader("")), nil
 		} else if err != nil {
 			_ = obj.Close()
-			return nil, fmt.Errorf("nats: skip to %d in L%d %s-%s: %w", offset, level, minTXID, maxTXID, err)
+			err = fmt.Errorf("skip to %d: %w", offset, err)
 		}
 	}
-	if size > 0 {
-		return internal.LimitReadCloser(obj, size), nil
-	}
-	return obj, nil
+	return be.Opened(name, level, minTXID, maxTXID, size, obj, err, isNotExist)
 }
+
+// isNotExist reports whether err says the object is missing.
+func isNotExist(err error) bool { return errors.Is(err, jetstream.ErrObjectNotFound) }
 
 // WriteLTXFile streams r into an object with the LTX header timestamp as
 // the Litestream-Timestamp header.
@@ -389,38 +355,30 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
-	}
-
-	if litestream.IsCreateOnly(ctx) {
-		// The object store has no conditional put: this check narrows, but
-		// does not close, the window for replacing another writer's file.
-		if _, err := store.GetInfo(ctx, c.objectName(level, minTXID, maxTXID)); err == nil {
-			return nil, fmt.Errorf("nats: write L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-		} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, fmt.Errorf("nats: write L%d %s-%s: check for an existing file: %w", level, minTXID, maxTXID, err)
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.objectName, func(name string, r io.Reader, ts time.Time) (int64, error) {
+		if litestream.IsCreateOnly(ctx) {
+			// The object store has no conditional put: this check narrows, but
+			// does not close, the window for replacing another writer's file.
+			if _, err := store.GetInfo(ctx, name); err == nil {
+				return 0, litestream.ErrLTXFileExists
+			} else if !isNotExist(err) {
+				return 0, fmt.Errorf("check for an existing file: %w", err)
+			}
 		}
-	}
-	info, err := store.Put(ctx, jetstream.ObjectMeta{
-		Name:    c.objectName(level, minTXID, maxTXID),
-		Headers: nats.Header{HeaderKeyTimestamp: []string{internal.FormatTimestamp(timestamp)}},
-	}, r)
-	if err != nil {
-		return nil, fmt.Errorf("nats: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: int64(info.Size), CreatedAt: timestamp}, nil
+		info, err := store.Put(ctx, jetstream.ObjectMeta{
+			Name:    name,
+			Headers: nats.Header{HeaderKeyTimestamp: []string{internal.FormatTimestamp(ts)}},
+		}, r)
+		if err != nil {
+			return 0, err
+		}
+		return int64(info.Size), nil
+	})
 }
 
 // DeleteLTXFiles deletes the objects, ignoring missing ones.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	for _, info := range a {
-		if err := c.deleteObject(ctx, c.objectName(info.Level, info.MinTXID, info.MaxTXID)); err != nil {
-			return fmt.Errorf("nats: delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
-		}
-	}
-	return nil
+	return be.DeleteEach(a, c.objectName, func(name string) error { return c.deleteObject(ctx, name) })
 }
 
 // DeleteAll deletes the objects under Path; with an empty Path, those of
@@ -429,7 +387,7 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	objects, err := c.list(ctx)
 	if err != nil {
-		return fmt.Errorf("nats: delete all under %q: %w", c.Path, err)
+		return be.Errorf("delete all under %q: %w", c.Path, err)
 	}
 	prefix := litestream.LTXDir("") + "/"
 	if c.Path != "" {
@@ -440,7 +398,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 			continue
 		}
 		if err := c.deleteObject(ctx, obj.Name); err != nil {
-			return fmt.Errorf("nats: delete all under %q: delete %s: %w", c.Path, obj.Name, err)
+			return be.Errorf("delete all under %q: delete %s: %w", c.Path, obj.Name, err)
 		}
 	}
 	return nil
@@ -451,38 +409,19 @@ func (c *ReplicaClient) deleteObject(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return retry(ctx, func() error {
-		if err := store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	return backend.Retry(ctx, isTransient, func() error {
+		if err := store.Delete(ctx, name); err != nil && !isNotExist(err) {
 			return err
 		}
 		return nil
 	})
 }
 
-// retry runs fn until it succeeds, fails with a non-transient error, the
-// context ends or maxRetries retries have been made.
-func retry(ctx context.Context, fn func() error) error {
-	delay := retryBaseDelay
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		// A request's own deadline passing, not the caller's, is a timeout too.
-		transient := isTransient(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
-		if err == nil || attempt == maxRetries || !transient {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		delay *= 2
-	}
-}
-
-// isTransient reports errors worth retrying: timeouts and a connection that
-// is down or reconnecting.
+// isTransient reports errors worth retrying: timeouts (a request's own
+// deadline passing too; backend.Retry stops when the caller's has) and a
+// connection that is down or reconnecting.
 func isTransient(err error) bool {
-	return errors.Is(err, nats.ErrTimeout) ||
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrDisconnected) ||

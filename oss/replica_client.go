@@ -33,21 +33,24 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "oss"
+
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
 // MetadataKeyTimestamp is the metadata key (x-oss-meta-litestream-timestamp)
 // holding the LTX header timestamp in RFC3339Nano.
@@ -68,12 +71,6 @@ const (
 	DefaultPartSize    = 5 << 20
 	DefaultConcurrency = 3
 )
-
-func init() {
-	litestream.RegisterReplicaClientFactory("oss", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // ReplicaClient stores LTX files in an OSS bucket. Exported fields must be
 // set before the first call.
@@ -101,14 +98,13 @@ type ReplicaClient struct {
 	// 0 means DefaultMetadataConcurrency.
 	MetadataConcurrency int
 
-	mu     sync.Mutex // guards bucket and logger
-	bucket *oss.Bucket
-	logger *slog.Logger
+	bucket backend.Lazy[*oss.Bucket]
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with default settings.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{logger: slog.Default().WithGroup(ReplicaClientType)}
+	return &ReplicaClient{}
 }
 
 // Type returns "oss".
@@ -120,12 +116,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init builds the SDK client. It is idempotent and called lazily by every
 // operation.
@@ -135,16 +126,15 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 }
 
 func (c *ReplicaClient) getBucket() (*oss.Bucket, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bucket != nil {
-		return c.bucket, nil
-	}
+	return c.bucket.Get(c.newBucket)
+}
+
+func (c *ReplicaClient) newBucket() (*oss.Bucket, error) {
 	if c.Bucket == "" {
-		return nil, fmt.Errorf("oss: bucket name required")
+		return nil, be.Errorf("bucket name required")
 	}
 	if c.PartSize != 0 && c.PartSize < oss.MinPartSize {
-		return nil, fmt.Errorf("oss: part size %d below the minimum %d", c.PartSize, oss.MinPartSize)
+		return nil, be.Errorf("part size %d below the minimum %d", c.PartSize, oss.MinPartSize)
 	}
 	region := c.Region
 	if region == "" {
@@ -161,20 +151,19 @@ func (c *ReplicaClient) getBucket() (*oss.Bucket, error) {
 	if ak == "" || sk == "" {
 		provider, err := oss.NewEnvironmentVariableCredentialsProvider()
 		if err != nil {
-			return nil, fmt.Errorf("oss: credentials: %w", err)
+			return nil, be.Errorf("credentials: %w", err)
 		}
 		opts = append(opts, oss.SetCredentialsProvider(&provider))
 		ak, sk = "", ""
 	}
 	client, err := oss.New(endpoint, ak, sk, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("oss: new client for %s: %w", endpoint, err)
+		return nil, be.Errorf("new client for %s: %w", endpoint, err)
 	}
 	bucket, err := client.Bucket(c.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("oss: bucket %q: %w", c.Bucket, err)
+		return nil, be.Errorf("bucket %q: %w", c.Bucket, err)
 	}
-	c.bucket = bucket
 	return bucket, nil
 }
 
@@ -214,7 +203,7 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		}
 		res, err := bucket.ListObjectsV2(opts...)
 		if err != nil {
-			return nil, false, fmt.Errorf("list L%d: %w", level, err)
+			return nil, false, be.Errorf("list %s: %w", prefix, err)
 		}
 		token = res.NextContinuationToken
 		more := res.IsTruncated && token != ""
@@ -222,46 +211,19 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		var page []*ltx.FileInfo
 		var keys []string
 		for _, obj := range res.Objects {
-			minTXID, maxTXID, err := ltx.ParseFilename(path.Base(obj.Key))
-			if err != nil || minTXID < seek {
-				continue
+			if info := backend.FileInfo(path.Base(obj.Key), level, seek, obj.Size, obj.LastModified); info != nil {
+				page, keys = append(page, info), append(keys, obj.Key)
 			}
-			page = append(page, &ltx.FileInfo{
-				Level: level, MinTXID: minTXID, MaxTXID: maxTXID,
-				Size: obj.Size, CreatedAt: obj.LastModified.UTC(),
-			})
-			keys = append(keys, obj.Key)
 		}
-		if useMetadata {
-			return page, more, c.fillTimestamps(ctx, bucket, keys, page)
+		if !useMetadata {
+			return page, more, nil
 		}
-		return page, more, nil
-	}), nil
-}
-
-// fillTimestamps reads the stored header timestamps with parallel HEADs.
-// A failed HEAD keeps LastModified (as upstream), unless ctx is done.
-func (c *ReplicaClient) fillTimestamps(ctx context.Context, bucket *oss.Bucket, keys []string, infos []*ltx.FileInfo) error {
-	limit := c.MetadataConcurrency
-	if limit <= 0 {
-		limit = DefaultMetadataConcurrency
-	}
-	var g errgroup.Group
-	g.SetLimit(limit)
-	for i := range keys {
-		g.Go(func() error {
-			h, err := bucket.GetObjectDetailedMeta(keys[i], oss.WithContext(ctx))
-			if err != nil {
-				return nil
-			}
-			if ts, err := internal.ParseTimestamp(h.Get("X-Oss-Meta-" + MetadataKeyTimestamp)); err == nil {
-				infos[i].CreatedAt = ts.UTC()
-			}
-			return nil
+		// A failed HEAD keeps LastModified (as upstream), unless ctx is done.
+		return page, more, backend.FillCreatedAt(ctx, c.MetadataConcurrency, keys, page, func(ctx context.Context, key string) (string, error) {
+			h, err := bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
+			return h.Get("X-Oss-Meta-" + MetadataKeyTimestamp), err
 		})
-	}
-	_ = g.Wait()
-	return ctx.Err()
+	}), nil
 }
 
 // OpenLTXFile returns a ranged reader of an object. A missing object gives
@@ -279,17 +241,9 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		}
 		opts = append(opts, oss.NormalizedRange(rng), oss.RangeBehavior("standard"))
 	}
-	rc, err := bucket.GetObject(c.ltxKey(level, minTXID, maxTXID), opts...)
-	if err != nil {
-		if isNotExists(err) {
-			return nil, fmt.Errorf("open L%d %s-%s: %w: %w", level, minTXID, maxTXID, os.ErrNotExist, err)
-		}
-		return nil, fmt.Errorf("open L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	if size > 0 {
-		return internal.LimitReadCloser(rc, size), nil
-	}
-	return rc, nil
+	key := c.ltxKey(level, minTXID, maxTXID)
+	rc, err := bucket.GetObject(key, opts...)
+	return be.Opened(key, level, minTXID, maxTXID, size, rc, err, isNotExists)
 }
 
 // WriteLTXFile uploads r with the header timestamp as metadata: one
@@ -299,32 +253,25 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
-	ts, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	key := c.ltxKey(level, minTXID, maxTXID)
-	opts := []oss.Option{oss.Meta(MetadataKeyTimestamp, internal.FormatTimestamp(ts)), oss.WithContext(ctx)}
-
-	partSize := c.PartSize
-	if partSize <= 0 {
-		partSize = DefaultPartSize
-	}
-	first, err := readPart(r, partSize)
-	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-
-	var size int64
-	if int64(len(first)) < partSize {
-		if err := bucket.PutObject(key, bytes.NewReader(first), opts...); err != nil {
-			return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.ltxKey, func(key string, r io.Reader, ts time.Time) (int64, error) {
+		opts := []oss.Option{oss.Meta(MetadataKeyTimestamp, internal.FormatTimestamp(ts)), oss.WithContext(ctx)}
+		partSize := c.PartSize
+		if partSize <= 0 {
+			partSize = DefaultPartSize
 		}
-		size = int64(len(first))
-	} else if size, err = c.multipartUpload(ctx, bucket, key, first, r, partSize, opts); err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: multipart: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: ts}, nil
+		first, err := readPart(r, partSize)
+		if err != nil {
+			return 0, err
+		}
+		if int64(len(first)) < partSize {
+			return int64(len(first)), bucket.PutObject(key, bytes.NewReader(first), opts...)
+		}
+		size, err := c.multipartUpload(ctx, bucket, key, first, r, partSize, opts)
+		if err != nil {
+			return 0, fmt.Errorf("multipart: %w", err)
+		}
+		return size, nil
+	})
 }
 
 // readPart reads up to n bytes; a short result means r is exhausted.
@@ -347,7 +294,7 @@ func (c *ReplicaClient) multipartUpload(ctx context.Context, bucket *oss.Bucket,
 	defer func() {
 		if err != nil {
 			if aerr := bucket.AbortMultipartUpload(imur, oss.WithContext(context.WithoutCancel(ctx))); aerr != nil {
-				c.log().Warn("abort multipart upload failed", "key", key, "error", aerr)
+				c.logger.Get(be).Warn("abort multipart upload failed", "key", key, "error", aerr)
 			}
 		}
 	}()
@@ -407,14 +354,7 @@ func sortParts(parts []oss.UploadPart) {
 // DeleteLTXFiles deletes objects in batches of MaxKeys; missing objects are
 // not errors (OSS reports them as deleted).
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	keys := make([]string, 0, len(a))
-	for _, info := range a {
-		keys = append(keys, c.ltxKey(info.Level, info.MinTXID, info.MaxTXID))
-	}
-	if err := c.deleteKeys(ctx, keys); err != nil {
-		return fmt.Errorf("delete %d ltx files (first L%d %s-%s): %w", len(a), a[0].Level, a[0].MinTXID, a[0].MaxTXID, err)
-	}
-	return nil
+	return be.DeleteBatch(a, c.ltxKey, func(keys []string) error { return c.deleteKeys(ctx, keys) })
 }
 
 // DeleteAll deletes every object under "<path>/"; with an empty Path, the
@@ -439,7 +379,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		}
 		res, err := bucket.ListObjectsV2(opts...)
 		if err != nil {
-			return fmt.Errorf("delete all: list %s: %w", prefix, err)
+			return be.Errorf("delete all: list %s: %w", prefix, err)
 		}
 		for _, obj := range res.Objects {
 			if keep(obj.Key) {
@@ -452,23 +392,18 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		token = res.NextContinuationToken
 	}
 	if err := c.deleteKeys(ctx, keys); err != nil {
-		return fmt.Errorf("delete all under %s: %w", prefix, err)
+		return be.Errorf("delete all under %s: %w", prefix, err)
 	}
 	return nil
 }
 
 // deleteKeys deletes in batches and checks every key is reported deleted.
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	bucket, err := c.getBucket()
 	if err != nil {
 		return err
 	}
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), MaxKeys)]
-		keys = keys[len(batch):]
+	return backend.Batches(keys, MaxKeys, func(batch []string) error {
 		res, err := bucket.DeleteObjects(batch, oss.DeleteObjectsQuiet(false), oss.WithContext(ctx))
 		if err != nil {
 			return err
@@ -486,17 +421,8 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
 		if len(failed) > 0 {
 			return fmt.Errorf("%d objects not reported deleted: %s", len(failed), strings.Join(failed[:min(len(failed), 5)], ", "))
 		}
-	}
-	return nil
-}
-
-func (c *ReplicaClient) log() *slog.Logger {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.logger == nil {
-		return slog.Default().WithGroup(ReplicaClientType)
-	}
-	return c.logger
+		return nil
+	})
 }
 
 // isNotExists reports whether err is OSS's "no such key" (for HEAD, which has

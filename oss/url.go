@@ -43,6 +43,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("oss", NewReplicaClientFromURL)
+}
+
 var hostRegex = regexp.MustCompile(`^([^.]+)\.(oss-([a-z0-9-]+?)(-internal)?\.aliyuncs\.com)$`)
 
 // ParseHost extracts the bucket, region and endpoint from an oss:// URL host:
@@ -61,11 +65,11 @@ func ParseURL(s string) (bucket, region, key string, err error) {
 	if err != nil {
 		return "", "", "", err
 	} else if scheme != "oss" {
-		return "", "", "", fmt.Errorf("oss: invalid url scheme %q", scheme)
+		return "", "", "", be.Errorf("invalid url scheme %q", scheme)
 	}
 	bucket, region, _ = ParseHost(host)
 	if bucket == "" {
-		return "", "", "", fmt.Errorf("oss: bucket required in url %q", s)
+		return "", "", "", be.Errorf("bucket required in url %q", s)
 	}
 	return bucket, region, litestream.CleanReplicaURLPath(urlPath), nil
 }

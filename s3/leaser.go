@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -128,7 +127,7 @@ func (l *Leaser) client(ctx context.Context) (S3API, error) {
 		l.s3 = client
 	}
 	if l.s3 == nil {
-		return nil, fmt.Errorf("s3 leaser has no client: use ReplicaClient.NewLeaser or SetClient")
+		return nil, be.Errorf("leaser has no client: use ReplicaClient.NewLeaser or SetClient")
 	}
 	return l.s3, nil
 }
@@ -143,12 +142,12 @@ func (l *Leaser) ReadLease(ctx context.Context) ([]byte, string, error) {
 	if isNotExists(err) {
 		return nil, "", os.ErrNotExist
 	} else if err != nil {
-		return nil, "", fmt.Errorf("get %s: %w", l.lockKey(), err)
+		return nil, "", be.Errorf("get %s: %w", l.lockKey(), err)
 	}
 	defer func() { _ = out.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(out.Body, 64<<10))
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", l.lockKey(), err)
+		return nil, "", be.Errorf("read %s: %w", l.lockKey(), err)
 	}
 	return data, aws.ToString(out.ETag), nil
 }
@@ -176,9 +175,9 @@ func (l *Leaser) put(ctx context.Context, data []byte, input *s3.PutObjectInput)
 	case isPreconditionFailed(err) || isNotExists(err) || isConditionalConflict(err):
 		return "", litestream.ErrLeaseConflict
 	case err != nil:
-		return "", fmt.Errorf("put %s: %w", l.lockKey(), err)
+		return "", be.Errorf("put %s: %w", l.lockKey(), err)
 	case aws.ToString(out.ETag) == "":
-		return "", fmt.Errorf("put %s: no ETag returned", l.lockKey())
+		return "", be.Errorf("put %s: no ETag returned", l.lockKey())
 	}
 	return aws.ToString(out.ETag), nil
 }

@@ -8,14 +8,13 @@ import (
 	"io"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // LTXFiles lists a level's files with MinTXID >= seek in ascending order,
@@ -56,95 +55,53 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 func (c *ReplicaClient) listPage(ctx context.Context, paginator *s3.ListObjectsV2Paginator, level int, seek ltx.TXID, useMetadata bool) ([]*ltx.FileInfo, error) {
 	out, err := paginator.NextPage(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list L%d: %w", level, err)
+		return nil, be.Errorf("list L%d under %q: %w", level, c.Path, err)
 	}
 	var page []*ltx.FileInfo
 	var keys []string
 	for _, obj := range out.Contents {
 		key := aws.ToString(obj.Key)
-		minTXID, maxTXID, err := ltx.ParseFilename(path.Base(key))
-		if err != nil || minTXID < seek {
-			continue
+		if info := backend.FileInfo(path.Base(key), level, seek, aws.ToInt64(obj.Size), aws.ToTime(obj.LastModified)); info != nil {
+			page, keys = append(page, info), append(keys, key)
 		}
-		page = append(page, &ltx.FileInfo{
-			Level:     level,
-			MinTXID:   minTXID,
-			MaxTXID:   maxTXID,
-			Size:      aws.ToInt64(obj.Size),
-			CreatedAt: aws.ToTime(obj.LastModified).UTC(),
-		})
-		keys = append(keys, key)
 	}
-	if useMetadata {
-		return page, c.fillTimestamps(ctx, keys, page)
+	if !useMetadata {
+		return page, nil
 	}
-	return page, nil
-}
-
-// fillTimestamps HEADs objects in parallel and replaces CreatedAt with the
-// stored header timestamp where present. HEAD failures keep LastModified
-// (as upstream), except a cancelled context.
-func (c *ReplicaClient) fillTimestamps(ctx context.Context, keys []string, infos []*ltx.FileInfo) error {
 	client, _, err := c.clients(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	limit := c.MetadataConcurrency
-	if limit <= 0 {
-		limit = DefaultMetadataConcurrency
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(limit)
-	for i := range keys {
-		g.Go(func() error {
-			input := &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(keys[i])}
-			c.applySSECToHead(input)
-			out, err := client.HeadObject(gctx, input)
-			if err != nil {
-				return nil
-			}
-			if v, ok := out.Metadata[MetadataKeyTimestamp]; ok {
-				if ts, err := internal.ParseTimestamp(v); err == nil {
-					infos[i].CreatedAt = ts.UTC()
-				}
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return ctx.Err()
+	// HEAD failures keep LastModified (as upstream), except a cancelled context.
+	return page, backend.FillCreatedAt(ctx, c.MetadataConcurrency, keys, page, func(ctx context.Context, key string) (string, error) {
+		input := &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)}
+		c.applySSECToHead(input)
+		out, err := client.HeadObject(ctx, input)
+		if err != nil {
+			return "", err
+		}
+		return out.Metadata[MetadataKeyTimestamp], nil
+	})
 }
 
-// prepareBody reads the LTX header timestamp from r and returns a body for
-// the uploader that still starts at the header. A seekable r is rewound and
-// passed through (so the uploader reads parts in place); any other r is
-// wrapped to count its bytes.
-func prepareBody(r io.Reader) (body io.Reader, size sizer, ts time.Time, err error) {
+// measure returns a body for the uploader and its size once uploaded: a
+// seekable r as it is (so the uploader reads parts in place) with the
+// length left in it, any other r wrapped to count its bytes.
+func measure(r io.Reader) (io.Reader, sizer, error) {
 	if rs, ok := r.(io.ReadSeeker); ok {
 		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
 			end, err := rs.Seek(0, io.SeekEnd)
 			if err != nil {
-				return nil, nil, time.Time{}, fmt.Errorf("seek to end: %w", err)
+				return nil, nil, fmt.Errorf("seek to end: %w", err)
 			}
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
-				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
+				return nil, nil, fmt.Errorf("rewind: %w", err)
 			}
-			ts, _, err := internal.PeekLTXTimestamp(rs)
-			if err != nil {
-				return nil, nil, time.Time{}, err
-			}
-			if _, err := rs.Seek(start, io.SeekStart); err != nil {
-				return nil, nil, time.Time{}, fmt.Errorf("rewind: %w", err)
-			}
-			return rs, fixedSize(end - start), ts, nil
+			return rs, fixedSize(end - start), nil
 		}
 	}
-	ts, r, err = internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, nil, time.Time{}, err
-	}
 	cr := &internal.CountingReader{R: r}
-	return cr, cr, ts, nil
+	return cr, cr, nil
 }
 
 // sizer reports the number of bytes uploaded.

@@ -37,7 +37,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,10 +53,14 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "s3"
+
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
 
 // MetadataKeyTimestamp is the user-metadata key holding the LTX header
 // timestamp in RFC3339Nano.
@@ -75,12 +78,6 @@ const DefaultMetadataConcurrency = 50
 
 // DefaultR2Concurrency is the multipart concurrency used for Cloudflare R2.
 const DefaultR2Concurrency = 2
-
-func init() {
-	litestream.RegisterReplicaClientFactory("s3", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // ReplicaClient stores LTX files in an S3 bucket. Exported fields must be set
 // before the first call; they are read once by Init.
@@ -132,20 +129,18 @@ type ReplicaClient struct {
 	// SSEKMSKeyID enables SSE-KMS with that key.
 	SSEKMSKeyID string
 
-	mu       sync.Mutex // guards s3, uploader and logger
-	s3       *s3.Client
-	uploader *manager.Uploader
-	logger   *slog.Logger
+	conn   backend.Lazy[sdkClients]
+	logger backend.Logger
 }
 
 // NewReplicaClient returns a client with upstream's defaults
 // (SignPayload and RequireContentMD5 on).
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{
+	c := &ReplicaClient{
 		RequireContentMD5: true,
 		SignPayload:       true,
-		logger:            slog.Default().WithGroup(ReplicaClientType),
 	}
+	return c
 }
 
 // Type returns "s3".
@@ -157,21 +152,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	logger = internal.BackendLogger(logger, ReplicaClientType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.logger = logger
-}
-
-func (c *ReplicaClient) log() *slog.Logger {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.logger == nil {
-		return slog.Default().WithGroup(ReplicaClientType)
-	}
-	return c.logger
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init validates the configuration and builds the SDK client. It is
 // idempotent and called lazily by every operation.
@@ -180,33 +161,40 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 	return err
 }
 
+// sdkClients are the SDK client and the uploader built on it.
+type sdkClients struct {
+	s3       *s3.Client
+	uploader *manager.Uploader
+}
+
 func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploader, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.s3 != nil {
-		return c.s3, c.uploader, nil
-	}
+	sdk, err := c.conn.Get(func() (sdkClients, error) { return c.connect(ctx) })
+	return sdk.s3, sdk.uploader, err
+}
+
+// connect validates the configuration and builds the SDK client.
+func (c *ReplicaClient) connect(ctx context.Context) (sdkClients, error) {
 	if c.Bucket == "" {
-		return nil, nil, fmt.Errorf("s3: bucket name required")
+		return sdkClients{}, be.Errorf("bucket name required")
 	}
 	partSize := c.PartSize
 	if partSize == 0 {
 		partSize = manager.DefaultUploadPartSize
 	} else if partSize < manager.MinUploadPartSize {
-		return nil, nil, fmt.Errorf("s3: part size %d below the minimum %d", partSize, manager.MinUploadPartSize)
+		return sdkClients{}, be.Errorf("part size %d below the minimum %d", partSize, manager.MinUploadPartSize)
 	}
 	if err := c.validateSSE(); err != nil {
-		return nil, nil, err
+		return sdkClients{}, err
 	}
 
 	cfg, err := c.config(ctx)
 	if err != nil {
-		return nil, nil, err
+		return sdkClients{}, err
 	}
 	region := c.Region
 	if region == "" && c.Endpoint == "" {
 		if region, err = bucketRegion(ctx, cfg, c.Bucket); err != nil {
-			return nil, nil, err
+			return sdkClients{}, err
 		}
 	} else if region == "" {
 		region = DefaultRegion
@@ -214,8 +202,7 @@ func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploa
 	cfg.Region = region
 
 	client := s3.NewFromConfig(cfg, c.clientOptions)
-	c.s3 = client
-	c.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+	return sdkClients{s3: client, uploader: manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = partSize
 		if c.Concurrency > 0 {
 			u.Concurrency = c.Concurrency
@@ -223,8 +210,7 @@ func (c *ReplicaClient) clients(ctx context.Context) (*s3.Client, *manager.Uploa
 		if c.Endpoint != "" {
 			u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		}
-	})
-	return c.s3, c.uploader, nil
+	})}, nil
 }
 
 // config builds the SDK configuration: HTTP client, credentials, retries.
@@ -243,7 +229,7 @@ func (c *ReplicaClient) config(ctx context.Context) (aws.Config, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("s3: load aws config: %w", err)
+		return aws.Config{}, be.Errorf("load aws config: %w", err)
 	}
 	return cfg, nil
 }
@@ -303,7 +289,7 @@ func bucketRegion(ctx context.Context, cfg aws.Config, bucket string) (string, e
 	cfg.Region = DefaultRegion
 	out, err := s3.NewFromConfig(cfg).GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: aws.String(bucket)})
 	if err != nil {
-		return "", fmt.Errorf("s3: look up region of bucket %q: %w", bucket, err)
+		return "", be.Errorf("look up region of bucket %q: %w", bucket, err)
 	}
 	if out.LocationConstraint == "" {
 		return DefaultRegion, nil
@@ -324,29 +310,30 @@ func (c *ReplicaClient) ltxKey(level int, minTXID, maxTXID ltx.TXID) string {
 // OpenLTXFile returns a ranged reader of an object. A missing object gives
 // an error matching os.ErrNotExist.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	client, _, err := c.clients(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rng := fmt.Sprintf("bytes=%d-", offset)
 	if size > 0 {
 		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
 	}
-	input := &s3.GetObjectInput{
-		Bucket: aws.String(c.Bucket),
-		Key:    aws.String(c.ltxKey(level, minTXID, maxTXID)),
-		Range:  aws.String(rng),
+	key := c.ltxKey(level, minTXID, maxTXID)
+	body, err := c.get(ctx, key, rng)
+	return be.Opened(key, level, minTXID, maxTXID, size, body, err, isNotExists)
+}
+
+// get returns an object's body, or the part rng names ("" for all), with
+// the SSE-C key when one is configured.
+func (c *ReplicaClient) get(ctx context.Context, key, rng string) (io.ReadCloser, error) {
+	client, _, err := c.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	input := &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)}
+	if rng != "" {
+		input.Range = aws.String(rng)
 	}
 	c.applySSECToGet(input)
 	out, err := client.GetObject(ctx, input)
 	if err != nil {
-		if isNotExists(err) {
-			return nil, fmt.Errorf("open L%d %s-%s: %w: %w", level, minTXID, maxTXID, os.ErrNotExist, err)
-		}
-		return nil, fmt.Errorf("open L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	if size > 0 {
-		return internal.LimitReadCloser(out.Body, size), nil
+		return nil, err
 	}
 	return out.Body, nil
 }
@@ -359,53 +346,41 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, err
 	}
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.ltxKey, func(key string, r io.Reader, ts time.Time) (int64, error) {
+		body, size, err := measure(r)
+		if err != nil {
+			return 0, err
+		}
+		input := &s3.PutObjectInput{
+			Bucket:   aws.String(c.Bucket),
+			Key:      aws.String(key),
+			Body:     body,
+			Metadata: map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)},
+		}
+		if c.StorageClass != "" {
+			input.StorageClass = types.StorageClass(c.StorageClass)
+		}
+		c.applySSEToPut(input)
+		if litestream.IsCreateOnly(ctx) {
+			input.IfNoneMatch = aws.String("*") // also sent on CompleteMultipartUpload
+		}
 
-	body, size, ts, err := prepareBody(r)
-	if err != nil {
-		return nil, fmt.Errorf("write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-
-	input := &s3.PutObjectInput{
-		Bucket:   aws.String(c.Bucket),
-		Key:      aws.String(c.ltxKey(level, minTXID, maxTXID)),
-		Body:     body,
-		Metadata: map[string]string{MetadataKeyTimestamp: internal.FormatTimestamp(ts)},
-	}
-	if c.StorageClass != "" {
-		input.StorageClass = types.StorageClass(c.StorageClass)
-	}
-	c.applySSEToPut(input)
-	if litestream.IsCreateOnly(ctx) {
-		input.IfNoneMatch = aws.String("*") // also sent on CompleteMultipartUpload
-	}
-
-	out, err := uploader.Upload(ctx, input)
-	if isPreconditionFailed(err) {
-		return nil, fmt.Errorf("upload L%d %s-%s: %w", level, minTXID, maxTXID, litestream.ErrLTXFileExists)
-	} else if err != nil {
-		return nil, fmt.Errorf("upload L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	} else if out.ETag == nil || *out.ETag == "" {
-		return nil, fmt.Errorf("upload L%d %s-%s: no ETag returned", level, minTXID, maxTXID)
-	}
-
-	n := size.N()
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: ts}, nil
+		out, err := uploader.Upload(ctx, input)
+		if isPreconditionFailed(err) {
+			return 0, litestream.ErrLTXFileExists
+		} else if err != nil {
+			return 0, err
+		} else if out.ETag == nil || *out.ETag == "" {
+			return 0, fmt.Errorf("upload: no ETag returned")
+		}
+		return size.N(), nil
+	})
 }
 
 // DeleteLTXFiles deletes objects in batches of MaxKeys. Missing objects are
 // not errors (S3 reports them as deleted).
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	keys := make([]string, 0, len(a))
-	for _, info := range a {
-		keys = append(keys, c.ltxKey(info.Level, info.MinTXID, info.MaxTXID))
-	}
-	if err := c.deleteKeys(ctx, keys, false); err != nil {
-		if len(a) > 0 {
-			return fmt.Errorf("delete %d ltx files (first L%d %s-%s): %w", len(a), a[0].Level, a[0].MinTXID, a[0].MaxTXID, err)
-		}
-		return err
-	}
-	return nil
+	return be.DeleteBatch(a, c.ltxKey, func(keys []string) error { return c.deleteKeys(ctx, keys, false) })
 }
 
 // DeleteAll deletes every object under "<path>/". With an empty Path it
@@ -423,7 +398,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("delete all: list %q: %w", prefix, err)
+				return nil, be.Errorf("delete all: list %q: %w", prefix, err)
 			}
 			for _, obj := range page.Contents {
 				if key := aws.ToString(obj.Key); keep(key) {
@@ -449,27 +424,21 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		return err
 	}
 	if err := c.deleteKeys(ctx, keys, true); err != nil {
-		return fmt.Errorf("delete all under %s/: %w", c.Path, err)
+		return be.Errorf("delete all under %s/: %w", c.Path, err)
 	}
 	return nil
 }
 
 func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet bool) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	client, _, err := c.clients(ctx)
 	if err != nil {
 		return err
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), MaxKeys)
-		objs := make([]types.ObjectIdentifier, n)
-		for i, key := range keys[:n] {
+	return backend.Batches(keys, MaxKeys, func(batch []string) error {
+		objs := make([]types.ObjectIdentifier, len(batch))
+		for i, key := range batch {
 			objs[i] = types.ObjectIdentifier{Key: aws.String(key)}
 		}
-		keys = keys[n:]
-
 		out, err := client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: aws.String(c.Bucket),
 			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(quiet)},
@@ -477,11 +446,8 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string, quiet boo
 		if err != nil {
 			return err
 		}
-		if err := deleteOutputError(c.log(), out.Errors); err != nil {
-			return err
-		}
-	}
-	return nil
+		return deleteOutputError(c.logger.Get(be), out.Errors)
+	})
 }
 
 // deleteOutputError logs up to five per-key failures and returns them as

@@ -1,15 +1,14 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
 // <path>/generations/ (keys joined as v0.3.x joined them, path.Join, so an
-// empty Path gives "generations/..."). CreatedAt is the object's
-// LastModified, as v0.3.x used.
+// empty Path gives "generations/..."): the ReplicaClient's v0.3.x methods
+// delegate to v3list, which lists and opens keys through v3Store.
+// CreatedAt is the object's LastModified, as v0.3.x used.
 
 package s3
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal/backend"
 	"github.com/benbjohnson/litestream/internal/v3list"
 )
 
@@ -25,7 +25,10 @@ var (
 	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
 )
 
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
+// v3 returns the v0.3.x reads of the backup under the client's current root.
+func (c *ReplicaClient) v3() v3list.Methods {
+	return v3list.NewMethods(ReplicaClientType, c.Path, v3Store{c})
+}
 
 // GenerationsV3 returns the v0.3.x generation names, sorted.
 func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
@@ -53,12 +56,12 @@ func (c *ReplicaClient) OpenWALSegmentV3(ctx context.Context, generation string,
 	return c.v3().OpenWALSegmentV3(ctx, generation, index, offset)
 }
 
-// OpenSnapshotV3Raw returns a v0.3.x snapshot object as stored.
+// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
 func (c *ReplicaClient) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
 	return c.v3().OpenSnapshotV3Raw(ctx, generation, index)
 }
 
-// OpenWALSegmentV3Raw returns a v0.3.x WAL segment object as stored.
+// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
 func (c *ReplicaClient) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
 	return c.v3().OpenWALSegmentV3Raw(ctx, generation, index, offset)
 }
@@ -71,10 +74,9 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := dir + "/"
 	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{
 		Bucket:    aws.String(s.c.Bucket),
-		Prefix:    aws.String(prefix),
+		Prefix:    aws.String(dir + "/"),
 		Delimiter: aws.String("/"),
 	})
 	var entries []v3list.Entry
@@ -87,28 +89,16 @@ func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
 			entries = append(entries, v3list.Entry{Name: path.Base(strings.TrimSuffix(aws.ToString(cp.Prefix), "/")), Dir: true})
 		}
 		for _, obj := range page.Contents {
-			e := v3list.Entry{Name: path.Base(aws.ToString(obj.Key)), Size: aws.ToInt64(obj.Size)}
-			if obj.LastModified != nil {
-				e.MTime = *obj.LastModified
-			}
-			entries = append(entries, e)
+			entries = append(entries, v3list.Entry{Name: path.Base(aws.ToString(obj.Key)), Size: aws.ToInt64(obj.Size), MTime: aws.ToTime(obj.LastModified)})
 		}
 	}
 	return entries, nil
 }
 
 func (s v3Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	client, _, err := s.c.clients(ctx)
-	if err != nil {
-		return nil, err
-	}
-	input := &s3.GetObjectInput{Bucket: aws.String(s.c.Bucket), Key: aws.String(key)}
-	s.c.applySSECToGet(input)
-	out, err := client.GetObject(ctx, input)
+	body, err := s.c.get(ctx, key, "")
 	if isNotExists(err) {
-		return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
-	} else if err != nil {
-		return nil, err
+		return nil, backend.NotExist(err)
 	}
-	return out.Body, nil
+	return body, err
 }

@@ -101,6 +101,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("s3", NewReplicaClientFromURL)
+}
+
 // applyProviderDefaults sets what a known S3-compatible provider needs,
 // unless the URL said otherwise.
 func applyProviderDefaults(c *ReplicaClient, signPayloadSet, md5Set, pathStyleSet bool) {
@@ -201,7 +205,7 @@ func ParseURL(s, endpoint string) (bucket, region, key string, err error) {
 	if err != nil {
 		return "", "", "", err
 	} else if scheme != "s3" {
-		return "", "", "", fmt.Errorf("s3: invalid url scheme %q", scheme)
+		return "", "", "", be.Errorf("invalid url scheme %q", scheme)
 	}
 	switch {
 	case strings.HasPrefix(host, "arn:"):
@@ -212,7 +216,7 @@ func ParseURL(s, endpoint string) (bucket, region, key string, err error) {
 		bucket, region, _, _ = ParseHost(host)
 	}
 	if bucket == "" {
-		return "", "", "", fmt.Errorf("s3: bucket required in url %q", s)
+		return "", "", "", be.Errorf("bucket required in url %q", s)
 	}
 	return bucket, region, cleanPath(urlPath), nil
 }

@@ -40,24 +40,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/internal"
 	"github.com/pkg/sftp"
 	"github.com/superfly/ltx"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "sftp"
 
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
+
 // DefaultDialTimeout is the dial timeout used when DialTimeout is zero.
 const DefaultDialTimeout = 30 * time.Second
-
-func init() {
-	litestream.RegisterReplicaClientFactory("sftp", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // tmpSeq makes temporary names unique among concurrent writers.
 var tmpSeq atomic.Uint64
@@ -88,17 +87,17 @@ type ReplicaClient struct {
 	sshClient  *ssh.Client
 	sftpClient *sftp.Client
 
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client with default settings.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{
+	c := &ReplicaClient{
 		DialTimeout:      DefaultDialTimeout,
 		ConcurrentWrites: true,
-		logger:           slog.Default().WithGroup(ReplicaClientType),
 	}
+	return c
 }
 
 // NewReplicaClientFromURL builds a client from a parsed sftp:// URL.
@@ -117,6 +116,10 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	litestream.RegisterReplicaClientFactory("sftp", NewReplicaClientFromURL)
+}
+
 // Type returns "sftp".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -126,9 +129,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init connects to the server unless already connected.
 func (c *ReplicaClient) Init(ctx context.Context) error {
@@ -161,7 +162,7 @@ func (c *ReplicaClient) init(ctx context.Context) (*sftp.Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(dialCtx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("sftp: dial %s: %w", addr, err)
+		return nil, be.Errorf("dial %s: %w", addr, err)
 	}
 	// Bound the handshake by the same deadline.
 	if deadline, ok := dialCtx.Deadline(); ok {
@@ -170,7 +171,7 @@ func (c *ReplicaClient) init(ctx context.Context) (*sftp.Client, error) {
 	sshConn, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
 	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("sftp: ssh handshake with %s: %w", addr, err)
+		return nil, be.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	sshClient := ssh.NewClient(sshConn, chans, reqs)
@@ -182,7 +183,7 @@ func (c *ReplicaClient) init(ctx context.Context) (*sftp.Client, error) {
 	sftpClient, err := sftp.NewClient(sshClient, opts...)
 	if err != nil {
 		_ = sshClient.Close()
-		return nil, fmt.Errorf("sftp: start sftp subsystem on %s: %w", addr, err)
+		return nil, be.Errorf("start sftp subsystem on %s: %w", addr, err)
 	}
 	c.sshClient, c.sftpClient = sshClient, sftpClient
 	return sftpClient, nil
@@ -190,10 +191,10 @@ func (c *ReplicaClient) init(ctx context.Context) (*sftp.Client, error) {
 
 func (c *ReplicaClient) sshConfig() (*ssh.ClientConfig, error) {
 	if c.Host == "" {
-		return nil, fmt.Errorf("sftp: host required")
+		return nil, be.Errorf("host required")
 	}
 	if c.User == "" {
-		return nil, fmt.Errorf("sftp: user required")
+		return nil, be.Errorf("user required")
 	}
 	config := &ssh.ClientConfig{
 		User:           c.User,
@@ -202,11 +203,11 @@ func (c *ReplicaClient) sshConfig() (*ssh.ClientConfig, error) {
 	if c.HostKey != "" {
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.HostKey))
 		if err != nil {
-			return nil, fmt.Errorf("sftp: parse host key: %w", err)
+			return nil, be.Errorf("parse host key: %w", err)
 		}
 		config.HostKeyCallback = ssh.FixedHostKey(key)
 	} else {
-		c.logger.Warn("sftp host key not verified", "host", c.Host)
+		c.logger.Get(be).Warn("sftp host key not verified", "host", c.Host)
 		config.HostKeyCallback = ssh.InsecureIgnoreHostKey()
 	}
 	if c.Password != "" {
@@ -215,11 +216,11 @@ func (c *ReplicaClient) sshConfig() (*ssh.ClientConfig, error) {
 	if c.KeyPath != "" {
 		buf, err := os.ReadFile(c.KeyPath)
 		if err != nil {
-			return nil, fmt.Errorf("sftp: read private key: %w", err)
+			return nil, be.Errorf("read private key: %w", err)
 		}
 		signer, err := ssh.ParsePrivateKey(buf)
 		if err != nil {
-			return nil, fmt.Errorf("sftp: parse private key %s: %w", c.KeyPath, err)
+			return nil, be.Errorf("parse private key %s: %w", c.KeyPath, err)
 		}
 		config.Auth = append(config.Auth, ssh.PublicKeys(signer))
 	}
@@ -257,7 +258,7 @@ func (c *ReplicaClient) retry(ctx context.Context, fn func(*sftp.Client) error) 
 		if err == nil || !c.resetOnLost(client, err) || attempt > 0 || ctx.Err() != nil {
 			return err
 		}
-		c.logger.Warn("sftp connection lost, reconnecting", "error", err)
+		c.logger.Get(be).Warn("sftp connection lost, reconnecting", "error", err)
 	}
 }
 
@@ -266,80 +267,80 @@ func (c *ReplicaClient) retry(ctx context.Context, fn func(*sftp.Client) error) 
 // each file's LTX header.
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
 	dir := litestream.LTXLevelDir(c.Path, level)
-	var infos []*ltx.FileInfo
-	err := c.retry(ctx, func(client *sftp.Client) error {
-		infos = infos[:0]
-		fis, err := client.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		for _, fi := range fis {
-			minTXID, maxTXID, err := ltx.ParseFilename(fi.Name())
-			if err != nil || fi.IsDir() || minTXID < seek {
-				continue
-			}
-			infos = append(infos, &ltx.FileInfo{
-				Level: level, MinTXID: minTXID, MaxTXID: maxTXID,
-				Size: fi.Size(), CreatedAt: fi.ModTime().UTC(),
-			})
-		}
-		return nil
-	})
+	fis, err := c.readDir(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("sftp: list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", dir, err)
+	}
+	var infos []*ltx.FileInfo
+	for _, fi := range fis {
+		if info := backend.FileInfo(fi.Name(), level, seek, fi.Size(), fi.ModTime()); info != nil && !fi.IsDir() {
+			infos = append(infos, info)
+		}
 	}
 	if useMetadata {
 		if err := litestream.FetchLTXHeaderTimestamps(ctx, c, infos); err != nil {
-			return nil, fmt.Errorf("sftp: list L%d: %w", level, err)
+			return nil, be.Errorf("list %s: %w", dir, err)
 		}
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
 }
 
-// OpenLTXFile opens a file at offset, limited to size bytes when size > 0.
-func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	filename := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
-	var f *sftp.File
-	err := c.retry(ctx, func(client *sftp.Client) (err error) {
-		f, err = client.OpenFile(filename, os.O_RDONLY)
+// readDir lists dir, retried on a new connection if the first was lost; a
+// missing dir is empty.
+func (c *ReplicaClient) readDir(ctx context.Context, dir string) (fis []os.FileInfo, err error) {
+	err = c.retry(ctx, func(client *sftp.Client) error {
+		if fis, err = client.ReadDir(dir); errors.Is(err, os.ErrNotExist) {
+			fis = nil
+			return nil
+		}
 		return err
 	})
-	if err != nil {
-		return nil, litestream.NewLTXError("open", filename, level, uint64(minTXID), uint64(maxTXID), err)
-	}
-	if offset > 0 {
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	return fis, err
+}
+
+// OpenLTXFile opens a file at offset, limited to size bytes when size > 0.
+func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	filename := c.filename(level, minTXID, maxTXID)
+	f, err := c.open(ctx, filename)
+	if err == nil && offset > 0 {
+		if _, err = f.Seek(offset, io.SeekStart); err != nil {
 			_ = f.Close()
-			return nil, fmt.Errorf("sftp: seek L%d %s-%s to %d: %w", level, minTXID, maxTXID, offset, err)
+			err = fmt.Errorf("seek to %d: %w", offset, err)
 		}
 	}
-	if size > 0 {
-		return internal.LimitReadCloser(f, size), nil
-	}
-	return f, nil
+	// The SDK's "no such file" already matches os.ErrNotExist.
+	return be.Opened(filename, level, minTXID, maxTXID, size, f, err, func(error) bool { return false })
+}
+
+// open opens a file for reading, retried on a new connection if the first
+// was lost.
+func (c *ReplicaClient) open(ctx context.Context, name string) (f *sftp.File, err error) {
+	err = c.retry(ctx, func(client *sftp.Client) error {
+		f, err = client.OpenFile(name, os.O_RDONLY)
+		return err
+	})
+	return f, err
+}
+
+// filename returns "<path>/ltx/<level>/<min>-<max>.ltx".
+func (c *ReplicaClient) filename(level int, minTXID, maxTXID ltx.TXID) string {
+	return litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
 }
 
 // WriteLTXFile writes r to a temporary file, sets its times to the LTX
 // header timestamp and renames it into place.
 func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("sftp: %w", err)
-	}
-
 	client, err := c.init(ctx)
 	if err != nil {
 		return nil, err
 	}
-	filename := litestream.LTXFilePath(c.Path, level, minTXID, maxTXID)
-	size, err := c.writeFile(ctx, client, filename, timestamp, r)
-	if err != nil {
-		c.resetOnLost(client, err)
-		return nil, fmt.Errorf("sftp: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.filename, func(filename string, r io.Reader, timestamp time.Time) (int64, error) {
+		size, err := c.writeFile(ctx, client, filename, timestamp, r)
+		if err != nil {
+			c.resetOnLost(client, err)
+		}
+		return size, err
+	})
 }
 
 func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, filename string, timestamp time.Time, r io.Reader) (n int64, err error) {
@@ -388,7 +389,7 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 // rename, so a sweep in that instant can remove a live one; that upload then
 // fails at the rename and is retried. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(client *sftp.Client, dir string) {
-	c.sweeper.Sweep(c.logger, dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() ([]os.FileInfo, error) { return client.ReadDir(dir) },
 		func(name string) error { return client.Remove(path.Join(dir, name)) })
 }
 
@@ -430,19 +431,14 @@ func (r contextReader) Read(p []byte) (int, error) {
 
 // DeleteLTXFiles removes the files, ignoring missing ones.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	for _, info := range a {
-		filename := litestream.LTXFilePath(c.Path, info.Level, info.MinTXID, info.MaxTXID)
-		err := c.retry(ctx, func(client *sftp.Client) error {
+	return be.DeleteEach(a, c.filename, func(filename string) error {
+		return c.retry(ctx, func(client *sftp.Client) error {
 			if err := client.Remove(filename); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("sftp: delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
-		}
-	}
-	return nil
+	})
 }
 
 // DeleteAll removes Path and everything under it. With an empty Path, the
@@ -477,7 +473,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sftp: delete all under %q: %w", c.Path, err)
+		return be.Errorf("delete all under %q: %w", c.Path, err)
 	}
 	return nil
 }
@@ -501,7 +497,7 @@ func (c *ReplicaClient) Close() error {
 func (c *ReplicaClient) Cleanup(ctx context.Context) error {
 	return c.retry(ctx, func(client *sftp.Client) error {
 		if err := client.RemoveDirectory(c.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sftp: remove %s: %w", c.Path, err)
+			return be.Errorf("remove %s: %w", c.Path, err)
 		}
 		return nil
 	})

@@ -1,16 +1,13 @@
 // replica_client_v3.go reads backups written by Litestream v0.3.x under
-// <path>/generations/ on the server. CreatedAt is the file's mtime, as
-// v0.3.x used.
+// <path>/generations/ on the server: the ReplicaClient's v0.3.x methods
+// delegate to v3list, which lists and opens remote files through v3Store.
+// CreatedAt is the file's mtime, as v0.3.x used.
 
 package sftp
 
 import (
 	"context"
-	"errors"
 	"io"
-	"os"
-
-	"github.com/pkg/sftp"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal/v3list"
@@ -21,7 +18,10 @@ var (
 	_ litestream.ReplicaClientV3Raw = (*ReplicaClient)(nil)
 )
 
-func (c *ReplicaClient) v3() v3list.Reader { return v3list.Reader{Root: c.Path, Store: v3Store{c}} }
+// v3 returns the v0.3.x reads of the backup under the client's current root.
+func (c *ReplicaClient) v3() v3list.Methods {
+	return v3list.NewMethods(ReplicaClientType, c.Path, v3Store{c})
+}
 
 // GenerationsV3 returns the v0.3.x generation names, sorted.
 func (c *ReplicaClient) GenerationsV3(ctx context.Context) ([]string, error) {
@@ -63,28 +63,14 @@ func (c *ReplicaClient) OpenWALSegmentV3Raw(ctx context.Context, generation stri
 type v3Store struct{ c *ReplicaClient }
 
 func (s v3Store) List(ctx context.Context, dir string) ([]v3list.Entry, error) {
-	var entries []v3list.Entry
-	err := s.c.retry(ctx, func(client *sftp.Client) error {
-		entries = entries[:0]
-		fis, err := client.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		for _, fi := range fis {
-			entries = append(entries, v3list.Entry{Name: fi.Name(), Dir: fi.IsDir(), Size: fi.Size(), MTime: fi.ModTime()})
-		}
-		return nil
-	})
+	fis, err := s.c.readDir(ctx, dir)
+	entries := make([]v3list.Entry, len(fis))
+	for i, fi := range fis {
+		entries[i] = v3list.Entry{Name: fi.Name(), Dir: fi.IsDir(), Size: fi.Size(), MTime: fi.ModTime()}
+	}
 	return entries, err
 }
 
 func (s v3Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	var f *sftp.File
-	err := s.c.retry(ctx, func(client *sftp.Client) (err error) {
-		f, err = client.OpenFile(name, os.O_RDONLY)
-		return err
-	})
-	return f, err
+	return s.c.open(ctx, name)
 }

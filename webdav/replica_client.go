@@ -36,36 +36,27 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/litestream"
-	"github.com/benbjohnson/litestream/internal"
 	"github.com/studio-b12/gowebdav"
 	"github.com/superfly/ltx"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // ReplicaClientType is the client's type name.
 const ReplicaClientType = "webdav"
 
+// be applies the rules every backend shares (errors, writes) to this one.
+const be backend.Name = ReplicaClientType
+
 // DefaultTimeout is the per-request timeout used when Timeout is zero.
 const DefaultTimeout = 30 * time.Second
-
-// Retry policy for transient errors.
-const (
-	maxRetries     = 3
-	retryBaseDelay = 250 * time.Millisecond
-)
-
-func init() {
-	// The registry looks webdavs:// up under "webdav" too.
-	litestream.RegisterReplicaClientFactory("webdav", NewReplicaClientFromURL)
-}
-
-var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
 
 // tmpSeq makes temporary names unique among concurrent writers.
 var tmpSeq atomic.Uint64
@@ -86,13 +77,13 @@ type ReplicaClient struct {
 	auth      gowebdav.Authorizer
 	transport http.RoundTripper
 
-	logger  *slog.Logger
+	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
 }
 
 // NewReplicaClient returns a client with the default timeout.
 func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{Timeout: DefaultTimeout, logger: slog.Default().WithGroup(ReplicaClientType)}
+	return &ReplicaClient{Timeout: DefaultTimeout}
 }
 
 // NewReplicaClientFromURL builds a client from a parsed webdav:// or
@@ -120,6 +111,11 @@ func NewReplicaClientFromURL(scheme, host, urlPath string, query url.Values, use
 	return c, nil
 }
 
+func init() {
+	// The registry looks webdavs:// up under "webdav" too.
+	litestream.RegisterReplicaClientFactory("webdav", NewReplicaClientFromURL)
+}
+
 // Type returns "webdav".
 func (c *ReplicaClient) Type() string { return ReplicaClientType }
 
@@ -129,9 +125,7 @@ func (c *ReplicaClient) String() string {
 }
 
 // SetLogger replaces the client's logger.
-func (c *ReplicaClient) SetLogger(logger *slog.Logger) {
-	c.logger = internal.BackendLogger(logger, ReplicaClientType)
-}
+func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger) }
 
 // Init checks the configuration and that the server answers (a PROPFIND of
 // the base URL). It is idempotent.
@@ -143,18 +137,18 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 		return nil
 	}
 	if c.URL == "" {
-		return fmt.Errorf("webdav url required")
+		return errors.New("webdav url required") // the text tests and users match
 	}
 	c.mu.Lock()
 	c.auth = gowebdav.NewAutoAuth(c.Username, c.Password)
 	c.transport = http.DefaultTransport.(*http.Transport).Clone()
 	c.mu.Unlock()
 
-	if err := retry(ctx, func() error { return c.client(ctx).Connect() }); err != nil {
+	if err := backend.Retry(ctx, isTransient, func() error { return c.client(ctx).Connect() }); err != nil {
 		c.mu.Lock()
 		c.auth, c.transport = nil, nil
 		c.mu.Unlock()
-		return fmt.Errorf("webdav: connect to %s: %w", c.URL, err)
+		return be.Errorf("connect to %s: %w", c.URL, err)
 	}
 	return nil
 }
@@ -195,40 +189,28 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		return nil, err
 	}
 	var fis []os.FileInfo
-	err := retry(ctx, func() (err error) {
+	err := backend.Retry(ctx, isTransient, func() (err error) {
 		fis, err = c.client(ctx).ReadDir(c.levelDir(level))
 		return err
 	})
 	if isNotExist(err) {
 		return ltx.NewFileInfoSliceIterator(nil), nil
 	} else if err != nil {
-		return nil, fmt.Errorf("webdav: list L%d: %w", level, err)
+		return nil, be.Errorf("list %s: %w", c.levelDir(level), err)
 	}
 
 	infos := make([]*ltx.FileInfo, 0, len(fis))
 	for _, fi := range fis {
-		minTXID, maxTXID, err := ltx.ParseFilename(fi.Name())
-		if err != nil || fi.IsDir() || minTXID < seek {
-			continue
+		if info := backend.FileInfo(fi.Name(), level, seek, fi.Size(), fi.ModTime()); info != nil && !fi.IsDir() {
+			infos = append(infos, info)
 		}
-		infos = append(infos, &ltx.FileInfo{
-			Level: level, MinTXID: minTXID, MaxTXID: maxTXID,
-			Size: fi.Size(), CreatedAt: fi.ModTime().UTC(),
-		})
 	}
-	sort.Slice(infos, func(i, j int) bool {
-		if infos[i].MinTXID != infos[j].MinTXID {
-			return infos[i].MinTXID < infos[j].MinTXID
-		}
-		return infos[i].MaxTXID < infos[j].MaxTXID
-	})
-
 	if useMetadata {
 		if err := litestream.FetchLTXHeaderTimestamps(ctx, c, infos); err != nil {
-			return nil, fmt.Errorf("webdav: list L%d: %w", level, err)
+			return nil, be.Errorf("list %s: %w", c.levelDir(level), err)
 		}
 	}
-	return ltx.NewFileInfoSliceIterator(infos), nil
+	return ltx.NewFileInfoSliceIterator(infos), nil // sorts by TXID
 }
 
 // OpenLTXFile returns the file from offset, limited to size bytes when
@@ -240,7 +222,7 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 	}
 	name := c.filePath(level, minTXID, maxTXID)
 	var rc io.ReadCloser
-	err := retry(ctx, func() (err error) {
+	err := backend.Retry(ctx, isTransient, func() (err error) {
 		if size > 0 {
 			rc, err = c.client(ctx).ReadStreamRange(name, offset, size)
 		} else {
@@ -248,29 +230,21 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		}
 		return err
 	})
-	if isNotExist(err) {
-		return nil, litestream.NewLTXError("open", name, level, uint64(minTXID), uint64(maxTXID), errors.Join(os.ErrNotExist, err))
-	} else if statusCode(err) == http.StatusRequestedRangeNotSatisfiable {
+	if statusCode(err) == http.StatusRequestedRangeNotSatisfiable {
 		return io.NopCloser(strings.NewReader("")), nil // offset at the end
-	} else if err != nil {
-		return nil, fmt.Errorf("webdav: open L%d %s-%s: %w", level, minTXID, maxTXID, err)
 	}
-
-	if size > 0 {
-		return internal.LimitReadCloser(rc, size), nil
-	}
-	if offset > 0 {
+	if err == nil && size <= 0 && offset > 0 {
 		// gowebdav limits a range-ignoring server's open-ended range to
 		// zero bytes, so skip the offset here.
-		if _, err := io.CopyN(io.Discard, rc, offset); err == io.EOF {
+		if _, err = io.CopyN(io.Discard, rc, offset); err == io.EOF {
 			_ = rc.Close()
 			return io.NopCloser(strings.NewReader("")), nil
 		} else if err != nil {
 			_ = rc.Close()
-			return nil, fmt.Errorf("webdav: skip to %d in L%d %s-%s: %w", offset, level, minTXID, maxTXID, err)
+			err = fmt.Errorf("skip to %d: %w", offset, err)
 		}
 	}
-	return rc, nil
+	return be.Opened(name, level, minTXID, maxTXID, size, rc, err, isNotExist)
 }
 
 // WriteLTXFile spools r to a local temporary file, uploads it under a
@@ -279,44 +253,36 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err := c.Init(ctx); err != nil {
 		return nil, err
 	}
-	timestamp, r, err := internal.PeekLTXTimestamp(r)
-	if err != nil {
-		return nil, fmt.Errorf("webdav: %w", err)
-	}
-
-	spool, err := os.CreateTemp("", "litestream-webdav-*.ltx")
-	if err != nil {
-		return nil, fmt.Errorf("webdav: create spool file: %w", err)
-	}
-	defer func() { _ = spool.Close(); _ = os.Remove(spool.Name()) }()
-	size, err := io.Copy(spool, r)
-	if err != nil {
-		return nil, fmt.Errorf("webdav: spool L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-
-	name := c.filePath(level, minTXID, maxTXID)
-	if err := c.upload(ctx, name, spool, size); err != nil {
-		return nil, fmt.Errorf("webdav: write L%d %s-%s: %w", level, minTXID, maxTXID, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: timestamp}, nil
+	return be.WriteLTX(level, minTXID, maxTXID, r, c.filePath, func(name string, r io.Reader, _ time.Time) (int64, error) {
+		spool, err := os.CreateTemp("", "litestream-webdav-*.ltx")
+		if err != nil {
+			return 0, fmt.Errorf("create spool file: %w", err)
+		}
+		defer func() { _ = spool.Close(); _ = os.Remove(spool.Name()) }()
+		size, err := io.Copy(spool, r)
+		if err != nil {
+			return 0, fmt.Errorf("spool: %w", err)
+		}
+		return size, c.upload(ctx, name, spool, size)
+	})
 }
 
 func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File, size int64) error {
 	dir := path.Dir(name)
-	if err := retry(ctx, func() error { return c.client(ctx).MkdirAll(dir, 0o755) }); err != nil {
+	if err := backend.Retry(ctx, isTransient, func() error { return c.client(ctx).MkdirAll(dir, 0o755) }); err != nil {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 
 	c.removeStaleTemps(ctx, dir)
 
 	tmp := fmt.Sprintf("%s.%d.%d.%d.tmp", name, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1))
-	err := retry(ctx, func() error {
+	err := backend.Retry(ctx, isTransient, func() error {
 		// A fresh reader per try: the transport closes a body it is given
 		// if it can, and a section reader cannot be closed.
 		return c.client(ctx).WriteStreamWithLength(tmp, io.NewSectionReader(spool, 0, size), size, 0o644)
 	})
 	if err == nil {
-		err = retry(ctx, func() error { return c.client(ctx).Rename(tmp, name, true) })
+		err = backend.Retry(ctx, isTransient, func() error { return c.client(ctx).Rename(tmp, name, true) })
 	}
 	if err != nil {
 		_ = c.client(context.WithoutCancel(ctx)).Remove(tmp)
@@ -329,8 +295,8 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 // writers killed before their MOVE: those the server last modified
 // internal.StaleTempAge ago or more. Failures are logged, not returned.
 func (c *ReplicaClient) removeStaleTemps(ctx context.Context, dir string) {
-	c.sweeper.Sweep(c.logger, dir, func() (fis []os.FileInfo, err error) {
-		err = retry(ctx, func() error { fis, err = c.client(ctx).ReadDir(dir); return err })
+	c.sweeper.Sweep(c.logger.Get(be), dir, func() (fis []os.FileInfo, err error) {
+		err = backend.Retry(ctx, isTransient, func() error { fis, err = c.client(ctx).ReadDir(dir); return err })
 		return fis, err
 	}, func(name string) error { return c.remove(ctx, path.Join(dir, name)) })
 }
@@ -340,13 +306,7 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	if err := c.Init(ctx); err != nil {
 		return err
 	}
-	for _, info := range a {
-		name := c.filePath(info.Level, info.MinTXID, info.MaxTXID)
-		if err := c.remove(ctx, name); err != nil {
-			return fmt.Errorf("webdav: delete L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
-		}
-	}
-	return nil
+	return be.DeleteEach(a, c.filePath, func(name string) error { return c.remove(ctx, name) })
 }
 
 // DeleteAll removes Path and everything under it. With an empty Path, the
@@ -360,14 +320,14 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		target = "/" + litestream.LTXDir("")
 	}
 	if err := c.remove(ctx, target); err != nil {
-		return fmt.Errorf("webdav: delete all under %q: %w", c.Path, err)
+		return be.Errorf("delete all under %q: %w", c.Path, err)
 	}
 	return nil
 }
 
 // remove deletes a file or directory tree, ignoring a missing one.
 func (c *ReplicaClient) remove(ctx context.Context, name string) error {
-	err := retry(ctx, func() error { return c.client(ctx).RemoveAll(name) })
+	err := backend.Retry(ctx, isTransient, func() error { return c.client(ctx).RemoveAll(name) })
 	if ctxErr := ctx.Err(); err != nil && ctxErr != nil {
 		return ctxErr // gowebdav reports a failed DELETE request as status 400
 	} else if err != nil && !isNotExist(err) {
@@ -388,24 +348,6 @@ func statusCode(err error) int {
 		return se.Status
 	}
 	return 0
-}
-
-// retry runs fn until it succeeds, fails with a non-transient error, the
-// context ends or maxRetries retries have been made.
-func retry(ctx context.Context, fn func() error) error {
-	delay := retryBaseDelay
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		if err == nil || attempt == maxRetries || ctx.Err() != nil || !isTransient(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		delay *= 2
-	}
 }
 
 // isTransient reports network errors and 5xx answers (other than 501 and

@@ -76,6 +76,7 @@ func Run(t *testing.T, newClient NewClientFunc, opt Options) {
 	t.Run("OpenWhole", func(t *testing.T) { testOpenWhole(t, fresh(t)) })
 	t.Run("OpenRange", func(t *testing.T) { testOpenRange(t, fresh(t)) })
 	t.Run("OpenMissing", func(t *testing.T) { testOpenMissing(t, fresh(t)) })
+	t.Run("Errors", func(t *testing.T) { testErrors(t, fresh(t)) })
 	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, fresh(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, fresh(t)) })
 	t.Run("FailedWriteLeavesNothing", func(t *testing.T) {

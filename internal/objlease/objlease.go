@@ -27,6 +27,17 @@ func New(obj litestream.LeaseObject, ttl *time.Duration, owner *string, defaultT
 	return Methods{obj: obj, ttl: ttl, owner: owner, defaultTTL: defaultTTL}
 }
 
+// DefaultTTL is how long a lease lasts unless renewed, when a Leaser's TTL
+// is not set: every backend's DefaultLeaseTTL.
+const DefaultTTL = 30 * time.Second
+
+// Init sets a new Leaser's TTL and Owner to the defaults (DefaultTTL,
+// litestream.DefaultLeaseOwner) and returns its lease calls on obj.
+func Init(obj litestream.LeaseObject, ttl *time.Duration, owner *string) Methods {
+	*ttl, *owner = DefaultTTL, litestream.DefaultLeaseOwner()
+	return New(obj, ttl, owner, DefaultTTL)
+}
+
 // AcquireLease takes the lease if it is free, expired or released.
 func (m Methods) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
 	return litestream.AcquireObjectLease(ctx, m.obj, *m.owner, m.leaseTTL())
@@ -43,11 +54,14 @@ func (m Methods) ReleaseLease(ctx context.Context, lease *litestream.Lease) erro
 	return litestream.ReleaseObjectLease(ctx, m.obj, lease)
 }
 
-func (m Methods) leaseTTL() time.Duration {
-	if *m.ttl <= 0 {
-		return m.defaultTTL
+func (m Methods) leaseTTL() time.Duration { return TTL(*m.ttl, m.defaultTTL) }
+
+// TTL returns ttl, or def when ttl is zero or less.
+func TTL(ttl, def time.Duration) time.Duration {
+	if ttl <= 0 {
+		return def
 	}
-	return *m.ttl
+	return ttl
 }
 
 // Key returns the record name under a replica path: name itself for an

@@ -1,7 +1,8 @@
 // Package v3list is the part of litestream.ReplicaClientV3 every object
 // store shares: walking the v0.3.x layout (generations/<id>/snapshots|wal)
 // through a backend's "list a directory" and "open a file", parsing names,
-// sorting and decoding. A backend supplies a Store and delegates to Reader.
+// sorting and decoding. A backend supplies a Store, and its seven
+// ReplicaClientV3 and ReplicaClientV3Raw methods delegate to Methods.
 package v3list
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/internal"
+	"github.com/benbjohnson/litestream/internal/backend"
 )
 
 // Entry is one name directly under a listed directory.
@@ -127,4 +129,69 @@ func decoded(rc io.ReadCloser, err error) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return internal.OpenV3File(rc, nil)
+}
+
+// Methods implements litestream.ReplicaClientV3 and ReplicaClientV3Raw for
+// a backend's ReplicaClient, whose seven methods delegate to the Methods it
+// builds from its current root on each call. Errors start with the
+// backend's name, as all its errors do.
+type Methods struct {
+	backend backend.Name
+	reader  Reader
+}
+
+var (
+	_ litestream.ReplicaClientV3    = Methods{}
+	_ litestream.ReplicaClientV3Raw = Methods{}
+)
+
+// NewMethods returns the v0.3.x methods of a backend's client.
+func NewMethods(name, root string, store Store) Methods {
+	return Methods{backend: backend.Name(name), reader: Reader{Root: root, Store: store}}
+}
+
+// call runs fn on the Reader and prefixes its error with the backend's name.
+func call[T any](m Methods, fn func(r Reader) (T, error)) (T, error) {
+	v, err := fn(m.reader)
+	if err != nil {
+		var zero T
+		return zero, m.backend.Wrap(err)
+	}
+	return v, nil
+}
+
+// GenerationsV3 returns the v0.3.x generation names, sorted.
+func (m Methods) GenerationsV3(ctx context.Context) ([]string, error) {
+	return call(m, func(r Reader) ([]string, error) { return r.GenerationsV3(ctx) })
+}
+
+// SnapshotsV3 returns a generation's v0.3.x snapshots sorted by index.
+func (m Methods) SnapshotsV3(ctx context.Context, generation string) ([]litestream.SnapshotInfoV3, error) {
+	return call(m, func(r Reader) ([]litestream.SnapshotInfoV3, error) { return r.SnapshotsV3(ctx, generation) })
+}
+
+// WALSegmentsV3 returns a generation's v0.3.x WAL segments sorted by index,
+// then offset.
+func (m Methods) WALSegmentsV3(ctx context.Context, generation string) ([]litestream.WALSegmentInfoV3, error) {
+	return call(m, func(r Reader) ([]litestream.WALSegmentInfoV3, error) { return r.WALSegmentsV3(ctx, generation) })
+}
+
+// OpenSnapshotV3 returns a v0.3.x snapshot's decompressed contents.
+func (m Methods) OpenSnapshotV3(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenSnapshotV3(ctx, generation, index) })
+}
+
+// OpenWALSegmentV3 returns a v0.3.x WAL segment's decompressed contents.
+func (m Methods) OpenWALSegmentV3(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenWALSegmentV3(ctx, generation, index, offset) })
+}
+
+// OpenSnapshotV3Raw returns a v0.3.x snapshot file as stored.
+func (m Methods) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenSnapshotV3Raw(ctx, generation, index) })
+}
+
+// OpenWALSegmentV3Raw returns a v0.3.x WAL segment file as stored.
+func (m Methods) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	return call(m, func(r Reader) (io.ReadCloser, error) { return r.OpenWALSegmentV3Raw(ctx, generation, index, offset) })
 }
