@@ -157,14 +157,20 @@ func (h *eventHub) watch(fn func(Event)) (stop func()) {
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		for i, other := range h.watchers {
-			if other == w {
-				h.watchers = append(h.watchers[:i:i], h.watchers[i+1:]...)
-				break
-			}
-		}
+		h.watchers = without(h.watchers, w)
 		h.countLocked()
 	}
+}
+
+// without returns list less x in a new array, so that a publisher still
+// ranging over the old slice is not disturbed.
+func without[T comparable](list []T, x T) []T {
+	for i, other := range list {
+		if other == x {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 func (h *eventHub) countLocked() { h.n.Store(int32(len(h.subs) + len(h.watchers))) }
@@ -172,12 +178,7 @@ func (h *eventHub) countLocked() { h.n.Store(int32(len(h.subs) + len(h.watchers)
 func (h *eventHub) remove(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i, other := range h.subs {
-		if other == s {
-			h.subs = append(h.subs[:i:i], h.subs[i+1:]...)
-			break
-		}
-	}
+	h.subs = without(h.subs, s)
 	h.countLocked()
 }
 
