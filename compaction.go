@@ -453,6 +453,12 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 		if err == nil {
 			err = bw.Flush()
 		}
+		if err == nil {
+			// In place before the upload can finish (it waits for the end
+			// of the pipe): from then on the replica's listing names the
+			// file, and a higher level's compaction may pick it.
+			local.commit()
+		}
 		_ = pw.CloseWithError(err)
 	}()
 
@@ -464,10 +470,9 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	}
 	<-done
 	if err != nil {
-		local.abort()
+		local.discard()
 		return nil, remoteLTXError("write", level, minTXID, maxTXID, err) // "write ltx file …", upstream's words
 	}
-	local.commit()
 	return info, nil
 }
 

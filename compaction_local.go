@@ -16,11 +16,13 @@ import (
 )
 
 // localCopy is a file being written beside an upload, renamed into place
-// once the upload succeeded.
+// once complete, before the upload can finish, and removed again if the
+// upload fails.
 type localCopy struct {
 	f         *os.File
 	tmp, path string
 	failed    bool
+	committed bool
 }
 
 // newLocalCopy starts a local copy of a compaction output at level, or
@@ -51,7 +53,8 @@ func (c *localCopy) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// commit makes the copy durable and puts it in place, or drops it.
+// commit makes the copy durable and puts it in place, or drops it. It is
+// called once, after the copy is complete.
 func (c *localCopy) commit() {
 	if c == nil {
 		return
@@ -68,7 +71,20 @@ func (c *localCopy) commit() {
 		_ = os.Remove(c.tmp)
 		return
 	}
+	c.committed = true
 	_ = internal.SyncDir(filepath.Dir(c.path))
+}
+
+// discard drops the copy after a failed upload, committed or not.
+func (c *localCopy) discard() {
+	if c == nil {
+		return
+	}
+	if c.committed {
+		_ = os.Remove(c.path)
+		return
+	}
+	c.abort()
 }
 
 // abort drops the copy.

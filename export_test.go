@@ -76,3 +76,7 @@ func ReadLockHeld(db *DB) bool {
 func EnforceL0RetentionIfDue(ctx context.Context, db *DB) error {
 	return db.enforceL0Retention(ctx, true)
 }
+
+// SetTopCompactionLevel sets the highest compaction level of db's store, as
+// a Store does: compaction keeps local copies of the levels below it.
+func SetTopCompactionLevel(db *DB, level int) { db.topCompactionLevel.Store(int32(level)) }
