@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/superfly/ltx"
 )
 
 // Metrics holds the library's Prometheus collectors, under upstream's
@@ -153,16 +154,31 @@ func (dm *dbMetrics) observeL0Retention(db *DB, deleted int) {
 	dm.m.l0RetentionFiles.WithLabelValues(filepath.Base(db.path), "eligible").Add(float64(deleted))
 }
 
-// observeEvent updates the position and lag gauges from one of the DB's
-// events.
+// observeEvent updates the lag gauges from one of the DB's replica events.
+// A written L0 file is recorded by observeSync, which follows every sync.
 func (dm *dbMetrics) observeEvent(db *DB, e Event) {
 	switch e.Type {
-	case EventL0Written:
-		dm.m.txid.WithLabelValues(dm.name).Set(float64(e.MaxTXID))
-		dm.observeLag(db)
-	case EventUploaded, EventStalled, EventRecovered, eventReplicaPos:
+	case EventUploaded:
+		dm.observeUploaded(db, e.MaxTXID)
+	case EventStalled, EventRecovered, eventReplicaPos:
 		dm.observeLag(db)
 	}
+}
+
+// observeUploaded is observeLag for one uploaded file, without its file
+// stat: a batch publishes an event per file.
+func (dm *dbMetrics) observeUploaded(db *DB, txid ltx.TXID) {
+	pos, err := db.Pos()
+	if err != nil {
+		return
+	}
+	behind := float64(0)
+	if pos.TXID > txid {
+		behind = float64(pos.TXID - txid)
+	} else {
+		dm.m.lagSeconds.WithLabelValues(dm.name).Set(0)
+	}
+	dm.m.lagTXIDs.WithLabelValues(dm.name).Set(behind)
 }
 
 // observeLag sets the lag gauges from the local and replica positions.
