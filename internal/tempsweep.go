@@ -6,11 +6,13 @@ package internal
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -26,6 +28,16 @@ import (
 // fails, the caller retries, and no final name ever holds a partial file,
 // because only a complete temporary file is renamed.
 const StaleTempAge = time.Hour
+
+// tempSeq makes temporary names unique among this process's writers.
+var tempSeq atomic.Uint64
+
+// LTXTempName returns a temporary name beside final, unique across
+// processes and among concurrent writers of this one, that IsLTXTempName
+// recognizes: "<final>.<pid>.<nanoseconds>.<seq>.tmp".
+func LTXTempName(final string) string {
+	return fmt.Sprintf("%s.%d.%d.%d.tmp", final, os.Getpid(), time.Now().UnixNano(), tempSeq.Add(1))
+}
 
 // IsLTXTempName reports whether name is a temporary upload of an LTX file:
 // "<min>-<max>.ltx.<token>.tmp".

@@ -2,6 +2,8 @@
 package internal_test
 
 import (
+	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,20 @@ func TestIsLTXTempName(t *testing.T) {
 		if got := internal.IsLTXTempName(tt.name); got != tt.want {
 			t.Errorf("IsLTXTempName(%q) = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestLTXTempName_RecognizedAndUnique(t *testing.T) {
+	const final = "ltx/0/0000000000000001-0000000000000002.ltx"
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		name := internal.LTXTempName(final)
+		if !strings.HasPrefix(name, final+".") || !internal.IsLTXTempName(path.Base(name)) {
+			t.Fatalf("LTXTempName(%q) = %q: not a temporary name of that file", final, name)
+		} else if seen[name] {
+			t.Fatalf("LTXTempName(%q) returned %q twice", final, name)
+		}
+		seen[name] = true
 	}
 }
 

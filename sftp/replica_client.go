@@ -37,7 +37,6 @@ import (
 	"os"
 	"path"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -57,9 +56,6 @@ const be backend.Name = ReplicaClientType
 
 // DefaultDialTimeout is the dial timeout used when DialTimeout is zero.
 const DefaultDialTimeout = 30 * time.Second
-
-// tmpSeq makes temporary names unique among concurrent writers.
-var tmpSeq atomic.Uint64
 
 // ReplicaClient stores LTX files on an SFTP server.
 type ReplicaClient struct {
@@ -350,7 +346,7 @@ func (c *ReplicaClient) writeFile(ctx context.Context, client *sftp.Client, file
 
 	c.removeStaleTemps(client, path.Dir(filename))
 
-	tmp := fmt.Sprintf("%s.%d.%d.%d.tmp", filename, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1))
+	tmp := internal.LTXTempName(filename)
 	f, err := client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", tmp, err)

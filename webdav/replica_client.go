@@ -38,7 +38,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/studio-b12/gowebdav"
@@ -57,9 +56,6 @@ const be backend.Name = ReplicaClientType
 
 // DefaultTimeout is the per-request timeout used when Timeout is zero.
 const DefaultTimeout = 30 * time.Second
-
-// tmpSeq makes temporary names unique among concurrent writers.
-var tmpSeq atomic.Uint64
 
 // ReplicaClient stores LTX files on a WebDAV server.
 type ReplicaClient struct {
@@ -275,7 +271,7 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 
 	c.removeStaleTemps(ctx, dir)
 
-	tmp := fmt.Sprintf("%s.%d.%d.%d.tmp", name, os.Getpid(), time.Now().UnixNano(), tmpSeq.Add(1))
+	tmp := internal.LTXTempName(name)
 	err := backend.Retry(ctx, isTransient, func() error {
 		// A fresh reader per try: the transport closes a body it is given
 		// if it can, and a section reader cannot be closed.
