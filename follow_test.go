@@ -247,6 +247,93 @@ func TestReplica_Restore_FollowBridgesL0Gap(t *testing.T) {
 	}
 }
 
+// A follower that crashed after committing files but before recording
+// their TXID resumes from its older sidecar: when L0 retention removed the
+// files after that TXID, the first file it applies again is an L1 file
+// that overlaps what the output already holds, and the output still ends
+// equal to the source.
+func TestReplica_Restore_FollowResumesBehindItsOutputThroughL1(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	db.L0Retention = time.Nanosecond // every L0 file L1 covers is old enough
+	insert := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+				t.Fatal(err)
+			} else if _, err := app.Exec(`UPDATE t SET v = v + 1 WHERE id % 3 = ?`, i%3); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Sync(ctx); err != nil { // one L0 file per row
+				t.Fatal(err)
+			}
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(5)
+
+	follower := litestream.NewReplicaWithClient(nil, client)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	recorded, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The follower applies more, and "crashes" before recording it: its
+	// sidecar goes back to the TXID recorded before.
+	insert(6)
+	stop = startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	held, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	} else if held <= recorded {
+		t.Fatalf("follower at %s did not move past %s", held, recorded)
+	}
+	if err := litestream.WriteTXIDFile(out, recorded); err != nil {
+		t.Fatal(err)
+	}
+
+	// Compaction into L1 and L0 retention remove the L0 files after the
+	// recorded TXID, so the resume starts with L1 files that overlap it.
+	for round := 0; round < 2; round++ {
+		insert(4)
+		if _, err := db.Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l0 := L0TXIDs(t, client); len(l0) == 0 || l0[0] <= recorded+1 {
+		t.Fatalf("L0 holds %v; want the files after the recorded txid %s deleted", l0, recorded)
+	}
+	overlapping := false
+	for _, info := range levelFiles(t, client, 1) {
+		overlapping = overlapping || (info.MinTXID <= recorded+1 && info.MaxTXID > held)
+	}
+	if !overlapping {
+		t.Fatalf("no L1 file spans from the recorded txid %s past the output's %s", recorded, held)
+	}
+	insert(3)
+
+	stop = startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatalf("follow returned %v", err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower resumed behind its output: %s, source %s", got, want)
+	}
+}
+
 func countRowsApp(t testing.TB, app *sql.DB) int {
 	t.Helper()
 	var n int
