@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,38 +23,6 @@ import (
 	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
-
-// requestCounter counts a client's requests by kind.
-type requestCounter struct {
-	litestream.ReplicaClient
-	lists, puts, gets, deletes atomic.Int64
-
-	getsMu  sync.Mutex
-	getWhat []string // each GET's file and caller, for a failure to name
-}
-
-func (c *requestCounter) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	c.lists.Add(1)
-	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
-}
-
-func (c *requestCounter) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	c.gets.Add(1)
-	c.getsMu.Lock()
-	c.getWhat = append(c.getWhat, fmt.Sprintf("L%d %s-%s from:\n%s", level, minTXID, maxTXID, debug.Stack()))
-	c.getsMu.Unlock()
-	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
-}
-
-func (c *requestCounter) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	c.puts.Add(1)
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
-}
-
-func (c *requestCounter) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	c.deletes.Add(1)
-	return c.ReplicaClient.DeleteLTXFiles(ctx, a)
-}
 
 // lockedBuffer is a log sink safe for concurrent writes.
 type lockedBuffer struct {
@@ -95,11 +62,11 @@ func (b *lockedBuffer) String() string {
 // budgetStore opens a store replicating one DB through a counting client,
 // with fast compaction and L0 retention passes so that a few seconds hold
 // many of them.
-func budgetStore(t *testing.T, configure func(*litestream.Replica)) (*litestream.DB, *requestCounter, *file.ReplicaClient, *lockedBuffer) {
+func budgetStore(t *testing.T, configure func(*litestream.Replica)) (*litestream.DB, *testClient, *file.ReplicaClient, *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	backend := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	counter := &requestCounter{ReplicaClient: backend}
+	counter := &testClient{ReplicaClient: backend, recordOpens: true}
 	db := newVerifiedDB(t, filepath.Join(dir, "db"), counter, backend)
 	db.MonitorInterval = 20 * time.Millisecond
 	db.Replica.SyncInterval = 20 * time.Millisecond
@@ -143,16 +110,16 @@ func TestReplicaIndex_RequestsDoNotGrowWithPasses(t *testing.T) {
 	commit(50) // warm up: every level listed once, files compacted
 	waitFor(t, 10*time.Second, "L2 files", func() bool { return len(levelFiles(t, backend, 2)) > 0 })
 	listsBefore := counter.lists.Load()
-	getsBefore := counter.gets.Load()
-	putsBefore := counter.puts.Load()
+	getsBefore := counter.opens.Load()
+	putsBefore := counter.writes.Load()
 	deletesBefore := counter.deletes.Load()
 
 	commit(200) // about 2s: ~20 retention passes, ~10 L1 and 2 L2 compactions
 	waitFor(t, 10*time.Second, "retention to delete L0 files", func() bool { return counter.deletes.Load() > deletesBefore })
 
 	lists := counter.lists.Load() - listsBefore
-	gets := counter.gets.Load() - getsBefore
-	puts := counter.puts.Load() - putsBefore
+	gets := counter.opens.Load() - getsBefore
+	puts := counter.writes.Load() - putsBefore
 	t.Logf("during the busy phase: %d LIST, %d GET, %d PUT, %d DELETE", lists, gets, puts, counter.deletes.Load()-deletesBefore)
 	if puts < 50 {
 		t.Fatalf("only %d uploads: the busy phase did not replicate", puts)
@@ -161,10 +128,7 @@ func TestReplicaIndex_RequestsDoNotGrowWithPasses(t *testing.T) {
 		t.Fatalf("%d LIST requests while compaction and retention ran on a replica only this process writes; want at most 2", lists)
 	}
 	if gets != 0 {
-		counter.getsMu.Lock()
-		what := counter.getWhat[len(counter.getWhat)-int(gets):]
-		counter.getsMu.Unlock()
-		t.Fatalf("%d GET requests outside restore: compaction must read its inputs from local copies; the first: %s", gets, what[0])
+		t.Fatalf("%d GET requests outside restore: compaction must read its inputs from local copies; the first: %s", gets, counter.openCalls(int(gets))[0])
 	}
 	verifyRestoreLatest(t, backend, app)
 }
@@ -287,7 +251,13 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 func TestEvents_OrderStallRecoverAndSlowSubscriber(t *testing.T) {
 	dir := t.TempDir()
 	backend := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	failing := &switchableClient{ReplicaClient: backend}
+	var failWrites atomic.Bool
+	failing := &testClient{ReplicaClient: backend, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		if failWrites.Load() {
+			return nil, fmt.Errorf("injected write failure for L%d", level)
+		}
+		return write(r)
+	}}
 	db := newVerifiedDB(t, filepath.Join(dir, "db"), failing, backend)
 	db.MonitorInterval = 20 * time.Millisecond
 	db.Replica.SyncInterval = 20 * time.Millisecond
@@ -311,7 +281,7 @@ func TestEvents_OrderStallRecoverAndSlowSubscriber(t *testing.T) {
 	if err := db.SyncAndWait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	failing.fail.Store(true)
+	failWrites.Store(true)
 	if _, err := app.Exec(`INSERT INTO t (v) VALUES (-1)`); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +304,7 @@ func TestEvents_OrderStallRecoverAndSlowSubscriber(t *testing.T) {
 					t.Fatal("stall event without its error")
 				}
 				stalled = true
-				failing.fail.Store(false)
+				failWrites.Store(false)
 			case litestream.EventRecovered:
 				if !stalled {
 					t.Fatal("recovered before a stall was reported")
@@ -396,17 +366,4 @@ func TestEvents_OrderStallRecoverAndSlowSubscriber(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the slow subscriber got no event after reading again")
 	}
-}
-
-// switchableClient fails every write while fail is set.
-type switchableClient struct {
-	litestream.ReplicaClient
-	fail atomic.Bool
-}
-
-func (c *switchableClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	if c.fail.Load() {
-		return nil, fmt.Errorf("injected write failure for L%d %s-%s", level, minTXID, maxTXID)
-	}
-	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
 }

@@ -4,36 +4,11 @@ package litestream_test
 
 import (
 	"context"
-	"io"
 	"sync"
 	"testing"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/superfly/ltx"
 )
-
-// vanishingClient runs hook once, just before the first listing (onList)
-// or the first open of an L0 file.
-type vanishingClient struct {
-	litestream.ReplicaClient
-	onList bool
-	once   sync.Once
-	hook   func()
-}
-
-func (c *vanishingClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
-	if level == 0 && c.onList {
-		c.once.Do(c.hook)
-	}
-	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
-}
-
-func (c *vanishingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	if level == 0 && !c.onList {
-		c.once.Do(c.hook)
-	}
-	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
-}
 
 // The L0 files a restore planned are compacted into L1 and deleted before
 // it opens them, or between its listings of L1 and L0, as a Store with short
@@ -61,8 +36,10 @@ func testRestoreReplans(t *testing.T, onList bool) {
 		t.Fatal(err)
 	}
 
-	vc := &vanishingClient{ReplicaClient: client, onList: onList}
-	vc.hook = func() {
+	var once sync.Once
+	ran := false
+	hook := func() {
+		ran = true
 		if _, err := db.Compact(ctx, 1); err != nil {
 			t.Errorf("compact: %v", err)
 		}
@@ -71,8 +48,23 @@ func testRestoreReplans(t *testing.T, onList bool) {
 			t.Errorf("delete L0: %v", err)
 		}
 	}
+	// The hook runs once, just before the first L0 listing (onList) or the
+	// first open of an L0 file.
+	atL0 := func(level int) {
+		if level == 0 {
+			once.Do(hook)
+		}
+	}
+	vc := &testClient{ReplicaClient: client}
+	if onList {
+		vc.onList = atL0
+	} else {
+		vc.onOpen = atL0
+	}
 	got := MustCheckRestored(t, MustRestore(t, &litestream.Replica{Client: vc}, 0))
-	if want := MustDump(t, app); got != want {
+	if !ran {
+		t.Fatal("the restore never reached the moment the files vanish")
+	} else if want := MustDump(t, app); got != want {
 		t.Fatalf("restored %s, want %s", got, want)
 	}
 }

@@ -5,7 +5,9 @@ package litestream_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,13 @@ type testClient struct {
 	// onWrite, when set, runs in place of WriteLTXFile; write hands a
 	// reader, r or one wrapping it, to the wrapped client.
 	onWrite func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error)
+	// onList and onOpen, when set, run before each LTXFiles and OpenLTXFile
+	// call with its level.
+	onList func(level int)
+	onOpen func(level int)
+	// recordOpens keeps each OpenLTXFile call's file and caller, for a
+	// failure to name (see openCalls).
+	recordOpens bool
 
 	// openGate, when above zero, holds each opened file's first read (up to
 	// 10s) until that many files were open at once, so that a test of
@@ -31,11 +40,24 @@ type testClient struct {
 	gateClose   sync.Once
 	gateReached chan struct{}
 
+	writes   atomic.Int64 // WriteLTXFile calls
 	l0Writes atomic.Int64 // WriteLTXFile calls for L0
 	lists    atomic.Int64 // LTXFiles calls
 	l0Lists  atomic.Int64 // LTXFiles calls for L0: the replica monitor lists L0 on every attempt after a failed one
+	opens    atomic.Int64 // OpenLTXFile calls, failed ones too
+	deletes  atomic.Int64 // DeleteLTXFiles calls
 	open     atomic.Int64 // files opened and not yet closed
 	mostOpen atomic.Int64 // the most files open at once
+
+	openedMu sync.Mutex
+	opened   []string // with recordOpens: each open's file and caller
+}
+
+// openCalls returns the last n recorded OpenLTXFile calls.
+func (c *testClient) openCalls(n int) []string {
+	c.openedMu.Lock()
+	defer c.openedMu.Unlock()
+	return append([]string(nil), c.opened[max(0, len(c.opened)-n):]...)
 }
 
 func (c *testClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
@@ -43,10 +65,14 @@ func (c *testClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, use
 	if level == 0 {
 		c.l0Lists.Add(1)
 	}
+	if c.onList != nil {
+		c.onList(level)
+	}
 	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
 }
 
 func (c *testClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	c.writes.Add(1)
 	if level == 0 {
 		c.l0Writes.Add(1)
 	}
@@ -59,7 +85,21 @@ func (c *testClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTX
 	return write(r)
 }
 
+func (c *testClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	c.deletes.Add(1)
+	return c.ReplicaClient.DeleteLTXFiles(ctx, a)
+}
+
 func (c *testClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	c.opens.Add(1)
+	if c.recordOpens {
+		c.openedMu.Lock()
+		c.opened = append(c.opened, fmt.Sprintf("L%d %s-%s from:\n%s", level, minTXID, maxTXID, debug.Stack()))
+		c.openedMu.Unlock()
+	}
+	if c.onOpen != nil {
+		c.onOpen(level)
+	}
 	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
 		return nil, err

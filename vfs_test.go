@@ -9,11 +9,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,24 +365,13 @@ func dumpOrEmpty(db *sql.DB) string {
 	return fmt.Sprintf("%d/%d", n, sum)
 }
 
-// vfsCountingClient counts ranged reads of LTX files.
-type vfsCountingClient struct {
-	litestream.ReplicaClient
-	opens atomic.Int64
-}
-
-func (c *vfsCountingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	c.opens.Add(1)
-	return c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
-}
-
 // With hydration, pages come from the local copy once it is complete, and
 // pages written after its TXID still come from the replica.
 func TestVFS_Hydration(t *testing.T) {
 	ctx := context.Background()
 	db, app, client := MustOpenDB(t, 4096)
 	vfsWorkload(t, db, app, rand.New(rand.NewSource(7)), 12)
-	counting := &vfsCountingClient{ReplicaClient: client}
+	counting := &testClient{ReplicaClient: client}
 
 	v := litestream.NewVFS(counting, nil)
 	v.HydrationEnabled = true
