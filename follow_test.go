@@ -189,62 +189,94 @@ func waitFollowed(t testing.TB, db *litestream.DB, out string) {
 	})
 }
 
+// followGap is a source database whose L0 retention removes every L0 file
+// that L1 covers, and a follower of its replica.
+type followGap struct {
+	t        *testing.T
+	ctx      context.Context
+	db       *litestream.DB
+	app      *sql.DB
+	client   litestream.ReplicaClient
+	follower *litestream.Replica
+	out      string
+}
+
+func newFollowGap(t *testing.T) *followGap {
+	db, app, client := MustOpenDB(t, 4096)
+	db.L0Retention = time.Nanosecond // every L0 file L1 covers is old enough
+	g := &followGap{t: t, ctx: context.Background(), db: db, app: app, client: client,
+		follower: litestream.NewReplicaWithClient(nil, client), out: filepath.Join(t.TempDir(), "follow.db")}
+	g.insert(5)
+	return g
+}
+
+// insert commits n rows, each with an update of older rows, one L0 file each.
+func (g *followGap) insert(n int) {
+	g.t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := g.app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			g.t.Fatal(err)
+		} else if _, err := g.app.Exec(`UPDATE t SET v = v + 1 WHERE id % 3 = ?`, i%3); err != nil {
+			g.t.Fatal(err)
+		}
+		if err := g.db.Sync(g.ctx); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	if err := g.db.SyncAndWait(g.ctx); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// follow runs the follower until it reaches the source, and returns the
+// TXID its sidecar then records.
+func (g *followGap) follow() ltx.TXID {
+	g.t.Helper()
+	stop := startFollow(g.follower, g.out)
+	waitFollowed(g.t, g.db, g.out)
+	if err := stop(); err != nil {
+		g.t.Fatalf("follow returned %v", err)
+	}
+	txid, err := litestream.ReadTXIDFile(g.out)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return txid
+}
+
+// compactPast has the writer go on through two compactions into L1, which
+// let L0 retention delete every L0 file but the newest, and checks that the
+// L0 files after txid are gone.
+func (g *followGap) compactPast(txid ltx.TXID, rows int) {
+	g.t.Helper()
+	for round := 0; round < 2; round++ {
+		g.insert(rows)
+		if _, err := g.db.Compact(g.ctx, 1); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	if l0 := L0TXIDs(g.t, g.client); len(l0) == 0 || l0[0] <= txid+1 {
+		g.t.Fatalf("L0 holds %v; want the files after txid %s deleted", l0, txid)
+	}
+}
+
+// checkEqual fails unless the follower's output equals the source.
+func (g *followGap) checkEqual() {
+	g.t.Helper()
+	if got, want := MustCheckRestored(g.t, g.out), MustDump(g.t, g.app); got != want {
+		g.t.Fatalf("follower %s, source %s", got, want)
+	}
+}
+
 // A follower stopped while L0 retention removes the L0 files it has not
 // applied resumes from its sidecar through L1 and ends equal to the source.
 func TestReplica_Restore_FollowBridgesL0Gap(t *testing.T) {
-	ctx := context.Background()
-	db, app, client := MustOpenDB(t, 4096)
-	db.L0Retention = time.Nanosecond // every L0 file L1 covers is old enough
-	insert := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Sync(ctx); err != nil { // one L0 file per row
-				t.Fatal(err)
-			}
-		}
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	insert(5)
-
-	follower := litestream.NewReplicaWithClient(nil, client)
-	out := filepath.Join(t.TempDir(), "follow.db")
-	stop := startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatalf("follow returned %v", err)
-	}
-	applied, err := litestream.ReadTXIDFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The writer goes on; two compactions into L1 let L0 retention delete
-	// every L0 file but the newest.
-	for round := 0; round < 2; round++ {
-		insert(10)
-		if _, err := db.Compact(ctx, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l0 := L0TXIDs(t, client)
-	if len(l0) == 0 || l0[0] <= applied+1 {
-		t.Fatalf("L0 holds %v; want the files after the follower's txid %s deleted", l0, applied)
-	}
-	insert(3) // and L0 files after the gap
-
-	stop = startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatalf("follow returned %v", err)
-	}
-	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
-		t.Fatalf("follower %s, source %s", got, want)
-	}
+	g := newFollowGap(t)
+	applied := g.follow()
+	g.compactPast(applied, 10)
+	g.insert(3) // and L0 files after the gap
+	g.follow()
+	g.checkEqual()
 }
 
 // A follower that crashed after committing files but before recording
@@ -253,85 +285,33 @@ func TestReplica_Restore_FollowBridgesL0Gap(t *testing.T) {
 // that overlaps what the output already holds, and the output still ends
 // equal to the source.
 func TestReplica_Restore_FollowResumesBehindItsOutputThroughL1(t *testing.T) {
-	ctx := context.Background()
-	db, app, client := MustOpenDB(t, 4096)
-	db.L0Retention = time.Nanosecond // every L0 file L1 covers is old enough
-	insert := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
-				t.Fatal(err)
-			} else if _, err := app.Exec(`UPDATE t SET v = v + 1 WHERE id % 3 = ?`, i%3); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Sync(ctx); err != nil { // one L0 file per row
-				t.Fatal(err)
-			}
-		}
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	insert(5)
-
-	follower := litestream.NewReplicaWithClient(nil, client)
-	out := filepath.Join(t.TempDir(), "follow.db")
-	stop := startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatalf("follow returned %v", err)
-	}
-	recorded, err := litestream.ReadTXIDFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newFollowGap(t)
+	recorded := g.follow()
 
 	// The follower applies more, and "crashes" before recording it: its
 	// sidecar goes back to the TXID recorded before.
-	insert(6)
-	stop = startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatalf("follow returned %v", err)
-	}
-	held, err := litestream.ReadTXIDFile(out)
-	if err != nil {
-		t.Fatal(err)
-	} else if held <= recorded {
+	g.insert(6)
+	held := g.follow()
+	if held <= recorded {
 		t.Fatalf("follower at %s did not move past %s", held, recorded)
 	}
-	if err := litestream.WriteTXIDFile(out, recorded); err != nil {
+	if err := litestream.WriteTXIDFile(g.out, recorded); err != nil {
 		t.Fatal(err)
 	}
 
-	// Compaction into L1 and L0 retention remove the L0 files after the
-	// recorded TXID, so the resume starts with L1 files that overlap it.
-	for round := 0; round < 2; round++ {
-		insert(4)
-		if _, err := db.Compact(ctx, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if l0 := L0TXIDs(t, client); len(l0) == 0 || l0[0] <= recorded+1 {
-		t.Fatalf("L0 holds %v; want the files after the recorded txid %s deleted", l0, recorded)
-	}
+	// The L0 files after the recorded TXID go, so the resume starts with an
+	// L1 file that overlaps what the output holds.
+	g.compactPast(recorded, 4)
 	overlapping := false
-	for _, info := range levelFiles(t, client, 1) {
+	for _, info := range levelFiles(t, g.client, 1) {
 		overlapping = overlapping || (info.MinTXID <= recorded+1 && info.MaxTXID > held)
 	}
 	if !overlapping {
 		t.Fatalf("no L1 file spans from the recorded txid %s past the output's %s", recorded, held)
 	}
-	insert(3)
-
-	stop = startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatalf("follow returned %v", err)
-	}
-	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
-		t.Fatalf("follower resumed behind its output: %s, source %s", got, want)
-	}
+	g.insert(3)
+	g.follow()
+	g.checkEqual()
 }
 
 func countRowsApp(t testing.TB, app *sql.DB) int {
