@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -276,4 +277,19 @@ func (db *DB) writeBoundarySnapshot(ctx context.Context) error {
 	}
 	db.applySyncResult(res)
 	return nil
+}
+
+// isSQLiteBusyError reports whether err is SQLite's busy/locked error.
+func isSQLiteBusyError(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
+}
+
+// isTxDone reports whether err says the transaction already ended, which
+// rolling back a checkpoint's barrier may find.
+func isTxDone(err error) bool {
+	return errors.Is(err, sql.ErrTxDone) || strings.Contains(err.Error(), "transaction has already been committed or rolled back")
 }

@@ -447,10 +447,6 @@ func (db *DB) releaseSQLite() (err error) {
 	return err
 }
 
-func isTxDone(err error) bool {
-	return errors.Is(err, sql.ErrTxDone) || strings.Contains(err.Error(), "transaction has already been committed or rolled back")
-}
-
 func (db *DB) isInitialized() bool {
 	db.mu.Lock()
 	defer db.mu.Unlock()

@@ -223,12 +223,3 @@ func isDiskFullError(err error) bool {
 	}
 	return false
 }
-
-// isSQLiteBusyError reports whether err is SQLite's busy/locked error.
-func isSQLiteBusyError(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
-}
