@@ -129,6 +129,23 @@ func TestNewReplicaClientFromURL(t *testing.T) {
 	})
 }
 
+func TestEnsureEndpointScheme(t *testing.T) {
+	for in, want := range map[string]string{
+		"oss-cn-hangzhou.aliyuncs.com":   "https://oss-cn-hangzhou.aliyuncs.com",
+		"127.0.0.1:9000":                 "http://127.0.0.1:9000",
+		"10.0.0.5/base":                  "http://10.0.0.5/base",
+		"minio.local:9000":               "http://minio.local:9000",
+		"oss.localhost":                  "http://oss.localhost",
+		"http://oss-cn-hangzhou.example": "http://oss-cn-hangzhou.example",
+		"HTTPS://Example.com":            "HTTPS://Example.com",
+		"":                               "",
+	} {
+		if got := oss.EnsureEndpointScheme(in); got != want {
+			t.Errorf("EnsureEndpointScheme(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseURL(t *testing.T) {
 	bucket, region, key, err := oss.ParseURL("oss://b.oss-cn-hangzhou.aliyuncs.com/x/y")
 	if err != nil || bucket != "b" || region != "cn-hangzhou" || key != "x/y" {

@@ -4,7 +4,6 @@ package oss
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -74,21 +73,13 @@ func ParseURL(s string) (bucket, region, key string, err error) {
 	return bucket, region, litestream.CleanReplicaURLPath(urlPath), nil
 }
 
-// EnsureEndpointScheme adds http:// to a bare loopback, private or .local
-// host and https:// to any other.
+// EnsureEndpointScheme returns an endpoint with a scheme: one that has any
+// scheme stays as it is, and a bare one gets http:// when it is local and
+// https:// otherwise, by litestream.EnsureEndpointScheme's rule.
 func EnsureEndpointScheme(endpoint string) string {
 	if strings.Contains(endpoint, "://") {
 		return endpoint
 	}
-	host, _, _ := strings.Cut(endpoint, "/")
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" || strings.HasSuffix(host, ".local") {
-		return "http://" + endpoint
-	}
-	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && (ip.IsLoopback() || ip.IsPrivate()) {
-		return "http://" + endpoint
-	}
-	return "https://" + endpoint
+	withScheme, _ := litestream.EnsureEndpointScheme(endpoint)
+	return withScheme
 }
