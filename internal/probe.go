@@ -8,11 +8,15 @@ import (
 	"net/http"
 )
 
-// ProbeHTTP returns nil when a GET of url answers 200 OK.
-func ProbeHTTP(ctx context.Context, url string) error {
+// ProbeHTTP returns nil when a GET of url answers 200 OK. Each prepare
+// function may change the request first, to add credentials for example.
+func ProbeHTTP(ctx context.Context, url string, prepare ...func(*http.Request)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	for _, f := range prepare {
+		f(req)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // Rclone is a running `rclone serve webdav` of a temporary directory.
@@ -35,20 +37,7 @@ func StartRcloneWebDAV(t testing.TB) *Rclone {
 		"--config", "/dev/null")
 	url := fmt.Sprintf("http://%s/", Addr(port))
 	p.WaitFunc(t, "200 OK from an authenticated GET "+url, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		req.SetBasicAuth(user, pass)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
+		return internal.ProbeHTTP(ctx, url, func(req *http.Request) { req.SetBasicAuth(user, pass) })
 	})
 	return &Rclone{Process: p, URL: fmt.Sprintf("http://%s", Addr(port)), Username: user, Password: pass, Dir: dir}
 }
