@@ -5,9 +5,10 @@ package testserver
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // Azurite's fixed development account.
@@ -37,20 +38,7 @@ func StartAzurite(t testing.TB) *Azurite {
 		"--location", dir, "--skipApiVersionCheck", "--silent")
 	base := fmt.Sprintf("http://%s", Addr(port))
 	p.WaitFunc(t, "an HTTP answer from "+base+"/", func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		// Unauthenticated, the blob service answers 4xx once it serves.
-		if resp.StatusCode >= 500 {
-			return fmt.Errorf("GET %s/: %s", base, resp.Status)
-		}
-		return nil
+		return internal.ProbeHTTPServing(ctx, base+"/") // unauthenticated: 4xx once it serves
 	})
 	return &Azurite{Process: p, Endpoint: base + "/" + AzuriteAccountName}
 }
