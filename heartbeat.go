@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/benbjohnson/litestream/internal"
 )
 
 // Heartbeat defaults.
@@ -99,16 +101,10 @@ func (c *HeartbeatClient) RecordPing() {
 // monitorHeartbeat checks every HeartbeatCheckInterval whether a ping is
 // due and deserved, and sends it.
 func (s *Store) monitorHeartbeat(interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	internal.Tick(s.ctx, interval, func() bool {
 		s.sendHeartbeatIfDue(s.ctx)
-	}
+		return true
+	})
 }
 
 // sendHeartbeatIfDue pings when the interval has passed and every database

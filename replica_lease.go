@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 )
 
@@ -163,21 +164,15 @@ func (r *Replica) renewInterval() time.Duration {
 // lease is lost. A failed renew is retried at the next tick; when none
 // succeeds before the TTL runs out, renewLease fences the replica.
 func (r *Replica) renewLoop(ctx context.Context) {
-	ticker := time.NewTicker(r.renewInterval())
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	internal.Tick(ctx, r.renewInterval(), func() bool {
 		if err := r.renewLease(ctx); err != nil {
 			if r.leaseLost() != nil || ctx.Err() != nil {
-				return
+				return false
 			}
 			r.Logger().Warn("renew lease failed, retrying", "error", err)
 		}
-	}
+		return true
+	})
 }
 
 // renewLease renews the held lease with the backend. The backend's

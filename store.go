@@ -532,25 +532,19 @@ func (s *Store) l0RetentionIdleUntil() (until time.Time, ok bool) {
 }
 
 func (s *Store) monitorValidation() {
-	ticker := time.NewTicker(s.ValidationInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	internal.Tick(s.ctx, s.ValidationInterval, func() bool {
 		result, err := s.Validate(s.ctx)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				s.logger().Error("validation failed", "error", err)
 			}
-			continue
+			return true
 		}
 		for _, e := range result.Errors {
 			s.logger().Warn("replica validation error", "level", e.Level, "type", e.Type, "message", e.Message)
 		}
-	}
+		return true
+	})
 }
 
 // EnforceSnapshotRetention deletes expired snapshots of db, then the files

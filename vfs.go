@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 	sqlitevfs "modernc.org/sqlite/vfs"
 )
@@ -398,17 +399,10 @@ func (v *VFS) refreshLatest() error {
 // when polling starts and stops failing rather than on every tick.
 func (v *VFS) poll() {
 	defer v.wg.Done()
-	ticker := time.NewTicker(v.PollInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-v.ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	internal.Tick(v.ctx, v.PollInterval, func() bool {
 		err := v.refreshLatest()
 		if v.ctx.Err() != nil {
-			return
+			return false
 		}
 		v.mu.Lock()
 		changed := (err != nil) != v.pollFailing
@@ -419,7 +413,8 @@ func (v *VFS) poll() {
 		} else if changed {
 			v.logger.Info("vfs follows the replica again")
 		}
-	}
+		return true
+	})
 }
 
 // VFSFile is one connection's view of a database: the TXID it is pinned
