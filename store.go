@@ -531,6 +531,8 @@ func (s *Store) l0RetentionIdleUntil() (until time.Time, ok bool) {
 	return until, true
 }
 
+// monitorValidation checks every replica each ValidationInterval and logs
+// the problems found.
 func (s *Store) monitorValidation() {
 	internal.Tick(s.ctx, s.ValidationInterval, func() bool {
 		result, err := s.Validate(s.ctx)
