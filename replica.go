@@ -278,6 +278,24 @@ func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err err
 	}
 }
 
+// uploadThrough uploads the local L0 files the replica lacks, up to at least
+// txid. Unlike Sync it never re-seeds the replica: that writes an L0 file,
+// and a snapshot reader, which calls this, blocks checkpoints meanwhile.
+func (r *Replica) uploadThrough(ctx context.Context, txid ltx.TXID) (err error) {
+	if pos := r.Pos(); !pos.IsZero() && pos.TXID >= txid {
+		return nil
+	}
+	r.lazyInit()
+	defer func() { r.recordSync(ctx, err) }()
+	if _, _, err = r.syncOnce(ctx, 0); err != nil {
+		return err
+	}
+	if pos := r.Pos(); pos.TXID < txid {
+		return fmt.Errorf("replica reached TXID %s, not %s", pos.TXID, txid)
+	}
+	return nil
+}
+
 // replicaBehindError reports that the replica needs an L0 file that local
 // retention already removed: the local files start past it.
 type replicaBehindError struct {

@@ -169,13 +169,25 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 
 // Snapshot writes a full snapshot of the current position to the replica's
 // snapshot level. It always writes, even if one exists for the position.
+// The L0 files up to the position are uploaded first, and the snapshot
+// fails if they cannot be.
 func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	db.lazyInit()
+	if db.Replica == nil || db.Replica.Client == nil {
+		return nil, fmt.Errorf("snapshot %s: %w (set DB.Replica)", db.path, errNoClient)
+	}
 	pos, rc, err := db.SnapshotReader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }()
+
+	// A snapshot ahead of the replica's L0 files would let a process that
+	// restores it and replicates on continue from the newest L0 file,
+	// reusing TXIDs the snapshot holds: its commits would be lost.
+	if err := db.Replica.uploadThrough(ctx, pos.TXID); err != nil {
+		return nil, fmt.Errorf("snapshot at TXID %s: upload the L0 files before it: %w", pos.TXID, err)
+	}
 
 	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
 	if err != nil {

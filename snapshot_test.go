@@ -1,13 +1,19 @@
-// Tests of snapshots of large databases.
+// Tests of snapshots: large databases, failing uploads, and their place
+// against the replica's L0 files.
 package litestream_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
 )
 
 // A snapshot of a database many read-ahead runs long, with some pages newer
@@ -82,4 +88,89 @@ func TestDB_Snapshot_UploadFailsEarly(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A snapshot is never ahead of the replica's L0 files. If it were, a
+// process that restores the replica and replicates on would continue from
+// the newest L0 file and reuse TXIDs the snapshot holds: restoring the
+// latest state would then drop its commits.
+func TestDB_Snapshot_NeverAheadOfReplicaL0(t *testing.T) {
+	ctx := context.Background()
+	dbA, appA, client := MustOpenDB(t, 4096) // uploads only when told
+	mustInsert(t, appA, 1)
+	if err := dbA.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for v := 2; v <= 6; v++ { // written to local L0 files, not uploaded
+		mustInsert(t, appA, v)
+		if err := dbA.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := dbA.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l0 := L0TXIDs(t, client); len(l0) == 0 || l0[len(l0)-1] < snap.MaxTXID {
+		t.Fatalf("snapshot 1-%s written while the replica's L0 files end at %v", snap.MaxTXID, l0)
+	}
+
+	// A stops here without closing, as a crash would. B restores the
+	// replica and replicates on from the restored file.
+	pathB := filepath.Join(t.TempDir(), "db")
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = pathB
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+		t.Fatal(err)
+	}
+	dbB := MustNewDB(t, pathB, client)
+	dbB.MonitorInterval = 0
+	dbB.Replica.MonitorEnabled = false
+	if err := dbB.Open(); err != nil {
+		t.Fatal(err)
+	}
+	appB := MustOpenApp(t, pathB, 4096)
+	for v := 100; v < 103; v++ {
+		mustInsert(t, appB, v)
+		if err := dbB.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)), MustDump(t, appB); got != want {
+		t.Fatalf("restore of the latest state after B's replicated commits: %s, want %s", got, want)
+	}
+	if err := dbB.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the L0 files before it cannot be uploaded, a snapshot fails rather
+// than get ahead of them, and writes nothing.
+func TestDB_Snapshot_FailsWhenL0UploadsFail(t *testing.T) {
+	ctx := context.Background()
+	var failL0 atomic.Bool
+	db, app, client := MustOpenDBWrapped(t, 4096, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		return &testClient{ReplicaClient: c, onWrite: func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+			if level == 0 && failL0.Load() {
+				return nil, errors.New("injected L0 upload failure")
+			}
+			return write(r)
+		}}
+	})
+	mustInsert(t, app, 1)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failL0.Store(true)
+	mustInsert(t, app, 2)
+	if err := db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err == nil {
+		t.Fatal("snapshot succeeded although the L0 file before it could not be uploaded")
+	}
+	if snaps := levelFiles(t, client, litestream.SnapshotLevel); len(snaps) != 0 {
+		t.Fatalf("snapshots written: %v", snaps)
+	}
+	failL0.Store(false) // the replica check at cleanup uploads what is left
 }
