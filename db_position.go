@@ -40,7 +40,13 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 		return nil
 	}
 	db.lastFrame = lastFrame{}
-	return db.checkBehindReplica(ctx)
+	if err := db.checkBehindReplica(ctx); err != nil {
+		// The local files are gone: until the replica is compared, the
+		// uploader must not take the local TXIDs for the replica's.
+		db.replicaCheckPending.Store(true)
+		return err
+	}
+	return nil
 }
 
 // checkBehindReplica handles a local position behind the replica's (after a
@@ -81,7 +87,8 @@ func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) erro
 }
 
 // adoptReplicaPosition makes the replica's newest L0 file the local one when
-// the local position is behind it. Caller holds exec.
+// the local position is behind it, or when the local L0 files are another
+// history than the replica's. Caller holds exec.
 func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) error {
 	pos, err := db.Pos()
 	if err != nil {
@@ -91,11 +98,19 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		}
 		pos = ltx.Pos{} // a corrupt local file: start over from the replica
 	}
-	if remote.MaxTXID == 0 || pos.TXID >= remote.MaxTXID {
+	if remote.MaxTXID == 0 {
 		return nil
+	} else if pos.TXID >= remote.MaxTXID {
+		same, err := db.sameL0AsReplica(ctx, remote)
+		if err != nil || same {
+			return err
+		}
+		db.logger().Warn("local L0 files are another history than the replica's, fetching the replica's newest L0 file",
+			"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
+	} else {
+		db.logger().Info("database is behind its replica, fetching the replica's newest L0 file",
+			"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
 	}
-	db.logger().Info("database is behind its replica, fetching the replica's newest L0 file",
-		"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
 
 	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
 		return fmt.Errorf("remove local L0 files: %w", err)
@@ -117,8 +132,10 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 	}); err != nil {
 		return err
 	}
-	// Nothing captured since this process started belongs to that file.
+	// Nothing captured since this process started belongs to that file,
+	// and waiters must start over on the new position.
 	db.lastSyncedWALOffset, db.witness = 0, nil
+	db.localResets.Add(1)
 	db.setMaxLTXFileInfo(0, &remote)
 	if _, err := db.Pos(); err != nil {
 		return fmt.Errorf("verify replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
@@ -131,4 +148,26 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		return fmt.Errorf("replica L0 %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
 	}
 	return nil
+}
+
+// sameL0AsReplica reports whether the local L0 file of the replica's newest
+// L0 TXID is that file: same header. TXIDs alone do not say so. Local files
+// written while the replica was out of reach, after a failed reset, or by a
+// lease holder another process took over from, carry the replica's TXIDs
+// with other content, and the uploader would put the next one on top of
+// the replica's. A local file that is gone was uploaded and retained away:
+// it was the replica's.
+func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
+	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
+	local, err := readLTXHeaderFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	} else if err != nil {
+		return false, nil // unreadable: start over from the replica
+	}
+	theirs, err := readRemoteHeaderOf(ctx, db.Replica.Client, &remote)
+	if err != nil {
+		return false, fmt.Errorf("read replica L0 %s-%s header: %w: %w", remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, err)
+	}
+	return local == theirs, nil
 }

@@ -745,11 +745,19 @@ func (db *DB) SyncAndWait(ctx context.Context) error {
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
 	}
-	if err := db.Sync(ctx); err != nil {
-		return fmt.Errorf("db sync: %w", err)
+	// A replica sync that adopts the replica's position (another history
+	// locally) leaves commits in the WAL that no L0 file holds: sync again.
+	for range 3 {
+		resets := db.localResets.Load()
+		if err := db.Sync(ctx); err != nil {
+			return fmt.Errorf("db sync: %w", err)
+		}
+		if err := db.Replica.Sync(ctx); err != nil {
+			return fmt.Errorf("replica sync: %w", err)
+		}
+		if db.localResets.Load() == resets {
+			return nil
+		}
 	}
-	if err := db.Replica.Sync(ctx); err != nil {
-		return fmt.Errorf("replica sync: %w", err)
-	}
-	return nil
+	return fmt.Errorf("replica sync: %w, three times in a row", errLocalStateReset)
 }

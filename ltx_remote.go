@@ -33,9 +33,14 @@ func listFrom(ctx context.Context, client ReplicaClient, level int, seek ltx.TXI
 	return ltx.SliceFileIterator(itr)
 }
 
-// readRemoteHeader reads the header of a replica file.
+// readRemoteHeader reads the header of the replica file holding just txid.
 func readRemoteHeader(ctx context.Context, client ReplicaClient, level int, txid ltx.TXID) (ltx.Header, error) {
-	rc, err := client.OpenLTXFile(ctx, level, txid, txid, 0, ltx.HeaderSize)
+	return readRemoteHeaderOf(ctx, client, &ltx.FileInfo{Level: level, MinTXID: txid, MaxTXID: txid})
+}
+
+// readRemoteHeaderOf reads the header of the replica file info names.
+func readRemoteHeaderOf(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) (ltx.Header, error) {
+	rc, err := client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, ltx.HeaderSize)
 	if err != nil {
 		return ltx.Header{}, err
 	}

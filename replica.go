@@ -296,6 +296,9 @@ func (r *Replica) uploadThrough(ctx context.Context, txid ltx.TXID) (err error) 
 	return nil
 }
 
+// errLocalStateReset ends an upload that a reset of local state overtook.
+var errLocalStateReset = errors.New("local state was reset during the upload")
+
 // replicaBehindError reports that the replica needs an L0 file that local
 // retention already removed: the local files start past it.
 type replicaBehindError struct {
@@ -435,6 +438,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
 	}
+	resets := r.db.localResets.Load()
 
 	dpos, err := r.db.Pos()
 	if err != nil {
@@ -452,6 +456,13 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		}
 		if err := r.uploadL0(ctx, txid); err != nil {
 			return false, n, r.behindLocal(txid, err)
+		}
+		if r.db.localResets.Load() != resets {
+			// The file uploaded was of the local history before a reset,
+			// which may have reused its TXID: compare with the replica
+			// again before trusting either.
+			r.db.replicaCheckPending.Store(true)
+			return false, n, fmt.Errorf("upload L0 %s: %w", txid, errLocalStateReset)
 		}
 		if failingSince, _, _ := r.health(); !failingSince.IsZero() {
 			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus

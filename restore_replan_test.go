@@ -50,10 +50,11 @@ func testRestoreReplans(t *testing.T, onList bool) {
 	}
 	// The hook runs once, just before the first L0 listing (onList) or the
 	// first open of an L0 file.
-	atL0 := func(level int) {
+	atL0 := func(level int) error {
 		if level == 0 {
 			once.Do(hook)
 		}
+		return nil
 	}
 	vc := &testClient{ReplicaClient: client}
 	if onList {

@@ -25,9 +25,9 @@ type testClient struct {
 	// reader, r or one wrapping it, to the wrapped client.
 	onWrite func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error)
 	// onList and onOpen, when set, run before each LTXFiles and OpenLTXFile
-	// call with its level.
-	onList func(level int)
-	onOpen func(level int)
+	// call with its level; an error fails the call.
+	onList func(level int) error
+	onOpen func(level int) error
 	// recordOpens keeps each OpenLTXFile call's file and caller, for a
 	// failure to name (see openCalls).
 	recordOpens bool
@@ -66,7 +66,9 @@ func (c *testClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, use
 		c.l0Lists.Add(1)
 	}
 	if c.onList != nil {
-		c.onList(level)
+		if err := c.onList(level); err != nil {
+			return nil, err
+		}
 	}
 	return c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
 }
@@ -98,7 +100,9 @@ func (c *testClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXI
 		c.openedMu.Unlock()
 	}
 	if c.onOpen != nil {
-		c.onOpen(level)
+		if err := c.onOpen(level); err != nil {
+			return nil, err
+		}
 	}
 	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
