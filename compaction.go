@@ -148,6 +148,11 @@ type Compactor struct {
 	// setters change them under running compactions.
 	optMu sync.Mutex
 
+	// levelMu serializes compactions into each level: two at once would
+	// both start after the level's newest file and write overlapping files,
+	// which the next level's compactions take for a gap.
+	levelMu [SnapshotLevel + 1]sync.Mutex
+
 	// gapMu guards gaps: per destination level, the gap a compaction
 	// waits on, so that it is logged when it appears and when it closes
 	// rather than on every try.
@@ -224,6 +229,11 @@ var maxCompactionInputs = 256
 // newest file into new files at dstLevel, one for each maxCompactionInputs
 // inputs, and returns the last.
 func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	if dstLevel < 1 || dstLevel > SnapshotLevel {
+		return nil, fmt.Errorf("compact into L%d: levels 1 to %d only", dstLevel, SnapshotLevel)
+	}
+	c.levelMu[dstLevel].Lock()
+	defer c.levelMu[dstLevel].Unlock()
 	srcLevel := dstLevel - 1
 	prev, err := c.MaxLTXFileInfo(ctx, dstLevel)
 	if err != nil {

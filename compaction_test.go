@@ -7,8 +7,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +244,70 @@ func TestReplica_ValidateChain(t *testing.T) {
 				t.Fatalf("gaps before %v, want %q: %+v", got, tt.want, errs)
 			}
 		})
+	}
+}
+
+// A compaction into a level started while another into it uploads (the
+// program's db.Compact beside the Store's monitor) waits for it instead of
+// writing an overlapping file, so the next level still compacts.
+func TestCompactor_Compact_OneAtATimePerLevel(t *testing.T) {
+	ctx := context.Background()
+	var db *litestream.DB
+	var app *sql.DB
+	listedL0 := make(chan struct{}, 16)
+	second := make(chan error, 1)
+	var started atomic.Bool
+	db, app, client := MustOpenDBWrapped(t, 4096, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		tc := &testClient{ReplicaClient: c}
+		tc.onList = func(level int) error {
+			if level == 0 {
+				listedL0 <- struct{}{}
+			}
+			return nil
+		}
+		tc.onWrite = func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+			if level == 1 && started.CompareAndSwap(false, true) {
+				mustInsert(t, app, 99) // one more L0 file for the second to find
+				if err := db.Sync(ctx); err != nil {
+					t.Error(err)
+				}
+				if err := db.Replica.Sync(ctx); err != nil {
+					t.Error(err)
+				}
+				for len(listedL0) > 0 {
+					<-listedL0
+				}
+				go func() { _, err := db.Compact(ctx, 1); second <- err }()
+				// Unserialized, the second compaction lists L0 now, before
+				// this file is written; serialized, it cannot.
+				select {
+				case <-listedL0:
+				case <-time.After(time.Second):
+				}
+			}
+			return write(r)
+		}
+		return tc
+	})
+	for i := 0; i < 3; i++ {
+		mustInsert(t, app, i)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
+		t.Fatalf("second compaction: %v", err)
+	}
+	l1 := levelFiles(t, client, 1)
+	for i := 1; i < len(l1); i++ {
+		if l1[i].MinTXID != l1[i-1].MaxTXID+1 {
+			t.Fatalf("L1 files overlap or leave a gap: %s-%s then %s-%s", l1[i-1].MinTXID, l1[i-1].MaxTXID, l1[i].MinTXID, l1[i].MaxTXID)
+		}
+	}
+	if _, err := db.Compact(ctx, 2); err != nil {
+		t.Fatalf("compaction into L2 after two into L1: %v", err)
 	}
 }
