@@ -165,6 +165,50 @@ func TestCompactor_EnforceL0Retention_KeepsFileInL1Gap(t *testing.T) {
 	}
 }
 
+// L0 retention never leaves a kept L0 file unrestorable by its TXID: when
+// some of an L1 file's L0 files are still recent, the old ones before them
+// stay too, since no file would end where the kept ones begin.
+func TestCompactor_EnforceL0Retention_KeepsKeptTXIDsRestorable(t *testing.T) {
+	ctx := context.Background()
+	old, recent := time.Now().Add(-time.Hour), time.Now()
+	for _, tt := range []struct {
+		name   string
+		l1     [][2]ltx.TXID
+		recent ltx.TXID // L0 files from this TXID on are recent
+		want   []ltx.TXID
+	}{
+		{"OneL1FileHalfRecent", [][2]ltx.TXID{{1, 6}}, 4, []ltx.TXID{1, 2, 3, 4, 5, 6}},
+		{"L1BoundaryBeforeRecent", [][2]ltx.TXID{{1, 3}, {4, 6}}, 5, []ltx.TXID{4, 5, 6}},
+		{"L1BoundaryAtRecent", [][2]ltx.TXID{{1, 3}, {4, 6}}, 4, []ltx.TXID{4, 5, 6}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := file.NewReplicaClient(t.TempDir())
+			for txid := ltx.TXID(1); txid <= 6; txid++ {
+				ts := old
+				if txid >= tt.recent {
+					ts = recent
+				}
+				MustWriteLTX(t, client, 0, txid, txid, clienttest.MustLTX(t, 4096, txid, txid, 1, ts))
+			}
+			for _, r := range tt.l1 {
+				MustWriteLTX(t, client, 1, r[0], r[1], clienttest.MustLTX(t, 4096, r[0], r[1], 1, old))
+			}
+			if err := litestream.NewCompactor(client, nil).EnforceL0Retention(ctx, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			got := L0TXIDs(t, client)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("L0 after retention: %v, want %v", got, tt.want)
+			}
+			for _, txid := range got {
+				if _, err := litestream.CalcRestorePlan(ctx, client, txid, time.Time{}, nil); err != nil {
+					t.Errorf("kept L0 TXID %s cannot be restored: %v", txid, err)
+				}
+			}
+		})
+	}
+}
+
 // MustWriteLTX writes b as a replica file.
 func MustWriteLTX(t testing.TB, client litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, b []byte) {
 	t.Helper()

@@ -124,7 +124,44 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 	if walkedAll && len(deleted) > 0 && len(l0) > 0 && deleted[len(deleted)-1] == l0[len(l0)-1] {
 		deleted = deleted[:len(deleted)-1]
 	}
-	return deleted, nextDue, nil
+	return keepReachable(deleted, l0, l1), nextDue, nil
+}
+
+// keepReachable drops from deleted the files whose removal would leave a
+// kept L0 file unrestorable by its TXID. A restore of a kept file's TXID
+// needs files that end exactly where the kept files before it begin:
+// after deleted files, an L1 file must end between the last deleted TXID
+// and the kept file's. An L1 file that ends past it, part of whose L0
+// files are still recent, does not do: restores to a TXID take no file
+// ending after it.
+func keepReachable(deleted, l0, l1 []*ltx.FileInfo) []*ltx.FileInfo {
+	if len(deleted) == 0 {
+		return deleted
+	}
+	gone := make(map[*ltx.FileInfo]bool, len(deleted))
+	for _, info := range deleted {
+		gone[info] = true
+	}
+	l1Ends := func(from, to ltx.TXID) bool {
+		for _, info := range l1 {
+			if info.MaxTXID >= from && info.MaxTXID <= to {
+				return true
+			}
+		}
+		return false
+	}
+	for i := len(l0) - 1; i > 0; i-- {
+		if kept, before := l0[i], l0[i-1]; !gone[kept] && gone[before] && !l1Ends(before.MaxTXID, kept.MaxTXID) {
+			gone[before] = false // kept too; the file before it is checked next
+		}
+	}
+	still := deleted[:0]
+	for _, info := range deleted {
+		if gone[info] {
+			still = append(still, info)
+		}
+	}
+	return still
 }
 
 // deleteFiles removes files remotely (if RetentionEnabled) and locally.
