@@ -283,7 +283,7 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		Commit:    commit,
 		MinTXID:   txid,
 		MaxTXID:   txid,
-		Timestamp: time.Now().UnixMilli(),
+		Timestamp: headerTimestamp(time.Now()),
 		WALOffset: info.offset,
 		WALSize:   sz,
 		WALSalt1:  info.salt1,

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/pierrec/lz4/v4"
 	"github.com/superfly/ltx"
@@ -63,6 +64,15 @@ type encodeScratch struct {
 }
 
 var encodeScratchPool = sync.Pool{New: func() any { return new(encodeScratch) }}
+
+// headerTimestamp is the LTX header time of a file written at t: t in
+// milliseconds, rounded up. Rounding down would date a file before the
+// commits it holds when they fall in the millisecond of a restore's
+// timestamp, and a restore to a time taken just before a commit would hold
+// that commit.
+func headerTimestamp(t time.Time) int64 {
+	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}
 
 func newLTXEncoder(w io.Writer, spillDir string) *ltxEncoder {
 	return &ltxEncoder{w: w, spillDir: spillDir, memLimit: indexMemLimit}

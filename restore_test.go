@@ -308,3 +308,38 @@ func TestReplica_Restore_Parallelism(t *testing.T) {
 		})
 	}
 }
+
+// A file is never dated before the commits it holds: a restore to a time
+// taken just before a commit excludes it, even when the commit and its sync
+// fall in that time's millisecond (header times are milliseconds).
+func TestReplica_Restore_TimestampJustBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	mustInsert(t, app, 0)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; try < 100; try++ {
+		before := MustDump(t, app)
+		at := time.Now()
+		mustInsert(t, app, try)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l0 := levelFiles(t, client, 0)
+		if newest := l0[len(l0)-1]; newest.CreatedAt.Before(at) {
+			t.Fatalf("try %d: L0 %s-%s written after %s is dated %s", try, newest.MinTXID, newest.MaxTXID,
+				at.Format(time.RFC3339Nano), newest.CreatedAt.Format(time.RFC3339Nano))
+		}
+		if try%20 == 0 {
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath = filepath.Join(t.TempDir(), "db")
+			opt.Timestamp = at
+			if err := db.Replica.Restore(ctx, opt); err != nil {
+				t.Fatal(err)
+			} else if got := MustCheckRestored(t, opt.OutputPath); got != before {
+				t.Fatalf("try %d: restore to %s, just before a commit, holds %s, want %s", try, at.Format(time.RFC3339Nano), got, before)
+			}
+		}
+	}
+}

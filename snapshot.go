@@ -124,7 +124,7 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 		PageSize:  uint32(pageSize),
 		MinTXID:   1,
 		MaxTXID:   pos.TXID,
-		Timestamp: time.Now().UnixMilli(),
+		Timestamp: headerTimestamp(time.Now()),
 		WALOffset: WALHeaderSize,
 	}
 	var pageMap map[uint32]int64
