@@ -209,6 +209,34 @@ func TestCompactor_EnforceL0Retention_KeepsKeptTXIDsRestorable(t *testing.T) {
 	}
 }
 
+// An L0 file before L1's first file, which started from a snapshot (an
+// upload again of a lost file that raced the first compaction), is deleted
+// like the others once old when a snapshot covers it, and kept without one.
+func TestCompactor_EnforceL0Retention_FileBeforeL1CoveredBySnapshot(t *testing.T) {
+	ctx := context.Background()
+	old := time.Now().Add(-time.Hour)
+	for _, snapshot := range []bool{true, false} {
+		t.Run(fmt.Sprintf("snapshot=%v", snapshot), func(t *testing.T) {
+			client := file.NewReplicaClient(t.TempDir())
+			for _, txid := range []ltx.TXID{1, 5, 6} {
+				MustWriteLTX(t, client, 0, txid, txid, clienttest.MustLTX(t, 4096, txid, txid, 1, old))
+			}
+			MustWriteLTX(t, client, 1, 2, 4, clienttest.MustLTX(t, 4096, 2, 4, 1, old))
+			want := []ltx.TXID{1, 5, 6}
+			if snapshot {
+				MustWriteLTX(t, client, litestream.SnapshotLevel, 1, 3, clienttest.MustLTX(t, 4096, 1, 3, 1, old))
+				want = []ltx.TXID{5, 6}
+			}
+			if err := litestream.NewCompactor(client, nil).EnforceL0Retention(ctx, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if got := L0TXIDs(t, client); !slices.Equal(got, want) {
+				t.Fatalf("L0 after retention: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // MustWriteLTX writes b as a replica file.
 func MustWriteLTX(t testing.TB, client litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, b []byte) {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -97,6 +98,24 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("list L0: %w", err)
 	}
+	ends := l1 // files a kept L0 file's restore can continue from
+	if len(l0) > 0 && l0[0].MaxTXID < runs[0].min {
+		// L0 files before L1's first file, which started from a snapshot:
+		// an upload again of a lost file that raced the first compaction.
+		// A snapshot that reaches them covers them.
+		snaps, err := listFrom(ctx, client, SnapshotLevel, 0)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("list snapshots: %w", err)
+		}
+		var snapMax ltx.TXID
+		for _, info := range snaps {
+			snapMax = max(snapMax, info.MaxTXID)
+		}
+		if end := min(snapMax, runs[0].min-1); end > 0 {
+			runs = append(txRanges{{1, end}}, runs...)
+			ends = append(slices.Clip(l1), snaps...)
+		}
+	}
 	threshold := time.Now().Add(-retention)
 	walkedAll := true
 	for _, info := range l0 {
@@ -124,17 +143,17 @@ func l0RetentionCandidates(ctx context.Context, client ReplicaClient, retention 
 	if walkedAll && len(deleted) > 0 && len(l0) > 0 && deleted[len(deleted)-1] == l0[len(l0)-1] {
 		deleted = deleted[:len(deleted)-1]
 	}
-	return keepReachable(deleted, l0, l1), nextDue, nil
+	return keepReachable(deleted, l0, ends), nextDue, nil
 }
 
 // keepReachable drops from deleted the files whose removal would leave a
 // kept L0 file unrestorable by its TXID. A restore of a kept file's TXID
 // needs files that end exactly where the kept files before it begin:
-// after deleted files, an L1 file must end between the last deleted TXID
-// and the kept file's. An L1 file that ends past it, part of whose L0
-// files are still recent, does not do: restores to a TXID take no file
-// ending after it.
-func keepReachable(deleted, l0, l1 []*ltx.FileInfo) []*ltx.FileInfo {
+// after deleted files, one of ends (L1 files, and snapshots where they
+// cover L0) must end between the last deleted TXID and the kept file's.
+// An L1 file that ends past it, part of whose L0 files are still recent,
+// does not do: restores to a TXID take no file ending after it.
+func keepReachable(deleted, l0, ends []*ltx.FileInfo) []*ltx.FileInfo {
 	if len(deleted) == 0 {
 		return deleted
 	}
@@ -142,8 +161,8 @@ func keepReachable(deleted, l0, l1 []*ltx.FileInfo) []*ltx.FileInfo {
 	for _, info := range deleted {
 		gone[info] = true
 	}
-	l1Ends := func(from, to ltx.TXID) bool {
-		for _, info := range l1 {
+	endsWithin := func(from, to ltx.TXID) bool {
+		for _, info := range ends {
 			if info.MaxTXID >= from && info.MaxTXID <= to {
 				return true
 			}
@@ -151,7 +170,7 @@ func keepReachable(deleted, l0, l1 []*ltx.FileInfo) []*ltx.FileInfo {
 		return false
 	}
 	for i := len(l0) - 1; i > 0; i-- {
-		if kept, before := l0[i], l0[i-1]; !gone[kept] && gone[before] && !l1Ends(before.MaxTXID, kept.MaxTXID) {
+		if kept, before := l0[i], l0[i-1]; !gone[kept] && gone[before] && !endsWithin(before.MaxTXID, kept.MaxTXID) {
 			gone[before] = false // kept too; the file before it is checked next
 		}
 	}
