@@ -3,11 +3,14 @@ package litestream_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
 )
 
 // A program that creates its database, writes and closes before the first
@@ -37,4 +40,59 @@ func TestDB_Close_ReplicatesBeforeFirstTick(t *testing.T) {
 		t.Fatalf("restored database differs from the source")
 	}
 	MustVerifyReplica(t, client)
+}
+
+// The replica lost its newest L0 files, local retention removed the older
+// ones, and Close's final upload is the first to notice: it re-seeds the
+// replica with a snapshot and uploads it, rather than report success with
+// the commits after the replica's newest file only in the local database.
+func TestDB_Close_ReseedsReplicaBehindLocalFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	newDB := func() *litestream.DB {
+		db := MustNewDB(t, path, client)
+		db.MonitorInterval = 0
+		db.ShutdownSyncTimeout, db.ShutdownSyncInterval = 2*time.Second, 50*time.Millisecond
+		db.Replica.MonitorEnabled = false
+		return db
+	}
+	db := newDB()
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		mustInsert(t, app, i)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := []*ltx.FileInfo{{Level: 0, MinTXID: pos.TXID - 1, MaxTXID: pos.TXID - 1}, {Level: 0, MinTXID: pos.TXID, MaxTXID: pos.TXID}}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	for txid := ltx.TXID(1); txid < pos.TXID; txid++ {
+		_ = os.Remove(db.LTXPath(0, txid, txid))
+	}
+
+	db2 := newDB()
+	if err := db2.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, app, 99)
+	if err := db2.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, db2.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("Close returned nil, but the latest restore is %s, want %s", got, want)
+	}
 }

@@ -115,7 +115,7 @@ type DB struct {
 	chkMu sync.RWMutex
 
 	// Sync state, guarded by exec.
-	inCloseSync           bool // Close's own final sync is running
+	inCloseSync           bool // Close's own final sync or upload is running; guarded by mu
 	lastSyncedWALOffset   int64
 	witness               *restartWitness // set by a checkpoint that restarted the WAL safely
 	syncedSinceCheckpoint bool
@@ -391,19 +391,23 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	// monitor tick, so a program that writes and exits within its first
 	// MonitorInterval still replicates what it wrote.
 	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
-	db.inCloseSync = true
+	db.setInCloseSync(true)
 	if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
 		err = fmt.Errorf("final sync: %w", e)
 	}
-	db.inCloseSync = false
+	db.setInCloseSync(false)
 	initialized := db.isInitialized()
 	db.exec.Release(1)
 
 	if db.Replica != nil {
 		if initialized {
+			// A replica found behind the local files is re-seeded with a
+			// snapshot, which this upload must still be able to write.
+			db.setInCloseSync(true)
 			if e := db.Replica.shutdownSync(ctx); e != nil && err == nil {
 				err = e
 			}
+			db.setInCloseSync(false)
 		}
 		if e := db.Replica.Stop(true); e != nil && err == nil {
 			err = e
@@ -445,6 +449,14 @@ func (db *DB) releaseSQLite() (err error) {
 	}
 	db.pageSize = 0
 	return err
+}
+
+// setInCloseSync marks Close's final sync and upload, during which syncs
+// may still run.
+func (db *DB) setInCloseSync(on bool) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.inCloseSync = on
 }
 
 func (db *DB) isInitialized() bool {
