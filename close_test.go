@@ -96,3 +96,31 @@ func TestDB_Close_ReseedsReplicaBehindLocalFiles(t *testing.T) {
 		t.Fatalf("Close returned nil, but the latest restore is %s, want %s", got, want)
 	}
 }
+
+// A DB closed, its meta directory removed (local state lost meanwhile),
+// and opened again in the same process syncs and uploads again, instead of
+// failing every sync on the position it knew before.
+func TestDB_Open_AfterMetaDirRemovedWhileClosed(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 3; i++ {
+		mustInsert(t, app, i)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(db.MetaPath()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, app, 99)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatalf("sync after reopening with the meta directory removed: %v", err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after reopening")
+}

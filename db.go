@@ -330,6 +330,9 @@ func (db *DB) Open() (err error) {
 	if err := removeTmpFiles(db.metaPath); err != nil {
 		return fmt.Errorf("cannot remove tmp files: %w", err)
 	}
+	// The position an earlier Open cached may be stale: the local files
+	// may have been removed or replaced while the DB was closed.
+	db.invalidatePos()
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
