@@ -50,6 +50,18 @@ func mustInsert(t testing.TB, app *sql.DB, v int) {
 	}
 }
 
+// mustInsertReplicated commits rows first..first+n-1, each synced and
+// uploaded before the next.
+func mustInsertReplicated(t testing.TB, db *litestream.DB, app *sql.DB, first, n int) {
+	t.Helper()
+	for v := first; v < first+n; v++ {
+		mustInsert(t, app, v)
+		if err := db.SyncAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // mustInsertAside commits one row to a table of its own, so that the pages
 // it changes are not written again by later commits to t: a lost frame
 // then shows as a lost row.

@@ -63,12 +63,7 @@ func TestDB_Close_ReseedsReplicaBehindLocalFiles(t *testing.T) {
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 6; i++ {
-		mustInsert(t, app, i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 0, 6)
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +98,7 @@ func TestDB_Close_ReseedsReplicaBehindLocalFiles(t *testing.T) {
 func TestDB_Open_AfterMetaDirRemovedWhileClosed(t *testing.T) {
 	ctx := context.Background()
 	db, app, client := MustOpenDB(t, 4096)
-	for i := 0; i < 3; i++ {
-		mustInsert(t, app, i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 0, 3)
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

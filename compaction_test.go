@@ -361,12 +361,7 @@ func TestCompactor_Compact_OneAtATimePerLevel(t *testing.T) {
 		}
 		return tc
 	})
-	for i := 0; i < 3; i++ {
-		mustInsert(t, app, i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 0, 3)
 	if _, err := db.Compact(ctx, 1); err != nil {
 		t.Fatal(err)
 	}

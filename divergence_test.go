@@ -101,12 +101,7 @@ func TestDB_ResetLocalState_FailedReplicaCheck(t *testing.T) {
 func TestDB_Open_ReplicaUnreachable_LocalPassesReplica(t *testing.T) {
 	ctx := context.Background()
 	db, app, client := MustOpenDB(t, 4096)
-	for i := 0; i < 3; i++ {
-		mustInsert(t, app, i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 0, 3)
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -151,12 +146,7 @@ func TestDB_ResetLocalState_DuringUpload(t *testing.T) {
 			return write(r)
 		}}
 	})
-	for i := 0; i < 3; i++ {
-		mustInsert(t, app, i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 0, 3)
 	mustInsert(t, app, 3)
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -172,12 +162,7 @@ func TestDB_ResetLocalState_DuringUpload(t *testing.T) {
 	close(release)
 	<-uploaded // it may fail: the reset overtook it
 
-	for i := 0; i < 3; i++ {
-		mustInsert(t, app, 100+i)
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, db, app, 100, 3)
 	mustRestoreEquals(t, client, MustDump(t, app), "after a reset during an upload")
 }
 
@@ -207,12 +192,7 @@ func TestReplica_Lease_OldHolderRestartedAfterTakeover(t *testing.T) {
 	if err := a.Open(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
-		mustInsert(t, appA, i)
-		if err := a.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, a, appA, 0, 3)
 
 	// A is paused past its TTL; B takes over once it has expired.
 	pathB := filepath.Join(dir, "b.db")

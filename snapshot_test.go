@@ -130,12 +130,7 @@ func TestDB_Snapshot_NeverAheadOfReplicaL0(t *testing.T) {
 		t.Fatal(err)
 	}
 	appB := MustOpenApp(t, pathB, 4096)
-	for v := 100; v < 103; v++ {
-		mustInsert(t, appB, v)
-		if err := dbB.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustInsertReplicated(t, dbB, appB, 100, 3)
 	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)), MustDump(t, appB); got != want {
 		t.Fatalf("restore of the latest state after B's replicated commits: %s, want %s", got, want)
 	}
