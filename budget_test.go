@@ -134,10 +134,10 @@ func TestReplicaIndex_RequestsDoNotGrowWithPasses(t *testing.T) {
 }
 
 // verifyRestoreLatest restores the replica's latest state and compares it
-// with the app's, and checks the replica's chain.
+// with the app's. The replica's chain is checked at cleanup, once the store
+// is closed: its retention may still delete files now.
 func verifyRestoreLatest(t *testing.T, client litestream.ReplicaClient, app *sql.DB) {
 	t.Helper()
-	MustVerifyReplica(t, client)
 	r := litestream.NewReplicaWithClient(nil, client)
 	if got, want := MustCheckRestored(t, MustRestore(t, r, 0)), MustDump(t, app); got != want {
 		t.Fatalf("restored %s, app has %s", got, want)
