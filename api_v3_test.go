@@ -1,3 +1,5 @@
+// api_v3_test.go pins the v0.3.x names and signatures of SPEC section 15.
+
 package litestream_test
 
 import (

@@ -1,3 +1,6 @@
+// Building an S3 client from an s3:// replica URL: bucket, region and
+// endpoint from the host's forms, options from the query.
+
 package s3
 
 import (
