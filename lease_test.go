@@ -251,3 +251,41 @@ func TestReplica_Lease_HeldElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// A short program in LeaseWait mode with the lease free: it opens, commits
+// and closes within its first MonitorInterval. Close asks for the lease
+// once and uploads what was committed, then gives the lease back.
+func TestReplica_Lease_WaitModeCloseBeforeFirstTick(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	replicaPath := filepath.Join(dir, "replica")
+	client := file.NewReplicaClient(replicaPath)
+	db := litestream.NewDB(path)
+	db.MonitorInterval = time.Hour // Close comes before the first tick
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.Replica.Leaser, db.Replica.LeaseWait = client.NewLeaser(), true
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(`INSERT INTO t (v) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatalf("Close with the lease free: %v", err)
+	}
+	if l0 := mustReplicaL0(t, client); len(l0) == 0 {
+		t.Fatal("the committed row was not uploaded although the lease was free")
+	}
+	// The lease was given back: another process takes it at once.
+	other := file.NewLeaser(replicaPath)
+	other.Owner = "other"
+	if _, err := other.AcquireLease(ctx); err != nil {
+		t.Fatalf("lease after Close: %v", err)
+	}
+	MustVerifyReplica(t, client)
+	if got := countRows(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)); got != 1 {
+		t.Fatalf("restored %d rows, want 1", got)
+	}
+}

@@ -56,7 +56,8 @@ type Replica struct {
 	Leaser Leaser
 
 	// LeaseWait waits for a lease another process holds instead of failing
-	// with *LeaseExistsError. Default false (fail fast).
+	// with *LeaseExistsError. Default false (fail fast). Close never waits:
+	// it asks once and skips the final upload if another process holds it.
 	LeaseWait bool
 
 	// LeaseRenewInterval is how often a held lease is renewed. Default a
@@ -589,12 +590,15 @@ func (r *Replica) monitor(ctx context.Context) {
 func (r *Replica) shutdownSync(ctx context.Context) error {
 	db := r.db
 	if r.leaseWanted() {
-		// Still waiting for the lease, or lost it: uploading would wait
-		// or be refused, and the files stay local for the next holder.
+		// Lost it: uploading would be refused, and the files stay local.
 		if err := r.leaseLost(); err != nil {
 			return err
 		}
-		return fmt.Errorf("final upload skipped: closed before the lease was acquired: %w", ErrLeaseNotHeld)
+		// Not asked for yet (closed before the first tick), or held by
+		// another process: ask once, without waiting for another holder.
+		if err := r.acquireLeaseWaiting(ctx, false); err != nil {
+			return fmt.Errorf("final upload skipped: closed before the lease was acquired: %w: %w", ErrLeaseNotHeld, err)
+		}
 	}
 	if db.ShutdownSyncTimeout <= 0 {
 		return r.Sync(ctx)

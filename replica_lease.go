@@ -88,6 +88,12 @@ func (r *Replica) leaseWanted() bool {
 // it yet. With LeaseWait it retries until the lease is free or ctx ends;
 // otherwise a held lease is returned as *LeaseExistsError.
 func (r *Replica) acquireLease(ctx context.Context) error {
+	return r.acquireLeaseWaiting(ctx, r.LeaseWait)
+}
+
+// acquireLeaseWaiting takes the lease, retrying while another process
+// holds it if wait is set.
+func (r *Replica) acquireLeaseWaiting(ctx context.Context, wait bool) error {
 	if r.Leaser == nil {
 		return nil
 	}
@@ -113,7 +119,7 @@ func (r *Replica) acquireLease(ctx context.Context) error {
 			return nil
 		}
 		var exists *LeaseExistsError
-		if !r.LeaseWait || ctx.Err() != nil || errors.Is(err, ErrLeaseUnsupported) {
+		if !wait || ctx.Err() != nil || errors.Is(err, ErrLeaseUnsupported) {
 			return fmt.Errorf("acquire %s lease: %w", r.Leaser.Type(), err)
 		}
 		if errors.As(err, &exists) && !waitLogged {
