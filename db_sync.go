@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/benbjohnson/litestream/internal"
@@ -725,19 +726,32 @@ func (db *DB) posIs(pos ltx.Pos) bool {
 	return err == nil && p == pos
 }
 
-// walStat is what a poll compares to see whether the WAL changed.
+// walStat is what a poll compares to see whether the WAL changed. Size and
+// mtime alone miss a commit that overwrites a restarted WAL in place within
+// the filesystem's timestamp tick, so the wal-index header from the -shm
+// file, which SQLite rewrites at every commit, is compared too.
 type walStat struct {
-	size    int64
-	modTime time.Time
-	exists  bool
+	size     int64
+	modTime  time.Time
+	exists   bool
+	walIndex [walIndexHeaderSize]byte
 }
+
+// walIndexHeaderSize is the first copy of SQLite's wal-index header: its
+// change counter, mxFrame and frame checksums change at every commit.
+const walIndexHeaderSize = 48
 
 func statWAL(path string) walStat {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return walStat{}
 	}
-	return walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
+	st := walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
+	if f, err := os.Open(strings.TrimSuffix(path, "-wal") + "-shm"); err == nil {
+		_, _ = io.ReadFull(f, st.walIndex[:]) // a torn or short read only costs a sync
+		_ = f.Close()
+	}
+	return st
 }
 
 // SyncAndWait syncs the WAL and uploads everything to the replica.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,6 +63,53 @@ func waitTXID(t *testing.T, db *litestream.DB, after uint64, what string) uint64
 func TestDB_Monitor_PollsWithoutWatcher(t *testing.T) {
 	litestream.DisableWALWatcher(t)
 	mustSyncEachCommit(t)
+}
+
+// Without change events a poll compares the WAL's size and mtime, which a
+// commit can leave as they were: after a WAL restart commits overwrite the
+// file in place, and a coarse timestamp (1-2 s on HFS+ or FAT, a jiffy on
+// older Linux) may not move within one tick. The monitor must still sync
+// it. The coarse tick is simulated by putting the mtime back.
+func TestDB_Monitor_PollsCommitLeavingWALSizeAndMtime(t *testing.T) {
+	litestream.DisableWALWatcher(t)
+	ctx := context.Background()
+	db, app, _ := MustOpenMonitoredDB(t, io.Discard, nil, noTimeCheckpoint)
+	for i := 0; i < 20; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "first sync", func() bool { p, _ := db.Pos(); return p.TXID > 0 })
+	if err := db.Checkpoint(ctx, litestream.CheckpointModePassive); err != nil {
+		t.Fatal(err)
+	}
+	checkpointed, _ := db.Pos()
+	// The next commit restarts the WAL; small commits then overwrite it
+	// without growing it.
+	if _, err := app.Exec(`UPDATE t SET v = 1000 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	txid := waitTXID(t, db, uint64(checkpointed.TXID), "the commit restarting the WAL")
+	// Let the monitor take its stat of this WAL: no event says it did, so
+	// give it a few intervals.
+	time.Sleep(10 * db.MonitorInterval)
+	fi, err := os.Stat(db.WALPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := app.Exec(`UPDATE t SET v = 2000 WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, err := os.Stat(db.WALPath()); err != nil {
+		t.Fatal(err)
+	} else if fi2.Size() != fi.Size() {
+		t.Fatalf("the WAL grew from %d to %d bytes: the setup did not restart it", fi.Size(), fi2.Size())
+	}
+	if err := os.Chtimes(db.WALPath(), fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	waitTXID(t, db, txid, "the commit leaving the WAL's size and mtime unchanged")
 }
 
 // mustSyncEachCommit commits four times to an idle DB and waits for an L0
