@@ -251,7 +251,11 @@ func CalcRestorePlan(ctx context.Context, client ReplicaClient, txID ltx.TXID, t
 			best.cand = nil
 		}
 
-		if txID == 0 && timestamp.IsZero() && len(plan) > 0 {
+		// A plan that stops where no listed file covers the next TXID, with
+		// later files listed, ran into a hole. The listings were taken
+		// while files moved between levels: plan again. A plan by time may
+		// stop short where only files too new for it continue.
+		if txID == 0 && len(plan) > 0 && !coveredPast(cursors, cur) {
 			for _, c := range cursors {
 				if c.pending != nil && c.pending.MinTXID > cur+1 {
 					return nil, fmt.Errorf("%w: have up to %s but next file starts at %s (gap before %s)", errNonContiguous, cur, c.pending.MinTXID,
@@ -278,6 +282,18 @@ type planCursor struct {
 	pending  *ltx.FileInfo // next item, which starts past cur+1
 	cand     *ltx.FileInfo // best usable item seen
 	done     bool          // the listing is exhausted; Next must not be called again
+	skipped  ltx.TXID      // highest MaxTXID of the ineligible items passed over
+}
+
+// coveredPast reports whether a file the plan passed over as ineligible
+// (too new) covers cur+1.
+func coveredPast(cursors []*planCursor, cur ltx.TXID) bool {
+	for _, c := range cursors {
+		if c.skipped > cur {
+			return true
+		}
+	}
+	return false
 }
 
 // refresh drops a stale candidate and consumes items that start at or
@@ -307,7 +323,10 @@ func (c *planCursor) refresh(cur ltx.TXID) error {
 			return nil
 		}
 		c.pending = nil
-		if item.MaxTXID <= cur || !c.eligible(item) {
+		if item.MaxTXID <= cur {
+			continue
+		} else if !c.eligible(item) {
+			c.skipped = max(c.skipped, item.MaxTXID)
 			continue
 		}
 		if c.cand == nil || betterPlanFile(item, c.cand) {

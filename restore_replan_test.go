@@ -4,29 +4,49 @@ package litestream_test
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 )
 
 // The L0 files a restore planned are compacted into L1 and deleted before
 // it opens them, or between its listings of L1 and L0, as a Store with short
 // intervals does: the restore plans again from what the replica now holds
 // instead of failing.
+// A restore by timestamp plans again too: its plan may legitimately stop
+// short of the newest files, but not at a hole no listed file covers.
 func TestReplica_Restore_ReplansWhenFilesVanish(t *testing.T) {
-	for name, onList := range map[string]bool{"BeforeOpen": false, "BetweenListings": true} {
-		t.Run(name, func(t *testing.T) { testRestoreReplans(t, onList) })
+	for _, tc := range []struct {
+		name           string
+		onList, byTime bool
+	}{
+		{"BeforeOpen", false, false},
+		{"BetweenListings", true, false},
+		{"BeforeOpenByTimestamp", false, true},
+		{"BetweenListingsByTimestamp", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRestoreReplans(t, tc.onList, tc.byTime) })
 	}
 }
 
-func testRestoreReplans(t *testing.T, onList bool) {
+func testRestoreReplans(t *testing.T, onList, byTime bool) {
 	ctx := context.Background()
 	db, app, client := MustOpenDB(t, 4096)
 	for i := 0; i < 4; i++ {
 		mustInsert(t, app, i)
 		if err := db.SyncAndWait(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if byTime && i == 1 {
+			// L1 already holds the first commits: a plan from the old
+			// listings reaches them and stops short at the hole.
+			if _, err := db.Compact(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if _, err := app.Exec(`CREATE TABLE created_late (v)`); err != nil {
@@ -62,10 +82,71 @@ func testRestoreReplans(t *testing.T, onList bool) {
 	} else {
 		vc.onOpen = atL0
 	}
-	got := MustCheckRestored(t, MustRestore(t, &litestream.Replica{Client: vc}, 0))
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	if byTime {
+		opt.Timestamp = time.Now().Add(time.Millisecond) // after every commit
+	}
+	if err := (&litestream.Replica{Client: vc}).Restore(ctx, opt); err != nil {
+		t.Fatal(err)
+	}
+	got := MustCheckRestored(t, opt.OutputPath)
 	if !ran {
 		t.Fatal("the restore never reached the moment the files vanish")
 	} else if want := MustDump(t, app); got != want {
 		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
+
+// Where retention has deleted the L0 files of the target time and the L1
+// file that covers them is newer than the target, a restore by timestamp
+// returns the nearest earlier state it can build, as upstream does, and
+// does not mistake the too-new file's range for a hole.
+func TestReplica_Restore_TimestampBeforeOnlyTooNewCoverage(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	commit := func(v int) {
+		t.Helper()
+		mustInsert(t, app, v)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1)
+	commit(2)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := MustDump(t, app)
+	commit(3)
+	target := time.Now().Add(time.Millisecond)
+	waitFor(t, 5*time.Second, "the clock to pass the target", func() bool { return time.Now().After(target) })
+	commit(4)
+	if _, err := db.Compact(ctx, 1); err != nil { // its time is commit 4's
+		t.Fatal(err)
+	}
+	commit(5)
+	l0 := levelFiles(t, client, 0)
+	var covered []*ltx.FileInfo // what retention deletes: the L0 files L1 covers
+	l1 := levelFiles(t, client, 1)
+	for _, info := range l0 {
+		if info.MaxTXID <= l1[len(l1)-1].MaxTXID {
+			covered = append(covered, info)
+		}
+	}
+	if len(covered) != len(l0)-1 {
+		t.Fatalf("no L0 file inside L1 %s", rangesOf(l1))
+	}
+	if err := client.DeleteLTXFiles(ctx, covered); err != nil {
+		t.Fatal(err)
+	}
+
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	opt.Timestamp = target
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+		t.Fatalf("restore to a time only a too-new file covers: %v", err)
+	} else if got := MustCheckRestored(t, opt.OutputPath); got != want {
+		t.Fatalf("restored %s, want the state before commit 3: %s", got, want)
 	}
 }
