@@ -37,7 +37,8 @@ fuzz-smoke:
 	done
 
 # torture runs the reliability tests long: 200 crash cycles, a two-minute
-# fault run, a one-minute concurrency run, a one-minute run of VFS readers
+# fault run, a one-minute concurrency run, a minute of restores racing
+# compaction and retention (make test: 5 s), a one-minute run of VFS readers
 # against a replicating writer (make test: 10 s), the disk-full test, and
 # 1000 seeds of the interleaving test (make test runs 220). A failing seed
 # replays with LITESTREAM_INTERLEAVE_SEED=<seed>.
@@ -45,9 +46,9 @@ TORTURE_CYCLES ?= 200
 TORTURE_SEEDS ?= 1000
 torture:
 	LITESTREAM_CRASH_CYCLES=$(TORTURE_CYCLES) LITESTREAM_FAULT_SECONDS=120 LITESTREAM_CONCURRENCY_SECONDS=60 \
-		LITESTREAM_INTERLEAVE_SEEDS=$(TORTURE_SEEDS) LITESTREAM_VFS_SECONDS=60 \
+		LITESTREAM_INTERLEAVE_SEEDS=$(TORTURE_SEEDS) LITESTREAM_VFS_SECONDS=60 LITESTREAM_RESTORE_RACE_SECONDS=60 \
 		$(GO) test -race -count=1 -v -timeout 170m \
-		-run 'TestStore_CrashCycles|TestStore_FaultyClient|TestStore_Concurrency|TestVFS_ConcurrentReaders|TestDB_Sync_DiskFull|TestDB_Interleavings' .
+		-run 'TestStore_CrashCycles|TestStore_FaultyClient|TestStore_Concurrency|TestStore_RestoresWhileMaintaining|TestVFS_ConcurrentReaders|TestDB_Sync_DiskFull|TestDB_Interleavings' .
 
 # test-deps runs the idempotent installers in scripts/ side by side.
 test-deps:
