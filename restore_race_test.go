@@ -35,6 +35,7 @@ type restoreModel struct {
 type confirmedRows struct {
 	txid ltx.TXID
 	rows int
+	at   time.Time // when WaitReplicated returned: the files were uploaded
 }
 
 // Restores of every kind run while the Store's monitors compact into L1
@@ -152,7 +153,7 @@ func restoreRaceWriter(ctx context.Context, db *litestream.DB, app *sql.DB, rng 
 			return err
 		}
 		m.mu.Lock()
-		m.confirmed = append(m.confirmed, confirmedRows{pos.TXID, k})
+		m.confirmed = append(m.confirmed, confirmedRows{pos.TXID, k, time.Now()})
 		m.mu.Unlock()
 	}
 	return nil
@@ -187,6 +188,7 @@ func restoreRaceReader(ctx context.Context, r *litestream.Replica, rng *rand.Ran
 			opt.Timestamp = time.Now().Add(-time.Duration(rng.Int63n(int64(min(time.Since(start), 1500*time.Millisecond)) + 1)))
 			what = "time " + opt.Timestamp.Format(time.RFC3339Nano)
 		}
+		restoreStart := time.Now()
 		err := r.Restore(context.Background(), opt)
 		if errors.Is(err, litestream.ErrTxNotAvailable) && opt.TXID == 0 && opt.Timestamp.IsZero() && atLeast == 0 {
 			continue // nothing replicated yet
@@ -225,6 +227,9 @@ func restoreRaceReader(ctx context.Context, r *litestream.Replica, rng *rand.Ran
 			if n > 0 && !began.Before(opt.Timestamp) {
 				return fmt.Errorf("restore %d (%s) holds row %d, whose transaction began at %s, not before that time", i, what, n, began.Format(time.RFC3339Nano))
 			}
+			if err := timeRestoreNotShort(r.Client, opt.Timestamp, restoreStart, n, m); err != nil {
+				return fmt.Errorf("restore %d (%s): %w", i, what, err)
+			}
 			stats.add(&stats.byTime)
 		default:
 			if n < atLeast {
@@ -251,6 +256,28 @@ func txidStillRestorable(client litestream.ReplicaClient, txid ltx.TXID) error {
 		files = append(files, fmt.Sprintf("L%d %s-%s", info.Level, info.MinTXID, info.MaxTXID))
 	}
 	return fmt.Errorf("reported unavailable, yet a plan now reaches it: %s", strings.Join(files, ", "))
+}
+
+// timeRestoreNotShort fails if a plan for the same time made after a
+// restore that began at began and returned rows reaches a TXID confirmed,
+// before the restore began, with more rows. Every file up to that TXID was
+// uploaded then; a compacted file is dated by its newest input, and its
+// inputs are deleted only after it is written, so what a later plan
+// reaches with files dated before the time, the restore could reach too.
+func timeRestoreNotShort(client litestream.ReplicaClient, at, began time.Time, rows int, m *restoreModel) error {
+	plan, err := litestream.CalcRestorePlan(context.Background(), client, 0, at, nil)
+	if err != nil {
+		return nil
+	}
+	reach := plan[len(plan)-1].MaxTXID
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.confirmed {
+		if c.at.Before(began) && c.txid <= reach && c.rows > rows {
+			return fmt.Errorf("holds %d rows, yet a plan made afterwards reaches TXID %s, where %d rows were confirmed at %s", rows, reach, c.rows, c.txid)
+		}
+	}
+	return nil
 }
 
 // restoredRows checks a restored database's integrity and that it holds
