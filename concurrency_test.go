@@ -55,15 +55,7 @@ func TestStore_Concurrency(t *testing.T) {
 	db.MinCheckpointPageN = 32
 	db.CheckpointInterval = 100 * time.Millisecond
 	store.SnapshotInterval = time.Second
-	if err := store.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			_ = store.Close(ctx)
-		}
-	})
+	closeStore := mustOpenStore(t, store)
 	app := MustOpenApp(t, db.Path(), 4096)
 	chk, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(100)")
 	if err != nil {
@@ -97,8 +89,7 @@ func TestStore_Concurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := MustDump(t, app)
-	closed = true
-	if err := store.Close(ctx); err != nil {
+	if err := closeStore(); err != nil {
 		t.Fatal(err)
 	}
 	MustVerifyReplica(t, client)
@@ -132,18 +123,12 @@ func concurrentWriter(ctx context.Context, db *litestream.DB, app *sql.DB, rng *
 		if rng.Intn(8) > 0 {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := db.WaitReplicated(wctx)
-		cancel()
+		txid, err := waitReplicatedTXID(db)
 		if err != nil {
-			return fmt.Errorf("writer %d: wait replicated: %w", w, err)
-		}
-		pos, err := db.Pos()
-		if err != nil {
-			return err
+			return fmt.Errorf("writer %d: %w", w, err)
 		}
 		stats.mu.Lock()
-		stats.confirmed = append(stats.confirmed, pos.TXID)
+		stats.confirmed = append(stats.confirmed, txid)
 		stats.mu.Unlock()
 	}
 	return nil

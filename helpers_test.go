@@ -284,3 +284,18 @@ func L0TXIDs(t testing.TB, client litestream.ReplicaClient) []ltx.TXID {
 	}
 	return a
 }
+
+// waitReplicatedTXID waits up to 30 s until everything committed so far is
+// replicated and returns the local position's TXID then.
+func waitReplicatedTXID(db *litestream.DB) (ltx.TXID, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.WaitReplicated(ctx); err != nil {
+		return 0, fmt.Errorf("wait replicated: %w", err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		return 0, err
+	}
+	return pos.TXID, nil
+}

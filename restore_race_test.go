@@ -66,15 +66,7 @@ func TestStore_RestoresWhileMaintaining(t *testing.T) {
 	store.SnapshotRetention = time.Second
 	store.L0Retention = 50 * time.Millisecond
 	store.L0RetentionCheckInterval = 50 * time.Millisecond
-	if err := store.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			_ = store.Close(ctx)
-		}
-	})
+	closeStore := mustOpenStore(t, store)
 	app := MustOpenApp(t, db.Path(), 4096)
 
 	runCtx, stop := context.WithTimeout(ctx, time.Duration(seconds)*time.Second)
@@ -94,8 +86,7 @@ func TestStore_RestoresWhileMaintaining(t *testing.T) {
 	if err := db.WaitReplicated(ctx); err != nil {
 		t.Fatal(err)
 	}
-	closed = true
-	if err := store.Close(ctx); err != nil {
+	if err := closeStore(); err != nil {
 		t.Fatal(err)
 	}
 	MustVerifyReplica(t, client)
@@ -142,18 +133,12 @@ func restoreRaceWriter(ctx context.Context, db *litestream.DB, app *sql.DB, rng 
 		if rng.Intn(6) != 0 {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := db.WaitReplicated(wctx)
-		cancel()
+		txid, err := waitReplicatedTXID(db)
 		if err != nil {
-			return fmt.Errorf("wait replicated at row %d: %w", k, err)
-		}
-		pos, err := db.Pos()
-		if err != nil {
-			return err
+			return fmt.Errorf("row %d: %w", k, err)
 		}
 		m.mu.Lock()
-		m.confirmed = append(m.confirmed, confirmedRows{pos.TXID, k, time.Now()})
+		m.confirmed = append(m.confirmed, confirmedRows{txid, k, time.Now()})
 		m.mu.Unlock()
 	}
 	return nil

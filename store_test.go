@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,23 @@ func newStoreDB(t testing.TB, dir string, levels litestream.CompactionLevels) (*
 	client.Replica = replica
 	store := litestream.NewStore([]*litestream.DB{db}, levels)
 	return db, client, store
+}
+
+// mustOpenStore opens store and closes it at cleanup unless the returned
+// closeStore ran first.
+func mustOpenStore(t testing.TB, store *litestream.Store) (closeStore func() error) {
+	t.Helper()
+	if err := store.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	closeStore = func() error {
+		once.Do(func() { err = store.Close(context.Background()) })
+		return err
+	}
+	t.Cleanup(func() { _ = closeStore() })
+	return closeStore
 }
 
 // waitFor polls cond every 20ms until it holds or the timeout passes.
