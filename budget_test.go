@@ -175,11 +175,11 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 	const warning = "replica files changed outside this process"
 	// The next listing of L0 after the refresh interval notices: the
 	// library lists while it works, so keep committing.
-	waitFor(t, 10*time.Second, "the removal to be noticed", func() bool {
+	waitFor(t, 30*time.Second, "the removal to be noticed", func() bool {
 		insert(1)
 		return logs.count(warning) > 0
 	})
-	waitFor(t, 10*time.Second, "the lost file to be uploaded again or covered by L1", func() bool {
+	waitFor(t, 30*time.Second, "the lost file to be uploaded again or covered by L1", func() bool {
 		if _, err := os.Stat(backend.LTXFilePath(0, victim.MinTXID, victim.MaxTXID)); err == nil {
 			return true
 		}
@@ -214,7 +214,7 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := logs.count(warning, "level=9")
-	waitFor(t, 10*time.Second, "the added snapshot to be noticed", func() bool {
+	waitFor(t, 30*time.Second, "the added snapshot to be noticed", func() bool {
 		if _, err := db.EnforceSnapshotRetention(ctx, time.Now().Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
