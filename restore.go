@@ -387,7 +387,23 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 		return fmt.Errorf("sync restore file: %w", err)
 	} else if err := f.Close(); err != nil {
 		return fmt.Errorf("close restore file: %w", err)
-	} else if err := os.Rename(tmpPath, outputPath); err != nil {
+	}
+	return moveRestoredIntoPlace(tmpPath, outputPath)
+}
+
+// moveRestoredIntoPlace renames a complete restored database to outputPath,
+// which does not exist. A -wal, -journal or -shm file still beside that
+// path belongs to a database that was there before (a crashed application
+// or follower), and SQLite would replay its frames or pages into the
+// restored file at the first open; a -txid sidecar would name another
+// state. They are removed first.
+func moveRestoredIntoPlace(tmpPath, outputPath string) error {
+	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
+		}
+	}
+	if err := os.Rename(tmpPath, outputPath); err != nil {
 		return fmt.Errorf("rename restore file: %w", err)
 	}
 	return internal.SyncDir(filepath.Dir(outputPath))

@@ -75,10 +75,8 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 	}
 	if err := syncFileV3(tmpPath); err != nil {
 		return err
-	} else if err := os.Rename(tmpPath, opt.OutputPath); err != nil {
-		return fmt.Errorf("rename restore file: %w", err)
 	}
-	return internal.SyncDir(filepath.Dir(opt.OutputPath))
+	return moveRestoredIntoPlace(tmpPath, opt.OutputPath)
 }
 
 // restorePlanV3 is what a v0.3.x restore applies: one snapshot, then the
