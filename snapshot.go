@@ -81,30 +81,39 @@ func (r *snapshotReader) Close() error {
 	return err
 }
 
-// snapshotWALBound returns the WAL offset up to which the position's L0
+// snapshotWAL is the part of the WAL a snapshot at a position takes: its
+// frames up to end, of the generation with these salts.
+type snapshotWAL struct {
+	end   int64
+	salts [2]uint32
+}
+
+// snapshotWALBound returns the WAL frames up to which the position's L0
 // chain reaches. The WAL must still be that L0 file's generation: frames of
 // a later one belong to later TXIDs, and the database file may hold them
 // too. Caller holds exec.
-func (db *DB) snapshotWALBound(pos ltx.Pos) (int64, error) {
+func (db *DB) snapshotWALBound(pos ltx.Pos) (snapshotWAL, error) {
 	if pos.TXID == 0 {
-		return WALHeaderSize, nil
+		return snapshotWAL{end: WALHeaderSize}, nil
 	}
 	last, err := db.capturedAt(pos)
 	if err != nil {
-		return 0, err
+		return snapshotWAL{}, err
 	}
 	walHdr, err := db.readWALHeader()
 	if err != nil {
-		return 0, fmt.Errorf("read wal header: %w", err)
+		return snapshotWAL{}, fmt.Errorf("read wal header: %w", err)
 	}
 	if salts, _ := readWALHeaderSalts(bytes.NewReader(walHdr)); walHdr != nil && salts != last.salts {
-		return 0, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
+		return snapshotWAL{}, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
 	}
-	return max(last.end, WALHeaderSize), nil
+	return snapshotWAL{end: max(last.end, WALHeaderSize), salts: last.salts}, nil
 }
 
-// writeSnapshot encodes pages 1..commit, taking WAL frames up to bound.
-func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound int64) error {
+// writeSnapshot encodes pages 1..commit, taking WAL frames up to bound.end.
+// Checkpoints are held off, but not a WAL restart by the app: the frames
+// read must be bound's generation, before and after they are read.
+func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound snapshotWAL) error {
 	dbSize, err := db.dbFileSize()
 	if err != nil {
 		return err
@@ -128,18 +137,21 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 		WALOffset: WALHeaderSize,
 	}
 	var pageMap map[uint32]int64
-	if bound > WALHeaderSize {
+	if bound.end > WALHeaderSize {
 		rd, err := NewWALReader(walFile, db.logger())
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("open wal reader: %w", err)
 		}
+		if rd != nil && [2]uint32{rd.salt1, rd.salt2} != bound.salts {
+			return fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
+		}
 		if rd != nil {
 			var end int64
 			var walCommit uint32
-			if pageMap, end, walCommit, _, err = rd.pageMap(ctx, bound-WALHeaderSize); err != nil {
+			if pageMap, end, walCommit, _, err = rd.pageMap(ctx, bound.end-WALHeaderSize); err != nil {
 				return fmt.Errorf("read wal page map: %w", err)
-			} else if end > bound {
-				return fmt.Errorf("wal page map ends at %d, past the synced bound %d", end, bound)
+			} else if end > bound.end {
+				return fmt.Errorf("wal page map ends at %d, past the synced bound %d", end, bound.end)
 			}
 			if walCommit > 0 {
 				commit = walCommit
@@ -161,7 +173,7 @@ func (db *DB) writeSnapshot(ctx context.Context, w io.Writer, pos ltx.Pos, bound
 	// The frames read must still be the position's generation.
 	if salts, err := readWALHeaderSalts(walFile); err != nil {
 		return err
-	} else if bound > WALHeaderSize && salts != [2]uint32{hdr.WALSalt1, hdr.WALSalt2} {
+	} else if bound.end > WALHeaderSize && salts != bound.salts {
 		return fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errWALRestartedDuringRead)
 	}
 	return nil
