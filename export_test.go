@@ -27,6 +27,16 @@ func (r *Replica) ApplyNewFiles(ctx context.Context, f *os.File, cur ltx.TXID) (
 // run in a child process.
 func SetFollowPageHook(fn func(written int) error) { followPageHook = fn }
 
+// SetFollowCommitHook sets, until the test ends, a hook follow mode calls
+// after each commit of the output with the TXID reached.
+func SetFollowCommitHook(t testing.TB, fn func(ltx.TXID)) {
+	followCommitHook = fn
+	t.Cleanup(func() { followCommitHook = nil })
+}
+
+// NextTXIDPath is where a follower records the TXID of a commit in progress.
+func NextTXIDPath(outputPath string) string { return nextTXIDPath(outputPath) }
+
 // SetCrashPoint replaces the hook called at named steps of syncs and
 // checkpoints, for crash tests in package litestream_test.
 func SetCrashPoint(fn func(name string)) { crashPoint = fn }

@@ -27,16 +27,30 @@ func TXIDPath(outputPath string) string { return outputPath + "-txid" }
 
 // WriteTXIDFile atomically records txid in the sidecar of outputPath.
 func WriteTXIDFile(outputPath string, txid ltx.TXID) error {
-	path := TXIDPath(outputPath)
+	return writeTXID(TXIDPath(outputPath), txid)
+}
+
+// ReadTXIDFile returns the TXID in the sidecar of outputPath, 0 if none.
+func ReadTXIDFile(outputPath string) (ltx.TXID, error) {
+	return readTXID(TXIDPath(outputPath))
+}
+
+// nextTXIDPath is the follower's record of the TXID its commit in progress
+// reaches, written before the commit. After a crash between a commit and
+// the sidecar write the output may hold any state from the sidecar's TXID
+// to this one; applying every file between them in one transaction brings
+// it to this one from any of them.
+func nextTXIDPath(outputPath string) string { return TXIDPath(outputPath) + ".next" }
+
+func writeTXID(path string, txid ltx.TXID) error {
 	if _, err := internal.WriteFileAtomic(path, internal.Perm{Mode: 0o644, UID: -1, GID: -1}, strings.NewReader(txid.String()+"\n")); err != nil {
 		return fmt.Errorf("write txid file %s: %w", path, err)
 	}
 	return nil
 }
 
-// ReadTXIDFile returns the TXID in the sidecar of outputPath, 0 if none.
-func ReadTXIDFile(outputPath string) (ltx.TXID, error) {
-	b, err := os.ReadFile(TXIDPath(outputPath))
+func readTXID(path string) (ltx.TXID, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	} else if err != nil {
@@ -106,6 +120,15 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 		}
 		_ = out.close()
 	}()
+	// A commit may have landed after the sidecar's TXID: the first
+	// transaction must reach the TXID recorded before it.
+	reach, err := readTXID(nextTXIDPath(opt.OutputPath))
+	if err != nil {
+		return fmt.Errorf("read txid file for crash recovery: %w", err)
+	} else if reach > txid {
+		r.Logger().Info("follow resuming a transaction that may have committed", "txid", txid, "reach", reach)
+	}
+
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var lastErr string
@@ -128,15 +151,19 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 			if lastErr != "" {
 				out.maxFiles = 1
 			}
-			// The TXID is recorded once its transaction commits: a crash
-			// before that re-applies that transaction's files onto their
-			// own result, which changes nothing.
+			out.mustReach = reach
+			out.committing = func(next ltx.TXID) error {
+				return writeTXID(nextTXIDPath(opt.OutputPath), next)
+			}
+			// The output is at next once its transaction commits, whether
+			// or not the sidecar records it: the next round goes on from
+			// there, and a crash first is covered by the record above.
 			out.applied = func(next ltx.TXID) error {
+				txid, reach = next, 0
 				if err := WriteTXIDFile(opt.OutputPath, next); err != nil {
 					return err
 				}
 				r.Logger().Debug("follow applied", "txid", next)
-				txid = next
 				return nil
 			}
 			_, err = r.applyNewFiles(ctx, out, txid)
@@ -327,6 +354,10 @@ func (discardWriterAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), 
 // apply.
 var followPageHook func(written int) error
 
+// followCommitHook, when set by tests, is called after each commit of the
+// output with the TXID it reached.
+var followCommitHook func(ltx.TXID)
+
 // followBusyTimeout bounds each wait for another writer of the output, so
 // that the follower notices its context ending.
 const followBusyTimeout = 100 * time.Millisecond
@@ -363,6 +394,14 @@ type followOutput struct {
 	// maxFiles is the most files one transaction holds; 0 means
 	// followBatchFiles.
 	maxFiles int
+
+	// mustReach, if past the output's sidecar TXID, is where the first
+	// transaction must reach before it commits (see nextTXIDPath).
+	mustReach ltx.TXID
+
+	// committing, if set, is called before each commit with the TXID the
+	// transaction reaches; an error fails the commit.
+	committing func(ltx.TXID) error
 
 	// applied, if set, is called after each commit with the TXID reached.
 	applied func(ltx.TXID) error
@@ -521,7 +560,7 @@ func (o *followOutput) write(ctx context.Context, r io.Reader, info *ltx.FileInf
 // first file: after a crash between its commit and the sidecar write, its
 // first file is applied again onto its result, and must not have to grow it.
 func (o *followOutput) takes(commit uint32) bool {
-	return o.tx && commit >= o.first
+	return o.tx && (commit >= o.first || o.pending < o.mustReach)
 }
 
 // full reports whether the open transaction should commit before taking
@@ -531,7 +570,7 @@ func (o *followOutput) full() bool {
 	if maxFiles <= 0 {
 		maxFiles = followBatchFiles
 	}
-	return o.tx && (o.files >= maxFiles || o.w.written >= followBatchPages)
+	return o.tx && o.pending >= o.mustReach && (o.files >= maxFiles || o.w.written >= followBatchPages)
 }
 
 // commit truncates the output to the last file's size, moves the change
@@ -541,6 +580,8 @@ func (o *followOutput) full() bool {
 func (o *followOutput) commit(ctx context.Context) error {
 	if !o.tx {
 		return nil
+	} else if o.pending < o.mustReach {
+		return fmt.Errorf("applied up to TXID %s, but the output may already hold TXID %s (a commit before a restart): applying again from the sidecar's TXID must reach it in one transaction", o.pending, o.mustReach)
 	}
 	pages, err := o.pageCount(ctx)
 	if err != nil {
@@ -556,6 +597,11 @@ func (o *followOutput) commit(ctx context.Context) error {
 			return fmt.Errorf("truncate to %d pages: %w", o.commitN, err)
 		}
 	}
+	if o.committing != nil {
+		if err := o.committing(o.pending); err != nil {
+			return err
+		}
+	}
 	for {
 		_, err := o.conn.ExecContext(ctx, `COMMIT`)
 		if err == nil {
@@ -566,7 +612,10 @@ func (o *followOutput) commit(ctx context.Context) error {
 	}
 	_ = o.stmt.Close()
 	o.tx, o.stmt, o.w = false, nil, nil
-	o.done = o.pending
+	o.done, o.mustReach = o.pending, 0
+	if followCommitHook != nil {
+		followCommitHook(o.done)
+	}
 	if o.applied != nil {
 		return o.applied(o.pending)
 	}

@@ -398,7 +398,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 // restored file at the first open; a -txid sidecar would name another
 // state. They are removed first.
 func moveRestoredIntoPlace(tmpPath, outputPath string) error {
-	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath)} {
+	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath), nextTXIDPath(outputPath)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
 		}
