@@ -97,7 +97,8 @@ type DB struct {
 
 	mu       sync.Mutex // guards the fields below it
 	opened   bool
-	closing  bool // Close has begun: nothing may open SQLite again
+	fileKey  string // the database file's entry in openDBs while open
+	closing  bool   // Close has begun: nothing may open SQLite again
 	sqldb    *sql.DB
 	f        *os.File  // the only descriptor of the database file (POSIX locks)
 	rconn    *sql.Conn // holds the long-running read transaction
@@ -326,6 +327,14 @@ func (db *DB) Open() (err error) {
 	} else if db.MinCheckpointPageN <= 0 {
 		return fmt.Errorf("minimum checkpoint page count required")
 	}
+	if err := db.claimFile(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			db.releaseFile()
+		}
+	}()
 
 	if err := removeTmpFiles(db.metaPath); err != nil {
 		return fmt.Errorf("cannot remove tmp files: %w", err)
@@ -428,6 +437,7 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	if e := db.releaseSQLite(); e != nil && err == nil {
 		err = e
 	}
+	db.releaseFile()
 	db.opened = false
 	db.cancel = nil
 	return err

@@ -6,9 +6,14 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
 
@@ -165,5 +170,39 @@ func BenchmarkDB_SyncOneCommit(b *testing.B) {
 		} else if err := db.Replica.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Two DBs on one database file, however its path is spelled, would share
+// its local files, each with its own cached position, and replace each
+// other's L0 files: the second one fails to open, naming the first, and
+// the file can be opened again once the first is closed.
+func TestDB_Open_SecondDBOnSameFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	MustOpenApp(t, path, 4096)
+	if err := os.Symlink(path, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	first := MustNewDB(t, path, file.NewReplicaClient(filepath.Join(dir, "replica1")))
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{filepath.Join(dir, ".", "db"), filepath.Join(dir, "sub", "..", "db"), filepath.Join(dir, "link")} {
+		db := litestream.NewDB(other)
+		db.Replica = litestream.NewReplicaWithClient(db, file.NewReplicaClient(filepath.Join(dir, "replica2")))
+		if err := db.Open(); err == nil {
+			_ = db.Close(context.Background())
+			t.Fatalf("a second DB opened %s while %s is open", other, path)
+		} else if !strings.Contains(err.Error(), "already open through another DB") || !strings.Contains(err.Error(), path) {
+			t.Fatalf("second DB on %s: %v", other, err)
+		}
+	}
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := MustNewDB(t, filepath.Join(dir, ".", "db"), file.NewReplicaClient(filepath.Join(dir, "replica1")))
+	if err := again.Open(); err != nil {
+		t.Fatalf("open after the first DB closed: %v", err)
 	}
 }
