@@ -4,6 +4,7 @@
 package litestream
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -132,6 +133,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var lastErr string
+	var link chainLink // the file the output was brought to txid with, once known
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,6 +146,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 				if out, err = openFollowOutput(ctx, opt.OutputPath); err != nil {
 					return err
 				}
+				out.link = link
 			}
 			// After a failure, one file per transaction finds the file at
 			// fault and keeps the files before it.
@@ -167,6 +170,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 				return nil
 			}
 			_, err = r.applyNewFiles(ctx, out, txid)
+			link = out.link
 			return err
 		}()
 		if err != nil && out != nil {
@@ -241,24 +245,88 @@ func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.T
 func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, prev chainLink) (chainLink, error) {
 	if prev.hdr.MaxTXID == cur && cur != 0 {
 		return prev, nil
+	} else if out.link.hdr.MaxTXID == cur && cur != 0 {
+		// Applied by this process: the replica's file at cur, if it still
+		// has one, must be that file, not another database's.
+		if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && out.link.level == 0 && hdr != out.link.hdr {
+			return chainLink{}, fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur)
+		}
+		return out.link, nil
 	}
 	return r.outputLink(ctx, out, cur)
 }
 
 // outputLink stands for the file that brought the output to cur, for
 // checking that the next file continues it: the output's size, and the WAL
-// range of L0 cur if the replica still has it (one header read).
+// range of L0 cur if the replica still has it. That file's pages must be
+// the output's: a replica wiped and written again by another database has
+// other pages at the same TXID.
 func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXID) (chainLink, error) {
 	pages, err := out.pageCount(ctx)
 	if err != nil {
 		return chainLink{}, fmt.Errorf("read follow output size: %w", err)
 	}
 	link := chainLink{level: -1, hdr: ltx.Header{MinTXID: cur, MaxTXID: cur}}
-	if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
-		link = chainLink{level: 0, hdr: hdr}
+	if cur != 0 && out.mustReach > cur {
+		// The output may hold a later commit: L0 cur's pages may have
+		// changed since. Only the WAL range can be compared.
+		if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
+			link = chainLink{level: 0, hdr: hdr}
+		}
+	} else if cur != 0 {
+		info := &ltx.FileInfo{Level: 0, MinTXID: cur, MaxTXID: cur}
+		rd := newResumableReader(ctx, r.Client, info, nil)
+		a := newPageApplier(&outputComparer{ctx: ctx, out: out, pageSize: int64(out.pageSize)})
+		err := a.apply(rd, info)
+		_ = rd.Close()
+		switch {
+		case err == nil:
+			link = chainLink{level: 0, hdr: a.prev.hdr}
+		case errors.Is(err, errOutputDiffers):
+			return chainLink{}, fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur, err)
+		case !errors.Is(err, os.ErrNotExist):
+			return chainLink{}, fmt.Errorf("check follow output against L0 %s: %w", cur, err)
+		}
 	}
 	link.hdr.Commit = pages
 	return link, nil
+}
+
+// errOutputDiffers is a follow output page that is not the replica's.
+var errOutputDiffers = errors.New("page differs")
+
+// outputComparer is a WriterAt that compares pages with the follow
+// output's instead of writing them. Page 1's header fields the follower
+// sets itself (WAL mode, change counter, size) are not compared.
+type outputComparer struct {
+	ctx      context.Context
+	out      *followOutput
+	pageSize int64
+}
+
+func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
+	for i := int64(0); i < int64(len(p)); i += c.pageSize {
+		pgno := uint32((off+i)/c.pageSize) + 1
+		if pgno == ltx.LockPgno(uint32(c.pageSize)) {
+			continue
+		}
+		var have []byte
+		if err := c.out.conn.QueryRowContext(c.ctx, `SELECT data FROM sqlite_dbpage WHERE pgno = ?`, pgno).Scan(&have); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return int(i), fmt.Errorf("read output page %d: %w", pgno, err)
+		}
+		want := p[i : i+c.pageSize]
+		if pgno == 1 && len(have) == len(want) {
+			have, want = bytes.Clone(have), bytes.Clone(want)
+			for _, r := range [][2]int{{18, 20}, {24, 32}, {92, 96}} {
+				clear(have[r[0]:r[1]])
+				clear(want[r[0]:r[1]])
+			}
+		}
+		if !bytes.Equal(have, want) {
+			return int(i), fmt.Errorf("%w: page %d", errOutputDiffers, pgno)
+		}
+	}
+	return len(p), nil
 }
 
 // bridge applies higher-level files that continue from prev, for when L0
@@ -336,6 +404,7 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if err := out.write(ctx, spool, info); err != nil {
 		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
+	out.pendingLink = check.prev
 	if out.full() {
 		if err := out.commit(ctx); err != nil {
 			return prev, fmt.Errorf("apply up to L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
@@ -417,6 +486,10 @@ type followOutput struct {
 	pending ltx.TXID // TXID the transaction reaches
 
 	done ltx.TXID // TXID of the last commit
+
+	// link is the file the last commit ended with, pendingLink the last
+	// file written into the open transaction.
+	link, pendingLink chainLink
 }
 
 func openFollowOutput(ctx context.Context, path string) (_ *followOutput, err error) {
@@ -612,7 +685,7 @@ func (o *followOutput) commit(ctx context.Context) error {
 	}
 	_ = o.stmt.Close()
 	o.tx, o.stmt, o.w = false, nil, nil
-	o.done, o.mustReach = o.pending, 0
+	o.done, o.mustReach, o.link = o.pending, 0, o.pendingLink
 	if followCommitHook != nil {
 		followCommitHook(o.done)
 	}
