@@ -22,10 +22,19 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// ltxFileKey names one stored LTX file.
+// ltxFileKey names one stored LTX file: its name, and the size and time
+// the listing gives it, so that a file written again under the same name
+// (a replica wiped and replicated to by another database) is another key
+// and reuses no index or page cached for the old one.
 type ltxFileKey struct {
 	level            int
 	minTXID, maxTXID ltx.TXID
+	size             int64
+	createdAt        int64 // UnixNano
+}
+
+func fileKeyOf(info *ltx.FileInfo) ltxFileKey {
+	return ltxFileKey{info.Level, info.MinTXID, info.MaxTXID, info.Size, info.CreatedAt.UnixNano()}
 }
 
 func (k ltxFileKey) String() string {
@@ -53,7 +62,7 @@ func (x *ltxIndex) find(pgno uint32) (int, bool) {
 // and checks every entry lies in the file, so that a damaged index fails
 // here and not as a wrong page.
 func fetchLTXIndex(ctx context.Context, client ReplicaClient, info *ltx.FileInfo) (*ltxIndex, error) {
-	key := ltxFileKey{info.Level, info.MinTXID, info.MaxTXID}
+	key := fileKeyOf(info)
 	x, err := readLTXIndex(ctx, client, key, info.Size)
 	if err != nil {
 		return nil, fmt.Errorf("read page index of %s: %w", key, err)
@@ -175,7 +184,7 @@ func buildView(ctx context.Context, client ReplicaClient, txID ltx.TXID, timesta
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headerFetchConcurrency)
 	for i, info := range plan {
-		key := ltxFileKey{info.Level, info.MinTXID, info.MaxTXID}
+		key := fileKeyOf(info)
 		if x := known(key); x != nil {
 			v.files[i] = x
 			continue
