@@ -1,0 +1,175 @@
+// replaced_replica_test.go: a replica wiped and replicated to by another
+// database under the same file names. Readers of the old one (a follower,
+// the VFS) must not mix the two databases' pages.
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// replicateA commits twelve multi-page transactions to a new database A
+// and replicates them.
+func replicateA(t *testing.T) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 12; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value+1 FROM s WHERE value < 5) SELECT value, randomblob(2000) FROM s`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db, app, client
+}
+
+// replaceReplicaWithB closes A, wipes its replica and replicates a new
+// database B there, from TXID 1 to past txid. It returns B's app.
+func replaceReplicaWithB(t *testing.T, dbA *litestream.DB, replicaPath string, past ltx.TXID) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	if err := dbA.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(replicaPath); err != nil {
+		t.Fatal(err)
+	}
+	pathB := filepath.Join(t.TempDir(), "b.db")
+	appB := MustOpenApp(t, pathB, 4096)
+	clientB := file.NewReplicaClient(replicaPath)
+	dbB := MustNewDB(t, pathB, clientB)
+	dbB.ShutdownSyncTimeout = 0
+	dbB.MonitorInterval = 0
+	dbB.Replica.MonitorEnabled = false
+	clientB.Replica = dbB.Replica
+	if err := dbB.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appB.Exec(`CREATE TABLE u (v INTEGER); INSERT INTO t (v, pad) WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value+1 FROM s WHERE value < 8) SELECT value, randomblob(2000) FROM s`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := appB.Exec(`INSERT INTO u (v) VALUES (?)`, 1000+i); err != nil {
+			t.Fatal(err)
+		}
+		if err := dbB.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if pos, err := dbB.Pos(); err != nil {
+			t.Fatal(err)
+		} else if pos.TXID > past+2 {
+			break
+		}
+	}
+	if err := dbB.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return appB
+}
+
+// A follower of A must refuse B's files, whether it kept running (B's L0
+// file at its TXID is not the one it applied) or resumed from its sidecar
+// (B's L0 file there does not hold the output's pages).
+func TestReplica_Follow_RefusesReplacedReplica(t *testing.T) {
+	for _, name := range []string{"Resumed", "Running"} {
+		t.Run(name, func(t *testing.T) { testFollowRefusesReplacedReplica(t, name == "Running") })
+	}
+}
+
+func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
+	dbA, _, clientA := replicateA(t)
+	var logs syncBuffer
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(clientA.Path()))
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	waitFollowed(t, dbA, out)
+	if !running {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantA := MustCheckRestored(t, out)
+	txidA, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	replaceReplicaWithB(t, dbA, clientA.Path(), txidA)
+	if !running {
+		stop = startFollow(follower, out) // the follower of A resumes
+	}
+	waitFor(t, 10*time.Second, "the follower to refuse the replaced replica", func() bool {
+		return strings.Contains(logs.String(), "replaced by another database")
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if txid, err := litestream.ReadTXIDFile(out); err != nil {
+		t.Fatal(err)
+	} else if txid != txidA {
+		t.Fatalf("the follower of A moved from %s to %s on B's files", txidA, txid)
+	}
+	if got := MustCheckRestored(t, out); got != wantA {
+		t.Fatalf("the output changed from A's %s to %s", wantA, got)
+	}
+}
+
+// The VFS refuses the latest TXID going back (ErrConflict); once B passes
+// the TXID it served for A, it must serve B's pages, not page indexes or
+// pages it cached for A's files of the same names.
+func TestVFS_ReplacedReplicaServesNoOldPages(t *testing.T) {
+	dbA, appA, clientA := replicateA(t)
+	v := litestream.NewVFS(file.NewReplicaClient(clientA.Path()), nil)
+	v.PollInterval = 20 * time.Millisecond
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool, err := sql.Open("sqlite", v.DSN("app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	pos, err := dbA.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	appB := replaceReplicaWithB(t, dbA, clientA.Path(), pos.TXID+10)
+	want := MustDump(t, appB)
+	// Control: a new VFS over the same replica serves B.
+	fresh := mustVFS(t, file.NewReplicaClient(clientA.Path()))
+	if got := MustDump(t, mustOpenVFSDB(t, fresh, "app.db")); got != want {
+		t.Fatalf("fresh vfs %s, B %s", got, want)
+	}
+	waitFor(t, 10*time.Second, "the VFS to serve B's latest state", func() bool {
+		var res string
+		if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+			t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
+		} else if res != "ok" {
+			t.Fatalf("the VFS serves B's TXIDs with A's pages: integrity_check: %s", res)
+		}
+		return MustDump(t, pool) == want
+	})
+}
