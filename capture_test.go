@@ -62,6 +62,23 @@ func mustInsertReplicated(t testing.TB, db *litestream.DB, app *sql.DB, first, n
 	}
 }
 
+// mustExecReplicated runs stmt, uploads what it committed and returns the
+// TXID then.
+func mustExecReplicated(t testing.TB, db *litestream.DB, app *sql.DB, stmt string) ltx.TXID {
+	t.Helper()
+	if _, err := app.Exec(stmt); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos.TXID
+}
+
 // mustInsertAside commits one row to a table of its own, so that the pages
 // it changes are not written again by later commits to t: a lost frame
 // then shows as a lost row.

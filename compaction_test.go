@@ -83,18 +83,7 @@ func TestCompactor_Compact_Backlog(t *testing.T) {
 // returning the new TXID.
 func MustWriteAndUpload(t testing.TB, db *litestream.DB, app *sql.DB) ltx.TXID {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (1, randomblob(500))`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SyncAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pos, err := db.Pos()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pos.TXID
+	return mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) VALUES (1, randomblob(500))`)
 }
 
 // An L0 file missing from a listing (an eventually consistent backend, a

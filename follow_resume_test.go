@@ -110,20 +110,9 @@ func crashedFollowOutput(t *testing.T, client litestream.ReplicaClient, recorded
 // function committing one statement as one synced TXID.
 func seqWriter(t *testing.T, db *litestream.DB, app *sql.DB, extra string) (ltx.TXID, func(stmt string) ltx.TXID) {
 	t.Helper()
-	ctx := context.Background()
 	commit := func(stmt string) ltx.TXID {
 		t.Helper()
-		if _, err := app.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-		pos, err := db.Pos()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pos.TXID
+		return mustExecReplicated(t, db, app, stmt)
 	}
 	return commit(`CREATE TABLE a (seq INTEGER PRIMARY KEY); CREATE TABLE b (seq INTEGER PRIMARY KEY)` + extra), commit
 }
