@@ -391,7 +391,7 @@ func removeTmpFiles(dir string) error {
 func (db *DB) Close(ctx context.Context) (err error) {
 	db.lazyInit()
 	db.mu.Lock()
-	cancel := db.cancel
+	cancel, wasOpen := db.cancel, db.opened
 	db.closing = true
 	db.mu.Unlock()
 	if cancel != nil {
@@ -399,27 +399,40 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	}
 	db.wg.Wait()
 
-	// The final sync also initializes a database created since the last
-	// monitor tick, so a program that writes and exits within its first
-	// MonitorInterval still replicates what it wrote.
-	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
-	db.setInCloseSync(true)
-	if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
-		err = fmt.Errorf("final sync: %w", e)
+	// A DB whose Open failed (another DB holds the file, another process
+	// the lease) must not write into the local files or the replica.
+	var initialized bool
+	if wasOpen {
+		initialized, err = db.finalSync(ctx)
 	}
-	db.setInCloseSync(false)
-	initialized := db.isInitialized()
-	db.exec.Release(1)
-
 	if db.Replica != nil {
-		if initialized {
+		for attempt := 1; initialized; attempt++ {
 			// A replica found behind the local files is re-seeded with a
 			// snapshot, which this upload must still be able to write.
+			resets := db.localResets.Load()
 			db.setInCloseSync(true)
-			if e := db.Replica.shutdownSync(ctx); e != nil && err == nil {
-				err = e
-			}
+			e := db.Replica.shutdownSync(ctx)
 			db.setInCloseSync(false)
+			if e != nil || db.localResets.Load() == resets {
+				if err == nil {
+					err = e
+				}
+				break
+			}
+			// The upload found the replica holding another history under
+			// the local TXIDs and took its position: the commits since are
+			// in the WAL only. Capture them again and upload them.
+			if attempt == 3 {
+				if err == nil {
+					err = fmt.Errorf("final upload: %w, three times in a row", errLocalStateReset)
+				}
+				break
+			} else if _, e := db.finalSync(ctx); e != nil {
+				if err == nil {
+					err = e
+				}
+				break
+			}
 		}
 		if e := db.Replica.Stop(true); e != nil && err == nil {
 			err = e
@@ -441,6 +454,20 @@ func (db *DB) Close(ctx context.Context) (err error) {
 	db.opened = false
 	db.cancel = nil
 	return err
+}
+
+// finalSync is Close's sync. It also initializes a database created since
+// the last monitor tick, so a program that writes and exits within its
+// first MonitorInterval still replicates what it wrote.
+func (db *DB) finalSync(ctx context.Context) (initialized bool, err error) {
+	_ = db.exec.Acquire(context.WithoutCancel(ctx), 1)
+	defer db.exec.Release(1)
+	db.setInCloseSync(true)
+	defer db.setInCloseSync(false)
+	if e := db.syncLocked(context.WithoutCancel(ctx), false); e != nil {
+		err = fmt.Errorf("final sync: %w", e)
+	}
+	return db.isInitialized(), err
 }
 
 // releaseSQLite closes the read transaction, pool and file. Caller holds mu.

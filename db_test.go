@@ -206,3 +206,41 @@ func TestDB_Open_SecondDBOnSameFile(t *testing.T) {
 		t.Fatalf("open after the first DB closed: %v", err)
 	}
 }
+
+// Close of a DB whose Open failed (here another DB holds the file) writes
+// nothing: no final sync into the other DB's local files, no upload.
+func TestDB_Close_AfterFailedOpenWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	first := newManualDB(path, client)
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Close(ctx) })
+	mustInsertReplicated(t, first, app, 1, 3)
+	mustInsert(t, app, 4) // committed, not captured yet
+	localBefore, _ := os.ReadDir(first.LTXLevelDir(0))
+	replicaBefore := L0TXIDs(t, client)
+
+	second := newManualDB(path, client)
+	if err := second.Open(); err == nil {
+		t.Fatal("a second DB on the same file opened")
+	}
+	if err := second.Close(ctx); err != nil {
+		t.Fatalf("close of the DB that did not open: %v", err)
+	}
+	localAfter, _ := os.ReadDir(first.LTXLevelDir(0))
+	if replicaAfter := L0TXIDs(t, client); len(localAfter) != len(localBefore) || len(replicaAfter) != len(replicaBefore) {
+		t.Fatalf("Close of a DB that never opened wrote files: local L0 %d -> %d, replica L0 %v -> %v", len(localBefore), len(localAfter), replicaBefore, replicaAfter)
+	}
+	mustInsert(t, app, 5)
+	if err := first.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, first.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+}

@@ -188,6 +188,7 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	if db.Replica == nil || db.Replica.Client == nil {
 		return nil, fmt.Errorf("snapshot %s: %w (set DB.Replica)", db.path, errNoClient)
 	}
+	resets := db.localResets.Load()
 	pos, rc, err := db.SnapshotReader(ctx)
 	if err != nil {
 		return nil, err
@@ -199,6 +200,12 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	// reusing TXIDs the snapshot holds: its commits would be lost.
 	if err := db.Replica.uploadThrough(ctx, pos.TXID); err != nil {
 		return nil, fmt.Errorf("snapshot at TXID %s: upload the L0 files before it: %w", pos.TXID, err)
+	}
+	// The upload may have found the replica holding another history under
+	// these TXIDs and taken its position: this snapshot's TXIDs then name
+	// the replica's states, not the ones read.
+	if db.localResets.Load() != resets {
+		return nil, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errLocalStateReset)
 	}
 
 	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
