@@ -137,16 +137,33 @@ func (d *leaseDir) ReplaceLease(ctx context.Context, data []byte, etag string) (
 	return d.write(n+1, data)
 }
 
-// write creates version n; it fails with ErrLeaseConflict if n exists.
+// write creates version n on top of version n-1; it fails with
+// ErrLeaseConflict unless n-1 is the highest version before and n after.
+// Exclusive creation alone is not enough: superseded versions are removed,
+// so a holder paused while others wrote several versions would find its
+// n free again and take the lease back from the current holder.
 func (d *leaseDir) write(n uint64, data []byte) (string, error) {
 	if err := internal.MkdirAll(d.dir, internal.DefaultDirPerm); err != nil {
 		return "", be.Errorf("create lease directory: %w", err)
 	}
-	_, err := internal.WriteFileAtomicNoReplace(filepath.Join(d.dir, versionName(n)), internal.DefaultFilePerm, bytes.NewReader(data))
+	if cur, err := d.current(); err != nil {
+		return "", be.Errorf("read lease versions: %w", err)
+	} else if cur != n-1 {
+		return "", litestream.ErrLeaseConflict
+	}
+	path := filepath.Join(d.dir, versionName(n))
+	_, err := internal.WriteFileAtomicNoReplace(path, internal.DefaultFilePerm, bytes.NewReader(data))
 	if errors.Is(err, os.ErrExist) {
 		return "", litestream.ErrLeaseConflict
 	} else if err != nil {
 		return "", be.Errorf("write lease version %d: %w", n, err)
+	}
+	// Others may have written past n-1 between the check and the write.
+	if cur, err := d.current(); err != nil {
+		return "", be.Errorf("read lease versions: %w", err)
+	} else if cur != n {
+		_ = os.Remove(path)
+		return "", litestream.ErrLeaseConflict
 	}
 	if n > 2 { // keep the previous version for people reading the directory
 		_ = os.Remove(filepath.Join(d.dir, versionName(n-2)))
