@@ -54,7 +54,8 @@ const ReplicaClientType = "webdav"
 // be applies the rules every backend shares (errors, writes) to this one.
 const be backend.Name = ReplicaClientType
 
-// DefaultTimeout is the per-request timeout used when Timeout is zero.
+// DefaultTimeout bounds connecting and waiting for a response when Timeout
+// is zero.
 const DefaultTimeout = 30 * time.Second
 
 // ReplicaClient stores LTX files on a WebDAV server.
@@ -66,12 +67,19 @@ type ReplicaClient struct {
 	Password string
 	// Path is the root directory under URL.
 	Path string
-	// Timeout bounds each request; zero means DefaultTimeout.
+	// Timeout bounds connecting and the wait for each response's headers;
+	// zero means DefaultTimeout. A transfer itself is not cut short: a
+	// large snapshot may stream for longer.
 	Timeout time.Duration
 
-	mu        sync.Mutex // guards auth and transport
+	initMu    sync.Mutex // serializes Init
+	mu        sync.Mutex // guards ready, auth and the transports
+	ready     bool       // Init connected
 	auth      gowebdav.Authorizer
 	transport http.RoundTripper
+	// uploads waits for response headers as long as the server reads the
+	// body (see uploadDeadline), which a slow link makes longer than Timeout.
+	uploads http.RoundTripper
 
 	logger  backend.Logger
 	sweeper internal.TempSweeper // when each level directory was last swept
@@ -126,26 +134,39 @@ func (c *ReplicaClient) SetLogger(logger *slog.Logger) { c.logger.Set(be, logger
 // Init checks the configuration and that the server answers (a PROPFIND of
 // the base URL). It is idempotent.
 func (c *ReplicaClient) Init(ctx context.Context) error {
+	// One Init at a time: callers that come while it connects wait for it,
+	// rather than going on with a client that is not set up.
+	c.initMu.Lock()
+	defer c.initMu.Unlock()
 	c.mu.Lock()
-	initialized := c.auth != nil
+	ready := c.ready
 	c.mu.Unlock()
-	if initialized {
+	if ready {
 		return nil
 	}
 	if c.URL == "" {
 		return errors.New("webdav url required") // the text tests and users match
 	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	c.mu.Lock()
-	c.auth = gowebdav.NewAutoAuth(c.Username, c.Password)
-	c.transport = http.DefaultTransport.(*http.Transport).Clone()
+	if c.auth == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+		uploads := transport.Clone()
+		transport.ResponseHeaderTimeout = timeout
+		c.auth, c.transport, c.uploads = gowebdav.NewAutoAuth(c.Username, c.Password), transport, uploads
+	}
 	c.mu.Unlock()
 
 	if err := backend.Retry(ctx, isTransient, func() error { return c.client(ctx).Connect() }); err != nil {
-		c.mu.Lock()
-		c.auth, c.transport = nil, nil
-		c.mu.Unlock()
 		return be.Errorf("connect to %s: %w", c.URL, err)
 	}
+	c.mu.Lock()
+	c.ready = true
+	c.mu.Unlock()
 	return nil
 }
 
@@ -153,16 +174,36 @@ func (c *ReplicaClient) Init(ctx context.Context) error {
 // the negotiated authentication and the connection pool.
 func (c *ReplicaClient) client(ctx context.Context) *gowebdav.Client {
 	c.mu.Lock()
-	auth, transport := c.auth, c.transport
+	transport := c.transport
 	c.mu.Unlock()
+	return c.clientWith(ctx, transport)
+}
 
-	client := gowebdav.NewAuthClient(c.URL, auth)
-	client.SetTransport(transport)
+// minUploadRate is the slowest an upload may go, in bytes per second,
+// before it counts as stalled.
+const minUploadRate = 64 << 10
+
+// uploadClient is client for a PUT of size bytes: it waits for the server
+// up to Timeout plus the time size takes at minUploadRate.
+func (c *ReplicaClient) uploadClient(ctx context.Context, size int64) (*gowebdav.Client, context.CancelFunc) {
+	c.mu.Lock()
+	transport := c.uploads
+	c.mu.Unlock()
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	client.SetTimeout(timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Duration(size/minUploadRate+1)*time.Second)
+	return c.clientWith(ctx, transport), cancel
+}
+
+func (c *ReplicaClient) clientWith(ctx context.Context, transport http.RoundTripper) *gowebdav.Client {
+	c.mu.Lock()
+	auth := c.auth
+	c.mu.Unlock()
+
+	client := gowebdav.NewAuthClient(c.URL, auth)
+	client.SetTransport(transport)
 	client.SetInterceptor(func(_ string, rq *http.Request) {
 		*rq = *rq.WithContext(ctx)
 	})
@@ -275,7 +316,9 @@ func (c *ReplicaClient) upload(ctx context.Context, name string, spool *os.File,
 	err := backend.Retry(ctx, isTransient, func() error {
 		// A fresh reader per try: the transport closes a body it is given
 		// if it can, and a section reader cannot be closed.
-		return c.client(ctx).WriteStreamWithLength(tmp, io.NewSectionReader(spool, 0, size), size, 0o644)
+		client, cancel := c.uploadClient(ctx, size)
+		defer cancel()
+		return client.WriteStreamWithLength(tmp, io.NewSectionReader(spool, 0, size), size, 0o644)
 	})
 	if err == nil {
 		err = backend.Retry(ctx, isTransient, func() error { return c.client(ctx).Rename(tmp, name, true) })
