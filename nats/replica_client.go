@@ -319,6 +319,21 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 	return ltx.NewFileInfoSliceIterator(infos), nil // sorts by TXID
 }
 
+// maxObjectRead bounds reading one object when the caller's context has
+// no deadline.
+const maxObjectRead = 24 * time.Hour
+
+// cancelOnClose ends an object read's context when the read is closed.
+type cancelOnClose struct {
+	jetstream.ObjectResult
+	cancel context.CancelFunc
+}
+
+func (r cancelOnClose) Close() error {
+	defer r.cancel()
+	return r.ObjectResult.Close()
+}
+
 // OpenLTXFile streams an object from offset, limited to size bytes when
 // size > 0. The object store has no ranged reads: the offset is read and
 // discarded.
@@ -328,11 +343,24 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 		return nil, err
 	}
 	name := c.objectName(level, minTXID, maxTXID)
+	// nats.go bounds a Get whose context has no deadline, the whole read
+	// included, by its 5 s default: a large file read slowly would fail
+	// part-way every time. Without a deadline of the caller's, a read gets
+	// maxObjectRead.
+	readCtx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		readCtx, cancel = context.WithTimeout(ctx, maxObjectRead)
+	}
 	var obj jetstream.ObjectResult
 	err = backend.Retry(ctx, isTransient, func() (err error) {
-		obj, err = store.Get(ctx, name)
+		obj, err = store.Get(readCtx, name)
 		return err
 	})
+	if err != nil {
+		cancel()
+	} else {
+		obj = cancelOnClose{ObjectResult: obj, cancel: cancel}
+	}
 	if err == nil && offset > 0 {
 		if _, err = io.CopyN(io.Discard, obj, offset); err == io.EOF {
 			_ = obj.Close()
