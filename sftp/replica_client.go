@@ -401,7 +401,11 @@ func rename(client *sftp.Client, tmp, filename string) error {
 		return nil
 	}
 	// Last resort for servers with neither: not atomic, but never leaves
-	// the old content under the final name.
+	// the old content under the final name. Only while tmp is there to
+	// take its place: a swept tmp must not cost the stored file too.
+	if _, statErr := client.Stat(tmp); statErr != nil {
+		return fmt.Errorf("rename %s to %s: %w (posix-rename: %v)", tmp, filename, err, posixErr)
+	}
 	if _, statErr := client.Stat(filename); statErr == nil {
 		if rmErr := client.Remove(filename); rmErr == nil {
 			if err = client.Rename(tmp, filename); err == nil {

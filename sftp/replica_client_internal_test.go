@@ -5,10 +5,12 @@ package sftp
 import (
 	"bytes"
 	"context"
+	"os"
 	"path"
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/benbjohnson/litestream/internal/clienttest"
 	"github.com/benbjohnson/litestream/internal/testserver"
 	"github.com/superfly/ltx"
@@ -58,5 +60,32 @@ func TestReplicaClient_Reconnect(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s after connection loss: %v", op, err)
 		}
+	}
+}
+
+// When both renames fail because the temporary file is gone (swept by
+// another writer, as removeStaleTemps documents), the last resort must not
+// delete the file already stored under the final name: the upload fails,
+// and the earlier copy stays.
+func TestRename_VanishedTempKeepsStoredFile(t *testing.T) {
+	srv := testserver.StartSSHD(t)
+	ctx := context.Background()
+	c := NewTestClient(t, srv, path.Join(srv.Dir, "rename"))
+
+	b := clienttest.MustLTX(t, 512, 1, 1, 1, time.Now())
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	client, err := c.init(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := c.filename(0, 1, 1)
+	tmp := internal.LTXTempName(final) // removed before its rename
+	if err := rename(client, tmp, final); err == nil {
+		t.Fatal("rename of a vanished temporary file succeeded")
+	}
+	if _, statErr := client.Stat(final); os.IsNotExist(statErr) {
+		t.Fatalf("a failed rename deleted the file already stored under %s", final)
 	}
 }
