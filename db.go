@@ -907,14 +907,17 @@ func (db *DB) setReplicaCaughtUp(v bool) {
 }
 
 // LastSuccessfulSyncAt returns the time of the last successful replica
-// sync: now while the replica monitor is caught up and idle.
+// sync: now while the replica monitor is caught up and idle, unless local
+// capture is failing: the replica is then caught up with a position that
+// no longer moves, and commits wait in the WAL.
 func (db *DB) LastSuccessfulSyncAt() time.Time {
 	db.syncMu.Lock()
-	defer db.syncMu.Unlock()
-	if db.replicaCaughtUp {
+	caughtUp, last := db.replicaCaughtUp, db.lastSuccessful
+	db.syncMu.Unlock()
+	if caughtUp && db.syncBackoffNow() == 0 {
 		return time.Now()
 	}
-	return db.lastSuccessful
+	return last
 }
 
 // EnsureExists restores the database from its replica if the file does not

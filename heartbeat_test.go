@@ -6,9 +6,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,5 +145,64 @@ func TestStore_HeartbeatWithoutDatabases(t *testing.T) {
 	}
 	if n := pings.Load(); n != 0 {
 		t.Fatalf("%d pings with no databases, want 0", n)
+	}
+}
+
+// While local capture fails (every L0 staging hits ENOSPC) the replica is
+// caught up with a position that no longer moves: the heartbeat, a dead
+// man's switch, must stop pinging although the replica monitor is idle.
+func TestStore_Heartbeat_NoPingWhileCaptureFails(t *testing.T) {
+	ctx := context.Background()
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	srv, pings := pingServer(t, &status)
+
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := litestream.NewDB(filepath.Join(dir, "db"))
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.MonitorInterval = 20 * time.Millisecond
+	db.Replica.SyncInterval = 20 * time.Millisecond
+
+	var failing atomic.Bool
+	litestream.SetOpenFileHook(t, func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		if failing.Load() && strings.HasSuffix(name, ".tmp") {
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.ENOSPC}
+		}
+		return os.OpenFile(name, flag, perm)
+	})
+
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}})
+	store.CompactionMonitorEnabled = false
+	store.ShutdownSyncTimeout = time.Second
+	store.HeartbeatCheckInterval = 10 * time.Millisecond
+	const interval = 100 * time.Millisecond
+	store.Heartbeat = &litestream.HeartbeatClient{URL: srv.URL, Interval: interval, Timeout: time.Second}
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { failing.Store(false); _ = store.Close(ctx) }()
+	app := MustOpenApp(t, db.Path(), 4096)
+
+	mustInsert(t, app, 1)
+	waitFor(t, 10*time.Second, "a ping after the first sync", func() bool { return pings.Load() >= 1 })
+
+	// From now on no sync can write an L0 file: commits are not captured.
+	failing.Store(true)
+	mustInsert(t, app, 2)
+	if err := db.Sync(ctx); err == nil {
+		t.Fatal("sync succeeded with L0 staging failing")
+	}
+	txid, _ := db.Pos()
+	time.Sleep(2 * interval) // one more ping may be in flight for the syncs before
+	before := pings.Load()
+	time.Sleep(8 * interval) // a window in which no ping may come
+	got := pings.Load() - before
+	if after, _ := db.Pos(); after != txid {
+		t.Fatalf("position moved from %v to %v although staging fails", txid, after)
+	}
+	t.Logf("pings during %s of failing capture: %d (replica lag: local TXID %s, replica %s)", 8*interval, got, txid.TXID, db.Replica.Pos().TXID)
+	if got > 0 {
+		t.Fatalf("%d heartbeat pings while every sync failed and a committed row was not captured, want none", got)
 	}
 }
