@@ -88,11 +88,13 @@ func (db *DB) waitUploaded(ctx context.Context, pos ltx.Pos, resets uint64) (boo
 	// While it waits, the caller has the replica retry at least once per
 	// SyncInterval, whatever backoff a run of failures built up.
 	err := db.awaitEvent(ctx, max(db.Replica.SyncInterval, time.Millisecond), db.Replica.wake, func() (bool, error) {
+		// Position first: a reset counts itself before it moves the
+		// replica's position to the replica's own, which may pass pos.
+		uploaded := db.Replica.Pos().TXID >= pos.TXID
 		if db.localResets.Load() != resets {
 			reset = true
 			return true, nil
-		}
-		if db.Replica.Pos().TXID >= pos.TXID {
+		} else if uploaded {
 			return true, nil
 		}
 		return false, db.Replica.leaseLost()
