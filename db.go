@@ -95,6 +95,12 @@ type DB struct {
 	path     string
 	metaPath string
 
+	// storePasses admits a Store's compaction and snapshot passes over the
+	// DB (read-locked) until UnregisterDB retires it (write-locked): a pass
+	// still running then would race a DB registered on the same file.
+	storePasses sync.RWMutex
+	retired     bool // guarded by storePasses
+
 	mu       sync.Mutex // guards the fields below it
 	opened   bool
 	fileKey  string // the database file's entry in openDBs while open

@@ -323,6 +323,11 @@ func (s *Store) SnapshotLevel() *CompactionLevel {
 // CompactDB compacts one level of a database if its interval window has no
 // file yet: a snapshot for level 9, a merge of the level below otherwise.
 func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*ltx.FileInfo, error) {
+	db.storePasses.RLock()
+	defer db.storePasses.RUnlock()
+	if db.retired {
+		return nil, fmt.Errorf("%s: %w: unregistered", db.path, ErrDatabaseNotOpen)
+	}
 	if db.PageSize() == 0 {
 		return nil, &DBNotReadyError{Reason: "page size not initialized"}
 	}
@@ -613,6 +618,9 @@ func (s *Store) RegisterDB(db *DB) error {
 	s.mu.Lock()
 	s.applySettings(db)
 	s.mu.Unlock()
+	db.storePasses.Lock()
+	db.retired = false // registered again after UnregisterDB
+	db.storePasses.Unlock()
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open db %q: %w", db.Path(), err)
 	}
@@ -648,6 +656,11 @@ func (s *Store) UnregisterDB(ctx context.Context, path string) error {
 	if db == nil {
 		return nil
 	}
+	// Wait for the passes under way: once this returns, a DB registered on
+	// the same file must be the only one compacting its replica.
+	db.storePasses.Lock()
+	db.retired = true
+	db.storePasses.Unlock()
 	if err := db.Close(ctx); err != nil {
 		return fmt.Errorf("close db: %w", err)
 	}

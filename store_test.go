@@ -4,12 +4,15 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +331,71 @@ func TestStore_Open_ErrNotSQLite(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// UnregisterDB waits for the Store's compaction of the DB under way: a DB
+// registered on the same file next must be the only one compacting its
+// replica, or L1 gets overlapping files and L2 stalls on them for good.
+func TestStore_UnregisterDB_WaitsForCompactionUnderWay(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+
+	var block atomic.Bool
+	started, release := make(chan struct{}), make(chan struct{})
+	tc := &testClient{ReplicaClient: client}
+	tc.onWrite = func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		if level == 1 && block.CompareAndSwap(true, false) {
+			close(started)
+			<-release // a slow upload of the old DB's L1 file
+		}
+		return write(r)
+	}
+	levels := litestream.CompactionLevels{{Level: 0}, {Level: 1, Interval: time.Millisecond}, {Level: 2, Interval: time.Millisecond}}
+	db1 := newManualDB(path, tc)
+	store := litestream.NewStore([]*litestream.DB{db1}, levels)
+	store.CompactionMonitorEnabled = false // the test plays the monitor
+	store.L0RetentionCheckInterval = 0
+	mustOpenStore(t, store)
+	mustInsertReplicated(t, db1, app, 1, 3)
+
+	block.Store(true)
+	compacted := make(chan error, 1)
+	go func() { _, err := store.CompactDB(ctx, db1, levels[1]); compacted <- err }()
+	<-started
+	unregistered := make(chan error, 1)
+	go func() { unregistered <- store.UnregisterDB(ctx, path) }()
+	select {
+	case err := <-unregistered:
+		close(release)
+		t.Fatalf("UnregisterDB returned (%v) while the Store's L1 compaction of the DB was uploading", err)
+	case <-time.After(500 * time.Millisecond): // a window in which it must not return
+	}
+	close(release)
+	if err := <-compacted; err != nil {
+		t.Fatalf("L1 compaction of the DB being unregistered: %v", err)
+	} else if err := <-unregistered; err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := newManualDB(path, tc)
+	if err := store.RegisterDB(db2); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db2, app, 10, 2)
+	for _, lvl := range levels[1:] {
+		waitFor(t, 5*time.Second, "the next compaction boundary", func() bool {
+			_, err := store.CompactDB(ctx, db2, lvl)
+			if err != nil && !errors.Is(err, litestream.ErrCompactionTooEarly) {
+				t.Fatalf("L%d compaction of the new DB: %v", lvl.Level, err)
+			}
+			return err == nil
+		})
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, db2.Replica, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restore: %s, want %s", got, want)
 	}
 }
