@@ -242,6 +242,11 @@ func newResumableReader(ctx context.Context, client ReplicaClient, info *ltx.Fil
 
 func (r *resumableReader) Read(p []byte) (int, error) {
 	for {
+		if r.rc == nil && r.info.Size > 0 && r.offset >= r.info.Size {
+			// All read, the stream failed at its end: a reopen there is an
+			// empty range, which s3, gs and oss refuse (416).
+			return 0, io.EOF
+		}
 		if r.rc == nil {
 			if err := r.open(); err != nil {
 				return 0, err

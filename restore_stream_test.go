@@ -2,14 +2,17 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
@@ -112,5 +115,38 @@ func flipByte(off int) func([]byte) []byte {
 		}
 		b[i] ^= 0xff
 		return b
+	}
+}
+
+// endFailingClient hands out streams that fail, with an error other than
+// EOF, once all of the file has been read, and refuses to open a file at
+// its end, as s3, gs and oss answer an empty range (416).
+type endFailingClient struct {
+	litestream.ReplicaClient
+}
+
+func (c endFailingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		return nil, err
+	} else if len(b) == 0 {
+		return nil, errors.New("416 requested range not satisfiable")
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b), iotest.ErrReader(errors.New("connection reset")))), nil
+}
+
+// A stream that fails right after its last byte has delivered the whole
+// file: the restore must not try to reopen it at its end.
+func TestReplica_Restore_StreamFailsAfterLastByte(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	mustInsertReplicated(t, db, app, 1, 3)
+	r := litestream.NewReplicaWithClient(nil, endFailingClient{client})
+	if got, want := MustCheckRestored(t, MustRestore(t, r, 0)), MustDump(t, app); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
 	}
 }
