@@ -263,9 +263,15 @@ func (s *Store) goMonitor(fn func()) {
 // closeParallelism is how many databases Store.Close closes at once.
 const closeParallelism = 16
 
-// Close closes every DB, each syncing and flushing its replica, then stops
-// the monitors.
+// Close stops the monitors, then closes every DB, each syncing and
+// flushing its replica.
 func (s *Store) Close(ctx context.Context) (err error) {
+	// Stop the monitors first: a compaction or snapshot upload under way
+	// is abandoned (uploads are atomic), so that closing the DBs, whose
+	// final upload is what counts, does not wait for it past ctx.
+	if s.cancel != nil { // nil in a Store built as a struct literal
+		s.cancel()
+	}
 	var interrupted error
 	var mu sync.Mutex // guards err and interrupted
 	var g errgroup.Group
@@ -288,9 +294,6 @@ func (s *Store) Close(ctx context.Context) (err error) {
 		})
 	}
 	_ = g.Wait()
-	if s.cancel != nil { // nil in a Store built as a struct literal
-		s.cancel()
-	}
 	s.wg.Wait()
 	if err == nil {
 		err = interrupted

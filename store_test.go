@@ -399,3 +399,59 @@ func TestStore_UnregisterDB_WaitsForCompactionUnderWay(t *testing.T) {
 		t.Fatalf("restore: %s, want %s", got, want)
 	}
 }
+
+// slowSnapshotClient takes its time to store a snapshot, as a slow backend
+// does with a large one, giving up when its context ends.
+type slowSnapshotClient struct {
+	litestream.ReplicaClient
+	started chan struct{}
+}
+
+func (c slowSnapshotClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	if level == litestream.SnapshotLevel {
+		select {
+		case c.started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Minute):
+		}
+	}
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
+
+// Store.Close abandons the snapshot its monitor is uploading rather than
+// wait for it past its deadline: the DBs' final uploads are what count.
+func TestStore_Close_AbandonsSnapshotUnderWay(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	app := MustOpenApp(t, path, 4096)
+	for v := 1; v <= 20; v++ {
+		mustInsert(t, app, v)
+	}
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	sc := slowSnapshotClient{ReplicaClient: client, started: make(chan struct{}, 1)}
+	db := litestream.NewDB(path)
+	db.Replica = litestream.NewReplicaWithClient(db, sc)
+	db.MonitorInterval = 20 * time.Millisecond
+	db.Replica.SyncInterval = 10 * time.Millisecond
+	store := litestream.NewStore([]*litestream.DB{db}, litestream.CompactionLevels{{Level: 0}})
+	store.SnapshotInterval = time.Hour
+	closeStore := mustOpenStore(t, store)
+	select {
+	case <-sc.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot started")
+	}
+	start := time.Now()
+	if err := closeStore(); err != nil {
+		t.Fatalf("close: %v", err)
+	} else if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("Store.Close took %s: it waited for the snapshot upload", took.Round(time.Millisecond))
+	}
+	if got, want := MustCheckRestored(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)), MustDump(t, app); got != want {
+		t.Fatalf("restore after Close: %s, want %s", got, want)
+	}
+}
