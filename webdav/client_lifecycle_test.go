@@ -70,25 +70,7 @@ func TestReplicaClient_TimeoutDoesNotCutLongStreams(t *testing.T) {
 	c := lwebdav.NewReplicaClient()
 	c.URL, c.Username, c.Password, c.Path = srv.URL, srv.Username, srv.Password, "db"
 	c.Timeout = 2 * time.Second
-	ctx := context.Background()
-
-	b := clienttest.MustLTX(t, 4096, 1, 1, 2048, time.Now()) // ~8 MB
-	clienttest.MustWrite(t, c, 9, 1, 1, b)
-
-	rc, err := c.OpenLTXFile(ctx, 9, 1, 1, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	buf := make([]byte, 4096)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		t.Fatalf("first read: %v", err)
-	}
-	time.Sleep(3 * time.Second) // a consumer slower than Timeout
-	rest, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("reading the rest of a stored file after Timeout: %v (read %d of %d bytes)", err, len(buf)+len(rest), len(b))
-	}
+	clienttest.MustReadSlowly(t, c, 2048, 3*time.Second) // ~8 MB
 }
 
 // Nor an upload that takes longer than Timeout (a large snapshot over a

@@ -411,3 +411,29 @@ func RunInitCases(t *testing.T, cases []InitCase) {
 		})
 	}
 }
+
+// MustReadSlowly stores a snapshot of pageN pages through c, opens it,
+// reads one page, pauses (a consumer slower than the backend's request
+// timeout, such as a restore applying to a slow disk) and reads the rest:
+// the stream must deliver every byte.
+func MustReadSlowly(t testing.TB, c litestream.ReplicaClient, pageN uint32, pause time.Duration) {
+	t.Helper()
+	b := MustLTX(t, 4096, 1, 1, pageN, time.Now())
+	MustWrite(t, c, litestream.SnapshotLevel, 1, 1, b)
+	rc, err := c.OpenLTXFile(context.Background(), litestream.SnapshotLevel, 1, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	first := make([]byte, 4096)
+	if _, err := io.ReadFull(rc, first); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	time.Sleep(pause) // the slow consumer is the point
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading the rest of a stored file %s after the first page: %v (read %d of %d bytes)", pause, err, len(first)+len(rest), len(b))
+	} else if !bytes.Equal(append(first, rest...), b) {
+		t.Fatalf("read %d bytes that differ from the %d stored", len(first)+len(rest), len(b))
+	}
+}
