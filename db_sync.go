@@ -630,7 +630,7 @@ func (db *DB) monitor() {
 		case <-db.ctx.Done():
 			return
 		case <-ticker.C:
-			if backoff == 0 && db.isInitialized() && statWAL(db.WALPath()) == lastStat && db.posIs(lastPos) &&
+			if backoff == 0 && db.isInitialized() && statWAL(db.WALPath(), true) == lastStat && db.posIs(lastPos) &&
 				(time.Since(lastSync) < db.checkpointRecheck() || !db.timeCheckpointPending()) {
 				continue
 			}
@@ -654,7 +654,7 @@ func (db *DB) monitor() {
 		}
 
 		start := time.Now()
-		lastStat = statWAL(db.WALPath())
+		lastStat = statWAL(db.WALPath(), polling) // the -shm read serves polls only
 		lastSync = start
 		err := db.sync(ctx)
 		if errors.Is(err, errSyncDeferred) {
@@ -741,12 +741,18 @@ type walStat struct {
 // change counter, mxFrame and frame checksums change at every commit.
 const walIndexHeaderSize = 48
 
-func statWAL(path string) walStat {
+// statWAL stats the WAL and, with withIndex, reads the wal-index header.
+// A stat taken without it then differs from one taken with it: a monitor
+// that starts polling syncs once more.
+func statWAL(path string, withIndex bool) walStat {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return walStat{}
 	}
 	st := walStat{size: fi.Size(), modTime: fi.ModTime(), exists: true}
+	if !withIndex {
+		return st
+	}
 	if f, err := os.Open(strings.TrimSuffix(path, "-wal") + "-shm"); err == nil {
 		_, _ = io.ReadFull(f, st.walIndex[:]) // a torn or short read only costs a sync
 		_ = f.Close()
