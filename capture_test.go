@@ -27,15 +27,21 @@ func mustAppWithReplica(t testing.TB) (string, *sql.DB, *file.ReplicaClient) {
 	return path, MustOpenApp(t, path, 4096), file.NewReplicaClient(filepath.Join(dir, "replica"))
 }
 
+// manual turns background sync and uploads off, so that the test alone
+// decides when the library acts, and returns db.
+func manual(db *litestream.DB) *litestream.DB {
+	db.MonitorInterval = 0
+	db.ShutdownSyncTimeout = 0
+	db.Replica.MonitorEnabled = false
+	return db
+}
+
 // mustOpenManualDB opens a DB on path with background sync and uploads
 // off, so that the test alone decides when the library acts. At cleanup it
 // closes the DB if still open and checks the replica through client.
 func mustOpenManualDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
 	t.Helper()
-	db := MustNewDB(t, path, client)
-	db.MonitorInterval = 0
-	db.ShutdownSyncTimeout = 0
-	db.Replica.MonitorEnabled = false
+	db := manual(MustNewDB(t, path, client))
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -53,10 +53,8 @@ func TestDB_Close_ReseedsReplicaBehindLocalFiles(t *testing.T) {
 	app := MustOpenApp(t, path, 4096)
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	newDB := func() *litestream.DB {
-		db := MustNewDB(t, path, client)
-		db.MonitorInterval = 0
+		db := manual(MustNewDB(t, path, client))
 		db.ShutdownSyncTimeout, db.ShutdownSyncInterval = 2*time.Second, 50*time.Millisecond
-		db.Replica.MonitorEnabled = false
 		return db
 	}
 	db := newDB()

@@ -94,17 +94,7 @@ func snapshotRaceAttempt(t *testing.T) (raced bool) {
 	app := MustOpenApp(t, path, 4096)
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
 
-	newDB := func() *litestream.DB {
-		db := MustNewDB(t, path, client)
-		db.MonitorInterval = 0
-		db.Replica.MonitorEnabled = false
-		db.ShutdownSyncTimeout = 0
-		client.Replica = db.Replica
-		if err := db.Open(); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
+	newDB := func() *litestream.DB { return mustOpenManualDB(t, path, client) }
 
 	db := newDB()
 	for i := 0; i < 20; i++ {

@@ -30,10 +30,7 @@ func replicatedThenUnreachable(t *testing.T) (path string, app *sql.DB, client *
 	path = filepath.Join(dir, "db")
 	app = MustOpenApp(t, path, 4096)
 	client = file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db1 := litestream.NewDB(path)
-	db1.Replica = litestream.NewReplicaWithClient(db1, client)
-	db1.MonitorInterval = 0
-	db1.Replica.MonitorEnabled = false
+	db1 := newManualDB(path, client)
 	if err := db1.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +59,7 @@ func replicatedThenUnreachable(t *testing.T) (path string, app *sql.DB, client *
 func newManualDB(path string, client litestream.ReplicaClient) *litestream.DB {
 	db := litestream.NewDB(path)
 	db.Replica = litestream.NewReplicaWithClient(db, client)
-	db.MonitorInterval = 0
-	db.Replica.MonitorEnabled = false
-	db.ShutdownSyncTimeout = 0
-	return db
+	return manual(db)
 }
 
 // A snapshot taken when the replica answers again must not label the local
