@@ -128,6 +128,9 @@ type DB struct {
 	syncedSinceCheckpoint bool
 	truncatePassiveFailed bool
 	lastFrame             lastFrame
+	// framesPastWALIndex: the last sync saw valid WAL frames SQLite has not
+	// published as committed; the monitor looks again a MonitorInterval later.
+	framesPastWALIndex atomic.Bool
 
 	posMu sync.Mutex
 	pos   *ltx.Pos // cached position; nil when unknown

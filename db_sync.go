@@ -255,10 +255,14 @@ func (db *DB) writeL0(ctx context.Context, pos ltx.Pos, info syncInfo, limit int
 		if rd.PageSize() != uint32(db.pageSize) {
 			return res, fmt.Errorf("wal page size %d does not match database page size %d; the replica must be reset", rd.PageSize(), db.pageSize)
 		}
+		if n := committedFrameLimit(db.WALPath(), rd); n >= 0 {
+			rd.limitFrames(n)
+		}
 		var walCommit uint32
 		if pageMap, maxOffset, walCommit, res.limited, err = rd.pageMap(ctx, limit); err != nil {
 			return res, fmt.Errorf("read wal page map: %w", err)
 		}
+		db.noteFramesPastWALIndex(rd)
 		if walCommit > 0 {
 			commit = walCommit
 		}
@@ -536,6 +540,15 @@ func (db *DB) rememberLastFrame(walFile io.ReaderAt, txid ltx.TXID, offset int64
 	}
 }
 
+// noteFramesPastWALIndex records whether a sync stopped at SQLite's
+// wal-index before valid frames: a commit still publishing, or frames a
+// failed writer left, which SQLite's next commit overwrites.
+func (db *DB) noteFramesPastWALIndex(rd *WALReader) {
+	if past := rd.pastLimit; db.framesPastWALIndex.Swap(past) != past && past {
+		db.logger().Debug("wal frames past sqlite's committed end; not captured until sqlite commits them", "committed_frames", rd.frameLimit)
+	}
+}
+
 func (db *DB) dbFileSize() (int64, error) {
 	fi, err := db.f.Stat()
 	if err != nil {
@@ -659,6 +672,11 @@ func (db *DB) monitor() {
 		err := db.sync(ctx)
 		if errors.Is(err, errSyncDeferred) {
 			continue // another pass's sync failed meanwhile
+		}
+		if db.framesPastWALIndex.Load() {
+			// A commit may have been mid-publish: look again without an event.
+			last = start
+			db.wakeMonitor()
 		}
 		if err == nil || errors.Is(err, context.Canceled) {
 			diskFullN = 0

@@ -90,3 +90,7 @@ func EnforceL0RetentionIfDue(ctx context.Context, db *DB) error {
 // SetTopCompactionLevel sets the highest compaction level of db's store, as
 // a Store does: compaction keeps local copies of the levels below it.
 func SetTopCompactionLevel(db *DB, level int) { db.topCompactionLevel.Store(int32(level)) }
+
+// FramesPastWALIndex reports whether db's last sync stopped at SQLite's
+// wal-index before valid frames SQLite had not published.
+func FramesPastWALIndex(db *DB) bool { return db.framesPastWALIndex.Load() }

@@ -34,7 +34,16 @@ type WALReader struct {
 	salt2    uint32
 	chksum1  uint32
 	chksum2  uint32
+
+	// frameLimit, when frameLimited, is the number of frames SQLite's wal-index
+	// counts as committed; pastLimit records a valid frame beyond it.
+	frameLimited bool
+	frameLimit   int
+	pastLimit    bool
 }
+
+// limitFrames makes frames from index n on read as the end of the WAL.
+func (r *WALReader) limitFrames(n int) { r.frameLimited, r.frameLimit = true, n }
 
 // NewWALReader reads and validates the WAL header. A short or
 // checksum-invalid header returns io.EOF: there is no valid WAL.
@@ -179,6 +188,10 @@ func (r *WALReader) readFrame(ctx context.Context, data []byte, verifyChecksum b
 		if c1 != stored1 || c2 != stored2 {
 			return 0, 0, io.EOF
 		}
+	}
+	if r.frameLimited && r.frameN >= r.frameLimit {
+		r.pastLimit = true
+		return 0, 0, io.EOF
 	}
 	r.chksum1, r.chksum2 = stored1, stored2
 	r.frameN++
