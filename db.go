@@ -101,19 +101,20 @@ type DB struct {
 	storePasses sync.RWMutex
 	retired     bool // guarded by storePasses
 
-	mu       sync.Mutex // guards the fields below it
-	opened   bool
-	fileKey  string // the database file's entry in openDBs while open
-	closing  bool   // Close has begun: nothing may open SQLite again
-	sqldb    *sql.DB
-	f        *os.File  // the only descriptor of the database file (POSIX locks)
-	rconn    *sql.Conn // holds the long-running read transaction
-	pageSize int
-	fileInfo os.FileInfo
-	dirInfo  os.FileInfo
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	mu             sync.Mutex // guards the fields below it
+	opened         bool
+	fileKey        string // the database file's entry in openDBs while open
+	replicaKeyHeld string // the replica's entry in openDBs while open
+	closing        bool   // Close has begun: nothing may open SQLite again
+	sqldb          *sql.DB
+	f              *os.File  // the only descriptor of the database file (POSIX locks)
+	rconn          *sql.Conn // holds the long-running read transaction
+	pageSize       int
+	fileInfo       os.FileInfo
+	dirInfo        os.FileInfo
+	ctx            context.Context
+	cancel         context.CancelFunc
+	wg             sync.WaitGroup
 
 	// exec serializes sync chunks, checkpoints, snapshot capture and Close.
 	exec *semaphore.Weighted
@@ -351,6 +352,7 @@ func (db *DB) Open() (err error) {
 	// The position an earlier Open cached may be stale: the local files
 	// may have been removed or replaced while the DB was closed.
 	db.invalidatePos()
+	db.lastFrame = db.loadLastFrame()
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal

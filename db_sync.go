@@ -39,14 +39,6 @@ type syncResult struct {
 	limited bool  // stopped at the byte limit before the WAL end
 }
 
-// lastFrame identifies the last WAL frame captured by this process, so that
-// the next sync can trust it without rescanning the L0 file.
-type lastFrame struct {
-	txid   ltx.TXID
-	offset int64
-	hdr    [WALFrameHeaderSize]byte
-}
-
 // Sync writes the WAL's committed frames since the last sync into one new L0
 // file (more when MaxSyncWALBytes splits a large backlog), then runs the
 // checkpoint policy. A missing database file is not an error.
@@ -532,13 +524,6 @@ var openWALWatcher = newWALWatcher
 // crashPoint is called at named steps of syncs and checkpoints; crash tests
 // replace it to kill the process exactly there.
 var crashPoint = func(name string) {}
-
-func (db *DB) rememberLastFrame(walFile io.ReaderAt, txid ltx.TXID, offset int64) {
-	lf := lastFrame{txid: txid, offset: offset}
-	if n, _ := walFile.ReadAt(lf.hdr[:], offset); n == len(lf.hdr) {
-		db.lastFrame = lf
-	}
-}
 
 // noteFramesPastWALIndex records whether a sync stopped at SQLite's
 // wal-index before valid frames: a commit still publishing, or frames a

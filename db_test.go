@@ -207,6 +207,38 @@ func TestDB_Open_SecondDBOnSameFile(t *testing.T) {
 	}
 }
 
+// Two DBs of one process on one replica would interleave their TXIDs in it,
+// and the replica would restore neither: the second fails to open, whether
+// it got the same client or another client on the same directory. With a
+// lease, a standby on the same replica may open and wait for it.
+func TestDB_Open_SecondDBOnSameReplica(t *testing.T) {
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	MustOpenApp(t, filepath.Join(dir, "a"), 4096)
+	MustOpenApp(t, filepath.Join(dir, "b"), 4096)
+	first := MustNewDB(t, filepath.Join(dir, "a"), client)
+	if err := first.Open(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*file.ReplicaClient{client, file.NewReplicaClient(filepath.Join(dir, "sub", "..", "replica"))} {
+		db := litestream.NewDB(filepath.Join(dir, "b"))
+		db.Replica = litestream.NewReplicaWithClient(db, c)
+		if err := db.Open(); err == nil {
+			_ = db.Close(context.Background())
+			t.Fatalf("a second DB opened on replica %s", c.Path())
+		} else if !strings.Contains(err.Error(), "already replicates DB") || !strings.Contains(err.Error(), first.Path()) {
+			t.Fatalf("second DB on replica %s: %v", c.Path(), err)
+		}
+	}
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := MustNewDB(t, filepath.Join(dir, "b"), client)
+	if err := again.Open(); err != nil {
+		t.Fatalf("open after the first DB closed: %v", err)
+	}
+}
+
 // Close of a DB whose Open failed (here another DB holds the file) writes
 // nothing: no final sync into the other DB's local files, no upload.
 func TestDB_Close_AfterFailedOpenWritesNothing(t *testing.T) {

@@ -176,10 +176,10 @@ func (db *DB) lastPageMatches(walFile *os.File, ltxPath string, txid ltx.TXID, o
 		return false, nil
 	}
 
-	// A frame this process captured is trusted by its header (which holds
-	// the cumulative checksum), saving a read of the L0 file.
-	if db.lastFrame.txid == txid && db.lastFrame.offset == offset && bytes.Equal(db.lastFrame.hdr[:], frame[:WALFrameHeaderSize]) {
-		return true, nil
+	// The header of the frame captured there, when known, decides: its
+	// cumulative checksum covers the whole generation up to it.
+	if db.lastFrame.txid == txid && db.lastFrame.offset == offset {
+		return bytes.Equal(db.lastFrame.hdr[:], frame[:WALFrameHeaderSize]), nil
 	}
 
 	pgno := binary.BigEndian.Uint32(frame[0:])
