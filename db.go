@@ -114,7 +114,9 @@ type DB struct {
 	dirInfo        os.FileInfo
 	ctx            context.Context
 	cancel         context.CancelFunc
-	wg             sync.WaitGroup
+	// cancelNoLock is cancel, for Close to call before it takes mu.
+	cancelNoLock atomic.Pointer[context.CancelFunc]
+	wg           sync.WaitGroup
 
 	// exec serializes sync chunks, checkpoints, snapshot capture and Close.
 	exec *semaphore.Weighted
@@ -353,6 +355,12 @@ func (db *DB) Open() (err error) {
 	// may have been removed or replaced while the DB was closed.
 	db.invalidatePos()
 	db.lastFrame = db.loadLastFrame()
+	// Nor may it trust what it knew of the replica, which another writer,
+	// a wipe or a restore may have changed: it lists it again, as a new
+	// process does, and a check left pending before Close stays pending.
+	db.Replica.SetPos(ltx.Pos{})
+	db.dropMaxLTXFileInfo(-1)
+	db.lastSyncedWALOffset, db.witness = 0, nil
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
@@ -373,6 +381,8 @@ func (db *DB) Open() (err error) {
 	db.syncBackoff, db.syncRetryAt = 0, time.Time{} // a reopened DB starts afresh
 	db.syncBackoffMu.Unlock()
 	db.ctx, db.cancel = context.WithCancel(withReplicaIndex(context.Background()))
+	cancel := db.cancel
+	db.cancelNoLock.Store(&cancel)
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)
 		go func() { defer db.wg.Done(); db.monitor() }()
@@ -401,6 +411,11 @@ func removeTmpFiles(dir string) error {
 // when ctx is already canceled.
 func (db *DB) Close(ctx context.Context) (err error) {
 	db.lazyInit()
+	// First, without mu: a first sync's init holds mu while it lists the
+	// replica under the DB's context, however long the backend takes.
+	if cancel := db.cancelNoLock.Load(); cancel != nil {
+		(*cancel)()
+	}
 	db.mu.Lock()
 	cancel, wasOpen := db.cancel, db.opened
 	db.closing = true
@@ -883,7 +898,13 @@ func (db *DB) signalFilesChanged() {
 	}
 }
 
+// openLocalLTXFile opens the local copy of a replica file for compaction.
+// While the replica check is pending the local files may be another
+// history than the replica's, so compaction reads the replica's.
 func (db *DB) openLocalLTXFile(level int, minTXID, maxTXID ltx.TXID) (io.ReadCloser, error) {
+	if db.replicaCheckPending.Load() {
+		return nil, os.ErrNotExist
+	}
 	return os.Open(db.LTXPath(level, minTXID, maxTXID))
 }
 

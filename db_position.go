@@ -112,10 +112,13 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 			"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
 	}
 
-	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
-		return fmt.Errorf("remove local L0 files: %w", err)
+	// Local copies at every level, and the last-frame record, belong to
+	// the history being given up.
+	if err := os.RemoveAll(db.LTXDir()); err != nil {
+		return fmt.Errorf("remove local LTX files: %w", err)
 	}
 	db.invalidatePos()
+	db.lastFrame = lastFrame{}
 	if err := internal.MkdirAll(db.LTXLevelDir(0), db.dirPerm()); err != nil {
 		return fmt.Errorf("create L0 directory: %w", err)
 	}
@@ -147,6 +150,9 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		db.invalidatePos()
 		return fmt.Errorf("replica L0 %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
 	}
+	// Commits the removed files held are still in the WAL or the database:
+	// the next sync captures them, without waiting for the app to write.
+	db.wakeMonitor()
 	return nil
 }
 

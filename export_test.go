@@ -94,3 +94,12 @@ func SetTopCompactionLevel(db *DB, level int) { db.topCompactionLevel.Store(int3
 // FramesPastWALIndex reports whether db's last sync stopped at SQLite's
 // wal-index before valid frames SQLite had not published.
 func FramesPastWALIndex(db *DB) bool { return db.framesPastWALIndex.Load() }
+
+// ForgetClaims releases db's claims on its database file and replica, as
+// the end of its process would, without closing it: tests modelling a
+// crashed writer then open another DB on the same replica.
+func ForgetClaims(db *DB) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.releaseFile()
+}

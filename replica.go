@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -84,6 +85,9 @@ type Replica struct {
 
 	repairMu sync.Mutex      // guards repair
 	repair   []*ltx.FileInfo // L0 files the replica lost, to upload again from local copies
+	// lostFiles: a listing found files gone from the replica; the next sync
+	// checks that the replica still restores its newest state.
+	lostFiles atomic.Bool
 
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
@@ -177,6 +181,20 @@ func (r *Replica) SetPos(pos ltx.Pos) {
 	}
 }
 
+// setPosUnlessReset is SetPos for an upload of the local history counted
+// by resets: a reset that lands before it wins, as one landing after does.
+func (r *Replica) setPosUnlessReset(pos ltx.Pos, resets uint64) bool {
+	r.mu.Lock()
+	if r.db.localResets.Load() != resets {
+		r.mu.Unlock()
+		return false
+	}
+	r.pos, r.known = pos, pos.TXID
+	r.mu.Unlock()
+	r.posChanged()
+	return true
+}
+
 // forgetPos makes the next sync list the replica for its position, keeping
 // the last known TXID for lag reporting.
 func (r *Replica) forgetPos() {
@@ -266,6 +284,9 @@ func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err err
 	for {
 		limited, n, err := r.syncOnce(ctx, maxFiles)
 		uploaded += n
+		if err == nil && !limited {
+			err = r.ensureRestorable(ctx)
+		}
 		var behind *replicaBehindError
 		if errors.As(err, &behind) && !reseeded {
 			reseeded = true
@@ -277,6 +298,28 @@ func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err err
 			return uploaded, err
 		}
 	}
+}
+
+// ensureRestorable runs after files went missing from the replica (a wipe,
+// an older copy put back). Lost L0 files with local copies were uploaded
+// again; if what is left still has no chain to the replica's newest file,
+// a snapshot of the database at the uploaded position gives it one.
+func (r *Replica) ensureRestorable(ctx context.Context) error {
+	if !r.lostFiles.Load() {
+		return nil
+	}
+	_, err := CalcRestorePlan(ctx, r.Client, 0, time.Time{}, nil)
+	if err != nil && !errors.Is(err, ErrTxNotAvailable) && !errors.Is(err, errNonContiguous) {
+		return fmt.Errorf("check that the replica still restores after files were lost: %w", err)
+	}
+	if err != nil {
+		r.Logger().Warn("files lost from the replica left it without a chain to its newest file, uploading a snapshot", "reason", err)
+		if _, err := r.db.Snapshot(ctx); err != nil {
+			return fmt.Errorf("upload a snapshot after files were lost from the replica: %w", err)
+		}
+	}
+	r.lostFiles.Store(false)
+	return nil
 }
 
 // uploadThrough uploads the local L0 files the replica lacks, up to at least
@@ -428,7 +471,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		return false, 0, err
 	}
 	pos := r.Pos()
-	if pos.IsZero() {
+	if pos.IsZero() || r.db.replicaCheckPending.Load() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
@@ -468,7 +511,10 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		if failingSince, _, _ := r.health(); !failingSince.IsZero() {
 			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus
 		}
-		r.SetPos(ltx.Pos{TXID: txid})
+		if !r.setPosUnlessReset(ltx.Pos{TXID: txid}, resets) {
+			r.db.replicaCheckPending.Store(true)
+			return false, n, fmt.Errorf("upload L0 %s: %w", txid, errLocalStateReset)
+		}
 		r.db.emit(EventUploaded, 0, txid, txid, nil)
 		n++
 	}

@@ -364,6 +364,13 @@ func (r *Replica) indexed() *replicaIndex {
 // re-seeds it when local files no longer reach back that far.
 func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo) {
 	r.emit(EventReplicaChanged, fmt.Errorf("L%d: %d files missing, %d added by someone else", level, len(missing), len(added)))
+	if len(missing) > 0 {
+		r.lostFiles.Store(true)
+		if r.db != nil {
+			r.db.dropMaxLTXFileInfo(level) // compaction must not continue past a lost file
+		}
+		defer r.wake()
+	}
 	if level != 0 {
 		return
 	}

@@ -117,6 +117,7 @@ func TestDB_Snapshot_NeverAheadOfReplicaL0(t *testing.T) {
 
 	// A stops here without closing, as a crash would. B restores the
 	// replica and replicates on from the restored file.
+	litestream.ForgetClaims(dbA)
 	pathB := filepath.Join(t.TempDir(), "db")
 	opt := litestream.NewRestoreOptions()
 	opt.OutputPath = pathB
