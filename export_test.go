@@ -94,3 +94,7 @@ func SetTopCompactionLevel(db *DB, level int) { db.topCompactionLevel.Store(int3
 // FramesPastWALIndex reports whether db's last sync stopped at SQLite's
 // wal-index before valid frames SQLite had not published.
 func FramesPastWALIndex(db *DB) bool { return db.framesPastWALIndex.Load() }
+
+// LinkNoReplace is the placement of a restored database used where rename
+// cannot refuse to replace: a hard link, or a checked rename without one.
+var LinkNoReplace = linkNoReplace
