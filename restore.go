@@ -487,8 +487,14 @@ func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) e
 	return nil
 }
 
+// databaseFiles returns a database's file and the files SQLite keeps
+// beside it.
+func databaseFiles(path string) []string {
+	return []string{path, path + "-wal", path + "-shm", path + "-journal"}
+}
+
 func removeDatabaseFiles(path string) {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+	for _, p := range databaseFiles(path) {
 		_ = os.Remove(p)
 	}
 }

@@ -62,6 +62,13 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 		return fmt.Errorf("create output directory: %w", err)
 	}
 	tmpPath := opt.OutputPath + ".tmp"
+	// A restore killed while it rebuilt a WAL leaves the temporary database
+	// and its -wal: SQLite would replay that -wal into this one's snapshot.
+	for _, p := range databaseFiles(tmpPath) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s left by an earlier restore: %w", p, err)
+		}
+	}
 	defer removeDatabaseFiles(tmpPath)
 	if err := restoreV3(ctx, client, plan, tmpPath, opt.AgeIdentities); err != nil {
 		return err

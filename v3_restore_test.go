@@ -357,3 +357,45 @@ func TestReplica_Restore_PicksV3(t *testing.T) {
 		}
 	})
 }
+
+// A v0.3.x restore killed while it rebuilt a WAL (SIGKILL, OOM, power loss)
+// leaves <output>.tmp and <output>.tmp-wal behind. A new restore to the same
+// output whose plan has no WAL to rebuild (here the snapshot alone) must not
+// let SQLite replay that stale -wal into its snapshot when it checks it:
+// that gave a later state than the one asked for, or, with a WAL of another
+// generation, pages of two databases.
+func TestReplica_RestoreV3_IgnoresStaleTmpWAL(t *testing.T) {
+	g := v3gen.New(t, 5, 4096)
+	g.NewGeneration() // snapshot of index 0
+	snap := g.Files[0]
+	g.Write(3)
+	g.Write(4)
+	r, _ := MustV3Replica(t, g)
+
+	out := filepath.Join(t.TempDir(), "db")
+	// What a restore of the latest state killed before its checkpoint
+	// leaves: the snapshot and index 0's WAL rebuilt beside it.
+	var wal []byte
+	for _, f := range g.Files[1:] {
+		wal = append(wal, f.Plain...)
+	}
+	if err := os.WriteFile(out+".tmp", snap.Plain, 0o644); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(out+".tmp-wal", wal, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restore to the snapshot's time: the snapshot alone.
+	opt := litestream.RestoreOptions{OutputPath: out, Timestamp: snap.Time}
+	if err := r.RestoreV3(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := v3gen.MustState(t, out); got != snap.State {
+		t.Fatalf("restore to the snapshot's time gave %s, want the snapshot's state %s (the latest is %s): a stale .tmp-wal was replayed", got, snap.State, g.Files[len(g.Files)-1].State)
+	}
+	for _, p := range []string{out + ".tmp", out + ".tmp-wal"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s left after the restore: %v", p, err)
+		}
+	}
+}
