@@ -468,7 +468,7 @@ func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) e
 	if mode == IntegrityCheckFull {
 		pragma = "PRAGMA integrity_check;"
 	}
-	sqldb, err := sql.Open("sqlite", "file:"+path)
+	sqldb, err := sql.Open("sqlite", sqliteFileURI(path, ""))
 	if err != nil {
 		return err
 	}

@@ -348,7 +348,7 @@ func verifyWALV3(walPath string, pageSize uint32) (frames int, err error) {
 // checkpointWALV3 has SQLite copy the WAL next to dbPath into it and remove
 // it, and checks that SQLite took all wantFrames committed frames.
 func checkpointWALV3(ctx context.Context, dbPath string, wantFrames int) error {
-	sqldb, err := sql.Open("sqlite", dbPath)
+	sqldb, err := sql.Open("sqlite", sqliteFileURI(dbPath, ""))
 	if err != nil {
 		return err
 	}
