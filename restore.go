@@ -364,9 +364,9 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 		_ = os.Remove(tmpPath)
 	}()
 
-	ctx, cancel := context.WithCancel(ctx)
+	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
+	rdrs, cleanup := openPlanReaders(readCtx, client, plan, filepath.Dir(outputPath), parallelism)
 	defer cleanup()
 
 	// Each file is applied in turn straight into the output: the snapshot
@@ -377,7 +377,9 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 			cancel()
 			info := plan[i]
 			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
-			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
+			// The caller's context, not readCtx (cancelled just above):
+			// a caller that gave up gets no second download.
+			return diagnoseRestoreError(ctx, client, plan[i:i+1], cause)
 		}
 	}
 	w.closeDirect()
