@@ -381,6 +381,9 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 			// a caller that gave up gets no second download.
 			return diagnoseRestoreError(ctx, client, plan[i:i+1], cause)
 		}
+		// Closed once applied: a long plan would otherwise hold a
+		// descriptor per file.
+		_ = rd.Close()
 	}
 	w.closeDirect()
 	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
