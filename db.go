@@ -571,7 +571,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 		return err
 	}
 
-	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=wal_autocheckpoint(0)", db.path, db.BusyTimeout.Milliseconds())
+	dsn := sqliteFileURI(db.path, fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=wal_autocheckpoint(0)", db.BusyTimeout.Milliseconds()))
 	if db.sqldb, err = sql.Open("sqlite", dsn); err != nil {
 		return fmt.Errorf("open sql db: %w", err)
 	}

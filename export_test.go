@@ -103,3 +103,7 @@ func ForgetClaims(db *DB) {
 	defer db.mu.Unlock()
 	db.releaseFile()
 }
+
+// LinkNoReplace is the placement of a restored database used where rename
+// cannot refuse to replace: a hard link, or a checked rename without one.
+var LinkNoReplace = linkNoReplace

@@ -5,6 +5,7 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
 )
 
 const fdLimitChildEnv = "LITESTREAM_TEST_FDLIMIT_CHILD"
@@ -79,4 +81,54 @@ func fdLimitChild(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("no database reported running out of descriptors")
+}
+
+// A restore plan of many files (a replica whose compaction stalled, or a
+// restore by TXID that needs every L0 file since the snapshot) must not hold
+// a descriptor per planned file: each spooled file is closed once applied
+// and only a few are downloaded ahead, at any parallelism. Here 300 files
+// under a limit of 100 descriptors beyond those the process holds.
+func TestReplica_Restore_LongPlanDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	const n = 300
+	writeTestLTX(t, dir, litestream.SnapshotLevel, 1, 4, pageRange(1, 4))
+	for txid := ltx.TXID(2); txid <= n; txid++ {
+		writeTestLTX(t, dir, 0, txid, 4, []uint32{2})
+	}
+
+	for _, parallelism := range []int{1, 4} {
+		t.Run(fmt.Sprint(parallelism), func(t *testing.T) {
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath = filepath.Join(t.TempDir(), "db")
+			opt.Parallelism = parallelism
+
+			entries, err := os.ReadDir("/proc/self/fd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lim syscall.Rlimit
+			if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				t.Fatal(err)
+			}
+			low := lim
+			low.Cur = uint64(len(entries) + 100)
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+				t.Skip(err)
+			}
+			err = litestream.NewReplicaWithClient(nil, file.NewReplicaClient(dir)).Restore(context.Background(), opt)
+			if serr := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); serr != nil {
+				t.Fatal(serr)
+			}
+			if err != nil {
+				t.Fatalf("restore of a %d-file plan, parallelism %d, with 100 descriptors to spare: %v", n, parallelism, err)
+			}
+			got, err := os.ReadFile(opt.OutputPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[testPageSize:2*testPageSize], testPage(n, 2)) {
+				t.Fatal("page 2 is not the last file's")
+			}
+		})
+	}
 }

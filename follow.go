@@ -496,8 +496,8 @@ func openFollowOutput(ctx context.Context, path string) (_ *followOutput, err er
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open follow output: %w", err) // sql.Open would create it
 	}
-	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=synchronous(full)&_pragma=wal_autocheckpoint(%d)",
-		path, followBusyTimeout.Milliseconds(), followCheckpointPages)
+	dsn := sqliteFileURI(path, fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(full)&_pragma=wal_autocheckpoint(%d)",
+		followBusyTimeout.Milliseconds(), followCheckpointPages))
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open follow output: %w", err)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,11 +20,17 @@ import (
 	"github.com/superfly/ltx"
 )
 
+// testFileURI is the SQLite URI of the file at path, with the characters
+// a URI path reads as syntax ('%', '?', '#') escaped.
+func testFileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
 // MustOpenApp opens an application connection pool in WAL mode with the
 // given page size, the way a program embedding the library would.
 func MustOpenApp(t testing.TB, path string, pageSize int) *sql.DB {
 	t.Helper()
-	app, err := sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(5000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)", path, pageSize))
+	app, err := sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(5000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)", testFileURI(path), pageSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +186,7 @@ func MustDump(t testing.TB, db *sql.DB) string {
 // dump.
 func MustCheckRestored(t testing.TB, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", testFileURI(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,84 +93,90 @@ func verifyRemoteLTX(ctx context.Context, client ReplicaClient, info *ltx.FileIn
 	return hdr, nil
 }
 
-// openPlanReaders returns one reader per plan file, in plan order. At most
-// parallelism files are read from the replica at once. The first file
-// (normally the snapshot) streams into the merge and stays open until it
-// ends; the rest are downloaded ahead into unlinked temporary files in dir,
-// so that memory does not grow with their size.
-func openPlanReaders(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, dir string, parallelism int) ([]io.Reader, func()) {
-	first := newResumableReader(ctx, client, plan[0], nil)
-	rdrs := []io.Reader{first}
-	closers := []io.Closer{first}
-	if len(plan) == 1 {
-		return rdrs, func() { closeAll(closers) }
+// openPlanReaders returns one reader per plan file, in plan order; the
+// caller closes each once it is applied, and cleanup closes the rest. At
+// most parallelism files are read from the replica at once. With one, each
+// file streams in turn. Otherwise the first file (normally the snapshot)
+// streams into the merge while the rest are downloaded ahead into unlinked
+// temporary files in dir, so that memory does not grow with their size; at
+// most planSpoolWindow per download slot are held, so that descriptors do
+// not grow with the plan's length either.
+func openPlanReaders(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, dir string, parallelism int) ([]io.ReadCloser, func()) {
+	rdrs := make([]io.ReadCloser, 0, len(plan))
+	if parallelism <= 1 || len(plan) == 1 {
+		for _, info := range plan {
+			rdrs = append(rdrs, newResumableReader(ctx, client, info, nil)) // opened at its first read
+		}
+		return rdrs, func() { closeAll(rdrs) }
 	}
 
-	// The stream holds one slot; with a single slot it waits until every
-	// download is done.
-	workers := max(parallelism-1, 1)
-	downloaded := make(chan struct{})
-	if parallelism <= 1 {
-		rdrs[0] = &waitReader{ctx: ctx, ready: downloaded, r: first}
-	}
-
-	spools := make([]*spooledReader, len(plan)-1)
-	for i, info := range plan[1:] {
-		spools[i] = &spooledReader{info: info, ready: make(chan struct{})}
-		rdrs = append(rdrs, spools[i])
-		closers = append(closers, spools[i])
-	}
-	queue := make(chan *spooledReader, len(spools))
-	for _, s := range spools {
+	ctx, cancel := context.WithCancel(ctx)
+	rdrs = append(rdrs, newResumableReader(ctx, client, plan[0], nil))
+	// The stream holds one slot.
+	workers := parallelism - 1
+	window := make(chan struct{}, workers*planSpoolWindow)
+	queue := make(chan *spooledReader, len(plan)-1)
+	for _, info := range plan[1:] {
+		s := &spooledReader{info: info, ready: make(chan struct{})}
+		rdrs = append(rdrs, s)
 		queue <- s
 	}
 	close(queue)
 	var wg sync.WaitGroup
-	for range min(workers, len(spools)) {
+	for range min(workers, len(plan)-1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s := range queue {
-				if ctx.Err() != nil {
-					s.fail(context.Cause(ctx))
-					continue
+			for {
+				// A slot is taken before the next file is: the files holding
+				// slots are then always the earliest not yet applied, and the
+				// applier, which frees them, never waits on a file without one.
+				held := false
+				select {
+				case window <- struct{}{}:
+					held = true
+				case <-ctx.Done():
 				}
+				s, ok := <-queue
+				if !ok || !held || ctx.Err() != nil {
+					if held {
+						<-window
+					}
+					if ok {
+						s.fail(context.Cause(ctx))
+						continue
+					}
+					return
+				}
+				s.window = window
 				s.download(ctx, client, dir)
 			}
 		}()
 	}
+	downloaded := make(chan struct{})
 	go func() { wg.Wait(); close(downloaded) }()
-	return rdrs, func() { <-downloaded; closeAll(closers) }
+	return rdrs, func() { cancel(); <-downloaded; closeAll(rdrs) }
 }
 
-// waitReader delays the first read until ready is closed.
-type waitReader struct {
-	ctx   context.Context
-	ready <-chan struct{}
-	r     io.Reader
-}
+// planSpoolWindow is how many downloaded files, per download slot, a
+// restore holds ahead of the one it applies.
+const planSpoolWindow = 2
 
-func (w *waitReader) Read(p []byte) (int, error) {
-	select {
-	case <-w.ready:
-		return w.r.Read(p)
-	case <-w.ctx.Done():
-		return 0, context.Cause(w.ctx)
-	}
-}
-
-func closeAll(closers []io.Closer) {
+func closeAll(closers []io.ReadCloser) {
 	for _, c := range closers {
 		_ = c.Close()
 	}
 }
 
 // spooledReader reads a file once its download to a temporary file ends.
+// From its download to its Close it holds a slot of window.
 type spooledReader struct {
-	info  *ltx.FileInfo
-	ready chan struct{}
-	f     *os.File
-	err   error
+	info   *ltx.FileInfo
+	ready  chan struct{}
+	window chan struct{}
+	f      *os.File
+	err    error
+	closed bool
 }
 
 func (s *spooledReader) download(ctx context.Context, client ReplicaClient, dir string) {
@@ -206,12 +212,23 @@ func (s *spooledReader) Read(p []byte) (int, error) {
 	<-s.ready
 	if s.err != nil {
 		return 0, s.err
+	} else if s.closed {
+		return 0, os.ErrClosed
 	}
 	return s.f.Read(p)
 }
 
+// Close closes the spooled file and frees its slot; it is called once the
+// file is applied, and again by the plan's cleanup.
 func (s *spooledReader) Close() error {
 	<-s.ready
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.window != nil {
+		<-s.window
+	}
 	if s.f != nil {
 		return s.f.Close()
 	}

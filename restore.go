@@ -364,9 +364,9 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 		_ = os.Remove(tmpPath)
 	}()
 
-	ctx, cancel := context.WithCancel(ctx)
+	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rdrs, cleanup := openPlanReaders(ctx, client, plan, filepath.Dir(outputPath), parallelism)
+	rdrs, cleanup := openPlanReaders(readCtx, client, plan, filepath.Dir(outputPath), parallelism)
 	defer cleanup()
 
 	// Each file is applied in turn straight into the output: the snapshot
@@ -377,8 +377,13 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 			cancel()
 			info := plan[i]
 			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
-			return diagnoseRestoreError(context.WithoutCancel(ctx), client, plan[i:i+1], cause)
+			// The caller's context, not readCtx (cancelled just above):
+			// a caller that gave up gets no second download.
+			return diagnoseRestoreError(ctx, client, plan[i:i+1], cause)
 		}
+		// Closed once applied: a long plan would otherwise hold a
+		// descriptor per file.
+		_ = rd.Close()
 	}
 	w.closeDirect()
 	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
@@ -392,21 +397,59 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 }
 
 // moveRestoredIntoPlace renames a complete restored database to outputPath,
-// which does not exist. A -wal, -journal or -shm file still beside that
-// path belongs to a database that was there before (a crashed application
-// or follower), and SQLite would replay its frames or pages into the
-// restored file at the first open; a -txid sidecar would name another
-// state. They are removed first.
+// which did not exist when the restore began. A -wal, -journal or -shm file
+// still beside that path belongs to a database that was there before (a
+// crashed application or follower), and SQLite would replay its frames or
+// pages into the restored file at the first open; a -txid sidecar would
+// name another state. They are removed first, unless a database appeared at
+// outputPath during the restore: its -wal may hold its commits, so then
+// nothing is removed or replaced and the restore fails.
 func moveRestoredIntoPlace(tmpPath, outputPath string) error {
+	if _, err := os.Lstat(outputPath); err == nil {
+		return outputCreatedError(outputPath, os.ErrExist)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("check restore output %s: %w", outputPath, err)
+	}
 	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath), nextTXIDPath(outputPath)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
 		}
 	}
-	if err := os.Rename(tmpPath, outputPath); err != nil {
-		return fmt.Errorf("rename restore file: %w", err)
+	if err := renameNoReplace(tmpPath, outputPath); errors.Is(err, os.ErrExist) {
+		return outputCreatedError(outputPath, err)
+	} else if err != nil {
+		return fmt.Errorf("rename restore file to %s: %w", outputPath, err)
 	}
 	return internal.SyncDir(filepath.Dir(outputPath))
+}
+
+// outputCreatedError reports a file that another process created at the
+// output path while the restore ran; it matches os.ErrExist.
+func outputCreatedError(outputPath string, err error) error {
+	return fmt.Errorf("cannot restore to %s: another process created it during the restore; it was left as it is and the restored database discarded: %w", outputPath, err)
+}
+
+// linkNoReplace places oldpath at newpath with a hard link, which fails if
+// newpath exists, then removes oldpath. On a file system without hard links
+// it checks newpath and renames: only a creation between the two replaces.
+func linkNoReplace(oldpath, newpath string) error {
+	err := os.Link(oldpath, newpath)
+	if err == nil {
+		// A second name left would let a later restore's truncate of the
+		// temporary file empty the output.
+		if err := os.Remove(oldpath); err != nil {
+			return fmt.Errorf("restored to %s, but remove its other name: %w", newpath, err)
+		}
+		return nil
+	} else if errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if _, serr := os.Lstat(newpath); serr == nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: os.ErrExist}
+	} else if !errors.Is(serr, os.ErrNotExist) {
+		return serr
+	}
+	return os.Rename(oldpath, newpath)
 }
 
 // diagnoseRestoreError finds which plan file is corrupt, if one is, so that
@@ -430,7 +473,7 @@ func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) e
 	if mode == IntegrityCheckFull {
 		pragma = "PRAGMA integrity_check;"
 	}
-	sqldb, err := sql.Open("sqlite", "file:"+path)
+	sqldb, err := sql.Open("sqlite", sqliteFileURI(path, ""))
 	if err != nil {
 		return err
 	}
@@ -449,8 +492,14 @@ func checkIntegrity(ctx context.Context, path string, mode IntegrityCheckMode) e
 	return nil
 }
 
+// databaseFiles returns a database's file and the files SQLite keeps
+// beside it.
+func databaseFiles(path string) []string {
+	return []string{path, path + "-wal", path + "-shm", path + "-journal"}
+}
+
 func removeDatabaseFiles(path string) {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+	for _, p := range databaseFiles(path) {
 		_ = os.Remove(p)
 	}
 }

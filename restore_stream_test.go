@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
@@ -148,5 +150,63 @@ func TestReplica_Restore_StreamFailsAfterLastByte(t *testing.T) {
 	r := litestream.NewReplicaWithClient(nil, endFailingClient{client})
 	if got, want := MustCheckRestored(t, MustRestore(t, r, 0)), MustDump(t, app); got != want {
 		t.Fatalf("restored %s, want %s", got, want)
+	}
+}
+
+// cancelingClient cancels a context after the first read of the first file
+// it opens, and like an object store's HTTP body its readers fail once the
+// context they were opened with ends. It counts the opens.
+type cancelingClient struct {
+	litestream.ReplicaClient
+	cancel context.CancelFunc
+	opens  atomic.Int64
+	once   sync.Once
+}
+
+func (c *cancelingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	c.opens.Add(1)
+	rc, err := c.ReplicaClient.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	return &cancelingReader{ReadCloser: rc, ctx: ctx, c: c}, nil
+}
+
+type cancelingReader struct {
+	io.ReadCloser
+	ctx context.Context
+	c   *cancelingClient
+}
+
+func (r *cancelingReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.ReadCloser.Read(p[:min(len(p), 32<<10)])
+	r.c.once.Do(r.c.cancel)
+	return n, err
+}
+
+// A restore whose context ends while it streams a file returns: it must not
+// download the file again to diagnose the failure (that diagnosis ran on
+// context.WithoutCancel, which nothing can cancel: a second full download
+// of the snapshot after the caller gave up).
+func TestReplica_Restore_CancelledWhileStreaming(t *testing.T) {
+	dir := t.TempDir()
+	writeTestLTX(t, dir, litestream.SnapshotLevel, 1, 2500, pageRange(1, 2500))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &cancelingClient{ReplicaClient: file.NewReplicaClient(dir), cancel: cancel}
+
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "db")
+	err := litestream.NewReplicaWithClient(nil, c).Restore(ctx, opt)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("restore cancelled while streaming returned %v, want context.Canceled", err)
+	} else if n := c.opens.Load(); n != 1 {
+		t.Fatalf("the file was opened %d times: the cancelled restore downloaded it again", n)
+	}
+	if _, err := os.Stat(opt.OutputPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cancelled restore left its output: %v", err)
 	}
 }

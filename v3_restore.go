@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/superfly/ltx"
 
 	"github.com/benbjohnson/litestream/internal"
 )
@@ -62,6 +61,13 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 		return fmt.Errorf("create output directory: %w", err)
 	}
 	tmpPath := opt.OutputPath + ".tmp"
+	// A restore killed while it rebuilt a WAL leaves the temporary database
+	// and its -wal: SQLite would replay that -wal into this one's snapshot.
+	for _, p := range databaseFiles(tmpPath) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s left by an earlier restore: %w", p, err)
+		}
+	}
 	defer removeDatabaseFiles(tmpPath)
 	if err := restoreV3(ctx, client, plan, tmpPath, opt.AgeIdentities); err != nil {
 		return err
@@ -341,7 +347,7 @@ func verifyWALV3(walPath string, pageSize uint32) (frames int, err error) {
 // checkpointWALV3 has SQLite copy the WAL next to dbPath into it and remove
 // it, and checks that SQLite took all wantFrames committed frames.
 func checkpointWALV3(ctx context.Context, dbPath string, wantFrames int) error {
-	sqldb, err := sql.Open("sqlite", dbPath)
+	sqldb, err := sql.Open("sqlite", sqliteFileURI(dbPath, ""))
 	if err != nil {
 		return err
 	}
@@ -502,11 +508,13 @@ func (r *Replica) widenTimeBoundsV3(ctx context.Context, createdAt, updatedAt ti
 }
 
 // shouldRestoreV3 reports whether Restore should restore the client's
-// v0.3.x backup instead of its LTX files, by upstream's rule: never for a
-// TXID or follow restore; otherwise when there is no LTX data, or, without
-// a timestamp, when the v0.3.x backup was updated last, or, with one, when
-// the newest v0.3.x snapshot at or before it is newer than the newest LTX
-// snapshot before it.
+// v0.3.x backup instead of its LTX files, by upstream's rule that the newer
+// backup wins: never for a TXID or follow restore; otherwise when there is
+// no LTX data, or, without a timestamp, when the v0.3.x backup was updated
+// last, or, with one, when no LTX plan reaches the time, or the v0.3.x
+// state at the time (its snapshot and the WAL segments after it) is newer
+// than every file of the LTX plan for it. The LTX plan, not only its
+// snapshots: lower levels restore a time no snapshot precedes.
 func (r *Replica) shouldRestoreV3(ctx context.Context, opt RestoreOptions) (bool, error) {
 	client, ok := r.Client.(ReplicaClientV3)
 	if !ok || opt.TXID != 0 || opt.Follow {
@@ -534,20 +542,46 @@ func (r *Replica) shouldRestoreV3(ctx context.Context, opt RestoreOptions) (bool
 		}
 		return use, nil
 	}
-	v3Snapshot, err := findSnapshotV3(ctx, client, opt.Timestamp)
-	if err != nil || v3Snapshot == nil {
-		return false, err
+	var v3Newest time.Time
+	if v3Plan, err := calcRestorePlanV3(ctx, client, opt.Timestamp); errors.Is(err, ErrNoSnapshots) {
+		return false, nil
+	} else if err == nil {
+		v3Newest = v3Plan.newest()
+	} else if snap, ferr := findSnapshotV3(ctx, client, opt.Timestamp); ferr != nil || snap == nil {
+		return false, ferr
+	} else {
+		v3Newest = snap.CreatedAt // a damaged WAL: RestoreV3 reports it, if chosen
 	}
-	ltxSnapshots, err := FindLTXFiles(ctx, r.Client, SnapshotLevel, true, func(info *ltx.FileInfo) (bool, error) {
-		return info.CreatedAt.Before(opt.Timestamp), nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("find ltx snapshots: %w", err)
+	ltxPlan, err := CalcRestorePlan(ctx, r.Client, 0, opt.Timestamp, nil)
+	if errors.Is(err, ErrTxNotAvailable) {
+		r.Logger().Info("restoring from v0.3.x backup: no LTX plan reaches the timestamp", "timestamp", opt.Timestamp)
+		return true, nil
+	} else if err != nil {
+		return false, nil // the LTX restore plans again and reports it
 	}
-	if n := len(ltxSnapshots); n == 0 || v3Snapshot.CreatedAt.After(ltxSnapshots[n-1].CreatedAt) {
-		r.Logger().Info("restoring from v0.3.x backup: it has the newest snapshot before the timestamp",
-			"v3_snapshot_created_at", v3Snapshot.CreatedAt, "timestamp", opt.Timestamp)
+	var ltxNewest time.Time
+	for _, info := range ltxPlan {
+		if info.CreatedAt.After(ltxNewest) {
+			ltxNewest = info.CreatedAt
+		}
+	}
+	if v3Newest.After(ltxNewest) {
+		r.Logger().Info("restoring from v0.3.x backup: its state at the timestamp is newer than the LTX files'",
+			"v3_newest", v3Newest, "ltx_newest", ltxNewest, "timestamp", opt.Timestamp)
 		return true, nil
 	}
 	return false, nil
+}
+
+// newest returns the time of the plan's newest file.
+func (p *restorePlanV3) newest() time.Time {
+	t := p.snapshot.CreatedAt
+	for _, segs := range p.indexes {
+		for _, seg := range segs {
+			if seg.CreatedAt.After(t) {
+				t = seg.CreatedAt
+			}
+		}
+	}
+	return t
 }

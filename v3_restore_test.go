@@ -339,7 +339,7 @@ func TestReplica_Restore_PicksV3(t *testing.T) {
 		isLTX(t, restore(t, litestream.RestoreOptions{TXID: pos.TXID}))
 	})
 	t.Run("TimestampBetween", func(t *testing.T) {
-		// Newest snapshots at or before: LTX's (now) beats v0.3.x's older one.
+		// Newest files at or before: LTX's (now) beat v0.3.x's older ones.
 		isLTX(t, restore(t, litestream.RestoreOptions{Timestamp: ltxUpdatedAt.Add(30 * time.Minute)}))
 	})
 	t.Run("TimestampBeforeLTX", func(t *testing.T) {
@@ -356,4 +356,93 @@ func TestReplica_Restore_PicksV3(t *testing.T) {
 			t.Fatalf("updatedAt %s, want %s", updatedAt, newer.Time)
 		}
 	})
+}
+
+// A v0.3.x restore killed while it rebuilt a WAL (SIGKILL, OOM, power loss)
+// leaves <output>.tmp and <output>.tmp-wal behind. A new restore to the same
+// output whose plan has no WAL to rebuild (here the snapshot alone) must not
+// let SQLite replay that stale -wal into its snapshot when it checks it:
+// that gave a later state than the one asked for, or, with a WAL of another
+// generation, pages of two databases.
+func TestReplica_RestoreV3_IgnoresStaleTmpWAL(t *testing.T) {
+	g := v3gen.New(t, 5, 4096)
+	g.NewGeneration() // snapshot of index 0
+	snap := g.Files[0]
+	g.Write(3)
+	g.Write(4)
+	r, _ := MustV3Replica(t, g)
+
+	out := filepath.Join(t.TempDir(), "db")
+	// What a restore of the latest state killed before its checkpoint
+	// leaves: the snapshot and index 0's WAL rebuilt beside it.
+	var wal []byte
+	for _, f := range g.Files[1:] {
+		wal = append(wal, f.Plain...)
+	}
+	if err := os.WriteFile(out+".tmp", snap.Plain, 0o644); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(out+".tmp-wal", wal, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restore to the snapshot's time: the snapshot alone.
+	opt := litestream.RestoreOptions{OutputPath: out, Timestamp: snap.Time}
+	if err := r.RestoreV3(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := v3gen.MustState(t, out); got != snap.State {
+		t.Fatalf("restore to the snapshot's time gave %s, want the snapshot's state %s (the latest is %s): a stale .tmp-wal was replayed", got, snap.State, g.Files[len(g.Files)-1].State)
+	}
+	for _, p := range []string{out + ".tmp", out + ".tmp-wal"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s left after the restore: %v", p, err)
+		}
+	}
+}
+
+// A replica that still holds the v0.3.x backup it was migrated from, and
+// LTX files written since, but no LTX snapshot created before the requested
+// time (a DB replicated without a Store, whose L0 TXID 1 is the whole
+// database, or one whose snapshot retention removed the older snapshots
+// while lower levels still reach the time). The LTX files restore that
+// time, and hold data newer than the v0.3.x backup: a restore by timestamp
+// must not return the v0.3.x state of an hour before because the LTX side
+// has no snapshot before the time.
+func TestReplica_Restore_TimestampPrefersNewerLTXWithoutSnapshot(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+
+	g := v3gen.New(t, 11, 4096)
+	g.SetTime(time.Now().Add(-time.Hour))
+	g.NewGeneration()
+	g.Write(3)
+	g.WriteDir(client.Path())
+	v3State := g.State()
+
+	for i := 0; i < 5; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(100))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := MustDump(t, app)
+	ts := time.Now().Add(time.Second) // after every LTX file
+	if snaps := levelFiles(t, client, litestream.SnapshotLevel); len(snaps) != 0 {
+		t.Fatalf("replica has %d LTX snapshots, want none", len(snaps))
+	}
+
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "db")
+	opt.Timestamp = ts
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := v3gen.MustState(t, opt.OutputPath); got == v3State {
+		t.Fatalf("restore at %s returned the v0.3.x state of an hour before (%s), not the LTX state the replica holds for that time", ts.Format(time.RFC3339Nano), got)
+	}
+	if got := MustCheckRestored(t, opt.OutputPath); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
 }

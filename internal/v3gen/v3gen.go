@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,7 +244,8 @@ func (g *Generator) State() string {
 // same form as File.State.
 func MustState(t testing.TB, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", path+"?mode=ro")
+	// The path escaped as a URI's: a '?' in it would end a plain name.
+	db, err := sql.Open("sqlite", "file:"+strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path))
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}

@@ -1,0 +1,158 @@
+// restore_place_test.go checks how a restore puts its result at the output
+// path: never over a database another process created there meanwhile,
+// nor removing that database's -wal.
+package litestream_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/benbjohnson/litestream/internal/v3gen"
+)
+
+// createAppAt opens an application database at path and commits a row that
+// stays in its -wal (no checkpoint): what a process starting up while the
+// restore runs does.
+func createAppAt(t *testing.T, path string) {
+	t.Helper()
+	a := MustOpenApp(t, path, 4096)
+	if _, err := a.Exec(`PRAGMA wal_autocheckpoint = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(`INSERT INTO t (v) VALUES (-424242)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkAppKept checks that a restore failed on the database created at out
+// during it, and left that database, -wal and committed row included.
+func checkAppKept(t *testing.T, out string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("restore succeeded over the database created at %s during it", out)
+	} else if !errors.Is(err, os.ErrExist) || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("restore error %q: want one matching os.ErrExist, naming %s and another process", err, out)
+	}
+	if _, err := os.Stat(out + "-wal"); err != nil {
+		t.Fatalf("the -wal of the database created at %s during the restore: %v", out, err)
+	}
+	check := MustOpenApp(t, out, 4096)
+	var n int
+	if err := check.QueryRow(`SELECT COUNT(*) FROM t WHERE v = -424242`).Scan(&n); err != nil {
+		t.Fatal(err)
+	} else if n != 1 {
+		t.Fatalf("the row committed at %s during the restore is gone", out)
+	}
+	if _, err := os.Stat(out + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("restore left its temporary file: %v", err)
+	}
+}
+
+// Two processes restoring on first start, or an operator restoring while
+// the service starts: the application's database appears at the output path
+// after the restore checked it was free. The restore must fail rather than
+// delete the application's -wal and rename its result over the database.
+func TestReplica_Restore_OutputCreatedDuringRestore(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 20; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "app.db")
+	var once sync.Once
+	ran := false
+	tc := &testClient{ReplicaClient: client}
+	tc.onOpen = func(level int) error {
+		once.Do(func() {
+			createAppAt(t, out)
+			ran = true
+		})
+		return nil
+	}
+
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = out
+	err := litestream.NewReplicaWithClient(nil, tc).Restore(ctx, opt)
+	if !ran {
+		t.Fatal("hook did not run")
+	}
+	checkAppKept(t, out, err)
+}
+
+// v3SnapshotHookClient runs onSnapshot before each v0.3.x snapshot is
+// opened, raw as the restore opens it from clients that can.
+type v3SnapshotHookClient struct {
+	*file.ReplicaClient
+	onSnapshot func()
+}
+
+func (c *v3SnapshotHookClient) OpenSnapshotV3Raw(ctx context.Context, generation string, index int) (io.ReadCloser, error) {
+	c.onSnapshot()
+	return c.ReplicaClient.OpenSnapshotV3Raw(ctx, generation, index)
+}
+
+// The same for a v0.3.x backup, which places its result the same way.
+func TestRestoreV3_OutputCreatedDuringRestore(t *testing.T) {
+	g := v3gen.New(t, 7, 4096)
+	g.NewGeneration()
+	g.Write(3)
+	_, root := MustV3Replica(t, g)
+
+	out := filepath.Join(t.TempDir(), "app.db")
+	var once sync.Once
+	ran := false
+	c := &v3SnapshotHookClient{ReplicaClient: file.NewReplicaClient(root), onSnapshot: func() {
+		once.Do(func() {
+			createAppAt(t, out)
+			ran = true
+		})
+	}}
+	err := litestream.NewReplicaWithClient(nil, c).RestoreV3(context.Background(), litestream.RestoreOptions{OutputPath: out})
+	if !ran {
+		t.Fatal("hook did not run")
+	}
+	checkAppKept(t, out, err)
+}
+
+// Where rename cannot refuse to replace, a hard link places the file: it
+// fails on an existing output and leaves both files, else leaves one name.
+func TestRestore_LinkNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	tmp, out := filepath.Join(dir, "db.tmp"), filepath.Join(dir, "db")
+	if err := os.WriteFile(tmp, []byte("restored"), 0o644); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(out, []byte("app"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := litestream.LinkNoReplace(tmp, out); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("link over an existing output: %v, want os.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "app" {
+		t.Fatalf("output holds %q, want the existing file's", b)
+	}
+
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	} else if err := litestream.LinkNoReplace(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "restored" {
+		t.Fatalf("output holds %q, want the restored file's", b)
+	} else if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary name left beside the output: %v", err)
+	}
+}
