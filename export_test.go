@@ -94,3 +94,7 @@ func SetTopCompactionLevel(db *DB, level int) { db.topCompactionLevel.Store(int3
 // FramesPastWALIndex reports whether db's last sync stopped at SQLite's
 // wal-index before valid frames SQLite had not published.
 func FramesPastWALIndex(db *DB) bool { return db.framesPastWALIndex.Load() }
+
+// PollOnce runs one tick of the VFS's poller, for tests that set a long
+// PollInterval to order polls against changes of the replica.
+func (v *VFS) PollOnce() { v.pollOnce() }
