@@ -272,3 +272,47 @@ func testVFSReplacedBetweenPolls(t *testing.T, indexing bool) {
 		t.Fatalf("vfs %s, B %s", got, want)
 	}
 }
+
+// A hydrated file of A serves no page of B, though B's files holding them
+// end before the hydrated TXID.
+func TestVFS_ReplacedReplicaServesNoHydratedPages(t *testing.T) {
+	dbA, appA, clientA := replicateA(t)
+	v := litestream.NewVFS(file.NewReplicaClient(clientA.Path()), nil)
+	v.PollInterval = time.Hour // polls only when the test says
+	v.HydrationEnabled = true
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool, err := sql.Open("sqlite", v.DSN("app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	h := v.Hydrator()
+	<-h.Done()
+	if err := h.Err(); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := dbA.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	appB := replaceReplicaWithB(t, dbA, clientA.Path(), pos.TXID)
+	want := MustDump(t, appB)
+	v.PollOnce() // sees B past A
+	var res string
+	if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+		t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
+	} else if res != "ok" {
+		t.Fatalf("the VFS serves B's TXIDs with A's hydrated pages: integrity_check: %s (VFS error: %v)", res, v.LastError())
+	}
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, B %s", got, want)
+	}
+}

@@ -96,6 +96,7 @@ type VFS struct {
 	latestStale bool
 	refreshing  bool       // a read transaction is looking again
 	refreshed   *sync.Cond // on mu: signals refreshing ended
+	gen         uint64     // replacements of the replica seen (see txView.gen)
 	lastErr     error
 	closed      bool
 }
@@ -229,6 +230,7 @@ func (v *VFS) startHydration(view *txView) error {
 		path = filepath.Join(dir, "hydrated.db")
 	}
 	h := NewHydrator(v.client, path, view.txid, v.logger)
+	h.gen = view.gen
 	v.reader.hydrator.Store(h)
 	h.Start(v.ctx)
 	return nil
@@ -365,6 +367,7 @@ func (v *VFS) buildFixed(txID ltx.TXID, timestamp time.Time) (*txView, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	fv.gen = v.gen
 	if old := v.fixed[fv.txid]; old != nil && txID == 0 {
 		return old, nil
 	}
@@ -393,9 +396,12 @@ func (v *VFS) refreshLatest() error {
 	}
 	if cur != nil && replacesFiles(cur, plan) {
 		// Read transactions wait for this view rather than start on files
-		// now holding another database.
+		// now holding another database; views and the hydrated file of the
+		// old one serve none of its pages.
 		v.mu.Lock()
 		v.latestStale = true
+		v.gen++
+		v.fixed = make(map[ltx.TXID]*txView)
 		v.mu.Unlock()
 	}
 	view, err := buildView(v.ctx, v.client, newest, time.Time{}, v.knownIndex)
@@ -403,6 +409,7 @@ func (v *VFS) refreshLatest() error {
 		return fmt.Errorf("latest TXID %s: %w", newest, err)
 	}
 	v.mu.Lock()
+	view.gen = v.gen
 	v.latest = view
 	v.latestStale = false
 	v.mu.Unlock()
@@ -628,7 +635,7 @@ func (f *VFSFile) page(pgno uint32, use func([]byte)) error {
 		return err
 	}
 	again, perr := f.vfs.buildFixed(view.txid, time.Time{})
-	if perr != nil || again.txid != view.txid || again.commit != view.commit || again.pageSize != view.pageSize {
+	if perr != nil || again.gen != view.gen || again.txid != view.txid || again.commit != view.commit || again.pageSize != view.pageSize {
 		return fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention) and the remaining files do not rebuild it; end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
 	}
 	f.view = again
