@@ -107,3 +107,7 @@ func ForgetClaims(db *DB) {
 // LinkNoReplace is the placement of a restored database used where rename
 // cannot refuse to replace: a hard link, or a checked rename without one.
 var LinkNoReplace = linkNoReplace
+
+// PollOnce runs one tick of the VFS's poller, for tests that set a long
+// PollInterval to order polls against changes of the replica.
+func (v *VFS) PollOnce() { v.pollOnce() }

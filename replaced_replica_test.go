@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,15 @@ func replicateA(t *testing.T) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
 // database B there, from TXID 1 to past txid. It returns B's app.
 func replaceReplicaWithB(t *testing.T, dbA *litestream.DB, replicaPath string, past ltx.TXID) *sql.DB {
 	t.Helper()
+	dbB, appB := openB(t, dbA, replicaPath)
+	advanceB(t, dbB, appB, past)
+	return appB
+}
+
+// openB closes A, wipes its replica and replicates a new database B there,
+// up to a TXID of 1 or 2.
+func openB(t *testing.T, dbA *litestream.DB, replicaPath string) (*litestream.DB, *sql.DB) {
+	t.Helper()
 	ctx := context.Background()
 	if err := dbA.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -63,6 +73,16 @@ func replaceReplicaWithB(t *testing.T, dbA *litestream.DB, replicaPath string, p
 	if _, err := appB.Exec(`CREATE TABLE u (v INTEGER); INSERT INTO t (v, pad) WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value+1 FROM s WHERE value < 8) SELECT value, randomblob(2000) FROM s`); err != nil {
 		t.Fatal(err)
 	}
+	if err := dbB.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dbB, appB
+}
+
+// advanceB replicates transactions of B until its TXID is past txid.
+func advanceB(t *testing.T, dbB *litestream.DB, appB *sql.DB, past ltx.TXID) {
+	t.Helper()
+	ctx := context.Background()
 	for i := 0; ; i++ {
 		if _, err := appB.Exec(`INSERT INTO u (v) VALUES (?)`, 1000+i); err != nil {
 			t.Fatal(err)
@@ -79,7 +99,6 @@ func replaceReplicaWithB(t *testing.T, dbA *litestream.DB, replicaPath string, p
 	if err := dbB.SyncAndWait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return appB
 }
 
 // A follower of A must refuse B's files, whether it kept running (B's L0
@@ -168,8 +187,132 @@ func TestVFS_ReplacedReplicaServesNoOldPages(t *testing.T) {
 		if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
 			t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
 		} else if res != "ok" {
-			t.Fatalf("the VFS serves B's TXIDs with A's pages: integrity_check: %s", res)
+			t.Fatalf("the VFS serves B's TXIDs with A's pages: integrity_check: %s (VFS error: %v)", res, v.LastError())
 		}
 		return MustDump(t, pool) == want
 	})
+}
+
+// A VFS that polls rarely: the poll that finds A's files replaced comes
+// before the next read transaction, which must then serve B although no
+// poll saw B past A (Conflict: the poll saw B below A's TXID) or the poll
+// that saw it is still indexing B's files (Indexing).
+func TestVFS_ReplacedReplicaBetweenPolls(t *testing.T) {
+	for _, name := range []string{"Conflict", "Indexing"} {
+		t.Run(name, func(t *testing.T) { testVFSReplacedBetweenPolls(t, name == "Indexing") })
+	}
+}
+
+func testVFSReplacedBetweenPolls(t *testing.T, indexing bool) {
+	dbA, appA, clientA := replicateA(t)
+	var gated atomic.Pointer[chan struct{}] // closed when the gated open may go on
+	var gateLast atomic.Uint64              // the file opens wait for
+	reached := make(chan struct{}, 1)
+	tc := &testClient{ReplicaClient: file.NewReplicaClient(clientA.Path()), onOpenFile: func(level int, _, maxTXID ltx.TXID) error {
+		if g := gated.Load(); g != nil && level == 0 && uint64(maxTXID) == gateLast.Load() {
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+			<-*g
+		}
+		return nil
+	}}
+	v := litestream.NewVFS(tc, nil)
+	v.PollInterval = time.Hour // polls only when the test says
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool, err := sql.Open("sqlite", v.DSN("app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	pos, err := dbA.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dbB, appB := openB(t, dbA, clientA.Path())
+	if !indexing {
+		v.PollOnce() // sees B behind A: ErrConflict
+	}
+	advanceB(t, dbB, appB, pos.TXID)
+	want := MustDump(t, appB)
+
+	if indexing {
+		posB, err := dbB.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		gateLast.Store(uint64(posB.TXID))
+		gated.Store(&release)
+		polled := make(chan struct{})
+		go func() { defer close(polled); v.PollOnce() }()
+		<-reached // the poll lists B and reads the header of B's last file
+		t.Cleanup(func() { <-polled })
+		// A transaction that waits for the poll returns once it is released;
+		// one that does not returns before.
+		time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	}
+
+	var res string
+	if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+		t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
+	} else if res != "ok" {
+		t.Fatalf("the VFS serves A's TXID from B's files: integrity_check: %s (VFS error: %v)", res, v.LastError())
+	}
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, B %s", got, want)
+	}
+}
+
+// A hydrated file of A serves no page of B, though B's files holding them
+// end before the hydrated TXID.
+func TestVFS_ReplacedReplicaServesNoHydratedPages(t *testing.T) {
+	dbA, appA, clientA := replicateA(t)
+	v := litestream.NewVFS(file.NewReplicaClient(clientA.Path()), nil)
+	v.PollInterval = time.Hour // polls only when the test says
+	v.HydrationEnabled = true
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool, err := sql.Open("sqlite", v.DSN("app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	h := v.Hydrator()
+	<-h.Done()
+	if err := h.Err(); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := dbA.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	appB := replaceReplicaWithB(t, dbA, clientA.Path(), pos.TXID)
+	want := MustDump(t, appB)
+	v.PollOnce() // sees B past A
+	var res string
+	if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+		t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
+	} else if res != "ok" {
+		t.Fatalf("the VFS serves B's TXIDs with A's hydrated pages: integrity_check: %s (VFS error: %v)", res, v.LastError())
+	}
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, B %s", got, want)
+	}
 }

@@ -28,6 +28,8 @@ type testClient struct {
 	// call with its level; an error fails the call.
 	onList func(level int) error
 	onOpen func(level int) error
+	// onOpenFile, when set, runs before each OpenLTXFile call with its file.
+	onOpenFile func(level int, minTXID, maxTXID ltx.TXID) error
 	// recordOpens keeps each OpenLTXFile call's file and caller, for a
 	// failure to name (see openCalls).
 	recordOpens bool
@@ -101,6 +103,11 @@ func (c *testClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXI
 	}
 	if c.onOpen != nil {
 		if err := c.onOpen(level); err != nil {
+			return nil, err
+		}
+	}
+	if c.onOpenFile != nil {
+		if err := c.onOpenFile(level, minTXID, maxTXID); err != nil {
 			return nil, err
 		}
 	}

@@ -91,6 +91,12 @@ type VFS struct {
 	fixed       map[ltx.TXID]*txView
 	polling     bool
 	pollFailing bool
+	// latestStale: a poll found the replica no longer holds latest's files
+	// (wiped, replaced, gone back); the next read transaction looks again.
+	latestStale bool
+	refreshing  bool       // a read transaction is looking again
+	refreshed   *sync.Cond // on mu: signals refreshing ended
+	gen         uint64     // replacements of the replica seen (see txView.gen)
 	lastErr     error
 	closed      bool
 }
@@ -100,7 +106,7 @@ func NewVFS(client ReplicaClient, logger *slog.Logger) *VFS {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &VFS{
+	v := &VFS{
 		PollInterval:  DefaultPollInterval,
 		CacheSize:     DefaultCacheSize,
 		ReadAheadSize: 32 * DefaultPageSize,
@@ -108,6 +114,8 @@ func NewVFS(client ReplicaClient, logger *slog.Logger) *VFS {
 		logger:        logger.With("system", "vfs"),
 		fixed:         make(map[ltx.TXID]*txView),
 	}
+	v.refreshed = sync.NewCond(&v.mu)
+	return v
 }
 
 func (v *VFS) init() {
@@ -222,6 +230,7 @@ func (v *VFS) startHydration(view *txView) error {
 		path = filepath.Join(dir, "hydrated.db")
 	}
 	h := NewHydrator(v.client, path, view.txid, v.logger)
+	h.gen = view.gen
 	v.reader.hydrator.Store(h)
 	h.Start(v.ctx)
 	return nil
@@ -358,6 +367,7 @@ func (v *VFS) buildFixed(txID ltx.TXID, timestamp time.Time) (*txView, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	fv.gen = v.gen
 	if old := v.fixed[fv.txid]; old != nil && txID == 0 {
 		return old, nil
 	}
@@ -384,37 +394,102 @@ func (v *VFS) refreshLatest() error {
 	if cur != nil && newest < cur.txid {
 		return fmt.Errorf("latest TXID went back from %s to %s: %w", cur.txid, newest, ErrConflict)
 	}
+	if cur != nil && replacesFiles(cur, plan) {
+		// Read transactions wait for this view rather than start on files
+		// now holding another database; views and the hydrated file of the
+		// old one serve none of its pages.
+		v.mu.Lock()
+		v.latestStale = true
+		v.gen++
+		v.fixed = make(map[ltx.TXID]*txView)
+		v.mu.Unlock()
+	}
 	view, err := buildView(v.ctx, v.client, newest, time.Time{}, v.knownIndex)
 	if err != nil {
 		return fmt.Errorf("latest TXID %s: %w", newest, err)
 	}
 	v.mu.Lock()
+	view.gen = v.gen
 	v.latest = view
+	v.latestStale = false
 	v.mu.Unlock()
 	v.logger.Debug("vfs latest txid", "txid", view.txid, "files", len(view.files))
 	return nil
+}
+
+// replacesFiles reports whether plan lists a file of view under the same
+// name but another size or time: written again, by another database.
+func replacesFiles(view *txView, plan []*ltx.FileInfo) bool {
+	held := make(map[ltxFileKey]bool, len(view.files))
+	for _, x := range view.files {
+		held[x.key] = true
+	}
+	for _, info := range plan {
+		k := fileKeyOf(info)
+		if held[k] {
+			continue
+		}
+		for _, x := range view.files {
+			if x.key.level == k.level && x.key.minTXID == k.minTXID && x.key.maxTXID == k.maxTXID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// latestForTxn returns the view a following connection starts a read
+// transaction on. While a poll has found the latest view's files gone or
+// replaced, the first transaction looks again (waiting for a build in
+// progress) and the others wait for it: at most one extra listing per
+// poll that found it so, none otherwise.
+func (v *VFS) latestForTxn() *txView {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for v.refreshing {
+		v.refreshed.Wait()
+	}
+	if v.latestStale {
+		v.latestStale, v.refreshing = false, true
+		v.mu.Unlock()
+		err := v.refreshLatest()
+		v.mu.Lock()
+		// Consumed even if it failed: the next poll finds it so again.
+		v.latestStale, v.refreshing = false, false
+		v.refreshed.Broadcast()
+		if err != nil {
+			v.logger.Debug("vfs latest txid not refreshed", "error", err)
+		}
+	}
+	return v.latest
 }
 
 // poll refreshes the latest view every PollInterval until Close, logging
 // when polling starts and stops failing rather than on every tick.
 func (v *VFS) poll() {
 	defer v.wg.Done()
-	internal.Tick(v.ctx, v.PollInterval, func() bool {
-		err := v.refreshLatest()
-		if v.ctx.Err() != nil {
-			return false
-		}
-		v.mu.Lock()
-		changed := (err != nil) != v.pollFailing
-		v.pollFailing = err != nil
-		v.mu.Unlock()
-		if changed && err != nil {
-			v.logger.Warn("vfs cannot follow the replica; readers stay at their TXID", "error", err)
-		} else if changed {
-			v.logger.Info("vfs follows the replica again")
-		}
-		return true
-	})
+	internal.Tick(v.ctx, v.PollInterval, v.pollOnce)
+}
+
+// pollOnce is one tick of poll; false once the VFS is closed.
+func (v *VFS) pollOnce() bool {
+	err := v.refreshLatest()
+	if v.ctx.Err() != nil {
+		return false
+	}
+	v.mu.Lock()
+	changed := (err != nil) != v.pollFailing
+	v.pollFailing = err != nil
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrTxNotAvailable) {
+		v.latestStale = true
+	}
+	v.mu.Unlock()
+	if changed && err != nil {
+		v.logger.Warn("vfs cannot follow the replica; readers stay at their TXID", "error", err)
+	} else if changed {
+		v.logger.Info("vfs follows the replica again")
+	}
+	return true
 }
 
 // VFSFile is one connection's view of a database: the TXID it is pinned
@@ -522,9 +597,7 @@ func (f *VFSFile) readAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("read %s: %w", f.name, fs.ErrClosed)
 	}
 	if f.point.follow() && off == changeCounterOffset && len(p) == changeCounterRead {
-		f.vfs.mu.Lock()
-		latest := f.vfs.latest
-		f.vfs.mu.Unlock()
+		latest := f.vfs.latestForTxn()
 		if latest != nil && latest.txid > f.view.txid {
 			f.view = latest
 		}
@@ -562,7 +635,7 @@ func (f *VFSFile) page(pgno uint32, use func([]byte)) error {
 		return err
 	}
 	again, perr := f.vfs.buildFixed(view.txid, time.Time{})
-	if perr != nil || again.txid != view.txid || again.commit != view.commit || again.pageSize != view.pageSize {
+	if perr != nil || again.gen != view.gen || again.txid != view.txid || again.commit != view.commit || again.pageSize != view.pageSize {
 		return fmt.Errorf("TXID %s can no longer be read: %s was removed (compaction or retention) and the remaining files do not rebuild it; end the transaction and read again (%w)", view.txid, gone.file, ErrTxNotAvailable)
 	}
 	f.view = again

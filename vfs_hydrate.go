@@ -22,6 +22,7 @@ type Hydrator struct {
 	client ReplicaClient
 	path   string
 	txID   ltx.TXID
+	gen    uint64 // of the VFS view hydrated: later gens are another database
 	logger *slog.Logger
 
 	done     chan struct{}
@@ -117,9 +118,9 @@ func (h *Hydrator) Close() error {
 }
 
 // page reads page pgno of view v from the hydrated file when that is
-// exact: the view is at or past the hydrated TXID and the newest file
-// holding the page ends at or before it, so the page has not changed
-// between the two TXIDs.
+// exact: the view is of the same database (gen), at or past the hydrated
+// TXID, and the newest file holding the page ends at or before it, so the
+// page has not changed between the two TXIDs.
 func (h *Hydrator) page(v *txView, pgno uint32, source *ltxIndex) ([]byte, bool, error) {
 	if h == nil {
 		return nil, false, nil
@@ -127,7 +128,7 @@ func (h *Hydrator) page(v *txView, pgno uint32, source *ltxIndex) ([]byte, bool,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	off := int64(pgno-1) * int64(v.pageSize)
-	if h.file == nil || v.txid < h.txID || source.key.maxTXID > h.txID || v.pageSize != h.pageSize || off+int64(v.pageSize) > h.size {
+	if h.file == nil || v.gen != h.gen || v.txid < h.txID || source.key.maxTXID > h.txID || v.pageSize != h.pageSize || off+int64(v.pageSize) > h.size {
 		return nil, false, nil
 	}
 	data := make([]byte, v.pageSize)

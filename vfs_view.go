@@ -147,6 +147,9 @@ type txView struct {
 	pageSize uint32
 	commit   uint32      // database size in pages
 	files    []*ltxIndex // restore plan order: the newest file last
+	// gen is the VFS's count of replica replacements seen when the view was
+	// built: views of different gens may be different databases.
+	gen uint64
 }
 
 func (v *txView) size() int64 { return int64(v.commit) * int64(v.pageSize) }
