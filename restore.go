@@ -353,15 +353,15 @@ func betterPlanFile(a, b *ltx.FileInfo) bool {
 // restorePlan applies the plan's files, in order, to a database at outputPath.
 func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
 	tmpPath := outputPath + ".tmp"
-	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := openRestoreTemp(tmpPath)
 	if err != nil {
 		return fmt.Errorf("create restore file: %w", err)
 	}
 	w := &restoreWriter{f: f, direct: openDirect(tmpPath)}
 	defer func() {
 		w.closeDirect()
+		removeIfSameFile(tmpPath, f) // before the lock goes with the descriptor
 		_ = f.Close()
-		_ = os.Remove(tmpPath)
 	}()
 
 	readCtx, cancel := context.WithCancel(ctx)
@@ -390,10 +390,21 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 		return fmt.Errorf("truncate restore file: %w", err)
 	} else if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync restore file: %w", err)
-	} else if err := f.Close(); err != nil {
-		return fmt.Errorf("close restore file: %w", err)
 	}
+	// Placed while still locked: another restore cannot truncate it first.
 	return moveRestoredIntoPlace(tmpPath, outputPath)
+}
+
+// removeIfSameFile removes path if it is still f's file, not one another
+// restore created there after this one placed or removed f's.
+func removeIfSameFile(path string, f *os.File) {
+	held, err := f.Stat()
+	if err != nil {
+		return
+	}
+	if now, err := os.Stat(path); err == nil && os.SameFile(held, now) {
+		_ = os.Remove(path)
+	}
 }
 
 // moveRestoredIntoPlace renames a complete restored database to outputPath,

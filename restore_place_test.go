@@ -5,6 +5,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -62,15 +63,7 @@ func checkAppKept(t *testing.T, out string, err error) {
 // delete the application's -wal and rename its result over the database.
 func TestReplica_Restore_OutputCreatedDuringRestore(t *testing.T) {
 	ctx := context.Background()
-	db, app, client := MustOpenDB(t, 4096)
-	for i := 0; i < 20; i++ {
-		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.SyncAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, client := replicatedTwentyRows(t)
 
 	out := filepath.Join(t.TempDir(), "app.db")
 	var once sync.Once
@@ -155,4 +148,59 @@ func TestRestore_LinkNoReplace(t *testing.T) {
 	} else if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temporary name left beside the output: %v", err)
 	}
+}
+
+// Two restores into one output (EnsureExists at the start of two processes
+// on shared storage) share its temporary file: the second must be refused
+// while the first writes it, not truncate it, and the first's result must
+// be whole. A temporary file a killed restore left is reused.
+func TestReplica_Restore_SecondRestoreIntoSameOutput(t *testing.T) {
+	ctx := context.Background()
+	app, client := replicatedTwentyRows(t)
+	want := MustDump(t, app)
+
+	out := filepath.Join(t.TempDir(), "app.db")
+	if err := os.WriteFile(out+".tmp", []byte("left by a killed restore"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var second error
+	tc := &testClient{ReplicaClient: client}
+	tc.onOpen = func(level int) error {
+		once.Do(func() {
+			opt := litestream.NewRestoreOptions()
+			opt.OutputPath = out
+			second = litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt)
+		})
+		return nil
+	}
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = out
+	if err := litestream.NewReplicaWithClient(nil, tc).Restore(ctx, opt); err != nil {
+		t.Fatalf("first restore: %v", err)
+	}
+	if second == nil || !strings.Contains(second.Error(), "another restore into the same output is running") {
+		t.Fatalf("second restore into the same output while the first ran: %v", second)
+	}
+	if got := MustCheckRestored(t, out); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
+	}
+	if _, err := os.Stat(out + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+}
+
+// replicatedTwentyRows replicates twenty rows to a file replica.
+func replicatedTwentyRows(t *testing.T) (*sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 20; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(300))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return app, client
 }
