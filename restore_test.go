@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,5 +342,63 @@ func TestReplica_Restore_TimestampJustBeforeCommit(t *testing.T) {
 				t.Fatalf("try %d: restore to %s, just before a commit, holds %s, want %s", try, at.Format(time.RFC3339Nano), got, before)
 			}
 		}
+	}
+}
+
+// A file replica on a file system that keeps mtimes to the second (FAT,
+// HFS+, many network mounts; simulated by cutting them) must still restore
+// by time to the state committed before it: the header timestamps decide,
+// not mtimes rounded down to before later commits.
+func TestReplica_Restore_TimestampOnCoarseMtimes(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	type state struct {
+		dump string
+		at   time.Time
+	}
+	var states []state
+	for i := 0; i < 12; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v) VALUES (?)`, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, state{MustDump(t, app), time.Now()})
+		time.Sleep(150 * time.Millisecond) // commits spread over whole seconds
+	}
+	err := filepath.WalkDir(filepath.Join(client.Path(), "ltx"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mt := fi.ModTime().Truncate(time.Second)
+		return os.Chtimes(p, mt, mt)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := litestream.NewReplicaWithClient(nil, client)
+	checked := 0
+	for i := 0; i+1 < len(states); i++ {
+		if states[i+1].at.Truncate(time.Second).After(states[i].at) {
+			continue // the next file's cut mtime is still after this state
+		}
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(t.TempDir(), "db")
+		opt.Timestamp = states[i].at.Add(time.Millisecond)
+		if err := r.Restore(ctx, opt); err != nil {
+			t.Fatal(err)
+		}
+		if got := MustCheckRestored(t, opt.OutputPath); got != states[i].dump {
+			t.Fatalf("restore at %s (after commit %d, before commit %d): got %s, want %s: it holds a commit made after the time", opt.Timestamp.Format(time.RFC3339Nano), i, i+1, got, states[i].dump)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no state had a later commit within its second")
 	}
 }

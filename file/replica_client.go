@@ -112,6 +112,14 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		}
 		infos = append(infos, backend.FileInfo(entry.Name(), level, seek, fi.Size(), fi.ModTime()))
 	}
+	if useMetadata {
+		// The mtime is set to the header timestamp, but FAT, HFS+ and many
+		// network mounts keep it to the second or coarser: rounded down, a
+		// restore by time would take commits made after the time.
+		if err := litestream.FetchLTXHeaderTimestamps(ctx, c, infos); err != nil {
+			return nil, be.Errorf("list %s: %w", dir, err)
+		}
+	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
 }
 
