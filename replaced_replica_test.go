@@ -155,21 +155,7 @@ func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
 // pages it cached for A's files of the same names.
 func TestVFS_ReplacedReplicaServesNoOldPages(t *testing.T) {
 	dbA, appA, clientA := replicateA(t)
-	v := litestream.NewVFS(file.NewReplicaClient(clientA.Path()), nil)
-	v.PollInterval = 20 * time.Millisecond
-	if err := v.Register(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	pool, err := sql.Open("sqlite", v.DSN("app.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pool.Close() })
-	pool.SetMaxOpenConns(1)
-	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
-		t.Fatalf("vfs %s, A %s", got, want)
-	}
+	v, pool := openVFSOnA(t, file.NewReplicaClient(clientA.Path()), 20*time.Millisecond, false, appA)
 	pos, err := dbA.Pos()
 	if err != nil {
 		t.Fatal(err)
@@ -218,21 +204,7 @@ func testVFSReplacedBetweenPolls(t *testing.T, indexing bool) {
 		}
 		return nil
 	}}
-	v := litestream.NewVFS(tc, nil)
-	v.PollInterval = time.Hour // polls only when the test says
-	if err := v.Register(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	pool, err := sql.Open("sqlite", v.DSN("app.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pool.Close() })
-	pool.SetMaxOpenConns(1)
-	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
-		t.Fatalf("vfs %s, A %s", got, want)
-	}
+	v, pool := openVFSOnA(t, tc, time.Hour, false, appA) // polls only when the test says
 	pos, err := dbA.Pos()
 	if err != nil {
 		t.Fatal(err)
@@ -277,22 +249,7 @@ func testVFSReplacedBetweenPolls(t *testing.T, indexing bool) {
 // end before the hydrated TXID.
 func TestVFS_ReplacedReplicaServesNoHydratedPages(t *testing.T) {
 	dbA, appA, clientA := replicateA(t)
-	v := litestream.NewVFS(file.NewReplicaClient(clientA.Path()), nil)
-	v.PollInterval = time.Hour // polls only when the test says
-	v.HydrationEnabled = true
-	if err := v.Register(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	pool, err := sql.Open("sqlite", v.DSN("app.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pool.Close() })
-	pool.SetMaxOpenConns(1)
-	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
-		t.Fatalf("vfs %s, A %s", got, want)
-	}
+	v, pool := openVFSOnA(t, file.NewReplicaClient(clientA.Path()), time.Hour, true, appA) // polls only when the test says
 	h := v.Hydrator()
 	<-h.Done()
 	if err := h.Err(); err != nil {
@@ -315,4 +272,28 @@ func TestVFS_ReplacedReplicaServesNoHydratedPages(t *testing.T) {
 	if got := MustDump(t, pool); got != want {
 		t.Fatalf("vfs %s, B %s", got, want)
 	}
+}
+
+// openVFSOnA registers a VFS over client polling every poll (with
+// hydration if asked) and opens a one-connection pool on it, which must
+// serve A's state.
+func openVFSOnA(t *testing.T, client litestream.ReplicaClient, poll time.Duration, hydrate bool, appA *sql.DB) (*litestream.VFS, *sql.DB) {
+	t.Helper()
+	v := litestream.NewVFS(client, nil)
+	v.PollInterval = poll
+	v.HydrationEnabled = hydrate
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool, err := sql.Open("sqlite", v.DSN("app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	return v, pool
 }

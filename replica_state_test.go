@@ -78,9 +78,10 @@ func mustRestoreLatestState(t *testing.T, client litestream.ReplicaClient, want,
 }
 
 // The replica is wiped while the DB is closed (a new bucket, a lifecycle
-// rule, an operator's cleanup). A new process would list the empty replica
-// and upload every local L0 file from TXID 1; the reopened DB takes its
-// in-memory listing for the replica's and uploads only its next TXID.
+// rule, an operator's cleanup). Opened again, the DB must list the empty
+// replica and upload every local L0 file from TXID 1, as a new process
+// does, not take its old listing for the replica's and upload its next
+// TXID alone.
 func TestDB_Reopen_AfterReplicaWipedWhileClosed(t *testing.T) {
 	ctx := context.Background()
 	db, app, client, _ := openTwoRuns(t)
@@ -106,10 +107,10 @@ func TestDB_Reopen_AfterReplicaWipedWhileClosed(t *testing.T) {
 
 // Another writer continues the replica while this DB is closed (a
 // handover: B restores the replica, writes, closes). This DB's database
-// file is now behind the replica. A new process on it would find the
+// file is now behind the replica. Opened again, the DB must find the
 // replica ahead, fetch its newest L0 file and write a full snapshot after
-// it; the reopened DB takes its in-memory listing for the replica's and
-// uploads its next TXID over B's file of that TXID.
+// it, as a new process does, not upload its next TXID over B's file of
+// that TXID.
 func TestDB_Reopen_AfterAnotherWriterWhileClosed(t *testing.T) {
 	ctx := context.Background()
 	dbA, appA, client, _ := openTwoRuns(t)
@@ -165,16 +166,15 @@ func TestReplica_FilesLostWhileRunning(t *testing.T) {
 		lose func(t *testing.T, replicaDir, oldCopy string)
 	}{
 		{"Wiped", func(t *testing.T, replicaDir, _ string) {
-			if err := os.RemoveAll(replicaDir); err != nil {
-				t.Fatal(err)
-			}
+			moveAway(t, replicaDir)
 		}},
 		{"OldCopy", func(t *testing.T, replicaDir, oldCopy string) {
-			if err := os.RemoveAll(replicaDir); err != nil {
-				t.Fatal(err)
-			} else if err := os.Rename(oldCopy, replicaDir); err != nil {
-				t.Fatal(err)
-			}
+			// The library may create the directory again between the two
+			// renames: move that away too.
+			waitFor(t, 10*time.Second, "the old copy in place", func() bool {
+				moveAway(t, replicaDir)
+				return os.Rename(oldCopy, replicaDir) == nil
+			})
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,13 +260,11 @@ func (h hookHandler) WithGroup(name string) slog.Handler {
 // ResetLocalState runs while an upload batch is between its check of the
 // reset counter and its SetPos (here: while it logs "replica sync
 // recovered", which sits between them), and its comparison with the
-// replica fails. The reset zeroed the replica position and left the
-// comparison pending for the uploader, but the batch's SetPos puts the old
-// position back: the uploader never lists the replica again, so the pending
-// comparison never runs (it runs only when the position is zero). Local
-// TXIDs restart at 1 with another history; SyncAndWait returns nil while
-// nothing is uploaded, and once the local TXIDs pass the replica's, they
-// are uploaded on top of the replica's history.
+// replica fails. The batch must not put its position back over the reset's,
+// and the pending comparison must run: otherwise local TXIDs restart at 1
+// with another history, SyncAndWait returns nil while nothing is uploaded,
+// and once the local TXIDs pass the replica's they are uploaded on top of
+// the replica's history.
 func TestReplica_ResetLocalStateDuringUploadKeepsCheckPending(t *testing.T) {
 	ctx := context.Background()
 	var failWrite, failList atomic.Bool
@@ -338,13 +336,11 @@ func TestReplica_ResetLocalStateDuringUploadKeepsCheckPending(t *testing.T) {
 
 // A database restored from its replica starts while the replica is out of
 // reach, and the app commits rows 100 and 101, captured locally. When the
-// replica answers, the uploader's comparison adopts the replica's position
-// (db_position.go adoptReplicaPosition via resolveReplicaCheck): the local
-// L0 files holding the two commits are removed, and the next sync must
-// write a snapshot after the replica's newest file. Nothing wakes the DB
-// monitor for that sync: with WAL change events it sleeps until the app
-// writes again, so an app that went idle never gets its commits replicated
-// (no error, no stall reported).
+// replica answers, the uploader's comparison takes the replica's position:
+// the local L0 files holding the two commits are removed, and a sync must
+// write a snapshot after the replica's newest file. It must run without the
+// app writing again: with WAL change events the DB monitor would otherwise
+// sleep, and an idle app's commits would never be replicated.
 func TestReplica_AdoptWakesDBMonitor(t *testing.T) {
 	path, app, client, tc, down := replicatedThenUnreachable(t)
 	var logs syncBuffer
@@ -387,10 +383,9 @@ func TestReplica_AdoptWakesDBMonitor(t *testing.T) {
 // A handover with a lease, as documented: A holds the replica's lease,
 // compacts L1 and closes (releasing the lease); B restores the replica,
 // takes the lease, commits, compacts L1 and closes; A's program opens the
-// same DB again (same *DB, same process). The lease acquisition makes A list
-// L0 again, but A's cached newest-L1 file (DB.maxLTXFileInfo, which Open
-// keeps) is its own from before: A's next L1 compaction starts after it and
-// writes a file overlapping B's L1 files. A new process would list L1.
+// same DB again (same *DB, same process). A must list L1 again, not start
+// its next L1 compaction after its own cached newest L1 file from before,
+// which would write a file overlapping B's.
 func TestDB_Reopen_WithLeaseAfterHandoverListsL1Again(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -502,9 +497,9 @@ func (c *hangingLister) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 }
 
 // The DB's first sync initializes it, and init compares with the replica
-// (checkBehindReplica) while holding db.mu. The backend does not answer; the
-// listing runs under the DB's context, which only Close cancels, and Close
-// takes db.mu before it cancels: Close waits for a call that waits for Close.
+// while holding the DB's lock. The backend does not answer; the listing runs
+// under the DB's context. Close must cancel that context before it waits
+// for the lock, or it waits for a call that waits for Close.
 func TestDB_Close_DuringInitReplicaListing(t *testing.T) {
 	path, app, raw := newAppAndReplica(t)
 	mustInsert(t, app, 1)
@@ -534,5 +529,14 @@ func TestDB_Close_DuringInitReplicaListing(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		client.hang.Store(false)
 		t.Fatal("Close (with a 1 s context) still blocked after 5 s: init holds db.mu while it waits on the replica under the DB's context, which Close cancels only after taking db.mu")
+	}
+}
+
+// moveAway takes dir out of its place in one step (the library keeps
+// writing into it, so removing it in place could fail).
+func moveAway(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Rename(dir, filepath.Join(t.TempDir(), "gone")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
 	}
 }
