@@ -244,6 +244,7 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if err != nil {
 		return nil, fmt.Errorf("list L%d: %w", srcLevel, err)
 	}
+	infos = dropContained(infos)
 	if len(infos) == 0 {
 		return nil, ErrNoCompaction
 	}
@@ -273,6 +274,26 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 		}
 	}
 	return info, nil
+}
+
+// dropContained removes, from files sorted by MinTXID then MaxTXID, each
+// whose TXID range another one contains. Both exist when a write reported
+// as failed landed after its retry had listed without it (or a paused
+// lease holder's compaction landed beside the new holder's): the wider
+// file holds every change of the narrower, and merging both would be
+// taken for a gap.
+func dropContained(infos []*ltx.FileInfo) []*ltx.FileInfo {
+	out := make([]*ltx.FileInfo, 0, len(infos))
+	for _, info := range infos {
+		for n := len(out); n > 0 && out[n-1].MinTXID >= info.MinTXID && out[n-1].MaxTXID <= info.MaxTXID; n = len(out) {
+			out = out[:n-1]
+		}
+		if n := len(out); n > 0 && out[n-1].MaxTXID >= info.MaxTXID {
+			continue // starts no earlier (sorted) and ends no later
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 // compactionInputs checks that infos, the source files past the

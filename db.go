@@ -131,6 +131,7 @@ type DB struct {
 	syncedSinceCheckpoint bool
 	truncatePassiveFailed bool
 	lastFrame             lastFrame
+	comparedRemote        ltx.FileInfo // the replica's newest L0 file as last compared with the local files
 	// framesPastWALIndex: the last sync saw valid WAL frames SQLite has not
 	// published as committed; the monitor looks again a MonitorInterval later.
 	framesPastWALIndex atomic.Bool
@@ -360,7 +361,7 @@ func (db *DB) Open() (err error) {
 	// process does, and a check left pending before Close stays pending.
 	db.Replica.SetPos(ltx.Pos{})
 	db.dropMaxLTXFileInfo(-1)
-	db.lastSyncedWALOffset, db.witness = 0, nil
+	db.lastSyncedWALOffset, db.witness, db.comparedRemote = 0, nil, ltx.FileInfo{}
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal
@@ -980,10 +981,26 @@ func (db *DB) EnsureExists(ctx context.Context) error {
 	opt := NewRestoreOptions()
 	opt.OutputPath = db.path
 	opt.IntegrityCheck = IntegrityCheckQuick
-	if err := db.Replica.Restore(ctx, opt); errors.Is(err, ErrTxNotAvailable) || errors.Is(err, ErrNoSnapshots) {
-		return nil
+	err := db.Replica.Restore(ctx, opt)
+	if errors.Is(err, ErrTxNotAvailable) || errors.Is(err, ErrNoSnapshots) {
+		return db.checkNoBackup(ctx, err)
 	} else if err != nil {
 		return fmt.Errorf("restore from backup: %w", err)
 	}
 	return nil
+}
+
+// checkNoBackup lets the application start an empty database only when the
+// replica holds no files: files that do not restore (older ones expired by
+// a bucket lifecycle rule, a partial copy) are a backup in trouble, and an
+// empty database replicated over them would become its latest state.
+func (db *DB) checkNoBackup(ctx context.Context, restoreErr error) error {
+	e, err := readReplicaExtent(ctx, db.Replica.Client, false)
+	if err != nil {
+		return fmt.Errorf("restore from backup: %w (and listing the replica failed: %w)", restoreErr, err)
+	} else if e.files == 0 {
+		return nil
+	}
+	return fmt.Errorf("restore from backup: %s holds %d files (TXIDs %s-%s) but they restore no database; %s was not created, so that an empty one does not replace the backup: restore by hand, or remove the replica's files to start empty: %w",
+		replicaName(db.Replica.Client), e.files, e.minTXID, e.maxTXID, db.path, restoreErr)
 }

@@ -39,7 +39,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 	if !db.isInitialized() || db.Replica == nil {
 		return nil
 	}
-	db.lastFrame = lastFrame{}
+	db.lastFrame, db.comparedRemote = lastFrame{}, ltx.FileInfo{}
 	if err := db.checkBehindReplica(ctx); err != nil {
 		// The local files are gone: until the replica is compared, the
 		// uploader must not take the local TXIDs for the replica's.
@@ -58,30 +58,38 @@ func (db *DB) checkBehindReplica(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
 	}
-	return db.adoptReplicaPosition(ctx, remote)
+	if err := db.adoptReplicaPosition(ctx, remote); err != nil {
+		return err
+	}
+	db.comparedRemote = remote
+	return nil
 }
 
 // errReplicaUnreachable marks a behind-replica check that could not list
 // the replica; init then goes on capturing locally.
 var errReplicaUnreachable = errors.New("replica unreachable")
 
-// resolveReplicaCheck runs the behind-replica check that init could not,
-// with the replica's newest L0 file as the uploader just listed it.
+// resolveReplicaCheck compares the local L0 files with the replica's newest
+// L0 file as the uploader just listed it, before the uploader takes that
+// file's TXID for the local history's. init compared at start, but another
+// writer may have written since: a paused holder whose late upload landed
+// after this process took the lease, the holder a standby took over from.
 func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) error {
 	db.lazyInit()
-	if !db.replicaCheckPending.Load() {
-		return nil
-	}
 	if err := db.exec.Acquire(ctx, 1); err != nil {
 		return fmt.Errorf("wait for db sync executor: %w", context.Cause(ctx))
 	}
 	defer db.exec.Release(1)
-	if !db.replicaCheckPending.Load() {
-		return nil
+	if !db.isInitialized() {
+		return nil // init compares when the database appears
+	}
+	if !db.replicaCheckPending.Load() && remote == db.comparedRemote {
+		return nil // the very file compared last: no second read
 	}
 	if err := db.adoptReplicaPosition(ctx, remote); err != nil {
 		return err
 	}
+	db.comparedRemote = remote
 	db.replicaCheckPending.Store(false)
 	return nil
 }

@@ -4,6 +4,7 @@ package litestream_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
 )
 
 // After losing the database and its meta directory, EnsureExists restores
@@ -92,5 +94,46 @@ func TestDB_EnsureExists_ContinuesReplica(t *testing.T) {
 	restored := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
 	if got := MustCheckRestored(t, restored); got != want {
 		t.Fatalf("restore after continuing: %s, want %s", got, want)
+	}
+}
+
+// A replica whose files restore nothing (a bucket lifecycle rule expired the
+// older ones) is a backup in trouble, not no backup: EnsureExists must fail
+// and create nothing, or the app's empty database would be replicated over
+// it as its latest state. An empty replica still means a fresh start.
+func TestDB_EnsureExists_UnrestorableFilesAreNotNoBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	app := MustOpenApp(t, filepath.Join(dir, "db"), 4096)
+	db := newManualDB(filepath.Join(dir, "db"), client) // not verified: its chain is broken below
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(ctx) })
+	for i := 0; i < 6; i++ {
+		mustInsertReplicated(t, db, app, i, 1)
+	}
+	for _, info := range levelFiles(t, client, 0)[:3] { // the oldest expire
+		if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{info}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "app.db")
+	restored := litestream.NewDB(path)
+	restored.Replica = litestream.NewReplicaWithClient(restored, client)
+	err := restored.EnsureExists(ctx)
+	if err == nil || !errors.Is(err, litestream.ErrTxNotAvailable) || !strings.Contains(err.Error(), "restore no database") {
+		t.Fatalf("EnsureExists over a replica whose files restore nothing: %v", err)
+	}
+	if _, serr := os.Stat(path); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("EnsureExists created %s: %v", path, serr)
+	}
+
+	empty := litestream.NewDB(filepath.Join(t.TempDir(), "fresh.db"))
+	empty.Replica = litestream.NewReplicaWithClient(empty, file.NewReplicaClient(filepath.Join(t.TempDir(), "replica")))
+	if err := empty.EnsureExists(ctx); err != nil {
+		t.Fatalf("EnsureExists over an empty replica: %v", err)
 	}
 }

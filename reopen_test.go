@@ -21,11 +21,9 @@ import (
 // replica does not answer when it starts again: the library captures
 // locally from TXID 1, local files carrying the replica's TXIDs with other
 // content. When the replica answers, compaction into L1 may run before the
-// uploader compares positions. It lists the replica's L0 files and reads
-// each one from the local file of that name when there is one: the merged
-// L1 file takes local files for some TXIDs and replica files for the
-// rest. The restore of the replica's TXID then returns a state nobody
-// committed: here the app's later transaction, half of it.
+// uploader compares positions; it must read the replica's files, not local
+// files of those names, or the restore of the replica's TXID returns a
+// state nobody committed (half of the app's later transaction).
 func TestDB_Compact_BeforeReplicaCheckReadsReplicaFiles(t *testing.T) {
 	ctx := context.Background()
 	path, app, client := mustAppWithReplica(t)
@@ -147,13 +145,13 @@ func mustRemoteHeader(t testing.TB, client litestream.ReplicaClient, info *ltx.F
 	return dec.Header()
 }
 
-// A DB closed and opened again (Store.DisableDB / EnableDB) keeps its
-// Replica's position. The meta directory is removed while it is closed,
-// and the replica does not answer the listing at the first sync: the
-// library captures locally from TXID 1, with the comparison left to the
-// uploader. But the uploader compares only when its position is unknown;
-// it still holds the old one, so it sees nothing to upload until the
-// local TXIDs pass it, and SyncAndWait reports the commits replicated.
+// A DB closed and opened again (Store.DisableDB / EnableDB). The meta
+// directory is removed while it is closed, and the replica does not answer
+// the listing at the first sync: the library captures locally from TXID 1,
+// with the comparison left to the uploader. The uploader must compare once
+// the replica answers, whatever position it knew before Close, or it sees
+// nothing to upload until the local TXIDs pass that position while
+// SyncAndWait reports the commits replicated.
 func TestDB_Reopen_PendingReplicaCheckRunsWithOldPosition(t *testing.T) {
 	ctx := context.Background()
 	path, app, client := mustAppWithReplica(t)
@@ -218,11 +216,11 @@ func TestDB_Reopen_PendingReplicaCheckRunsWithOldPosition(t *testing.T) {
 }
 
 // The meta directory is replaced, while the library is closed, by a copy
-// of another database's. The first sync compares the newest L0 file with
-// the replica's and takes the replica's (the local L0 directory is
-// replaced), but the local copies of compacted files stay: the next
-// compaction that reads a level with a local copy of the same name merges
-// the other database's pages into this database's replica.
+// of another database's. The first sync finds the newest L0 file differs
+// from the replica's and takes the replica's; the local copies of compacted
+// files at every level must go with the local L0 files, or the next
+// compaction reading a local copy of the same name merges the other
+// database's pages into this database's replica.
 func TestDB_Adopt_RemovesLocalCopiesOfEveryLevel(t *testing.T) {
 	ctx := context.Background()
 	build := func(v int) (string, *sql.DB, litestream.ReplicaClient, *litestream.DB) {
@@ -300,12 +298,12 @@ func TestDB_Adopt_RemovesLocalCopiesOfEveryLevel(t *testing.T) {
 	mustRestoreEquals(t, clientY, MustDump(t, appY), "after L2 compaction")
 }
 
-// As TestDB_Reopen_PendingReplicaCheckRunsWithOldPosition, with a snapshot taken while
-// the local TXIDs are below the stale replica position: the snapshot's
-// upload-first check trusts that position too, and the replica gets a
-// level-9 snapshot of the current database under a TXID whose L0 files
-// after it are older changes. The latest restore applies them on top of
-// the snapshot: half of the app's last transaction.
+// As TestDB_Reopen_PendingReplicaCheckRunsWithOldPosition, with a snapshot
+// taken while the local TXIDs are below the replica position known before
+// Close: the snapshot's upload-first check must not trust that position,
+// or the replica gets a level-9 snapshot of the current database under a
+// TXID whose L0 files after it are older changes, and the latest restore
+// applies them on top of it (half of the app's last transaction).
 func TestDB_Reopen_SnapshotAfterLocalStateLost(t *testing.T) {
 	ctx := context.Background()
 	path, app, client := mustAppWithReplica(t)

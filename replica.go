@@ -357,9 +357,9 @@ func (e *replicaBehindError) Error() string {
 func (e *replicaBehindError) Unwrap() error { return e.err }
 
 // behindLocal returns a replicaBehindError if err is a missing local L0
-// file for txid that comes before every local L0 file, and err otherwise.
-// A file missing between local files is not retention's doing; that is
-// left to AutoRecoverEnabled.
+// file for txid that comes before every local L0 file of the run after it,
+// and err otherwise. A file missing between local files is not retention's
+// doing; that is left to AutoRecoverEnabled.
 func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 	if !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -368,13 +368,22 @@ func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 	if rerr != nil {
 		return err
 	}
+	// The oldest local file past txid. Older files not ending right before
+	// txid do not count: a retention pass whose remote delete half failed,
+	// or that crashed before its local one, leaves such files for good.
 	var oldest ltx.TXID
 	for _, entry := range entries {
-		if minTXID, _, perr := ltx.ParseFilename(entry.Name()); perr == nil && (oldest == 0 || minTXID < oldest) {
+		minTXID, maxTXID, perr := ltx.ParseFilename(entry.Name())
+		switch {
+		case perr != nil || maxTXID+1 < txid:
+			continue
+		case minTXID <= txid:
+			return err // a file holds txid, or ends right before it: a hole
+		case oldest == 0 || minTXID < oldest:
 			oldest = minTXID
 		}
 	}
-	if oldest <= txid {
+	if oldest == 0 {
 		return err
 	}
 	return &replicaBehindError{txid: txid, oldest: oldest, err: err}

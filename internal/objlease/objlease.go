@@ -7,6 +7,7 @@ package objlease
 
 import (
 	"context"
+	"path"
 	"time"
 
 	"github.com/benbjohnson/litestream"
@@ -64,11 +65,9 @@ func TTL(ttl, def time.Duration) time.Duration {
 	return ttl
 }
 
-// Key returns the record name under a replica path: name itself for an
-// empty path, else path + "/" + name.
-func Key(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "/" + name
+// Key returns the record name under a replica path, cleaned as the LTX
+// file names under it are (path.Join): two spellings of one path, such as
+// "db" and "db/", must share the lease as they share the files.
+func Key(p, name string) string {
+	return path.Join(p, name)
 }
