@@ -14,7 +14,7 @@ import (
 
 // EnsureExists restores the database from its replica if the file does not
 // exist. An empty replica is not an error: the application creates a new
-// database. Call it before Open.
+// database. A replica whose files restore nothing is. Call it before Open.
 func (db *DB) EnsureExists(ctx context.Context) error {
 	if db.Replica == nil {
 		return fmt.Errorf("no replica configured")
