@@ -53,8 +53,10 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 		return err
 	}
 
+	// A WAL holding only the frame the last checkpoint's bump wrote is not
+	// worth another: with MinCheckpointPageN 1 each would write the next.
 	newWALSize := db.lastSyncedWALOffset
-	if newWALSize >= walSizeForPages(db.pageSize, db.MinCheckpointPageN) {
+	if newWALSize >= walSizeForPages(db.pageSize, db.MinCheckpointPageN) && newWALSize > walSizeForPages(db.pageSize, 1) {
 		return db.passiveCheckpoint(ctx)
 	}
 
@@ -135,7 +137,7 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 
 	// From here on the pragma may have backfilled frames: finish the
 	// capture even if it failed or the caller gave up.
-	ckptErr := db.execCheckpoint(ctx, mode)
+	complete, ckptErr := db.execCheckpoint(ctx, mode)
 	ctx = context.WithoutCancel(ctx)
 	crashPoint("checkpoint")
 	if barrier != nil {
@@ -144,9 +146,14 @@ func (db *DB) checkpointLocked(ctx context.Context, mode string) (restarted, att
 		}
 	}
 
-	// A write after a complete checkpoint is what makes SQLite restart the WAL.
-	if err := db.bumpSeq(ctx); err != nil {
-		return false, true, errors.Join(ckptErr, fmt.Errorf("write _litestream_seq after checkpoint: %w", err))
+	// A write after a complete checkpoint is what makes SQLite restart the
+	// WAL. After one a reader held back it would only append a frame, which
+	// the next sync captures into an L0 file, which wakes the next
+	// checkpoint: an idle database with a long reader would churn.
+	if complete {
+		if err := db.bumpSeq(ctx); err != nil {
+			return false, true, errors.Join(ckptErr, fmt.Errorf("write _litestream_seq after checkpoint: %w", err))
+		}
 	}
 	hdrAfter, err := db.readWALHeader()
 	if err != nil {
@@ -227,12 +234,13 @@ func (db *DB) beginWriteBarrier(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// execCheckpoint releases the read lock around the checkpoint pragma.
-func (db *DB) execCheckpoint(ctx context.Context, mode string) (err error) {
+// execCheckpoint releases the read lock around the checkpoint pragma, and
+// reports whether it backfilled every frame of the WAL.
+func (db *DB) execCheckpoint(ctx context.Context, mode string) (complete bool, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if err := db.releaseReadLock(); err != nil {
-		return fmt.Errorf("release read lock: %w", err)
+		return false, fmt.Errorf("release read lock: %w", err)
 	}
 	defer func() {
 		if e := db.acquireReadLock(context.WithoutCancel(ctx)); e != nil && err == nil {
@@ -243,12 +251,13 @@ func (db *DB) execCheckpoint(ctx context.Context, mode string) (err error) {
 	crashPoint("checkpoint-pragma")
 	var busy, walFrames, checkpointed int64
 	if err := db.sqldb.QueryRowContext(ctx, fmt.Sprintf(`PRAGMA wal_checkpoint(%s);`, mode)).Scan(&busy, &walFrames, &checkpointed); err != nil {
-		return fmt.Errorf("%s checkpoint: %w", mode, err)
+		return false, fmt.Errorf("%s checkpoint: %w", mode, err)
 	}
+	complete = walFrames >= 0 && checkpointed == walFrames
 	if busy != 0 && mode != CheckpointModePassive {
-		return fmt.Errorf("%s checkpoint: database is locked (SQLITE_BUSY)", mode)
+		return complete, fmt.Errorf("%s checkpoint: database is locked (SQLITE_BUSY)", mode)
 	}
-	return nil
+	return complete, nil
 }
 
 // writeBoundarySnapshot writes a full-database L0 file under the write lock

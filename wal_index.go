@@ -26,7 +26,7 @@ const walIndexReadTries = 5
 // readWALIndexHeader reads the wal-index header from the -shm file beside
 // walPath. ok is false when there is no usable header (no -shm file, a
 // header not initialized, or one torn on every try); callers then read the
-// WAL to its last valid commit frame, as before.
+// WAL to its last valid commit frame.
 func readWALIndexHeader(walPath string) (hdr walIndexHeader, ok bool) {
 	f, err := os.Open(walPath[:len(walPath)-len("-wal")] + "-shm")
 	if err != nil {
@@ -63,9 +63,12 @@ func walIndexHeaderValid(h []byte) bool {
 }
 
 // committedFrameLimit returns how many frames of the WAL generation rd
-// reads SQLite counts as committed, or -1 when the wal-index cannot say:
-// no usable header, or one that describes another generation (a restart
-// SQLite has begun but not yet written to the WAL file).
+// reads SQLite counts as committed, or -1 when the wal-index cannot say (no
+// usable header). A header of another generation is a restart SQLite has
+// begun and not yet written to the WAL file: it rewrites the wal-index
+// first, and only once every committed frame of the old generation was
+// backfilled and captured, so none of the old frames still to be read is
+// committed.
 func committedFrameLimit(walPath string, rd *WALReader) int {
 	hdr, ok := readWALIndexHeader(walPath)
 	if !ok {
@@ -75,7 +78,7 @@ func committedFrameLimit(walPath string, rd *WALReader) int {
 	binary.BigEndian.PutUint32(salts[0:], rd.salt1)
 	binary.BigEndian.PutUint32(salts[4:], rd.salt2)
 	if hdr.salts != salts {
-		return -1
+		return 0
 	}
 	return int(hdr.mxFrame)
 }
