@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 )
 
 // walEnd describes the end of a WAL's committed frames.
@@ -195,17 +196,26 @@ func TestDB_Sync_IgnoresFramesPastWALIndex(t *testing.T) {
 	}
 
 	// SQLite's next commit overwrites the frame.
+	mustCommitOverUnpublished(t, db, app, client, before.TXID)
+}
+
+// mustCommitOverUnpublished has the app commit over an unpublished frame
+// that set user_version, replicates, and checks that no TXID from since on
+// restores a user_version SQLite never committed, and that the latest
+// restore is the app's database.
+func mustCommitOverUnpublished(t *testing.T, db *litestream.DB, app *sql.DB, client litestream.ReplicaClient, since ltx.TXID) {
+	t.Helper()
 	if _, err := app.Exec(`INSERT INTO t (v) VALUES (100)`); err != nil {
 		t.Fatal(err)
 	}
 	if v := userVersion(t, app); v != 0 {
 		t.Fatalf("user_version %d after the next commit", v)
 	}
-	if err := db.SyncAndWait(ctx); err != nil {
+	if err := db.SyncAndWait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := db.Pos()
-	for txid := before.TXID; txid <= after.TXID; txid++ {
+	for txid := since; txid <= after.TXID; txid++ {
 		rdb, err := sql.Open("sqlite", "file:"+MustRestore(t, litestream.NewReplicaWithClient(nil, client), txid))
 		if err != nil {
 			t.Fatal(err)

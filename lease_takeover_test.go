@@ -6,6 +6,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"path/filepath"
 	"sync"
@@ -38,32 +39,7 @@ func newLeasedTestDB(t *testing.T, path, replicaPath, owner string, wait bool) *
 // TXIDs A already used are skipped as if replicated.
 func TestReplica_Lease_WaitStandbyComparesAgainAfterTakeover(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	replicaPath := filepath.Join(dir, "replica")
-	client := file.NewReplicaClient(replicaPath)
-
-	// A holds the lease and replicates.
-	pathA := filepath.Join(dir, "a.db")
-	appA := MustOpenApp(t, pathA, 4096)
-	a := newLeasedTestDB(t, pathA, replicaPath, "a", false)
-	if err := a.Open(); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, a, appA, 0, 3)
-
-	// B, a standby in LeaseWait mode with its own local database, opens
-	// and captures a commit locally: its first sync compares its files
-	// with the replica as A left it so far.
-	pathB := filepath.Join(dir, "b.db")
-	appB := MustOpenApp(t, pathB, 4096)
-	b := newLeasedTestDB(t, pathB, replicaPath, "b", true)
-	if err := b.Open(); err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, appB, 200)
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	client, a, appA, b, appB := holderAndStandby(t)
 
 	// A goes on replicating, then closes and releases the lease.
 	mustInsertReplicated(t, a, appA, 3, 3)
@@ -190,28 +166,7 @@ func TestReplica_Lease_WaitStandbyCompactionReadBeforeLease(t *testing.T) {
 // must not write its own database's snapshot under the holder's TXID.
 func TestReplica_Lease_WaitStandbySnapshotUnderHoldersTXID(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	replicaPath := filepath.Join(dir, "replica")
-	client := file.NewReplicaClient(replicaPath)
-
-	pathA := filepath.Join(dir, "a.db")
-	appA := MustOpenApp(t, pathA, 4096)
-	a := newLeasedTestDB(t, pathA, replicaPath, "a", false)
-	if err := a.Open(); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, a, appA, 0, 3)
-
-	pathB := filepath.Join(dir, "b.db")
-	appB := MustOpenApp(t, pathB, 4096)
-	b := newLeasedTestDB(t, pathB, replicaPath, "b", true)
-	if err := b.Open(); err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, appB, 200)
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	client, a, appA, b, _ := holderAndStandby(t)
 	done := make(chan error, 1)
 	go func() { _, err := b.Snapshot(ctx); done <- err }()
 	time.Sleep(300 * time.Millisecond) // it has read its position and waits for the lease
@@ -322,4 +277,34 @@ func TestReplica_Lease_PausedOldUploadLandsAfterTakeover(t *testing.T) {
 		t.Logf("L0 %s-%s", info.MinTXID, info.MaxTXID)
 	}
 	mustRestoreEquals(t, gc.ReplicaClient, wantB, "after the old holder's late upload")
+}
+
+// holderAndStandby opens A, holding the lease of a file replica with three
+// rows replicated, and B, a standby in LeaseWait mode with its own local
+// database, whose first sync captured one commit locally and compared its
+// files with the replica as A left it so far.
+func holderAndStandby(t *testing.T) (client *file.ReplicaClient, a *litestream.DB, appA *sql.DB, b *litestream.DB, appB *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	replicaPath := filepath.Join(dir, "replica")
+	client = file.NewReplicaClient(replicaPath)
+	pathA := filepath.Join(dir, "a.db")
+	appA = MustOpenApp(t, pathA, 4096)
+	a = newLeasedTestDB(t, pathA, replicaPath, "a", false)
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, a, appA, 0, 3)
+
+	pathB := filepath.Join(dir, "b.db")
+	appB = MustOpenApp(t, pathB, 4096)
+	b = newLeasedTestDB(t, pathB, replicaPath, "b", true)
+	if err := b.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, appB, 200)
+	if err := b.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return client, a, appA, b, appB
 }
