@@ -367,3 +367,37 @@ func TestCompactor_Compact_OneAtATimePerLevel(t *testing.T) {
 		t.Fatalf("compaction into L2 after two into L1: %v", err)
 	}
 }
+
+// A clock stepped back between commits leaves L0 files whose times do not
+// rise with their TXIDs. A compacted file must take the latest of them, the
+// time of its newest commit, or a restore to a time before that commit
+// would take the file, and the commit with it.
+func TestCompactor_Compact_DatedByLatestInput(t *testing.T) {
+	ctx := context.Background()
+	client := file.NewReplicaClient(t.TempDir())
+	t0 := time.Now().Truncate(time.Millisecond)
+	for i, ts := range []time.Time{t0, t0.Add(2 * time.Second), t0.Add(time.Second)} { // stepped back
+		txid := ltx.TXID(i + 1)
+		MustWriteLTX(t, client, 0, txid, txid, clienttest.MustLTX(t, 4096, txid, txid, 1, ts))
+	}
+	info, err := litestream.NewCompactor(client, nil).Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := client.OpenLTXFile(ctx, 1, info.MinTXID, info.MaxTXID, 0, ltx.HeaderSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.UnixMilli(hdr.Timestamp), t0.Add(2*time.Second); !got.Equal(want) {
+		t.Fatalf("L1 %s-%s dated %s, want its newest commit's %s", info.MinTXID, info.MaxTXID, got, want)
+	}
+}

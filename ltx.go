@@ -90,6 +90,13 @@ func compactLTX(ctx context.Context, w io.Writer, rdrs []io.Reader, spillDir str
 	}
 
 	minHdr, maxHdr := inputs[0].hdr, inputs[len(inputs)-1].hdr
+	// Dated by its newest commit: the latest input time, not the last
+	// input's, which a clock stepped back can make earlier than a commit
+	// the file holds (a restore to a time would then take that commit).
+	timestamp := maxHdr.Timestamp
+	for _, in := range inputs {
+		timestamp = max(timestamp, in.hdr.Timestamp)
+	}
 	enc := newLTXEncoder(w, spillDir)
 	defer enc.release()
 	if err := enc.EncodeHeader(ltx.Header{
@@ -99,7 +106,7 @@ func compactLTX(ctx context.Context, w io.Writer, rdrs []io.Reader, spillDir str
 		Commit:           maxHdr.Commit,
 		MinTXID:          minHdr.MinTXID,
 		MaxTXID:          maxHdr.MaxTXID,
-		Timestamp:        maxHdr.Timestamp,
+		Timestamp:        timestamp,
 		PreApplyChecksum: minHdr.PreApplyChecksum,
 	}); err != nil {
 		return fmt.Errorf("write header: %w", err)
