@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,8 +117,27 @@ func (d *leaseDir) ReadLease(ctx context.Context) ([]byte, string, error) {
 		} else if err != nil {
 			return nil, "", err
 		}
-		return data, strconv.FormatUint(n, 10), nil
+		return data, versionTag(n, data), nil
 	}
+}
+
+// versionTag names version n of the record by its number and its bytes.
+// The number alone is not enough: after lock/ is removed by hand numbering
+// starts again, and a holder's stale number would match another's version.
+func versionTag(n uint64, data []byte) string {
+	return fmt.Sprintf("%d:%08x", n, crc32.ChecksumIEEE(data))
+}
+
+// parseVersionTag returns the number in tag and whether version n still
+// holds the bytes tag was made of.
+func (d *leaseDir) parseVersionTag(tag string) (uint64, bool) {
+	num, _, _ := strings.Cut(tag, ":")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	data, err := os.ReadFile(filepath.Join(d.dir, versionName(n)))
+	return n, err == nil && versionTag(n, data) == tag
 }
 
 func (d *leaseDir) CreateLease(ctx context.Context, data []byte) (string, error) {
@@ -130,9 +150,9 @@ func (d *leaseDir) CreateLease(ctx context.Context, data []byte) (string, error)
 }
 
 func (d *leaseDir) ReplaceLease(ctx context.Context, data []byte, etag string) (string, error) {
-	n, err := strconv.ParseUint(etag, 10, 64)
-	if err != nil {
-		return "", be.Errorf("lease version %q: %w", etag, litestream.ErrLeaseConflict)
+	n, ok := d.parseVersionTag(etag)
+	if !ok {
+		return "", be.Errorf("lease version %q is no longer the record's: %w", etag, litestream.ErrLeaseConflict)
 	}
 	return d.write(n+1, data)
 }
@@ -168,5 +188,5 @@ func (d *leaseDir) write(n uint64, data []byte) (string, error) {
 	if n > 2 { // keep the previous version for people reading the directory
 		_ = os.Remove(filepath.Join(d.dir, versionName(n-2)))
 	}
-	return strconv.FormatUint(n, 10), nil
+	return versionTag(n, data), nil
 }

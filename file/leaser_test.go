@@ -54,3 +54,43 @@ func TestLeaser_StaleHolderRenewsAfterTakeover(t *testing.T) {
 		t.Fatalf("renew by the paused old holder: lease=%+v err=%v, want ErrLeaseNotHeld (b holds generation %d)", renewed, err, next.Generation)
 	}
 }
+
+// After lock/ is removed by hand (the error for an unreadable record
+// suggests it), version numbers start again at 1. A holder's stale version
+// must not match another holder's record of the same number: its renewal
+// would be accepted on top of the other's, and both would hold the lease.
+func TestLeaser_VersionReusedAfterLockDirRemoved(t *testing.T) {
+	ctx := context.Background()
+	replicaPath := filepath.Join(t.TempDir(), "replica")
+	la, lb := file.NewLeaser(replicaPath), file.NewLeaser(replicaPath)
+	la.Owner, lb.Owner = "a", "b"
+	la.TTL, lb.TTL = time.Minute, time.Minute
+
+	leaseA, err := la.AcquireLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // A renews: its record is version 3
+		if leaseA, err = la.RenewLease(ctx, leaseA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(replicaPath, file.LeaseDir)); err != nil {
+		t.Fatal(err)
+	}
+	leaseB, err := lb.AcquireLease(ctx) // version 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // B renews up to version 3
+		if leaseB, err = lb.RenewLease(ctx, leaseB); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := la.RenewLease(ctx, leaseA); err == nil {
+		t.Fatalf("A renewed its lease on top of B's record (B holds generation %d, etag %s)", leaseB.Generation, leaseB.ETag)
+	}
+	if _, err := lb.RenewLease(ctx, leaseB); err != nil {
+		t.Fatalf("B, the holder, cannot renew: %v", err)
+	}
+}
