@@ -57,11 +57,17 @@ func (e *LeaseLostError) Unwrap() []error { return []error{ErrLeaseNotHeld, e.Er
 // errLeaseClosed is returned by writes after Close released the lease.
 var errLeaseClosed = fmt.Errorf("replica closed: %w", ErrLeaseNotHeld)
 
-// reopenLease lets a DB opened again after Close take the lease again.
+// reopenLease lets a DB opened again after Close take the lease again, as
+// a new process would: a lease lost before Close no longer fences it (its
+// first sync compares with the replica under the new lease).
 func (r *Replica) reopenLease() {
 	r.lease.mu.Lock()
 	defer r.lease.mu.Unlock()
 	r.lease.closed = false
+	if r.lease.lost != nil {
+		r.lease.lost, r.lease.lease = nil, nil
+		r.lease.lostView.Store(nil)
+	}
 }
 
 // leaseLost returns the error that fenced the replica, or nil. It does not
