@@ -174,6 +174,13 @@ func restoreRaceReader(ctx context.Context, r *litestream.Replica, rng *rand.Ran
 			what = "time " + opt.Timestamp.Format(time.RFC3339Nano)
 		}
 		restoreStart := time.Now()
+		var snaps map[string]bool
+		if !opt.Timestamp.IsZero() {
+			var err error
+			if snaps, err = snapshotNames(r.Client); err != nil {
+				return fmt.Errorf("restore %d (%s): %w", i, what, err)
+			}
+		}
 		err := r.Restore(context.Background(), opt)
 		if errors.Is(err, litestream.ErrTxNotAvailable) && opt.TXID == 0 && opt.Timestamp.IsZero() && atLeast == 0 {
 			continue // nothing replicated yet
@@ -212,7 +219,7 @@ func restoreRaceReader(ctx context.Context, r *litestream.Replica, rng *rand.Ran
 			if n > 0 && !began.Before(opt.Timestamp) {
 				return fmt.Errorf("restore %d (%s) holds row %d, whose transaction began at %s, not before that time", i, what, n, began.Format(time.RFC3339Nano))
 			}
-			if err := timeRestoreNotShort(r.Client, opt.Timestamp, restoreStart, n, m); err != nil {
+			if err := timeRestoreNotShort(r.Client, snaps, opt.Timestamp, restoreStart, n, m); err != nil {
 				return fmt.Errorf("restore %d (%s): %w", i, what, err)
 			}
 			stats.add(&stats.byTime)
@@ -249,8 +256,12 @@ func txidStillRestorable(client litestream.ReplicaClient, txid ltx.TXID) error {
 // uploaded then; a compacted file is dated by its newest input, and its
 // inputs are deleted only after it is written, so what a later plan
 // reaches with files dated before the time, the restore could reach too.
-func timeRestoreNotShort(client litestream.ReplicaClient, at, began time.Time, rows int, m *restoreModel) error {
-	plan, err := litestream.CalcRestorePlan(context.Background(), client, 0, at, nil)
+// Not so a snapshot: dated when it starts reading the database, it lands
+// after its upload, and the L0 files it holds may be gone by then (see
+// TestReplica_Restore_TimestampSnapshotLandsMidRestore). The plan uses
+// only snaps, the snapshots listed before the restore began.
+func timeRestoreNotShort(client litestream.ReplicaClient, snaps map[string]bool, at, began time.Time, rows int, m *restoreModel) error {
+	plan, err := litestream.CalcRestorePlan(context.Background(), &snapshotsAsOf{client, snaps}, 0, at, nil)
 	if err != nil {
 		return nil
 	}
@@ -259,7 +270,11 @@ func timeRestoreNotShort(client litestream.ReplicaClient, at, began time.Time, r
 	defer m.mu.Unlock()
 	for _, c := range m.confirmed {
 		if c.at.Before(began) && c.txid <= reach && c.rows > rows {
-			return fmt.Errorf("holds %d rows, yet a plan made afterwards reaches TXID %s, where %d rows were confirmed at %s", rows, reach, c.rows, c.txid)
+			var files []string // named, so that a failure shows which file is new
+			for _, info := range plan {
+				files = append(files, fmt.Sprintf("L%d %s-%s (%s)", info.Level, info.MinTXID, info.MaxTXID, info.CreatedAt.Format(time.RFC3339Nano)))
+			}
+			return fmt.Errorf("holds %d rows, yet a plan made afterwards reaches TXID %s, where %d rows were confirmed at %s: %s", rows, reach, c.rows, c.txid, strings.Join(files, ", "))
 		}
 	}
 	return nil
@@ -292,4 +307,46 @@ func restoredRows(path string) (int, error) {
 		return 0, fmt.Errorf("holds %d rows up to id %d (%d with v != id): not the rows 1..n one writer committed", n, maxID, sumBad)
 	}
 	return n, nil
+}
+
+// snapshotNames returns the names of the replica's snapshots.
+func snapshotNames(client litestream.ReplicaClient) (map[string]bool, error) {
+	itr, err := client.LTXFiles(context.Background(), litestream.SnapshotLevel, 0, false)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	infos, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	names := make(map[string]bool, len(infos))
+	for _, info := range infos {
+		names[ltx.FormatFilename(info.MinTXID, info.MaxTXID)] = true
+	}
+	return names, nil
+}
+
+// snapshotsAsOf lists, of the replica's snapshots, only those named in
+// names: the ones there at an earlier listing.
+type snapshotsAsOf struct {
+	litestream.ReplicaClient
+	names map[string]bool
+}
+
+func (c *snapshotsAsOf) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	itr, err := c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	if err != nil || level != litestream.SnapshotLevel {
+		return itr, err
+	}
+	infos, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		return nil, err
+	}
+	kept := infos[:0]
+	for _, info := range infos {
+		if c.names[ltx.FormatFilename(info.MinTXID, info.MaxTXID)] {
+			kept = append(kept, info)
+		}
+	}
+	return ltx.NewFileInfoSliceIterator(kept), nil
 }

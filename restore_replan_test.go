@@ -3,7 +3,9 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -148,5 +150,114 @@ func TestReplica_Restore_TimestampBeforeOnlyTooNewCoverage(t *testing.T) {
 		t.Fatalf("restore to a time only a too-new file covers: %v", err)
 	} else if got := MustCheckRestored(t, opt.OutputPath); got != want {
 		t.Fatalf("restored %s, want the state before commit 3: %s", got, want)
+	}
+}
+
+// A snapshot is dated when it starts reading the database but lands on the
+// replica only after the L0 files before it and its own pages are uploaded.
+// A restore by a time in between that lists snapshots before it lands
+// cannot use it; where retention has deleted the L0 files it holds and the
+// L1 file covering them is newer than the time, the restore returns an
+// earlier state (as upstream does), and a plan made after it, with the
+// snapshot, reaches further. Neither is wrong: the files the restore saw
+// reached no further.
+func TestReplica_Restore_TimestampSnapshotLandsMidRestore(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	commit := func(v int) {
+		t.Helper()
+		mustInsert(t, app, v)
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1)
+	commit(2)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := MustDump(t, app)
+	commit(3)
+	pos3, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmed := confirmedRows{pos3.TXID, 3, time.Now()}
+
+	// The snapshot at commit 3, taken off the replica until the restore
+	// has listed snapshots: it lands as a slow upload would.
+	snap, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := client.OpenLTXFile(ctx, snap.Level, snap.MinTXID, snap.MaxTXID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapData, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{snap}); err != nil {
+		t.Fatal(err)
+	}
+
+	target := time.Now().Add(time.Millisecond)
+	waitFor(t, 5*time.Second, "the clock to pass the target", func() bool { return time.Now().After(target) })
+	commit(4)
+	if _, err := db.Compact(ctx, 1); err != nil { // dated by commit 4: too new
+		t.Fatal(err)
+	}
+	l0 := levelFiles(t, client, 0) // retention keeps the newest
+	if err := client.DeleteLTXFiles(ctx, l0[:len(l0)-1]); err != nil {
+		t.Fatal(err)
+	}
+
+	var once sync.Once
+	vc := &testClient{ReplicaClient: client}
+	vc.onList = func(level int) error {
+		if level == litestream.SnapshotLevel-1 { // snapshots listed
+			once.Do(func() {
+				if _, err := client.WriteLTXFile(ctx, snap.Level, snap.MinTXID, snap.MaxTXID, bytes.NewReader(snapData)); err != nil {
+					t.Errorf("land snapshot: %v", err)
+				}
+			})
+		}
+		return nil
+	}
+	before, err := snapshotNames(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	opt.Timestamp = target
+	restoreStart := time.Now()
+	if err := (&litestream.Replica{Client: vc}).Restore(ctx, opt); err != nil {
+		t.Fatal(err)
+	} else if got := MustCheckRestored(t, opt.OutputPath); got != want {
+		t.Fatalf("restored %s, want the state before commit 3, the newest the listed files reach: %s", got, want)
+	}
+
+	plan, err := litestream.CalcRestorePlan(ctx, client, 0, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	} else if first := plan[0]; first.Level != litestream.SnapshotLevel || plan[len(plan)-1].MaxTXID != snap.MaxTXID {
+		t.Fatalf("a plan after the restore: %s, want the snapshot to %s", rangesOf(plan), snap.MaxTXID)
+	}
+
+	// The restore race hunt's check of a restore by time plans only with
+	// the snapshots there before the restore began.
+	m := &restoreModel{confirmed: []confirmedRows{confirmed}}
+	if err := timeRestoreNotShort(client, before, target, restoreStart, 2, m); err != nil {
+		t.Fatalf("the hunt's check, with the snapshots listed before the restore: %v", err)
+	}
+	after, err := snapshotNames(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := timeRestoreNotShort(client, after, target, restoreStart, 2, m); err == nil {
+		t.Fatal("the hunt's check, with the snapshot that landed during the restore, took the restore for short")
 	}
 }
