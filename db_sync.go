@@ -605,6 +605,8 @@ func (db *DB) monitor() {
 	var lastPos ltx.Pos // position after the last sync
 	var lastLogAt time.Time
 	var diskFullN int
+	var pastIndexN int              // syncs in a row that stopped before unpublished frames
+	var pastIndexC <-chan time.Time // the next look at them
 	ctx := withBackgroundSync(db.ctx)
 	for {
 		backoff := db.syncBackoffNow()
@@ -638,6 +640,8 @@ func (db *DB) monitor() {
 				changed = nil
 			}
 		case <-recheckC:
+		case <-pastIndexC:
+			pastIndexC = nil
 		case <-db.syncReq:
 		}
 		if recheck != nil {
@@ -659,9 +663,13 @@ func (db *DB) monitor() {
 			continue // another pass's sync failed meanwhile
 		}
 		if db.framesPastWALIndex.Load() {
-			// A commit may have been mid-publish: look again without an event.
-			last = start
-			db.wakeMonitor()
+			// A commit mid-publish (its frames written, the wal-index not
+			// yet) announces nothing more: look again soon, then less often,
+			// for frames a failed writer left until SQLite overwrites them.
+			pastIndexN++
+			pastIndexC = time.After(min(db.MonitorInterval, time.Millisecond<<min(pastIndexN-1, 16)))
+		} else {
+			pastIndexN = 0
 		}
 		if err == nil || errors.Is(err, context.Canceled) {
 			diskFullN = 0
