@@ -30,7 +30,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,33 +40,8 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// huntSeeds is the seeds TestDB_ReplicaInterleavings runs: one seed with
-// LITESTREAM_HUNT_SEED, else LITESTREAM_HUNT_SEEDS of them (default 20)
-// from LITESTREAM_HUNT_FIRST (default 1).
-func huntSeeds() (first, n int64) {
-	if s := os.Getenv("LITESTREAM_HUNT_SEED"); s != "" {
-		seed, _ := strconv.ParseInt(s, 10, 64)
-		return seed, 1
-	}
-	first, n = 1, 20
-	if testing.Short() {
-		n = 5
-	}
-	if s := os.Getenv("LITESTREAM_HUNT_FIRST"); s != "" {
-		first, _ = strconv.ParseInt(s, 10, 64)
-	}
-	if s := os.Getenv("LITESTREAM_HUNT_SEEDS"); s != "" {
-		n, _ = strconv.ParseInt(s, 10, 64)
-	}
-	return first, n
-}
-
 func TestDB_ReplicaInterleavings(t *testing.T) {
-	first, n := huntSeeds()
-	steps := 40
-	if s := os.Getenv("LITESTREAM_HUNT_STEPS"); s != "" {
-		steps, _ = strconv.Atoi(s)
-	}
+	first, n, steps := seedRange("LITESTREAM_HUNT", 40)
 	for seed := first; seed < first+n; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			h := newReplicaHunt(t, seed)

@@ -24,33 +24,34 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// interleaveSeeds is the seeds TestDB_Interleavings runs: one seed with
-// LITESTREAM_INTERLEAVE_SEED, else LITESTREAM_INTERLEAVE_SEEDS of them
-// (default 20) from LITESTREAM_INTERLEAVE_FIRST (default 1).
-func interleaveSeeds() (first, n int64) {
-	if s := os.Getenv("LITESTREAM_INTERLEAVE_SEED"); s != "" {
+// seedRange is the seeds a seeded hunt runs, from the environment under
+// prefix: one seed with <prefix>_SEED, else <prefix>_SEEDS of them
+// (default 20, 5 with -short) from <prefix>_FIRST (default 1); and its
+// steps per seed, <prefix>_STEPS (default steps).
+func seedRange(prefix string, steps int) (first, n int64, stepN int) {
+	stepN = steps
+	if s := os.Getenv(prefix + "_STEPS"); s != "" {
+		stepN, _ = strconv.Atoi(s)
+	}
+	if s := os.Getenv(prefix + "_SEED"); s != "" {
 		seed, _ := strconv.ParseInt(s, 10, 64)
-		return seed, 1
+		return seed, 1, stepN
 	}
 	first, n = 1, 20
 	if testing.Short() {
 		n = 5
 	}
-	if s := os.Getenv("LITESTREAM_INTERLEAVE_FIRST"); s != "" {
+	if s := os.Getenv(prefix + "_FIRST"); s != "" {
 		first, _ = strconv.ParseInt(s, 10, 64)
 	}
-	if s := os.Getenv("LITESTREAM_INTERLEAVE_SEEDS"); s != "" {
+	if s := os.Getenv(prefix + "_SEEDS"); s != "" {
 		n, _ = strconv.ParseInt(s, 10, 64)
 	}
-	return first, n
+	return first, n, stepN
 }
 
 func TestDB_Interleavings(t *testing.T) {
-	first, n := interleaveSeeds()
-	steps := 30
-	if s := os.Getenv("LITESTREAM_INTERLEAVE_STEPS"); s != "" {
-		steps, _ = strconv.Atoi(s)
-	}
+	first, n, steps := seedRange("LITESTREAM_INTERLEAVE", 30)
 	for seed := first; seed < first+n; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			h := newInterleaving(t, seed)
