@@ -16,9 +16,9 @@
 // (default 40). LITESTREAM_HUNT_ENSURE=1 has a new writer take the lease
 // with EnsureExists before it restores, and a fenced writer restart with a
 // new DB object. The replica directory is replaced or emptied only while no
-// DB is open: with IndexRefreshInterval -1 the uploads still trust their
-// position rather than list (a known limit); LITESTREAM_HUNT_OPEN_DAMAGE=1
-// damages it while a DB is open too.
+// DB is open, unless LITESTREAM_HUNT_OPEN_DAMAGE=1 (with IndexRefreshInterval
+// -1): seed 27 then still fails, a replica whose L0 is gone under its
+// snapshot (TXIDs start again at 1 below it), a known limit.
 package litestream_test
 
 import (

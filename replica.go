@@ -480,6 +480,17 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		return false, 0, err
 	}
 	pos := r.Pos()
+	if r.IndexRefreshInterval < 0 && !pos.IsZero() {
+		// Listing every pass was asked for: a replica that no longer ends
+		// at the known position (wiped, put back from a copy, written by
+		// another) is compared again, as after a restart.
+		if info, err := r.MaxLTXFileInfo(ctx, 0); err != nil {
+			return false, 0, fmt.Errorf("calc pos: %w", err)
+		} else if info.MaxTXID != pos.TXID {
+			r.forgetPos()
+			pos = ltx.Pos{}
+		}
+	}
 	if pos.IsZero() || r.db.replicaCheckPending.Load() {
 		info, err := r.MaxLTXFileInfo(ctx, 0)
 		if err != nil {

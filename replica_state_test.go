@@ -540,3 +540,35 @@ func moveAway(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// Found by the replica hunt (seeds 5, 33): the replica directory is emptied
+// while the DB is open, with IndexRefreshInterval < 0 ("lists the backend
+// on every pass"). SyncAndWait must not return nil after uploading only
+// the new L0 file, which restores nothing: the upload lists the replica,
+// finds it no longer at its position and re-seeds it.
+func TestReplica_WipedWhileOpenListEvery(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := mustOpenDB(t, 4096, nil, func(db *litestream.DB) {
+		db.MonitorInterval = 0
+		db.Replica.MonitorEnabled = false
+		db.Replica.IndexRefreshInterval = -1
+	})
+	mustInsert(t, app, 1)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, app, 2)
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+		t.Errorf("SyncAndWait returned nil, then restore latest: %v", err)
+	} else if got, want := MustCheckRestored(t, opt.OutputPath), MustDump(t, app); got != want {
+		t.Errorf("restore latest: %s, want %s", got, want)
+	}
+}
