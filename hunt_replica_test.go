@@ -24,6 +24,7 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -334,35 +335,10 @@ func (h *replicaHunt) report(txid ltx.TXID, dump string) {
 
 // commit writes one transaction of one to a hundred rows on w's app.
 func (h *replicaHunt) commit(w *huntWriter) {
-	tx, err := w.app.Begin()
-	if err != nil {
-		h.fatalf("begin: %v", err)
-	}
-	table := []string{"t", "aside"}[h.rng.Intn(2)]
-	n := 1 + h.rng.Intn(4)
-	if h.rng.Intn(5) == 0 {
-		n = 20 + h.rng.Intn(80)
-	}
-	var what string
-	switch h.rng.Intn(6) {
-	case 0:
-		_, err = tx.Exec(`UPDATE `+table+` SET v = v + 1 WHERE id % ? = 0`, 2+h.rng.Intn(5))
-		what = "update"
-	case 1:
-		_, err = tx.Exec(`DELETE FROM `+table+` WHERE id % ? = 0`, 3+h.rng.Intn(7))
-		what = "delete"
-	default:
-		for j := 0; j < n && err == nil; j++ {
-			_, err = tx.Exec(`INSERT INTO `+table+` (v, pad) VALUES (?, randomblob(?))`, h.rng.Int63(), h.rng.Intn(3000))
-		}
-		what = fmt.Sprintf("insert %d", n)
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		_ = tx.Rollback()
-	}
-	if err != nil {
+	table, what, err := randomCommit(w.app, h.rng, 3000)
+	if errors.Is(err, errBegin) {
+		h.fatalf("%v", err)
+	} else if err != nil {
 		h.tracef("%s commit %s %s failed: %v", w.name, table, what, err)
 		return
 	}

@@ -9,6 +9,7 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -250,35 +251,10 @@ func (h *interleaving) inside(name string) {
 
 // commit writes one transaction of one to hundreds of pages.
 func (h *interleaving) commit() {
-	tx, err := h.app.Begin()
-	if err != nil {
-		h.fatalf("begin: %v", err)
-	}
-	table := []string{"t", "aside"}[h.rng.Intn(2)]
-	n := 1 + h.rng.Intn(4)
-	if h.rng.Intn(5) == 0 {
-		n = 20 + h.rng.Intn(80)
-	}
-	var what string
-	switch h.rng.Intn(6) {
-	case 0:
-		_, err = tx.Exec(`UPDATE `+table+` SET v = v + 1 WHERE id % ? = 0`, 2+h.rng.Intn(5))
-		what = "update"
-	case 1:
-		_, err = tx.Exec(`DELETE FROM `+table+` WHERE id % ? = 0`, 3+h.rng.Intn(7))
-		what = "delete"
-	default:
-		for j := 0; j < n && err == nil; j++ {
-			_, err = tx.Exec(`INSERT INTO `+table+` (v, pad) VALUES (?, randomblob(?))`, h.rng.Int63(), h.rng.Intn(8000))
-		}
-		what = fmt.Sprintf("insert %d", n)
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		_ = tx.Rollback()
-	}
-	if err != nil {
+	table, what, err := randomCommit(h.app, h.rng, 8000)
+	if errors.Is(err, errBegin) {
+		h.fatalf("%v", err)
+	} else if err != nil {
 		h.tracef("commit %s %s failed: %v", table, what, err)
 		return
 	}
@@ -485,4 +461,42 @@ func (h *interleaving) restoredDump(path string, txid ltx.TXID) string {
 		h.fatalf("restore of txid %s fails integrity_check: %s %v", txid, result, err)
 	}
 	return MustDump(h.t, db)
+}
+
+// errBegin marks a randomCommit that could not begin its transaction.
+var errBegin = errors.New("begin")
+
+// randomCommit commits one transaction on app for a seeded hunt: an update
+// or delete of every few rows, or one to four (now and then twenty to a
+// hundred) inserts padded with up to maxPad random bytes, into t or aside.
+// It returns the table and what it did.
+func randomCommit(app *sql.DB, rng *rand.Rand, maxPad int) (table, what string, err error) {
+	tx, err := app.Begin()
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", errBegin, err)
+	}
+	table = []string{"t", "aside"}[rng.Intn(2)]
+	n := 1 + rng.Intn(4)
+	if rng.Intn(5) == 0 {
+		n = 20 + rng.Intn(80)
+	}
+	switch rng.Intn(6) {
+	case 0:
+		_, err = tx.Exec(`UPDATE `+table+` SET v = v + 1 WHERE id % ? = 0`, 2+rng.Intn(5))
+		what = "update"
+	case 1:
+		_, err = tx.Exec(`DELETE FROM `+table+` WHERE id % ? = 0`, 3+rng.Intn(7))
+		what = "delete"
+	default:
+		for j := 0; j < n && err == nil; j++ {
+			_, err = tx.Exec(`INSERT INTO `+table+` (v, pad) VALUES (?, randomblob(?))`, rng.Int63(), rng.Intn(maxPad))
+		}
+		what = fmt.Sprintf("insert %d", n)
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		_ = tx.Rollback()
+	}
+	return table, what, err
 }
