@@ -50,11 +50,11 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 }
 
 // checkBehindReplica handles a local position behind the replica's (after a
-// restore from backup, or lost local state): the replica's newest L0 file
-// becomes the local one, so the next sync continues its TXIDs. If the WAL no
-// longer matches that file, that sync writes a full snapshot.
+// restore from backup, or lost local state): the replica's newest file
+// becomes the local newest L0 file, so the next sync continues its TXIDs.
+// If the WAL no longer matches that file, that sync writes a full snapshot.
 func (db *DB) checkBehindReplica(ctx context.Context) error {
-	remote, err := db.Replica.MaxLTXFileInfo(ctx, 0)
+	remote, err := db.Replica.newestFileInfo(ctx)
 	if err != nil {
 		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
 	}
@@ -70,7 +70,7 @@ func (db *DB) checkBehindReplica(ctx context.Context) error {
 var errReplicaUnreachable = errors.New("replica unreachable")
 
 // resolveReplicaCheck compares the local L0 files with the replica's newest
-// L0 file as the uploader just listed it, before the uploader takes that
+// file as the uploader just listed it, before the uploader takes that
 // file's TXID for the local history's. init compared at start, but another
 // writer may have written since: a paused holder whose late upload landed
 // after this process took the lease, the holder a standby took over from.
@@ -94,9 +94,10 @@ func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) erro
 	return nil
 }
 
-// adoptReplicaPosition makes the replica's newest L0 file the local one when
-// the local position is behind it, or when the local L0 files are another
-// history than the replica's. Caller holds exec.
+// adoptReplicaPosition makes the replica's newest file (normally L0's; a
+// compacted one when L0 lost it) the local newest L0 file when the local
+// position is behind it, or when the local L0 files are another history
+// than the replica's. Caller holds exec.
 func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) error {
 	pos, err := db.Pos()
 	if err != nil {
@@ -113,11 +114,11 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		if err != nil || same {
 			return err
 		}
-		db.logger().Warn("local L0 files are another history than the replica's, fetching the replica's newest L0 file",
-			"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
+		db.logger().Warn("local L0 files are another history than the replica's, fetching the replica's newest file",
+			"local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
 	} else {
-		db.logger().Info("database is behind its replica, fetching the replica's newest L0 file",
-			"local_txid", pos.TXID, "remote_txid", remote.MaxTXID)
+		db.logger().Info("database is behind its replica, fetching the replica's newest file",
+			"local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
 	}
 
 	// Local copies at every level, and the last-frame record, belong to
@@ -131,9 +132,9 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		return fmt.Errorf("create L0 directory: %w", err)
 	}
 
-	rc, err := db.Replica.Client.OpenLTXFile(ctx, 0, remote.MinTXID, remote.MaxTXID, 0, 0)
+	rc, err := db.Replica.Client.OpenLTXFile(ctx, remote.Level, remote.MinTXID, remote.MaxTXID, 0, 0)
 	if err != nil {
-		return fmt.Errorf("open replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
+		return fmt.Errorf("open replica L%d %s-%s: %w", remote.Level, remote.MinTXID, remote.MaxTXID, err)
 	}
 	defer func() { _ = rc.Close() }()
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
@@ -147,21 +148,34 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 	// and waiters must start over on the new position.
 	db.lastSyncedWALOffset, db.witness = 0, nil
 	db.localResets.Add(1)
-	db.setMaxLTXFileInfo(0, &remote)
+	db.setMaxLTXFileInfo(remote.Level, &remote)
 	if _, err := db.Pos(); err != nil {
-		return fmt.Errorf("verify replica L0 %s-%s: %w", remote.MinTXID, remote.MaxTXID, err)
+		return fmt.Errorf("verify replica L%d %s-%s: %w", remote.Level, remote.MinTXID, remote.MaxTXID, err)
 	}
 	if hdr, err := readLTXHeaderFile(path); err != nil {
 		return err
 	} else if int(hdr.PageSize) != db.pageSize {
 		_ = os.RemoveAll(db.LTXLevelDir(0))
 		db.invalidatePos()
-		return fmt.Errorf("replica L0 %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
+		return fmt.Errorf("replica L%d %s-%s has page size %d but the database has %d: the replica belongs to another database", remote.Level, remote.MinTXID, remote.MaxTXID, hdr.PageSize, db.pageSize)
 	}
 	// Commits the removed files held are still in the WAL or the database:
 	// the next sync captures them, without waiting for the app to write.
 	db.wakeMonitor()
 	return nil
+}
+
+// removeFetchedCompacted removes the local copy of a compacted replica file
+// that adoptReplicaPosition made the newest L0 file, once a newer L0 file
+// follows it. It only anchored the TXIDs: it is not uploaded, retention
+// never deletes it, and it may be as large as the database.
+func (db *DB) removeFetchedCompacted(path string) {
+	if path == "" {
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		db.logger().Warn("cannot remove the compacted replica file fetched as the newest L0 file", "path", path, "error", err)
+	}
 }
 
 // sameL0AsReplica reports whether the local L0 file of the replica's newest
@@ -170,7 +184,9 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 // lease holder another process took over from, carry the replica's TXIDs
 // with other content, and the uploader would put the next one on top of
 // the replica's. A local file that is gone was uploaded and retained away:
-// it was the replica's.
+// it was the replica's. When the replica's newest file is a compacted one
+// (L0 lost its newest files), only a local copy fetched earlier has its
+// range, and TXIDs are all that is compared otherwise.
 func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
 	local, err := readLTXHeaderFile(path)
@@ -181,7 +197,7 @@ func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, e
 	}
 	theirs, err := readRemoteHeaderOf(ctx, db.Replica.Client, &remote)
 	if err != nil {
-		return false, fmt.Errorf("read replica L0 %s-%s header: %w: %w", remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, err)
+		return false, fmt.Errorf("read replica L%d %s-%s header: %w: %w", remote.Level, remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, err)
 	}
 	return local == theirs, nil
 }

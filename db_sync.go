@@ -27,6 +27,7 @@ type syncInfo struct {
 	prevCommit   uint32 // database size in pages after the previous L0
 	snapshotting bool   // write every page, not just the changed ones
 	reason       string // why snapshotting
+	fetched      string // the newest L0 file, when it is a compacted file fetched from the replica
 }
 
 // syncResult is what writing an L0 file produced.
@@ -175,6 +176,7 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 	}
 	if res.written {
 		db.applySyncResult(res)
+		db.removeFetchedCompacted(info.fetched)
 		db.syncedSinceCheckpoint = true
 		db.metrics.observeWALBytes(res.walN)
 	}

@@ -492,7 +492,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		}
 	}
 	if pos.IsZero() || r.db.replicaCheckPending.Load() {
-		info, err := r.MaxLTXFileInfo(ctx, 0)
+		info, err := r.newestFileInfo(ctx)
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
@@ -733,6 +733,40 @@ func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileI
 		}
 	}
 	return info, itr.Close()
+}
+
+// newestFileInfo returns the replica's file with the highest MaxTXID, the
+// position its TXIDs continue from. That is normally L0's newest file, as
+// the higher levels are compacted from L0. A replica whose newest L0 files
+// were removed (an outside tool, a partial copy) still holds their TXIDs in
+// a compacted file, and new TXIDs must go after them, not under them. The
+// levels listed are those the DB's store compacts (which it lists at open
+// anyway) and the snapshot level; every level without a store.
+func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
+	newest, err := r.MaxLTXFileInfo(ctx, 0)
+	if err != nil {
+		return newest, fmt.Errorf("list L0: %w", err)
+	}
+	newest.Level = 0
+	top := SnapshotLevel - 1
+	if r.db != nil {
+		if n := int(r.db.topCompactionLevel.Load()); n > 0 {
+			top = n
+		}
+	}
+	for level := 1; level <= SnapshotLevel; level++ {
+		if level > top && level != SnapshotLevel {
+			continue
+		}
+		info, err := r.MaxLTXFileInfo(ctx, level)
+		if err != nil {
+			return newest, fmt.Errorf("list L%d: %w", level, err)
+		}
+		if info.MaxTXID > newest.MaxTXID {
+			newest, newest.Level = info, level
+		}
+	}
+	return newest, nil
 }
 
 // CreatedAt returns the creation time of the replica's first L0 file.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/superfly/ltx"
 )
@@ -221,4 +222,118 @@ func TestReplica_StallVisible(t *testing.T) {
 	waitFor(t, 10*time.Second, "no lag after recovery", func() bool {
 		return gaugeValue(t, reg, "litestream_replication_lag_txids") == 0 && gaugeValue(t, reg, "litestream_replication_lag_seconds") == 0
 	})
+}
+
+// A replica whose L0 files are gone while L1 and the snapshot still hold
+// TXIDs 1-5 (removed by an outside tool, or a partial bucket copy): a new
+// host restores it and replicates. Its TXIDs must continue after 5, not
+// start again at 1 under the compacted files, or the latest restore shows
+// the snapshot's state instead of the new commits.
+func TestReplica_NewHostOverReplicaWithoutL0(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app2 := MustOpenApp(t, path2, 4096)
+	db2 := mustOpenManualDB(t, path2, client)
+	mustInsertReplicated(t, db2, app2, 100, 3)
+	if got := L0TXIDs(t, client); len(got) == 0 || got[0] <= 5 {
+		t.Errorf("new host's L0 TXIDs %v: want them after the compacted files' TXID 5", got)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
+}
+
+// The same DB closed, its replica's L0 files then removed while L1 holds
+// them, and its local L0 files retained away: opened again, it continues
+// after L1's TXID instead of writing TXID 1 under it.
+func TestReplica_ReopenOverReplicaWithoutL0(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 100, 3)
+	if got := L0TXIDs(t, client); len(got) == 0 || got[0] <= 5 {
+		t.Errorf("L0 TXIDs after reopening %v: want them after L1's TXID 5", got)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after reopening")
+}
+
+// Only the snapshot is left (L0 and L1 removed): a new host continues after
+// the snapshot's TXID, and compaction into L1 then goes on from there
+// without waiting on the TXIDs only the snapshot holds.
+func TestReplica_NewHostOverSnapshotOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []int{0, 1} {
+		if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, level)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app2 := MustOpenApp(t, path2, 4096)
+	db2 := mustOpenManualDB(t, path2, client)
+	mustInsertReplicated(t, db2, app2, 100, 3)
+	if _, err := db2.Compact(ctx, 1); err != nil {
+		t.Fatalf("compact L1 after the snapshot: %v", err)
+	}
+	l1 := levelFiles(t, client, 1)
+	if len(l1) != 1 || l1[0].MinTXID <= 5 {
+		t.Errorf("L1 after compaction: %v, want one file starting after the snapshot's TXID 5", l1)
+	}
+	mustInsertReplicated(t, db2, app2, 200, 1)
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
+
+	// The snapshot fetched to continue its TXIDs is not kept locally once
+	// newer L0 files follow it: it can be as large as the database.
+	if _, err := os.Stat(db2.LTXPath(0, 1, 5)); !os.IsNotExist(err) {
+		t.Errorf("local copy of the fetched snapshot 1-5 still there: %v", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/superfly/ltx"
 )
@@ -20,8 +21,9 @@ import (
 // capture is where the newest L0 file left the WAL: the generation (salts)
 // and the offset just past its last frame.
 type capture struct {
+	path   string // the newest L0 file
 	salts  [2]uint32
-	end    int64
+	end    int64 // 0 for a file not captured from a WAL
 	commit uint32
 }
 
@@ -39,11 +41,37 @@ func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
 	if pos.TXID == 0 {
 		return capture{end: WALHeaderSize}, nil
 	}
-	hdr, err := readLTXHeaderFile(db.LTXPath(0, pos.TXID, pos.TXID))
+	path, err := db.newestL0Path(pos.TXID)
 	if err != nil {
 		return capture{}, err
 	}
-	return capture{salts: [2]uint32{hdr.WALSalt1, hdr.WALSalt2}, end: hdr.WALOffset + hdr.WALSize, commit: hdr.Commit}, nil
+	hdr, err := readLTXHeaderFile(path)
+	if err != nil {
+		return capture{}, err
+	}
+	if hdr.WALOffset == 0 {
+		// A compacted file fetched from the replica: no WAL frame of this
+		// database was captured into it.
+		return capture{path: path, commit: hdr.Commit}, nil
+	}
+	return capture{path: path, salts: [2]uint32{hdr.WALSalt1, hdr.WALSalt2}, end: hdr.WALOffset + hdr.WALSize, commit: hdr.Commit}, nil
+}
+
+// newestL0Path returns the path of the newest local L0 file, which ends at
+// txid. It holds just txid unless it was fetched from the replica, where
+// the newest file may be a compacted one.
+func (db *DB) newestL0Path(txid ltx.TXID) (string, error) {
+	path := db.LTXPath(0, txid, txid)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	minTXID, maxTXID, err := db.MaxLTX()
+	if err != nil {
+		return "", fmt.Errorf("find newest L0 file: %w", err)
+	} else if maxTXID != txid {
+		return "", NewLTXError("open", path, 0, uint64(txid), uint64(txid), os.ErrNotExist)
+	}
+	return db.LTXPath(0, minTXID, maxTXID), nil
 }
 
 // verify decides where the next L0 file starts. This is the one place that
@@ -70,6 +98,9 @@ func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 		return info, err
 	}
 	info.prevCommit = last.commit
+	if minTXID, _, err := ltx.ParseFilename(filepath.Base(last.path)); err == nil && minTXID < pos.TXID {
+		info.fetched = last.path // this process writes L0 files of one TXID
+	}
 
 	wal, err := openWALView(db.WALPath())
 	if err != nil {
@@ -78,7 +109,9 @@ func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 	defer func() { _ = wal.f.Close() }()
 
 	var reason string
-	if wal.isGeneration(last.salts) {
+	if last.end == 0 {
+		reason = "newest L0 file is a compacted file fetched from the replica"
+	} else if wal.isGeneration(last.salts) {
 		if reason, err = db.checkCapturedFrame(wal, pos, last); err != nil {
 			return info, err
 		} else if reason == "" {
@@ -137,7 +170,7 @@ func (db *DB) checkCapturedFrame(wal walView, pos ltx.Pos, last capture) (reason
 		return "wal shorter than the frames already captured", nil
 	}
 	if last.end > WALHeaderSize {
-		ok, err := db.lastPageMatches(wal.f, db.LTXPath(0, pos.TXID, pos.TXID), pos.TXID, last.end-db.frameSize(), last.salts)
+		ok, err := db.lastPageMatches(wal.f, last.path, pos.TXID, last.end-db.frameSize(), last.salts)
 		if err != nil {
 			return "", err
 		} else if !ok {
