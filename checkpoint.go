@@ -24,6 +24,7 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 	}
 	if !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
 		db.truncatePassiveFailed = false
+		db.resetTruncateBackoff()
 	}
 
 	if db.exceedsTruncateThreshold(origWALSize) {
@@ -43,12 +44,20 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 				db.truncatePassiveFailed = true
 			}
 		}
-		restarted, _, err := db.checkpointLocked(ctx, CheckpointModeTruncate)
+		// A TRUNCATE a reader keeps from completing holds app writers up
+		// to BusyTimeout: not again at every sync.
+		if time.Now().Before(db.truncateRetryAt) {
+			return nil
+		}
+		restarted, attempted, err := db.checkpointLocked(ctx, CheckpointModeTruncate)
 		if restarted || !db.exceedsTruncateThreshold(db.lastSyncedWALOffset) {
 			db.truncatePassiveFailed = false
+			db.resetTruncateBackoff()
+		} else if attempted {
+			db.backOffTruncate(err)
 		}
 		if isSQLiteBusyError(err) {
-			return nil // a long reader; the WAL is captured, the next sync tries again
+			return nil // a long reader; the WAL is captured, a sync after the backoff tries again
 		}
 		return err
 	}
@@ -66,6 +75,39 @@ func (db *DB) checkpointIfNeeded(ctx context.Context, origWALSize int64) error {
 		}
 	}
 	return nil
+}
+
+// backOffTruncate delays the next emergency TRUNCATE after one that left
+// the WAL past the threshold: doubling from MonitorInterval up to a minute
+// (or CheckpointInterval, if shorter). Logged when the backoff starts only.
+// Caller holds exec.
+func (db *DB) backOffTruncate(err error) {
+	base := db.MonitorInterval
+	if base <= 0 {
+		base = DefaultMonitorInterval
+	}
+	ceiling := time.Minute
+	if db.CheckpointInterval > 0 {
+		ceiling = min(ceiling, db.CheckpointInterval)
+	}
+	first := db.truncateBackoff == 0
+	db.truncateBackoff = min(max(db.truncateBackoff*2, base), max(ceiling, base))
+	db.truncateRetryAt = time.Now().Add(db.truncateBackoff)
+	if first {
+		db.logger().Warn("emergency TRUNCATE checkpoint could not complete, a reader may hold the WAL; retrying with backoff",
+			"wal_size", db.lastSyncedWALOffset, "truncate_page_n", db.truncatePageN(), "retry_in", db.truncateBackoff, "error", err)
+	}
+}
+
+// resetTruncateBackoff ends the TRUNCATE backoff once the WAL is back under
+// the threshold. Caller holds exec.
+func (db *DB) resetTruncateBackoff() {
+	if db.truncateBackoff == 0 {
+		return
+	}
+	db.truncateBackoff, db.truncateRetryAt = 0, time.Time{}
+	db.logger().Info("emergency TRUNCATE backoff ended: the WAL is back under the threshold",
+		"wal_size", db.lastSyncedWALOffset, "truncate_page_n", db.truncatePageN())
 }
 
 // passiveCheckpoint runs a PASSIVE checkpoint, ignoring busy errors: the

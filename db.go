@@ -130,6 +130,8 @@ type DB struct {
 	witness               *restartWitness // set by a checkpoint that restarted the WAL safely
 	syncedSinceCheckpoint bool
 	truncatePassiveFailed bool
+	truncateBackoff       time.Duration // after an emergency TRUNCATE that could not complete; 0 when none
+	truncateRetryAt       time.Time     // no emergency TRUNCATE before this
 	lastFrame             lastFrame
 	comparedRemote        ltx.FileInfo // the replica's newest L0 file as last compared with the local files
 	// framesPastWALIndex: the last sync saw valid WAL frames SQLite has not

@@ -190,6 +190,116 @@ func TestReplica_Restore_SecondRestoreIntoSameOutput(t *testing.T) {
 	}
 }
 
+// v3WALHookClient runs onWAL before each v0.3.x WAL segment is opened,
+// raw as the restore opens it: the snapshot is then in the temporary file.
+type v3WALHookClient struct {
+	*file.ReplicaClient
+	onWAL func()
+}
+
+func (c *v3WALHookClient) OpenWALSegmentV3Raw(ctx context.Context, generation string, index int, offset int64) (io.ReadCloser, error) {
+	c.onWAL()
+	return c.ReplicaClient.OpenWALSegmentV3Raw(ctx, generation, index, offset)
+}
+
+// A v0.3.x restore shares <output>.tmp with any other restore into the same
+// output, v0.3.x or LTX: whichever comes second must be refused, naming the
+// file, without removing or overwriting the first's temporary files, and
+// the first must place its own database whole.
+func TestReplica_RestoreV3_SecondRestoreIntoSameOutput(t *testing.T) {
+	ctx := context.Background()
+	g := v3gen.New(t, 11, 4096)
+	g.NewGeneration()
+	g.Write(3)
+	g.Write(4)
+	_, v3Root := MustV3Replica(t, g)
+	v3Want := g.Files[len(g.Files)-1].State
+	app, ltxClient := replicatedTwentyRows(t)
+	ltxWant := MustDump(t, app)
+
+	restoreV3 := func(c litestream.ReplicaClient, out string) error {
+		return litestream.NewReplicaWithClient(nil, c).RestoreV3(ctx, litestream.RestoreOptions{OutputPath: out})
+	}
+	restoreLTX := func(c litestream.ReplicaClient, out string) error {
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = out
+		return litestream.NewReplicaWithClient(nil, c).Restore(ctx, opt)
+	}
+	checkRefused := func(t *testing.T, out string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), out+".tmp") || !strings.Contains(err.Error(), "another restore into the same output is running") {
+			t.Fatalf("second restore into %s while the first ran: %v, want it refused naming %s.tmp", out, err, out)
+		}
+	}
+	checkNoTemp := func(t *testing.T, out string) {
+		t.Helper()
+		for _, p := range []string{out + ".tmp", out + ".tmp-wal", out + ".tmp-shm"} {
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s left after the restore: %v", p, err)
+			}
+		}
+	}
+
+	// The first is a v0.3.x restore, stopped while it rebuilds its WAL.
+	for name, second := range map[string]func(out string) error{
+		"V3ThenV3":  func(out string) error { return restoreV3(file.NewReplicaClient(v3Root), out) },
+		"V3ThenLTX": func(out string) error { return restoreLTX(ltxClient, out) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "app.db")
+			// Left by a killed restore: reused, not a reason to refuse.
+			if err := os.WriteFile(out+".tmp", []byte("left by a killed restore"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var once sync.Once
+			var secondErr error
+			ran := false
+			c := &v3WALHookClient{ReplicaClient: file.NewReplicaClient(v3Root), onWAL: func() {
+				once.Do(func() {
+					secondErr = second(out)
+					ran = true
+				})
+			}}
+			if err := restoreV3(c, out); err != nil {
+				t.Fatalf("first restore: %v", err)
+			} else if !ran {
+				t.Fatal("hook did not run")
+			}
+			checkRefused(t, out, secondErr)
+			if got := v3gen.MustState(t, out); got != v3Want {
+				t.Fatalf("restored state %s, want %s", got, v3Want)
+			}
+			checkNoTemp(t, out)
+		})
+	}
+
+	// The first is an LTX restore, stopped while it applies its files.
+	t.Run("LTXThenV3", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "app.db")
+		var once sync.Once
+		var secondErr error
+		ran := false
+		tc := &testClient{ReplicaClient: ltxClient}
+		tc.onOpen = func(level int) error {
+			once.Do(func() {
+				secondErr = restoreV3(file.NewReplicaClient(v3Root), out)
+				ran = true
+			})
+			return nil
+		}
+		if err := restoreLTX(tc, out); err != nil {
+			t.Fatalf("first restore: %v", err)
+		} else if !ran {
+			t.Fatal("hook did not run")
+		}
+		checkRefused(t, out, secondErr)
+		if got := MustCheckRestored(t, out); got != ltxWant {
+			t.Fatalf("restored %s, want %s", got, ltxWant)
+		}
+		checkNoTemp(t, out)
+	})
+}
+
 // replicatedTwentyRows replicates twenty rows to a file replica.
 func replicatedTwentyRows(t *testing.T) (*sql.DB, *file.ReplicaClient) {
 	t.Helper()

@@ -61,15 +61,22 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 		return fmt.Errorf("create output directory: %w", err)
 	}
 	tmpPath := opt.OutputPath + ".tmp"
+	// Locked as the LTX restore locks it, for the whole run and before
+	// anything beside it is removed: another restore into the same output,
+	// v0.3.x or LTX, is refused instead of replacing these files.
+	f, err := openRestoreTemp(tmpPath)
+	if err != nil {
+		return fmt.Errorf("create restore file: %w", err)
+	}
+	defer removeRestoreTempV3(tmpPath, f)
 	// A restore killed while it rebuilt a WAL leaves the temporary database
 	// and its -wal: SQLite would replay that -wal into this one's snapshot.
-	for _, p := range databaseFiles(tmpPath) {
+	for _, p := range databaseFiles(tmpPath)[1:] {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s left by an earlier restore: %w", p, err)
 		}
 	}
-	defer removeDatabaseFiles(tmpPath)
-	if err := restoreV3(ctx, client, plan, tmpPath, opt.AgeIdentities); err != nil {
+	if err := restoreV3(ctx, client, plan, f, opt.AgeIdentities); err != nil {
 		return err
 	}
 	mode := opt.IntegrityCheck
@@ -79,10 +86,28 @@ func (r *Replica) RestoreV3(ctx context.Context, opt RestoreOptions) error {
 	if err := checkIntegrity(ctx, tmpPath, mode); err != nil {
 		return fmt.Errorf("v0.3.x restore integrity check: generation %s: %w", plan.snapshot.Generation, err)
 	}
-	if err := syncFileV3(tmpPath); err != nil {
-		return err
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync restore file %s: %w", tmpPath, err)
 	}
+	// Placed while still locked: another restore cannot replace it first.
 	return moveRestoredIntoPlace(tmpPath, opt.OutputPath)
+}
+
+// removeRestoreTempV3 removes the temporary database f and the files
+// SQLite kept beside it, then lets go of its lock. Once f was placed or
+// removed the name may be another restore's, so nothing is removed then.
+func removeRestoreTempV3(tmpPath string, f *os.File) {
+	defer func() { _ = f.Close() }() // last: the lock goes with it
+	held, err := f.Stat()
+	if err != nil {
+		return
+	} else if now, err := os.Stat(tmpPath); err != nil || !os.SameFile(held, now) {
+		return
+	}
+	for _, p := range databaseFiles(tmpPath)[1:] {
+		_ = os.Remove(p)
+	}
+	removeIfSameFile(tmpPath, f)
 }
 
 // restorePlanV3 is what a v0.3.x restore applies: one snapshot, then the
@@ -214,15 +239,19 @@ func generationNewerV3(ctx context.Context, client ReplicaClientV3, a, b string,
 	return ta.After(tb), nil
 }
 
-// restoreV3 writes the plan's database to dbPath.
-func restoreV3(ctx context.Context, client ReplicaClientV3, plan *restorePlanV3, dbPath string, identities []age.Identity) error {
+// restoreV3 writes the plan's database to f, empty and locked, and
+// rebuilds each WAL beside it. f stays open, keeping the lock, until
+// SQLite is done with the file: closing a descriptor of it while SQLite
+// has it open would drop SQLite's POSIX locks.
+func restoreV3(ctx context.Context, client ReplicaClientV3, plan *restorePlanV3, f *os.File, identities []age.Identity) error {
+	dbPath := f.Name()
 	snap := plan.snapshot
 	name := SnapshotPathV3("", snap.Generation, snap.Index)
 	rc, err := openSnapshotV3(ctx, client, snap.Generation, snap.Index, identities)
 	if err != nil {
 		return fmt.Errorf("open v0.3.x snapshot %s: %w", name, err)
 	}
-	err = copyToFileV3(dbPath, rc)
+	err = copyToFileV3(f, rc)
 	_ = rc.Close()
 	if err != nil {
 		return fmt.Errorf("download v0.3.x snapshot %s: %w", name, err)
@@ -400,32 +429,12 @@ func readDBPageSizeV3(path string) (uint32, error) {
 	return ps, nil
 }
 
-// copyToFileV3 writes r to a new file at path and fsyncs it.
-func copyToFileV3(path string, r io.Reader) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
+// copyToFileV3 writes r to f, empty and at offset 0, and fsyncs it.
+func copyToFileV3(f *os.File, r io.Reader) error {
 	if _, err := io.Copy(f, r); err != nil {
 		return err
-	} else if err := f.Sync(); err != nil {
-		return err
 	}
-	return f.Close()
-}
-
-// syncFileV3 fsyncs the file at path.
-func syncFileV3(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return f.Sync()
 }
 
 // openSnapshotV3 opens a snapshot's plaintext, decrypting it when the
