@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,5 +288,72 @@ func TestReplica_Lease_WaitModeCloseBeforeFirstTick(t *testing.T) {
 	MustVerifyReplica(t, client)
 	if got := countRows(t, MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)); got != 1 {
 		t.Fatalf("restored %d rows, want 1", got)
+	}
+}
+
+// renewFailingLeaser fails every renewal while down is set: the lease
+// backend is out of reach, and nobody else can take the lease either.
+type renewFailingLeaser struct {
+	litestream.Leaser
+	down atomic.Bool
+}
+
+func (l *renewFailingLeaser) RenewLease(ctx context.Context, lease *litestream.Lease) (*litestream.Lease, error) {
+	if l.down.Load() {
+		return nil, errors.New("lease backend unreachable")
+	}
+	return l.Leaser.RenewLease(ctx, lease)
+}
+
+// A holder that could not renew for longer than its TTL (a network outage)
+// asks the backend once it is back: the renewal is conditional on the
+// record it last wrote, so it succeeds only if nobody took the lease
+// meanwhile, and replication resumes. Its own clock does not fence it. If
+// another process took the lease, the backend refuses and it is fenced.
+func TestReplica_Lease_OutageLongerThanTTL(t *testing.T) {
+	for _, takenOver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("takenOver=%v", takenOver), func(t *testing.T) {
+			ctx := context.Background()
+			var leaser *renewFailingLeaser
+			db, client := mustOpenLeasedDB(t, nil)
+			const ttl = 50 * time.Millisecond
+			fl := client.NewLeaser()
+			fl.Owner, fl.TTL = "a", ttl
+			leaser = &renewFailingLeaser{Leaser: fl}
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			db.Replica.Leaser = leaser
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			app := MustOpenApp(t, db.Path(), 4096)
+			mustInsertReplicated(t, db, app, 1, 1)
+
+			leaser.down.Store(true)
+			mustInsert(t, app, 2)
+			start := time.Now()
+			for time.Since(start) < 4*ttl {
+				if err := db.SyncAndWait(ctx); err == nil {
+					t.Fatal("SyncAndWait returned nil while the lease could not be renewed")
+				}
+			}
+			if takenOver {
+				mustTakeOverFileLease(t, client.Path(), `{"generation":99,"expires_at":"2999-01-01T00:00:00Z","owner":"b"}`)
+			}
+			leaser.down.Store(false)
+
+			err := db.SyncAndWait(ctx)
+			if takenOver {
+				if !errors.Is(err, litestream.ErrLeaseNotHeld) {
+					t.Fatalf("sync after the outage, lease taken over: err = %v, want ErrLeaseNotHeld", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("sync after an outage longer than the TTL, nobody took the lease: %v", err)
+			}
+			mustRestoreEquals(t, client, MustDump(t, app), "after the outage")
+		})
 	}
 }

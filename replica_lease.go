@@ -28,15 +28,14 @@ const DefaultLeaseRetryInterval = 1 * time.Second
 type replicaLease struct {
 	acquireMu sync.Mutex // one acquisition at a time; held while waiting
 
-	mu        sync.Mutex // guards the fields below; held across a renew call
-	lease     *Lease     // nil until acquired, and after release
-	renewedAt time.Time  // local (monotonic) time of the last backend-confirmed renew
-	ttl       time.Duration
-	lost      error                          // set once the lease is lost; the replica never writes again
-	lostView  atomic.Pointer[LeaseLostError] // lost, readable during a renew call
-	closed    bool                           // released by Close: compaction still running must not retake it
-	stop      context.CancelFunc
-	done      chan struct{}
+	mu       sync.Mutex // guards the fields below; held across a renew call
+	lease    *Lease     // nil until acquired, and after release
+	ttl      time.Duration
+	lost     error                          // set once the lease is lost; the replica never writes again
+	lostView atomic.Pointer[LeaseLostError] // lost, readable during a renew call
+	closed   bool                           // released by Close: compaction still running must not retake it
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // LeaseLostError reports that this process may no longer write to the
@@ -147,7 +146,7 @@ func (r *Replica) holdLease(lease *Lease) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	r.lease.mu.Lock()
-	r.lease.lease, r.lease.renewedAt, r.lease.ttl = lease, time.Now(), lease.TTL()
+	r.lease.lease, r.lease.ttl = lease, lease.TTL()
 	r.lease.stop, r.lease.done = cancel, done
 	r.lease.mu.Unlock()
 	r.forgetPos() // list the replica again: the last holder may have written since
@@ -173,24 +172,32 @@ func (r *Replica) renewInterval() time.Duration {
 }
 
 // renewLoop renews the lease every renew interval until ctx ends or the
-// lease is lost. A failed renew is retried at the next tick; when none
-// succeeds before the TTL runs out, renewLease fences the replica.
+// lease is lost. A failed renew is retried at the next tick; uploads wait
+// meanwhile, as each batch renews first.
 func (r *Replica) renewLoop(ctx context.Context) {
+	failing := false
 	internal.Tick(ctx, r.renewInterval(), func() bool {
 		if err := r.renewLease(ctx); err != nil {
 			if r.leaseLost() != nil || ctx.Err() != nil {
 				return false
 			}
-			r.Logger().Warn("renew lease failed, retrying", "error", err)
+			if !failing {
+				r.Logger().Warn("renew lease failed, retrying", "error", err)
+			}
+			failing = true
+		} else if failing {
+			r.Logger().Info("lease renewed again")
+			failing = false
 		}
 		return true
 	})
 }
 
 // renewLease renews the held lease with the backend. The backend's
-// precondition decides whether this process still holds it; a lease not
-// renewed for its whole TTL is given up too, since another process may
-// have taken it by now.
+// precondition decides whether this process still holds it, even after an
+// outage longer than the TTL: the renewal is conditional on the record
+// this process last wrote, which any takeover replaces. Its own clock
+// does not decide: it would stop a holder nobody replaced for good.
 func (r *Replica) renewLease(ctx context.Context) error {
 	r.lease.mu.Lock()
 	defer r.lease.mu.Unlock()
@@ -198,10 +205,6 @@ func (r *Replica) renewLease(ctx context.Context) error {
 		return r.lease.lost
 	} else if r.lease.lease == nil {
 		return ErrLeaseNotHeld
-	}
-	if time.Since(r.lease.renewedAt) >= r.lease.ttl {
-		r.fenceLocked(fmt.Errorf("lease not renewed for its TTL of %s", r.lease.ttl.Round(time.Millisecond)))
-		return r.lease.lost
 	}
 	lease, err := r.Leaser.RenewLease(ctx, r.lease.lease)
 	var exists *LeaseExistsError
@@ -212,7 +215,7 @@ func (r *Replica) renewLease(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("renew %s lease: %w", r.Leaser.Type(), err)
 	}
-	r.lease.lease, r.lease.renewedAt = lease, time.Now()
+	r.lease.lease = lease
 	return nil
 }
 
