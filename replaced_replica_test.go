@@ -152,6 +152,91 @@ func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
 	}
 }
 
+// A follower of A; the replica is wiped and replicated to by B, which goes
+// past A's TXID, compacts into L1 and lets L0 retention remove its L0
+// files, so no L0 file is left at A's TXID to compare the output with. The
+// L1 file that spans A's TXID starts after TXID 1: it holds only the pages
+// B changed in its range, and applied over A's output it would leave a mix
+// of the two. The follower, resumed (Resumed) or kept running (Running, it
+// first refuses B's L0 file at its TXID), must refuse it.
+func TestReplica_Follow_RefusesReplacedReplicaCompactedPastOutput(t *testing.T) {
+	for _, name := range []string{"Resumed", "Running"} {
+		t.Run(name, func(t *testing.T) { testFollowRefusesReplacedCompacted(t, name == "Running") })
+	}
+}
+
+func testFollowRefusesReplacedCompacted(t *testing.T, running bool) {
+	ctx := context.Background()
+	dbA, _, clientA := replicateA(t)
+	var logs syncBuffer
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(clientA.Path()))
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	waitFollowed(t, dbA, out)
+	if !running {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantA := MustCheckRestored(t, out)
+	txidA, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// L1 gets a file of B's first TXIDs, then one from there to past A's
+	// TXID.
+	dbB, appB := openB(t, dbA, clientA.Path())
+	dbB.L0Retention = time.Nanosecond
+	if _, err := dbB.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	advanceB(t, dbB, appB, txidA)
+	if running {
+		waitFor(t, 10*time.Second, "the follower to refuse B's L0 file at its TXID", func() bool {
+			return strings.Contains(logs.String(), "replaced by another database")
+		})
+	}
+	for round := 0; round < 2; round++ {
+		if _, err := dbB.Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		advanceB(t, dbB, appB, txidA+3+ltx.TXID(round*3))
+	}
+	clientB := file.NewReplicaClient(clientA.Path())
+	if l0 := L0TXIDs(t, clientB); len(l0) == 0 || l0[0] <= txidA {
+		t.Fatalf("precondition: B's L0 holds %v; want no L0 file at A's TXID %s", l0, txidA)
+	}
+	bridged := false
+	for _, info := range levelFiles(t, clientB, 1) {
+		bridged = bridged || (info.MinTXID > 1 && info.MinTXID <= txidA && info.MaxTXID > txidA)
+	}
+	if !bridged {
+		t.Fatalf("precondition: no L1 file of B starts after TXID 1 and spans A's TXID %s", txidA)
+	}
+
+	if !running {
+		stop = startFollow(follower, out) // the follower of A resumes
+	}
+	waitFor(t, 30*time.Second, "the follower to refuse B's L1 file or move", func() bool {
+		txid, _ := litestream.ReadTXIDFile(out)
+		return txid != txidA || strings.Contains(logs.String(), "does not hold the replica's database")
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if txid, err := litestream.ReadTXIDFile(out); err != nil {
+		t.Fatal(err)
+	} else if txid != txidA {
+		t.Fatalf("the follower of A moved from %s to %s on B's files", txidA, txid)
+	}
+	if got := MustCheckRestored(t, out); got != wantA {
+		t.Fatalf("the output changed from A's %s to %s", wantA, got)
+	}
+}
+
 // The VFS refuses the latest TXID going back (ErrConflict); once B passes
 // the TXID it served for A, it must serve B's pages, not page indexes or
 // pages it cached for A's files of the same names.
