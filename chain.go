@@ -23,6 +23,19 @@ import (
 type chainLink struct {
 	level int
 	hdr   ltx.Header // zero when nothing came before
+
+	// unproven marks a follow output's link whose file the replica no
+	// longer holds as the output got it: the replica may since hold another
+	// database's history, which the checks above cannot tell.
+	unproven bool
+}
+
+// walContinues reports an L0 file resuming the previous L0 file's WAL
+// where it stopped, in the same WAL generation: its random salts tie it to
+// the same database even when nothing else links the two.
+func (prev chainLink) walContinues(level int, hdr ltx.Header) bool {
+	return prev.precedes(hdr) && prev.level == 0 && level == 0 && hasWALRange(prev.hdr) && hdr.WALOffset != WALHeaderSize &&
+		hdr.WALSalt1 == prev.hdr.WALSalt1 && hdr.WALSalt2 == prev.hdr.WALSalt2 && hdr.WALOffset == prev.hdr.WALOffset+prev.hdr.WALSize
 }
 
 // continues reports an L0 file whose WAL range cannot follow the previous

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,12 +93,14 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 	if newest > txid && !continuable {
 		return fmt.Errorf("cannot resume follow mode from txid %s: replica history has been pruned", txid)
 	}
-	return r.follow(ctx, opt, txid)
+	return r.follow(ctx, opt, txid, chainLink{})
 }
 
 // follow applies new replica files to the output every FollowInterval until
 // ctx ends. Errors are logged once per change and retried on the next tick.
-func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID) error {
+// restored is the last file of the restore that just made the output, if
+// one did.
+func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID, restored chainLink) error {
 	interval := opt.FollowInterval
 	if interval <= 0 {
 		interval = DefaultFollowInterval
@@ -133,7 +136,13 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var lastErr string
-	var link chainLink // the file the output was brought to txid with, once known
+	link := restored // the file the output was brought to txid with, once known
+	// A proof that failed fails again on the same files: each retry would
+	// otherwise restore the whole database again.
+	var refused struct {
+		from, to ltx.TXID
+		err      error
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -147,6 +156,16 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID)
 					return err
 				}
 				out.link = link
+			}
+			out.prove = func(ctx context.Context, o *followOutput, from, to ltx.TXID) error {
+				if refused.err != nil && refused.from == from && refused.to == to {
+					return refused.err
+				}
+				err := r.proveFollowOutput(ctx, o, from, to, opt.Parallelism)
+				if errors.Is(err, errOutputDiffers) {
+					refused.from, refused.to, refused.err = from, to, err
+				}
+				return err
 			}
 			// After a failure, one file per transaction finds the file at
 			// fault and keeps the files before it.
@@ -246,12 +265,21 @@ func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, p
 	if prev.hdr.MaxTXID == cur && cur != 0 {
 		return prev, nil
 	} else if out.link.hdr.MaxTXID == cur && cur != 0 {
-		// Applied by this process: the replica's file at cur, if it still
-		// has one, must be that file, not another database's.
-		if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && out.link.level == 0 && hdr != out.link.hdr {
+		// Applied by this process: the replica's file at cur must still be
+		// that file. Another L0 file there is another database's; a
+		// compacted file may be written again by the same database, and a
+		// file gone proves nothing either way.
+		link := out.link
+		hdr, err := readRemoteHeaderOf(ctx, r.Client, &ltx.FileInfo{Level: link.level, MinTXID: link.hdr.MinTXID, MaxTXID: cur})
+		switch {
+		case err == nil && hdr != link.hdr && link.level == 0:
 			return chainLink{}, fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur)
+		case err == nil && hdr != link.hdr, errors.Is(err, os.ErrNotExist):
+			link.unproven = true
+		case err != nil:
+			return chainLink{}, fmt.Errorf("read header of %s: %w", link.path(), err)
 		}
-		return out.link, nil
+		return link, nil
 	}
 	return r.outputLink(ctx, out, cur)
 }
@@ -272,6 +300,8 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 		// changed since. Only the WAL range can be compared.
 		if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
 			link = chainLink{level: 0, hdr: hdr}
+		} else {
+			link.unproven = true
 		}
 	} else if cur != 0 {
 		info := &ltx.FileInfo{Level: 0, MinTXID: cur, MaxTXID: cur}
@@ -286,10 +316,63 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 			return chainLink{}, fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur, err)
 		case !errors.Is(err, os.ErrNotExist):
 			return chainLink{}, fmt.Errorf("check follow output against L0 %s: %w", cur, err)
+		default:
+			// Retention removed it: nothing left shows that the replica
+			// still holds the output's history.
+			link.unproven = true
 		}
 	}
 	link.hdr.Commit = pages
 	return link, nil
+}
+
+// proveFollowOutput checks that the output's open transaction, applied
+// from TXID from over a link the replica no longer holds, holds the
+// replica's database at TXID to: it restores that TXID next to the output
+// and compares every page. A replica wiped and written again by another
+// database fails it unless the files applied rewrote every page, which
+// leaves exactly the replica's database, never a mix.
+func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from, to ltx.TXID, parallelism int) error {
+	dir, err := os.MkdirTemp(filepath.Dir(out.path), ".litestream-follow-check-*")
+	if err != nil {
+		return fmt.Errorf("create follow check directory: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	path := filepath.Join(dir, "db")
+	r.Logger().Info("follow checking output against a restore: the replica no longer holds the file it was brought to its TXID with", "txid", from, "check", to)
+	if err := r.Restore(ctx, RestoreOptions{OutputPath: path, TXID: to, Parallelism: parallelism}); err != nil {
+		return fmt.Errorf("restore TXID %s to check the follow output brought there from TXID %s: %w", to, from, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open follow check restore: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat follow check restore: %w", err)
+	}
+	differs := func(err error) error {
+		return fmt.Errorf("%w: the replica no longer holds the file the output at TXID %s was brought there with, and the output brought on to TXID %s does not hold the replica's database at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, from, to, err)
+	}
+	pageSize := int64(out.pageSize)
+	if want := int64(out.commitN) * pageSize; fi.Size() != want {
+		return differs(fmt.Errorf("%w: %d pages, the replica's database has %d bytes", errOutputDiffers, out.commitN, fi.Size()))
+	}
+	cmp := &outputComparer{ctx: ctx, out: out, pageSize: pageSize, grown: out.w.grown}
+	buf := make([]byte, 64*pageSize)
+	for off := int64(0); off < fi.Size(); off += int64(len(buf)) {
+		n, err := io.ReadFull(f, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read follow check restore: %w", err)
+		}
+		if _, err := cmp.WriteAt(buf[:n], off); errors.Is(err, errOutputDiffers) {
+			return differs(err)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errOutputDiffers is a follow output page that is not the replica's.
@@ -302,6 +385,9 @@ type outputComparer struct {
 	ctx      context.Context
 	out      *followOutput
 	pageSize int64
+	// grown holds the checksums of pages the open transaction wrote past
+	// the output's size: sqlite_dbpage reads none of them before it commits.
+	grown map[uint32]uint64
 }
 
 func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
@@ -321,6 +407,12 @@ func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
 				clear(have[r[0]:r[1]])
 				clear(want[r[0]:r[1]])
 			}
+		}
+		if sum, ok := c.grown[pgno]; ok && have == nil {
+			if crc64.Checksum(want, crcISO) != sum {
+				return int(i), fmt.Errorf("%w: page %d", errOutputDiffers, pgno)
+			}
+			continue
 		}
 		if !bytes.Equal(have, want) {
 			return int(i), fmt.Errorf("%w: page %d", errOutputDiffers, pgno)
@@ -396,10 +488,19 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return prev, err
 	}
-	if out.tx && !out.takes(check.commit) {
+	// Over a link the replica may no longer hold, only a WAL continued
+	// from it ties the file to the output; otherwise the transaction is
+	// compared with the replica's database before it commits.
+	// A transaction compared so starts with that file, recording its
+	// growth from the start.
+	unproven := prev.unproven && !prev.walContinues(info.Level, check.prev.hdr)
+	if out.tx && (!out.takes(check.commit) || unproven && !out.unproven) {
 		if err := out.commit(ctx); err != nil {
 			return prev, fmt.Errorf("commit before L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 		}
+	}
+	if unproven && !out.unproven {
+		out.unproven, out.unprovenFrom = true, prev.hdr.MaxTXID
 	}
 	if err := out.write(ctx, spool, info); err != nil {
 		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
@@ -474,6 +575,13 @@ type followOutput struct {
 
 	// applied, if set, is called after each commit with the TXID reached.
 	applied func(ltx.TXID) error
+
+	// unproven says the open transaction went on from unprovenFrom over a
+	// link the replica may no longer hold: before it commits, prove must
+	// show that it holds the replica's database at the TXID it reaches.
+	unproven     bool
+	unprovenFrom ltx.TXID
+	prove        func(ctx context.Context, o *followOutput, from, to ltx.TXID) error
 
 	// The open transaction, if tx is set.
 	tx      bool
@@ -601,6 +709,12 @@ func (o *followOutput) begin(ctx context.Context) error {
 	}
 	o.stmt = stmt
 	o.w = &dbpageWriter{ctx: ctx, stmt: stmt, pageSize: int64(o.pageSize), lockPgno: ltx.LockPgno(o.pageSize)}
+	if o.unproven {
+		if o.w.base, err = o.pageCount(ctx); err != nil {
+			return fmt.Errorf("read size: %w", err)
+		}
+		o.w.grown = make(map[uint32]uint64)
+	}
 	o.files, o.commitN = 0, 0
 	return nil
 }
@@ -656,6 +770,13 @@ func (o *followOutput) commit(ctx context.Context) error {
 	} else if o.pending < o.mustReach {
 		return fmt.Errorf("applied up to TXID %s, but the output may already hold TXID %s (a commit before a restart): applying again from the sidecar's TXID must reach it in one transaction", o.pending, o.mustReach)
 	}
+	if o.unproven {
+		if o.prove == nil {
+			return fmt.Errorf("applied from TXID %s to %s over a link the replica no longer holds, and nothing to check it with", o.unprovenFrom, o.pending)
+		} else if err := o.prove(ctx, o, o.unprovenFrom, o.pending); err != nil {
+			return err
+		}
+	}
 	pages, err := o.pageCount(ctx)
 	if err != nil {
 		return fmt.Errorf("read size: %w", err)
@@ -684,7 +805,7 @@ func (o *followOutput) commit(ctx context.Context) error {
 		}
 	}
 	_ = o.stmt.Close()
-	o.tx, o.stmt, o.w = false, nil, nil
+	o.tx, o.stmt, o.w, o.unproven = false, nil, nil, false
 	o.done, o.mustReach, o.link = o.pending, 0, o.pendingLink
 	if followCommitHook != nil {
 		followCommitHook(o.done)
@@ -732,6 +853,11 @@ type dbpageWriter struct {
 	pageSize int64
 	lockPgno uint32
 	written  int
+
+	// grown, if set, records the checksum of each page written past base
+	// pages, for a transaction to be compared before it commits.
+	base  uint32
+	grown map[uint32]uint64
 }
 
 func (w *dbpageWriter) WriteAt(p []byte, off int64) (int, error) {
@@ -742,6 +868,9 @@ func (w *dbpageWriter) WriteAt(p []byte, off int64) (int, error) {
 		}
 		if _, err := w.stmt.ExecContext(w.ctx, pgno, p[i:i+w.pageSize]); err != nil {
 			return int(i), fmt.Errorf("insert page %d: %w", pgno, err)
+		}
+		if w.grown != nil && pgno > w.base {
+			w.grown[pgno] = crc64.Checksum(p[i:i+w.pageSize], crcISO)
 		}
 		w.written++
 		if followPageHook != nil {

@@ -6,7 +6,9 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +138,91 @@ func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
 	}
 	waitFor(t, 10*time.Second, "the follower to refuse the replaced replica", func() bool {
 		return strings.Contains(logs.String(), "replaced by another database")
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if txid, err := litestream.ReadTXIDFile(out); err != nil {
+		t.Fatal(err)
+	} else if txid != txidA {
+		t.Fatalf("the follower of A moved from %s to %s on B's files", txidA, txid)
+	}
+	if got := MustCheckRestored(t, out); got != wantA {
+		t.Fatalf("the output changed from A's %s to %s", wantA, got)
+	}
+}
+
+// A follower of A; the replica is wiped and replicated to by B, which goes
+// past A's TXID, compacts into L1 and lets L0 retention remove its L0
+// files, so no L0 file is left at A's TXID to compare the output with. The
+// L1 file that spans A's TXID starts after TXID 1: it holds only the pages
+// B changed in its range, and applied over A's output it would leave a mix
+// of the two. The follower, resumed (Resumed) or kept running (Running, it
+// first refuses B's L0 file at its TXID), must refuse it.
+func TestReplica_Follow_RefusesReplacedReplicaCompactedPastOutput(t *testing.T) {
+	for _, name := range []string{"Resumed", "Running"} {
+		t.Run(name, func(t *testing.T) { testFollowRefusesReplacedCompacted(t, name == "Running") })
+	}
+}
+
+func testFollowRefusesReplacedCompacted(t *testing.T, running bool) {
+	ctx := context.Background()
+	dbA, _, clientA := replicateA(t)
+	var logs syncBuffer
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(clientA.Path()))
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop := startFollow(follower, out)
+	waitFollowed(t, dbA, out)
+	if !running {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantA := MustCheckRestored(t, out)
+	txidA, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// L1 gets a file of B's first TXIDs, then one from there to past A's
+	// TXID.
+	dbB, appB := openB(t, dbA, clientA.Path())
+	dbB.L0Retention = time.Nanosecond
+	if _, err := dbB.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	advanceB(t, dbB, appB, txidA)
+	if running {
+		waitFor(t, 10*time.Second, "the follower to refuse B's L0 file at its TXID", func() bool {
+			return strings.Contains(logs.String(), "replaced by another database")
+		})
+	}
+	for round := 0; round < 2; round++ {
+		if _, err := dbB.Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		advanceB(t, dbB, appB, txidA+3+ltx.TXID(round*3))
+	}
+	clientB := file.NewReplicaClient(clientA.Path())
+	if l0 := L0TXIDs(t, clientB); len(l0) == 0 || l0[0] <= txidA {
+		t.Fatalf("precondition: B's L0 holds %v; want no L0 file at A's TXID %s", l0, txidA)
+	}
+	bridged := false
+	for _, info := range levelFiles(t, clientB, 1) {
+		bridged = bridged || (info.MinTXID > 1 && info.MinTXID <= txidA && info.MaxTXID > txidA)
+	}
+	if !bridged {
+		t.Fatalf("precondition: no L1 file of B starts after TXID 1 and spans A's TXID %s", txidA)
+	}
+
+	if !running {
+		stop = startFollow(follower, out) // the follower of A resumes
+	}
+	waitFor(t, 30*time.Second, "the follower to refuse B's L1 file or move", func() bool {
+		txid, _ := litestream.ReadTXIDFile(out)
+		return txid != txidA || strings.Contains(logs.String(), "does not hold the replica's database")
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -296,4 +383,164 @@ func openVFSOnA(t *testing.T, client litestream.ReplicaClient, poll time.Duratio
 		t.Fatalf("vfs %s, A %s", got, want)
 	}
 	return v, pool
+}
+
+// sameShapeDB builds a database at dir/name replicating to replica: tables
+// t and u, then txns transactions that each add one row of a 1500-byte
+// random blob to both tables, each synced as its own TXID. Two calls with
+// different seeds write replicas whose files have the same names, sizes and
+// page offsets but other page contents.
+func sameShapeDB(t *testing.T, dir, name, replica string, seed int64, txns int) (*litestream.DB, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(dir, name)
+	app := MustOpenApp(t, path, 4096)
+	if _, err := app.Exec(`CREATE TABLE u (id INTEGER PRIMARY KEY, v INTEGER, pad BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	client := file.NewReplicaClient(replica)
+	db := litestream.NewDB(path)
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	db.ShutdownSyncTimeout = 0
+	db.MonitorInterval = 0
+	db.Replica.MonitorEnabled = false
+	client.Replica = db.Replica
+	t.Cleanup(func() {
+		if db.IsOpen() {
+			_ = db.Close(context.Background())
+		}
+	})
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(seed))
+	for i := 0; i < txns; i++ {
+		a, b := make([]byte, 1500), make([]byte, 1500)
+		rng.Read(a)
+		rng.Read(b)
+		tx, err := app.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`INSERT INTO t (v, pad) VALUES (?, ?)`, i, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`INSERT INTO u (v, pad) VALUES (?, ?)`, i, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db, app
+}
+
+// replicaShape lists every file of a replica as level, TXID range and size.
+func replicaShape(t *testing.T, client litestream.ReplicaClient) string {
+	t.Helper()
+	var s string
+	for level := 0; level <= litestream.SnapshotLevel; level++ {
+		for _, info := range levelFiles(t, client, level) {
+			s += fmt.Sprintf("L%d %s-%s %d\n", level, info.MinTXID, info.MaxTXID, info.Size)
+		}
+	}
+	return s
+}
+
+// The replica is wiped and replicated to by another database B that
+// reaches exactly the TXID the VFS serves for A, with files of the same
+// names, sizes and page offsets: a poll at the same TXID must still see
+// the replacement, or a connection keeps A's pages in its cache and reads
+// the others from B's files at A's offsets, a state neither database
+// committed. With listed times (Times) an unchanged replica costs a poll no
+// read; without them (NoTimes, as on a backend that keeps none) the poll
+// reads the newest file's header.
+func TestVFS_ReplacedReplicaAtSameTXID(t *testing.T) {
+	for _, name := range []string{"Times", "NoTimes"} {
+		t.Run(name, func(t *testing.T) { testVFSReplacedAtSameTXID(t, name == "NoTimes") })
+	}
+}
+
+func testVFSReplacedAtSameTXID(t *testing.T, noTimes bool) {
+	dir := t.TempDir()
+	replica := filepath.Join(dir, "replica")
+	dbA, appA := sameShapeDB(t, dir, "a.db", replica, 1, 6)
+	wantA := MustDump(t, appA)
+	shapeA := replicaShape(t, file.NewReplicaClient(replica))
+
+	var opens atomic.Int64
+	var client litestream.ReplicaClient = &testClient{ReplicaClient: file.NewReplicaClient(replica), onOpen: func(int) error {
+		opens.Add(1)
+		return nil
+	}}
+	if noTimes {
+		client = timelessClient{client}
+	}
+	v := litestream.NewVFS(client, nil)
+	v.PollInterval = time.Hour // polls only when the test says
+	v.ReadAheadSize = 0        // a read of t's pages fetches none of u's
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "app.db")
+	pool.SetMaxOpenConns(1)
+	// The reader has read table t (and the schema) of A's latest TXID.
+	var n, size int
+	if err := pool.QueryRow(`SELECT count(*), sum(length(pad)) FROM t`).Scan(&n, &size); err != nil {
+		t.Fatal(err)
+	}
+	before := opens.Load()
+	v.PollOnce() // nothing changed
+	if got := opens.Load() - before; !noTimes && got != 0 {
+		t.Fatalf("a poll of an unchanged replica opened %d files", got)
+	}
+
+	// A goes away; B replicates the same number of transactions there.
+	if err := dbA.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(replica); err != nil {
+		t.Fatal(err)
+	}
+	_, appB := sameShapeDB(t, dir, "b.db", replica, 2, 6)
+	wantB := MustDump(t, appB)
+	if shapeB := replicaShape(t, file.NewReplicaClient(replica)); shapeB != shapeA {
+		t.Fatalf("precondition: replicas differ in shape:\nA:\n%sB:\n%s", shapeA, shapeB)
+	}
+	v.PollOnce() // the poll that finds the replacement
+
+	if got := MustDump(t, pool); got != wantB {
+		var res string
+		_ = pool.QueryRow(`PRAGMA integrity_check`).Scan(&res)
+		t.Fatalf("after the replacement the VFS serves %s, not B's %s (A %s); integrity_check: %s; VFS error: %v", got, wantB, wantA, res, v.LastError())
+	}
+}
+
+// timelessClient lists files without their times, as a backend that keeps
+// none does.
+type timelessClient struct{ litestream.ReplicaClient }
+
+func (c timelessClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	itr, err := c.ReplicaClient.LTXFiles(ctx, level, seek, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = itr.Close() }()
+	var infos []*ltx.FileInfo
+	for itr.Next() {
+		info := *itr.Item()
+		info.CreatedAt = time.Time{}
+		infos = append(infos, &info)
+	}
+	if err := itr.Err(); err != nil {
+		return nil, err
+	}
+	return ltx.NewFileInfoSliceIterator(infos), nil
 }

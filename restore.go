@@ -118,6 +118,7 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 	// two levels, or between a listing and the download: they are then
 	// covered by a higher level, so a fresh plan finds them there.
 	var plan []*ltx.FileInfo
+	var last chainLink // the plan's last file, for follow mode
 	var madeDir bool
 	for attempt := 1; ; attempt++ {
 		plan, err = r.calcRestorePlan(ctx, opt)
@@ -133,7 +134,7 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 			}
 			madeDir = true
 		}
-		err = restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism)
+		last, err = restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism)
 		if err == nil {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || attempt == restoreReplanAttempts || ctx.Err() != nil {
@@ -153,7 +154,7 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 		if err := WriteTXIDFile(opt.OutputPath, txid); err != nil {
 			return err
 		}
-		return r.follow(ctx, opt, txid)
+		return r.follow(ctx, opt, txid, last)
 	}
 	return nil
 }
@@ -350,12 +351,13 @@ func betterPlanFile(a, b *ltx.FileInfo) bool {
 	}
 }
 
-// restorePlan applies the plan's files, in order, to a database at outputPath.
-func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (err error) {
+// restorePlan applies the plan's files, in order, to a database at outputPath,
+// and returns the last one's link for follow mode.
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (_ chainLink, err error) {
 	tmpPath := outputPath + ".tmp"
 	f, err := openRestoreTemp(tmpPath)
 	if err != nil {
-		return fmt.Errorf("create restore file: %w", err)
+		return chainLink{}, fmt.Errorf("create restore file: %w", err)
 	}
 	w := &restoreWriter{f: f, direct: openDirect(tmpPath)}
 	defer func() {
@@ -379,7 +381,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 			cause := NewLTXError("apply", LTXFilePath("", info.Level, info.MinTXID, info.MaxTXID), info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 			// The caller's context, not readCtx (cancelled just above):
 			// a caller that gave up gets no second download.
-			return diagnoseRestoreError(ctx, client, plan[i:i+1], cause)
+			return chainLink{}, diagnoseRestoreError(ctx, client, plan[i:i+1], cause)
 		}
 		// Closed once applied: a long plan would otherwise hold a
 		// descriptor per file.
@@ -387,12 +389,12 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	}
 	w.closeDirect()
 	if err := f.Truncate(int64(a.commit) * int64(a.pageSize)); err != nil {
-		return fmt.Errorf("truncate restore file: %w", err)
+		return chainLink{}, fmt.Errorf("truncate restore file: %w", err)
 	} else if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync restore file: %w", err)
+		return chainLink{}, fmt.Errorf("sync restore file: %w", err)
 	}
 	// Placed while still locked: another restore cannot truncate it first.
-	return moveRestoredIntoPlace(tmpPath, outputPath)
+	return a.prev, moveRestoredIntoPlace(tmpPath, outputPath)
 }
 
 // removeIfSameFile removes path if it is still f's file, not one another

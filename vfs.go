@@ -388,13 +388,24 @@ func (v *VFS) refreshLatest() error {
 	v.mu.Lock()
 	cur := v.latest
 	v.mu.Unlock()
-	if cur != nil && newest == cur.txid {
-		return nil
-	}
 	if cur != nil && newest < cur.txid {
 		return fmt.Errorf("latest TXID went back from %s to %s: %w", cur.txid, newest, ErrConflict)
 	}
-	if cur != nil && replacesFiles(cur, plan) {
+	replaced := false
+	if cur != nil && newest == cur.txid {
+		// Another database may have reached the same TXID under the same
+		// file names: connections would keep the old pages and read the
+		// others from its files.
+		if replaced, err = sameTXIDReplaced(v.ctx, v.client, cur, plan); err != nil {
+			return fmt.Errorf("latest TXID %s: %w", newest, err)
+		} else if !replaced {
+			return nil
+		}
+	} else if cur != nil {
+		replaced = replacesFiles(cur, plan)
+	}
+	known := v.knownIndex
+	if replaced {
 		// Read transactions wait for this view rather than start on files
 		// now holding another database; views and the hydrated file of the
 		// old one serve none of its pages.
@@ -403,8 +414,12 @@ func (v *VFS) refreshLatest() error {
 		v.gen++
 		v.fixed = make(map[ltx.TXID]*txView)
 		v.mu.Unlock()
+		// Indexes are keyed by name, size and listed time, which a backend
+		// without times leaves alike for the two databases' files.
+		known = func(ltxFileKey) *ltxIndex { return nil }
+		v.logger.Info("vfs replica replaced by another database", "txid", newest)
 	}
-	view, err := buildView(v.ctx, v.client, newest, time.Time{}, v.knownIndex)
+	view, err := buildView(v.ctx, v.client, newest, time.Time{}, known)
 	if err != nil {
 		return fmt.Errorf("latest TXID %s: %w", newest, err)
 	}
@@ -415,6 +430,29 @@ func (v *VFS) refreshLatest() error {
 	v.mu.Unlock()
 	v.logger.Debug("vfs latest txid", "txid", view.txid, "files", len(view.files))
 	return nil
+}
+
+// sameTXIDReplaced reports whether plan, which ends at view's TXID, is of
+// another database than view. The newest file listed with the name, size
+// and time the view was built with settles it without a request; anything
+// else reads the header of the view's newest file. A header that differs,
+// or a file that is gone, counts as replaced: a needless replacement costs
+// only caches, a missed one mixes two databases.
+func sameTXIDReplaced(ctx context.Context, client ReplicaClient, view *txView, plan []*ltx.FileInfo) (bool, error) {
+	if replacesFiles(view, plan) {
+		return true, nil
+	}
+	newest := view.files[len(view.files)-1].key
+	if last := plan[len(plan)-1]; fileKeyOf(last) == newest && !last.CreatedAt.IsZero() {
+		return false, nil
+	}
+	hdr, err := FetchLTXHeader(ctx, client, &ltx.FileInfo{Level: newest.level, MinTXID: newest.minTXID, MaxTXID: newest.maxTXID})
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	} else if err != nil {
+		return false, fmt.Errorf("read header of %s: %w", newest, err)
+	}
+	return hdr != view.last, nil
 }
 
 // replacesFiles reports whether plan lists a file of view under the same
@@ -598,7 +636,7 @@ func (f *VFSFile) readAt(p []byte, off int64) (int, error) {
 	}
 	if f.point.follow() && off == changeCounterOffset && len(p) == changeCounterRead {
 		latest := f.vfs.latestForTxn()
-		if latest != nil && latest.txid > f.view.txid {
+		if latest != nil && (latest.txid > f.view.txid || latest.gen != f.view.gen) {
 			f.view = latest
 		}
 	}
@@ -617,7 +655,7 @@ func (f *VFSFile) readAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 	}
-	patchDatabaseHeader(p[:n], off, view.txid)
+	patchDatabaseHeader(p[:n], off, view.txid, view.gen)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -649,10 +687,12 @@ func (f *VFSFile) page(pgno uint32, use func([]byte)) error {
 // patchDatabaseHeader rewrites the header bytes inside b (read at off):
 // read and write versions say rollback journal, so SQLite looks for no WAL,
 // and the change counter and its version-valid-for copy carry the TXID, so
-// that SQLite drops its page cache whenever the TXID changes.
-func patchDatabaseHeader(b []byte, off int64, txid ltx.TXID) {
+// that SQLite drops its page cache whenever the TXID changes. Each
+// replacement of the replica seen (gen) moves the counter too: another
+// database at the same TXID must not be read with the old one's cache.
+func patchDatabaseHeader(b []byte, off int64, txid ltx.TXID, gen uint64) {
 	var counter [4]byte
-	binary.BigEndian.PutUint32(counter[:], uint32(txid))
+	binary.BigEndian.PutUint32(counter[:], uint32(txid)+uint32(gen)*0x9e3779b1)
 	set := func(at int64, v byte) {
 		if at >= off && at < off+int64(len(b)) {
 			b[at-off] = v

@@ -147,6 +147,7 @@ type txView struct {
 	pageSize uint32
 	commit   uint32      // database size in pages
 	files    []*ltxIndex // restore plan order: the newest file last
+	last     ltx.Header  // header of the newest file
 	// gen is the VFS's count of replica replacements seen when the view was
 	// built: views of different gens may be different databases.
 	gen uint64
@@ -182,7 +183,7 @@ func buildView(ctx context.Context, client ReplicaClient, txID ltx.TXID, timesta
 	if hdr.PageSize < 512 || hdr.PageSize > 65536 || hdr.PageSize&(hdr.PageSize-1) != 0 {
 		return nil, fmt.Errorf("L%d %s-%s: invalid page size %d", last.Level, last.MinTXID, last.MaxTXID, hdr.PageSize)
 	}
-	v := &txView{txid: last.MaxTXID, pageSize: hdr.PageSize, commit: hdr.Commit, files: make([]*ltxIndex, len(plan))}
+	v := &txView{txid: last.MaxTXID, pageSize: hdr.PageSize, commit: hdr.Commit, last: hdr, files: make([]*ltxIndex, len(plan))}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(headerFetchConcurrency)
@@ -205,8 +206,11 @@ func buildView(ctx context.Context, client ReplicaClient, txID ltx.TXID, timesta
 }
 
 // pageKey names a decoded page in the cache: the file it came from, so that
-// views of different TXIDs share the pages they have in common.
+// views of different TXIDs share the pages they have in common, and the
+// replacement of the replica it was read in (txView.gen), as a file written
+// again by another database may be listed under the same key.
 type pageKey struct {
+	gen  uint64
 	file ltxFileKey
 	pgno uint32
 }
@@ -349,7 +353,7 @@ func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32, use fu
 	if !ok {
 		return fmt.Errorf("page %d of TXID %s is in no file of its restore plan (%d files)", pgno, v.txid, len(v.files))
 	}
-	if r.cache.with(pageKey{x.key, pgno}, use) {
+	if r.cache.with(pageKey{v.gen, x.key, pgno}, use) {
 		return nil
 	}
 	if b, ok, err := r.hydrator.Load().page(v, pgno, x); err != nil {
@@ -369,7 +373,7 @@ func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32, use fu
 		if pg != x.pgnos[end-1]+1 || pg > v.commit || x.offsets[end] != x.offsets[end-1]+int64(x.sizes[end-1]) {
 			break
 		}
-		if owner, _, _ := v.resolve(pg); owner != x || r.cache.has(pageKey{x.key, pg}) {
+		if owner, _, _ := v.resolve(pg); owner != x || r.cache.has(pageKey{v.gen, x.key, pg}) {
 			break
 		}
 		total += int64(x.sizes[end])
@@ -398,7 +402,7 @@ func (r *vfsPageReader) page(ctx context.Context, v *txView, pgno uint32, use fu
 	}
 	use(pages[0])
 	for i, data := range pages {
-		r.cache.put(pageKey{x.key, x.pgnos[j+i]}, data)
+		r.cache.put(pageKey{v.gen, x.key, x.pgnos[j+i]}, data)
 	}
 	return nil
 }
