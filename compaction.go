@@ -333,13 +333,17 @@ func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap co
 }
 
 // validStart reports whether a compaction may start with first: right after
-// the destination's newest file, or, into an empty destination, at TXID 1 or
-// where a snapshot reaches, since a restore can start there.
+// the destination's newest file, into an empty destination at TXID 1, or
+// where a snapshot reaches, since a restore can start there. The last case
+// also crosses a hole after the destination's newest file that a snapshot
+// covers: TXIDs whose L0 files were removed from the replica once a
+// snapshot held them, after which the DB went on from the snapshot's.
 func (c *Compactor) validStart(ctx context.Context, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
-	if prev.MaxTXID > 0 {
-		return first.MinTXID == prev.MaxTXID+1, nil
-	} else if first.MinTXID == 1 {
+	switch {
+	case first.MinTXID == prev.MaxTXID+1:
 		return true, nil
+	case first.MinTXID <= prev.MaxTXID:
+		return false, nil
 	}
 	snapshots, err := listFrom(ctx, c.client, SnapshotLevel, 0)
 	if err != nil {

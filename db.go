@@ -133,6 +133,7 @@ type DB struct {
 	truncateBackoff       time.Duration // after an emergency TRUNCATE that could not complete; 0 when none
 	truncateRetryAt       time.Time     // no emergency TRUNCATE before this
 	lastFrame             lastFrame
+	fetchedCopy           string       // a compacted replica file fetched as the newest L0 file, until a newer one follows
 	comparedRemote        ltx.FileInfo // the replica's newest L0 file as last compared with the local files
 	// framesPastWALIndex: the last sync saw valid WAL frames SQLite has not
 	// published as committed; the monitor looks again a MonitorInterval later.
@@ -611,6 +612,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 	if err := db.ensureWAL(ctx); err != nil {
 		return fmt.Errorf("ensure wal exists: %w", err)
 	}
+	db.removeStaleFetchedCopies()
 
 	if db.Replica != nil {
 		// Local capture must not wait for the backend: with the replica

@@ -5,11 +5,14 @@
 package litestream
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
@@ -54,7 +57,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 // becomes the local newest L0 file, so the next sync continues its TXIDs.
 // If the WAL no longer matches that file, that sync writes a full snapshot.
 func (db *DB) checkBehindReplica(ctx context.Context) error {
-	remote, err := db.Replica.newestFileInfo(ctx)
+	remote, _, err := db.Replica.newestFileInfo(ctx)
 	if err != nil {
 		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
 	}
@@ -138,6 +141,9 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 	}
 	defer func() { _ = rc.Close() }()
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
+	if remote.MinTXID != remote.MaxTXID {
+		db.fetchedCopy = path
+	}
 	if _, err := db.stageLTX(path, 0, remote.MinTXID, remote.MaxTXID, func(w io.Writer) error {
 		_, err := io.Copy(w, rc)
 		return err
@@ -165,16 +171,43 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 	return nil
 }
 
-// removeFetchedCompacted removes the local copy of a compacted replica file
+// removeFetchedCopy removes the local copy of a compacted replica file
 // that adoptReplicaPosition made the newest L0 file, once a newer L0 file
 // follows it. It only anchored the TXIDs: it is not uploaded, retention
-// never deletes it, and it may be as large as the database.
-func (db *DB) removeFetchedCompacted(path string) {
-	if path == "" {
+// never deletes it, and it may be as large as the database. Caller holds
+// exec.
+func (db *DB) removeFetchedCopy() {
+	if db.fetchedCopy == "" {
 		return
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		db.logger().Warn("cannot remove the compacted replica file fetched as the newest L0 file", "path", path, "error", err)
+	if err := os.Remove(db.fetchedCopy); err != nil && !errors.Is(err, os.ErrNotExist) {
+		db.logger().Warn("cannot remove the compacted replica file fetched as the newest L0 file", "path", db.fetchedCopy, "error", err)
+		return
+	}
+	db.fetchedCopy = ""
+}
+
+// removeStaleFetchedCopies removes, at open, fetched copies a crash left
+// behind a newer L0 file: L0 files of more than one TXID that are not the
+// newest. This process writes L0 files of one TXID each.
+func (db *DB) removeStaleFetchedCopies() {
+	entries, err := os.ReadDir(db.LTXLevelDir(0))
+	if err != nil {
+		return
+	}
+	var newest ltx.TXID
+	for _, e := range entries {
+		if _, maxTXID, err := ltx.ParseFilename(e.Name()); err == nil {
+			newest = max(newest, maxTXID)
+		}
+	}
+	for _, e := range entries {
+		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+		if err != nil || minTXID == maxTXID || maxTXID == newest {
+			continue
+		}
+		db.fetchedCopy = filepath.Join(db.LTXLevelDir(0), e.Name())
+		db.removeFetchedCopy()
 	}
 }
 
@@ -185,12 +218,14 @@ func (db *DB) removeFetchedCompacted(path string) {
 // with other content, and the uploader would put the next one on top of
 // the replica's. A local file that is gone was uploaded and retained away:
 // it was the replica's. When the replica's newest file is a compacted one
-// (L0 lost its newest files), only a local copy fetched earlier has its
-// range, and TXIDs are all that is compared otherwise.
+// (L0 lost its newest files), the local L0 file of its last TXID must hold
+// that file's versions of its pages.
 func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
 	local, err := readLTXHeaderFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && remote.Level != 0 {
+		return db.localPagesInRemote(ctx, remote)
+	} else if errors.Is(err, os.ErrNotExist) {
 		return true, nil
 	} else if err != nil {
 		return false, nil // unreadable: start over from the replica
@@ -200,4 +235,78 @@ func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, e
 		return false, fmt.Errorf("read replica L%d %s-%s header: %w: %w", remote.Level, remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, err)
 	}
 	return local == theirs, nil
+}
+
+// localPagesInRemote reports whether the local L0 file of the compacted
+// replica file's last TXID holds, byte for byte, that file's versions of
+// its pages and the same database size: the two histories agree on what
+// their last transaction wrote. A local file of that TXID that is gone
+// proves nothing, and the replica's file is then fetched as after another
+// history. Both files list pages in ascending order, so one pass over each
+// compares them with two pages in memory. Caller holds exec.
+func (db *DB) localPagesInRemote(ctx context.Context, remote ltx.FileInfo) (bool, error) {
+	f, err := os.Open(db.LTXPath(0, remote.MaxTXID, remote.MaxTXID))
+	if err != nil {
+		return false, nil
+	}
+	defer func() { _ = f.Close() }()
+	ours := newLTXReader(bufio.NewReader(f))
+	ourHdr, err := ours.readHeader()
+	if err != nil {
+		return false, nil // unreadable: start over from the replica
+	}
+
+	name := fmt.Sprintf("replica L%d %s-%s", remote.Level, remote.MinTXID, remote.MaxTXID)
+	rc, err := db.Replica.Client.OpenLTXFile(ctx, remote.Level, remote.MinTXID, remote.MaxTXID, 0, 0)
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w: %w", name, errReplicaUnreachable, err)
+	}
+	defer func() { _ = rc.Close() }()
+	theirs := newLTXReader(bufio.NewReader(rc))
+	theirHdr, err := theirs.readHeader()
+	if err != nil {
+		return false, fmt.Errorf("read %s header: %w", name, err)
+	} else if ourHdr.PageSize != theirHdr.PageSize || ourHdr.Commit != theirHdr.Commit {
+		return false, nil
+	}
+	ourPage, theirPage := make([]byte, ourHdr.PageSize), make([]byte, ourHdr.PageSize)
+	var ourPH, theirPH ltx.PageHeader
+	for {
+		if err := ours.readPage(&ourPH, ourPage); err == io.EOF {
+			return true, nil
+		} else if err != nil {
+			return false, nil
+		}
+		for theirPH.Pgno < ourPH.Pgno {
+			if err := theirs.readPage(&theirPH, theirPage); err == io.EOF {
+				return false, nil
+			} else if err != nil {
+				return false, fmt.Errorf("read %s: %w", name, err)
+			} else if err := context.Cause(ctx); err != nil {
+				return false, err
+			}
+		}
+		if theirPH.Pgno != ourPH.Pgno || !bytes.Equal(ourPage, theirPage) {
+			return false, nil
+		}
+	}
+}
+
+// uploadFrom returns the TXID the uploader continues after, given the
+// replica's newest file and L0's. Normally that is the newest file's. When
+// a compacted file is newer than L0 (L0 lost its newest files) and the
+// local L0 files reach from L0's newest up to it, they are uploaded again
+// from there, so that L0 has no hole for compaction to wait on.
+func (db *DB) uploadFrom(newest, l0 ltx.FileInfo) ltx.TXID {
+	if newest.Level == 0 || l0.MaxTXID >= newest.MaxTXID {
+		return newest.MaxTXID
+	}
+	for txid := l0.MaxTXID + 1; txid <= newest.MaxTXID; txid++ {
+		if _, err := os.Stat(db.LTXPath(0, txid, txid)); err != nil {
+			return newest.MaxTXID
+		}
+	}
+	db.logger().Warn("replica lost its newest L0 files, uploading them again from local copies",
+		"from_txid", l0.MaxTXID+1, "to_txid", newest.MaxTXID)
+	return l0.MaxTXID
 }

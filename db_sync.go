@@ -27,7 +27,6 @@ type syncInfo struct {
 	prevCommit   uint32 // database size in pages after the previous L0
 	snapshotting bool   // write every page, not just the changed ones
 	reason       string // why snapshotting
-	fetched      string // the newest L0 file, when it is a compacted file fetched from the replica
 }
 
 // syncResult is what writing an L0 file produced.
@@ -176,7 +175,6 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 	}
 	if res.written {
 		db.applySyncResult(res)
-		db.removeFetchedCompacted(info.fetched)
 		db.syncedSinceCheckpoint = true
 		db.metrics.observeWALBytes(res.walN)
 	}
@@ -191,6 +189,7 @@ func (db *DB) syncChunk(ctx context.Context, limit int64, inCheckpoint bool) (mo
 
 // applySyncResult records a newly written L0 file. Caller holds exec.
 func (db *DB) applySyncResult(res syncResult) {
+	db.removeFetchedCopy()
 	db.lastSyncedWALOffset = res.walEnd
 	db.witness = nil
 	db.setPos(ltx.Pos{TXID: res.info.MaxTXID})

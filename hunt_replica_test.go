@@ -546,9 +546,14 @@ func (h *replicaHunt) saveCopy(i int) {
 	h.tracef("%d: replica saved as %s", i, filepath.Base(dst))
 }
 
-// damage replaces the replica directory by an older copy, or empties it.
-// The TXIDs it held may then be written again with other states.
+// damage replaces the replica directory by an older copy, empties it, or
+// removes its newest L0 files (which L1 or a snapshot may still hold). The
+// TXIDs it no longer holds may then be written again with other states.
 func (h *replicaHunt) damage(i int) {
+	if h.rng.Intn(4) == 0 {
+		h.dropNewestL0(i)
+		return
+	}
 	tmp := filepath.Join(h.dir, fmt.Sprintf("next%d", i))
 	what := "emptied"
 	rep, lost := map[ltx.TXID]map[string]bool{}, ltx.TXID(0)
@@ -570,24 +575,43 @@ func (h *replicaHunt) damage(i int) {
 	if err := os.Rename(tmp, h.replicaDir); err != nil {
 		h.fatal(err)
 	}
-	h.verified = map[ltx.TXID]string{}
 	h.lostBelow = lost
-	// TXIDs above what is left were lost and may be written again.
+	h.forgetAboveReplica(rep)
+	h.tracef("%d: replica %s", i, what)
+}
+
+// dropNewestL0 removes the replica's newest L0 files, as a tool or a
+// partial copy would; higher levels may still hold their TXIDs.
+func (h *replicaHunt) dropNewestL0(i int) {
+	l0 := levelFiles(h.t, h.raw, 0)
+	if len(l0) == 0 {
+		return
+	}
+	gone := l0[len(l0)-1-h.rng.Intn(len(l0)):]
+	if err := h.raw.DeleteLTXFiles(h.ctx, gone); err != nil {
+		h.fatal(err)
+	}
+	h.forgetAboveReplica(h.reported)
+	h.tracef("%d: replica lost its L0 files from %s", i, gone[0].MinTXID)
+}
+
+// forgetAboveReplica makes rep, what Syncs reported for the TXIDs the
+// replica still holds, the reported states: TXIDs above the replica's
+// newest file at any level were lost and may be written again.
+func (h *replicaHunt) forgetAboveReplica(rep map[ltx.TXID]map[string]bool) {
+	h.verified = map[ltx.TXID]string{}
 	var top ltx.TXID
 	for lvl := 0; lvl <= litestream.SnapshotLevel; lvl++ {
 		if infos := levelFiles(h.t, h.raw, lvl); len(infos) > 0 {
 			top = max(top, infos[len(infos)-1].MaxTXID)
 		}
 	}
-	// What Syncs reported for the TXIDs left is what they reported when
-	// the copy was made.
 	for txid := range rep {
 		if txid > top {
 			delete(rep, txid)
 		}
 	}
 	h.reported = rep
-	h.tracef("%d: replica %s", i, what)
 }
 
 func (h *replicaHunt) fatal(err error) { h.t.Helper(); h.fatalf("%v", err) }

@@ -375,8 +375,8 @@ func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 	for _, entry := range entries {
 		minTXID, maxTXID, perr := ltx.ParseFilename(entry.Name())
 		switch {
-		case perr != nil || maxTXID+1 < txid:
-			continue
+		case perr != nil || maxTXID+1 < txid || minTXID != maxTXID:
+			continue // not an L0 file this process wrote, or a leftover
 		case minTXID <= txid:
 			return err // a file holds txid, or ends right before it: a hole
 		case oldest == 0 || minTXID < oldest:
@@ -492,14 +492,14 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		}
 	}
 	if pos.IsZero() || r.db.replicaCheckPending.Load() {
-		info, err := r.newestFileInfo(ctx)
+		info, l0, err := r.newestFileInfo(ctx)
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
 		if err := r.db.resolveReplicaCheck(ctx, info); err != nil {
 			return false, 0, fmt.Errorf("compare with replica position: %w", err)
 		}
-		pos = ltx.Pos{TXID: info.MaxTXID}
+		pos = ltx.Pos{TXID: r.db.uploadFrom(info, l0)}
 		r.SetPos(pos)
 	}
 	resets := r.db.localResets.Load()
@@ -514,9 +514,20 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		return false, 0, err
 	}
 
+	renewed := time.Now()
 	for txid := pos.TXID + 1; txid <= dpos.TXID; txid++ {
 		if maxFiles > 0 && n >= maxFiles {
 			return true, n, nil
+		}
+		// A lease lost during the batch stops it; a long batch renews as
+		// the renew loop would.
+		if err := r.leaseLost(); err != nil {
+			return false, n, err
+		} else if r.Leaser != nil && time.Since(renewed) >= r.renewInterval() {
+			if err := r.checkLease(ctx); err != nil {
+				return false, n, err
+			}
+			renewed = time.Now()
 		}
 		if err := r.uploadL0(ctx, txid); err != nil {
 			return false, n, r.behindLocal(txid, err)
@@ -741,13 +752,15 @@ func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileI
 // were removed (an outside tool, a partial copy) still holds their TXIDs in
 // a compacted file, and new TXIDs must go after them, not under them. The
 // levels listed are those the DB's store compacts (which it lists at open
-// anyway) and the snapshot level; every level without a store.
-func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
-	newest, err := r.MaxLTXFileInfo(ctx, 0)
+// anyway) and the snapshot level; every level without a store. l0 is L0's
+// newest file.
+func (r *Replica) newestFileInfo(ctx context.Context) (newest, l0 ltx.FileInfo, err error) {
+	l0, err = r.MaxLTXFileInfo(ctx, 0)
 	if err != nil {
-		return newest, fmt.Errorf("list L0: %w", err)
+		return newest, l0, fmt.Errorf("list L0: %w", err)
 	}
-	newest.Level = 0
+	l0.Level = 0
+	newest = l0
 	top := SnapshotLevel - 1
 	if r.db != nil {
 		if n := int(r.db.topCompactionLevel.Load()); n > 0 {
@@ -760,13 +773,13 @@ func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
 		}
 		info, err := r.MaxLTXFileInfo(ctx, level)
 		if err != nil {
-			return newest, fmt.Errorf("list L%d: %w", level, err)
+			return newest, l0, fmt.Errorf("list L%d: %w", level, err)
 		}
 		if info.MaxTXID > newest.MaxTXID {
 			newest, newest.Level = info, level
 		}
 	}
-	return newest, nil
+	return newest, l0, nil
 }
 
 // CreatedAt returns the creation time of the replica's first L0 file.

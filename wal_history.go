@@ -99,7 +99,7 @@ func (db *DB) verify(ctx context.Context, pos ltx.Pos) (syncInfo, error) {
 	}
 	info.prevCommit = last.commit
 	if minTXID, _, err := ltx.ParseFilename(filepath.Base(last.path)); err == nil && minTXID < pos.TXID {
-		info.fetched = last.path // this process writes L0 files of one TXID
+		db.fetchedCopy = last.path // this process writes L0 files of one TXID
 	}
 
 	wal, err := openWALView(db.WALPath())

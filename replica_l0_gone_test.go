@@ -1,0 +1,557 @@
+// A replica whose newest L0 files are gone (removed by a tool, a partial
+// bucket copy) while L1 or a snapshot still holds their TXIDs: the DB
+// continues after them, uploads lost files again where it has them, and
+// compaction goes on past a hole a snapshot covers.
+package litestream_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// the replica's newest L0 files are gone (outside tool, partial
+// bucket copy) while L1 lags behind the snapshot, the normal state between
+// L1 compactions: L1 ends at 5, the snapshot at 8, L0 6..8 removed. A new
+// host adopts the snapshot's TXID 8 and writes TXID 9 on. Compaction into
+// L1 then waits for L0 6..8, which can never come: L1 (and every level
+// above it, and with it L0 retention) is stuck for good, and the replica's
+// and the local L0 files grow without bound.
+func TestReplica_NewHostOverSnapshotPastL1_CompactionGoesOn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3) // L0 past L1: not compacted yet
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l1 := levelFiles(t, client, 1)
+	snaps := levelFiles(t, client, litestream.SnapshotLevel)
+	t.Logf("L1 ends at %s, snapshot at %s", l1[len(l1)-1].MaxTXID, snaps[len(snaps)-1].MaxTXID)
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app2 := MustOpenApp(t, path2, 4096)
+	db2 := mustOpenManualDB(t, path2, client)
+	mustInsertReplicated(t, db2, app2, 100, 3)
+	t.Logf("new host's L0 TXIDs: %v", L0TXIDs(t, client))
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
+
+	for i := 0; i < 3; i++ {
+		if _, err := db2.Compact(ctx, 1); err != nil {
+			if errors.Is(err, litestream.ErrCompactionGap) {
+				t.Fatalf("compaction into L1 after adopting the snapshot's position (pass %d): %v", i, err)
+			}
+			t.Fatal(err)
+		}
+		mustInsertReplicated(t, db2, app2, 200+i, 1)
+	}
+}
+
+// TestDB_Open_ReplicaUnreachable_LocalPassesReplica over a
+// replica whose newest L0 files are gone (its newest file is L1's / the
+// snapshot's [1-M]). The new host captures locally from TXID 1 while the
+// replica does not answer; when it answers, sameL0AsReplica looks for a
+// local L0 file named [1-M], finds none ("gone locally => same"), and the
+// uploader puts the new host's incremental L0 files M+1.. on top of the
+// replica's [1-M], which is another history: the new host's commits 2..M
+// (updates of row 1) are not in the replica, and the latest restore is a
+// state the app never committed.
+func TestReplica_UnreachableStart_LocalPassesCompactedNewest(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "L1", true: "snapshot"}[snapshot], func(t *testing.T) {
+			ctx := context.Background()
+			db, app, client := MustOpenDB(t, 4096)
+			for i := 0; i < 3; i++ { // rows over several pages
+				if _, err := app.Exec(`INSERT INTO t (v, pad) WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM s WHERE x < 20) SELECT x, randomblob(1000) FROM s`); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.SyncAndWait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Compact(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if snapshot {
+				if _, err := db.Snapshot(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+				t.Fatal(err)
+			}
+			var max ltx.TXID
+			for level := 1; level <= litestream.SnapshotLevel; level++ {
+				for _, info := range levelFiles(t, client, level) {
+					max = info.MaxTXID
+				}
+			}
+			t.Logf("replica's newest TXID %s, no L0 files", max)
+
+			path := MustRestore(t, db.Replica, 0) // on a new host
+			tc, fail := failingLists(client)
+			fail.Store(true)
+			db2 := newVerifiedDB(t, path, tc, client)
+			db2.MonitorInterval = 0
+			db2.Replica.MonitorEnabled = false
+			if err := db2.Open(); err != nil {
+				t.Fatal(err)
+			}
+			app2 := MustOpenApp(t, path, 4096)
+			for i := 0; ; i++ {
+				pos, err := db2.Pos()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pos.TXID >= max+3 {
+					break
+				}
+				q := `INSERT INTO t (v, pad) VALUES (?, randomblob(100))`
+				if pos.TXID < max {
+					q = `UPDATE t SET v = ? WHERE id = 1` // commits the replica never gets
+				}
+				if _, err := app2.Exec(q, 1000+i); err != nil {
+					t.Fatal(err)
+				}
+				if err := db2.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fail.Store(false)
+			if err := db2.SyncAndWait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("replica L0 after the upload: %v", L0TXIDs(t, client))
+			mustRestoreEquals(t, client, MustDump(t, app2), "after the replica answered")
+		})
+	}
+}
+
+// a crash between writing the L0 file after a fetched compacted
+// file and removing that copy (db_sync.go: applySyncResult, then
+// removeFetchedCompacted) leaves the copy [1-M] in the local L0 directory
+// for good: nothing removes it later (only the sync right after the fetch
+// does). Besides the disk it takes (up to the database size), it is taken
+// by behindLocal for a local file holding TXIDs 1..M: when the replica is
+// later wiped and the uploader must start over from TXID 1, the missing
+// local L0 1 is reported as a hole instead of "replica behind the local
+// files", and the replica is never re-seeded (without AutoRecoverEnabled).
+func TestReplica_FetchedCopyLeftByCrash_ReseedAfterWipe(t *testing.T) {
+	for _, leftover := range []bool{false, true} {
+		t.Run(map[bool]string{false: "removed", true: "leftover"}[leftover], func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+			db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+			app := MustOpenApp(t, db.Path(), 4096)
+			mustInsertReplicated(t, db, app, 1, 5)
+			if _, err := db.Compact(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l1 := levelFiles(t, client, 1)
+			if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+				t.Fatal(err)
+			}
+
+			path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+			app2 := MustOpenApp(t, path2, 4096)
+			db2 := mustOpenManualDB(t, path2, client)
+			db2.Replica.IndexRefreshInterval = -1 // notice the wipe below at once
+			newest := l1[len(l1)-1]
+			fetched := db2.LTXPath(0, newest.MinTXID, newest.MaxTXID)
+			rc, err := client.OpenLTXFile(ctx, 1, newest.MinTXID, newest.MaxTXID, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(rc)
+			_ = rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustInsertReplicated(t, db2, app2, 100, 3)
+			if _, err := os.Stat(fetched); !os.IsNotExist(err) {
+				t.Fatalf("fetched copy still there after the sync: %v", err)
+			}
+			if leftover { // the process was killed before removing it
+				if err := os.WriteFile(fetched, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// The replica is wiped (all levels).
+			for level := 0; level <= litestream.SnapshotLevel; level++ {
+				if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, level)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustInsert(t, app2, 200)
+			if err := db2.SyncAndWait(ctx); err != nil {
+				t.Fatalf("sync after the replica was wiped: %v", err)
+			}
+			mustRestoreEquals(t, client, MustDump(t, app2), "after the replica was wiped")
+		})
+	}
+}
+
+// A batch of L0 uploads stops when the lease is lost under way: another
+// process takes it over while the batch runs, the background renewal is
+// refused and fences the replica, and no upload begins after that (the
+// one under way lands). Replica.Sync, Close's final upload and
+// uploadThrough have no batch limit, so a backlog would otherwise go up
+// whole on one renewal.
+func TestReplica_Lease_FencedMidBatchStopsUploading(t *testing.T) {
+	ctx := context.Background()
+	var db *litestream.DB
+	var client *file.ReplicaClient
+	var tc *testClient
+	var afterFence atomic.Int64
+	db, client = mustOpenLeasedDB(t, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		tc = &testClient{ReplicaClient: c}
+		return tc
+	})
+	app := MustOpenApp(t, db.Path(), 4096)
+	if err := db.Close(ctx); err != nil { // Open took the lease: reopen with a short renew interval
+		t.Fatal(err)
+	}
+	db.Replica.LeaseRenewInterval = 10 * time.Millisecond
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 1, 1)
+	for i := 0; i < 6; i++ { // a backlog of L0 files, not uploaded yet
+		mustInsert(t, app, 10+i)
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	tc.onWrite = func(level int, r io.Reader, write func(io.Reader) (*ltx.FileInfo, error)) (*ltx.FileInfo, error) {
+		if level != 0 {
+			return write(r)
+		}
+		if st, _ := db.SyncStatus(ctx); st.LeaseLost != nil {
+			afterFence.Add(1) // an upload begun after the fence
+		}
+		n++
+		if n == 2 {
+			mustTakeOverFileLease(t, client.Path(), `{"generation":99,"expires_at":"2999-01-01T00:00:00Z","owner":"b"}`)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				st, _ := db.SyncStatus(ctx)
+				if st.LeaseLost != nil {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatal("the background renewal never noticed the takeover")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		return write(r) // the upload under way when the fence came lands
+	}
+	err := db.Replica.Sync(ctx)
+	t.Logf("batch: %v", err)
+	if n := afterFence.Load(); n > 0 {
+		t.Errorf("%d L0 files uploaded after the replica was fenced (lease taken over by b)", n)
+	}
+}
+
+// the copy of a fetched snapshot is removed only by syncChunk
+// (db_sync.go removeFetchedCompacted). A snapshot's header carries its WAL
+// range, so on the host that wrote it, with the WAL still that generation,
+// verify continues from it without writing anything new. A TRUNCATE
+// checkpoint then writes the next L0 file through writeBoundarySnapshot,
+// which does not remove the copy: it stays in the local L0 directory for
+// good (as large as the database), with the consequence shown in
+// TestReplica_FetchedCopyLeftByCrash_ReseedAfterWipe.
+func TestDB_FetchedSnapshotCopyRemovedByBoundarySnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	info, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(db.LTXDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(ctx); err != nil { // init: adopts the snapshot's position
+		t.Fatal(err)
+	}
+	fetched := db.LTXPath(0, info.MinTXID, info.MaxTXID)
+	if _, err := os.Stat(fetched); err != nil {
+		t.Skipf("the snapshot copy was already replaced by a new L0 file: %v", err)
+	}
+	if err := db.Checkpoint(ctx, litestream.CheckpointModeTruncate); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 100, 2)
+	pos, _ := db.Pos()
+	if _, err := os.Stat(fetched); err == nil {
+		t.Errorf("copy of the fetched snapshot %s-%s still in the local L0 directory at position %s", info.MinTXID, info.MaxTXID, pos.TXID)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the checkpoint")
+}
+
+// the running process itself, with its local L0 copies, when
+// the replica loses its newest L0 files (6..8) while a snapshot [1-8] and a
+// lagging L1 [1-5] stay. Before today's change the uploader listed L0's
+// newest (5), found its local 5 the same, and uploaded 6..8 again from the
+// local copies. Now it takes the snapshot's TXID 8 as the position and
+// never uploads 6..8 again: L0 keeps a hole below its newest file, and
+// compaction into L1 waits for 6 for good.
+func TestReplica_NewestL0LostWhileRunning_UploadedAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	db.Replica.IndexRefreshInterval = -1 // notice the loss at the next upload
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID > l1.MaxTXID {
+			lost = append(lost, info)
+		}
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("L1 ends at %s; L0 files past it removed: %d", l1.MaxTXID, len(lost))
+
+	mustInsertReplicated(t, db, app, 100, 2)
+	t.Logf("replica L0 now: %v", L0TXIDs(t, client))
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatalf("compaction into L1 after the replica lost its newest L0 files: %v", err)
+	}
+}
+
+// as above, noticed at a restart with default settings.
+func TestReplica_NewestL0LostWhileClosed_UploadedAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID > l1.MaxTXID {
+			lost = append(lost, info)
+		}
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("L1 ends at %s; L0 files past it removed: %d", l1.MaxTXID, len(lost))
+	if err := db.Close(ctx); err != nil { // the same host restarts, its local files intact
+		t.Fatal(err)
+	}
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+
+	mustInsertReplicated(t, db, app, 100, 2)
+	t.Logf("replica L0 now: %v", L0TXIDs(t, client))
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatalf("compaction into L1 after the replica lost its newest L0 files: %v", err)
+	}
+}
+
+// A fetched copy a crash left behind a newer L0 file is removed when the
+// DB opens again: it can be as large as the database.
+func TestDB_Open_RemovesFetchedCopyLeftByCrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 3)
+	// What a crash right after the L0 file following a fetched [1-2] leaves.
+	leftover := db.LTXPath(0, 1, 2)
+	if err := os.WriteFile(leftover, []byte("fetched copy"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 1)
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("fetched copy left by a crash still there after Open: %v", err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after reopening")
+}
+
+// A replica whose L0 files are gone while L1 and the snapshot still hold
+// TXIDs 1-5 (removed by an outside tool, or a partial bucket copy): a new
+// host restores it and replicates. Its TXIDs must continue after 5, not
+// start again at 1 under the compacted files, or the latest restore shows
+// the snapshot's state instead of the new commits.
+func TestReplica_NewHostOverReplicaWithoutL0(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app2 := MustOpenApp(t, path2, 4096)
+	db2 := mustOpenManualDB(t, path2, client)
+	mustInsertReplicated(t, db2, app2, 100, 3)
+	if got := L0TXIDs(t, client); len(got) == 0 || got[0] <= 5 {
+		t.Errorf("new host's L0 TXIDs %v: want them after the compacted files' TXID 5", got)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
+}
+
+// The same DB closed, its replica's L0 files then removed while L1 holds
+// them, and its local L0 files retained away: opened again, it continues
+// after L1's TXID instead of writing TXID 1 under it.
+func TestReplica_ReopenOverReplicaWithoutL0(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 100, 3)
+	if got := L0TXIDs(t, client); len(got) == 0 || got[0] <= 5 {
+		t.Errorf("L0 TXIDs after reopening %v: want them after L1's TXID 5", got)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after reopening")
+}
+
+// Only the snapshot is left (L0 and L1 removed): a new host continues after
+// the snapshot's TXID, and compaction into L1 then goes on from there
+// without waiting on the TXIDs only the snapshot holds.
+func TestReplica_NewHostOverSnapshotOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []int{0, 1} {
+		if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, level)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app2 := MustOpenApp(t, path2, 4096)
+	db2 := mustOpenManualDB(t, path2, client)
+	mustInsertReplicated(t, db2, app2, 100, 3)
+	if _, err := db2.Compact(ctx, 1); err != nil {
+		t.Fatalf("compact L1 after the snapshot: %v", err)
+	}
+	l1 := levelFiles(t, client, 1)
+	if len(l1) != 1 || l1[0].MinTXID <= 5 {
+		t.Errorf("L1 after compaction: %v, want one file starting after the snapshot's TXID 5", l1)
+	}
+	mustInsertReplicated(t, db2, app2, 200, 1)
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
+
+	// The snapshot fetched to continue its TXIDs is not kept locally once
+	// newer L0 files follow it: it can be as large as the database.
+	if _, err := os.Stat(db2.LTXPath(0, 1, 5)); !os.IsNotExist(err) {
+		t.Errorf("local copy of the fetched snapshot 1-5 still there: %v", err)
+	}
+}
