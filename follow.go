@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +125,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 		}
 		_ = out.close()
 	}()
+	removeFollowChecks(opt.OutputPath, r.Logger())
 	// A commit may have landed after the sidecar's TXID: the first
 	// transaction must reach the TXID recorded before it.
 	reach, err := readTXID(nextTXIDPath(opt.OutputPath))
@@ -333,7 +335,7 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 // database fails it unless the files applied rewrote every page, which
 // leaves exactly the replica's database, never a mix.
 func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from, to ltx.TXID, parallelism int) error {
-	dir, err := os.MkdirTemp(filepath.Dir(out.path), ".litestream-follow-check-*")
+	dir, err := os.MkdirTemp(filepath.Dir(out.path), followCheckPattern(out.path))
 	if err != nil {
 		return fmt.Errorf("create follow check directory: %w", err)
 	}
@@ -373,6 +375,28 @@ func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from
 		}
 	}
 	return nil
+}
+
+// followCheckPattern names the directories proveFollowOutput restores into,
+// beside the output and named after it.
+func followCheckPattern(outputPath string) string {
+	return "." + filepath.Base(outputPath) + "-litestream-follow-check-*"
+}
+
+// removeFollowChecks removes the check directories of an earlier follower
+// of the output that died during a check: each holds a whole database.
+func removeFollowChecks(outputPath string, logger *slog.Logger) {
+	parent := filepath.Dir(outputPath)
+	entries, _ := os.ReadDir(parent)
+	prefix := strings.TrimSuffix(followCheckPattern(outputPath), "*")
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if dir := filepath.Join(parent, e.Name()); os.RemoveAll(dir) != nil {
+			logger.Warn("cannot remove a follow check directory left by a crash", "path", dir)
+		}
+	}
 }
 
 // errOutputDiffers is a follow output page that is not the replica's.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -347,4 +348,35 @@ func followReader(path string) error {
 	}
 	fmt.Printf("%d integrity checks ok\n", checks)
 	return nil
+}
+
+// A follower that died while checking its output against a restore left
+// the check's directory, a whole database, beside the output: the next
+// follower of that output removes it, and leaves other outputs' alone.
+func TestReplica_Restore_FollowRemovesCheckLeftByCrash(t *testing.T) {
+	db, app, client := MustOpenDB(t, 4096)
+	mustInsertReplicated(t, db, app, 1, 2)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.db")
+	stale := filepath.Join(dir, ".out.db-litestream-follow-check-123")
+	other := filepath.Join(dir, ".other.db-litestream-follow-check-456")
+	for _, d := range []string{stale, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "db"), []byte("copy"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := startFollow(litestream.NewReplicaWithClient(nil, client), out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("check directory left by a crashed follower still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another output's check directory was removed: %v", err)
+	}
 }
