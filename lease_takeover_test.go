@@ -107,9 +107,10 @@ func TestReplica_Lease_WaitStandbyCompactionReadBeforeLease(t *testing.T) {
 	if err := b.Open(); err != nil {
 		t.Fatal(err)
 	}
+	waiting := signalLeaseWait(b)
 	done := make(chan error, 1)
 	go func() { _, err := b.Compact(ctx, 1); done <- err }()
-	time.Sleep(500 * time.Millisecond) // it has read its inputs and waits for the lease
+	waitSignal(t, waiting, "the compaction to read its inputs and wait for the lease")
 
 	// A goes on, compacts, closes.
 	mustInsertReplicated(t, a, appA, 6, 3)
@@ -167,9 +168,10 @@ func TestReplica_Lease_WaitStandbyCompactionReadBeforeLease(t *testing.T) {
 func TestReplica_Lease_WaitStandbySnapshotUnderHoldersTXID(t *testing.T) {
 	ctx := context.Background()
 	client, a, appA, b, _ := holderAndStandby(t)
+	waiting := signalLeaseWait(b)
 	done := make(chan error, 1)
 	go func() { _, err := b.Snapshot(ctx); done <- err }()
-	time.Sleep(300 * time.Millisecond) // it has read its position and waits for the lease
+	waitSignal(t, waiting, "the snapshot to read its position and wait for the lease")
 
 	statesA := map[ltx.TXID]string{}
 	for v := 3; v < 7; v++ {
@@ -307,4 +309,37 @@ func holderAndStandby(t *testing.T) (client *file.ReplicaClient, a *litestream.D
 		t.Fatal(err)
 	}
 	return client, a, appA, b, appB
+}
+
+// leaseWaitSignal is a Leaser that signals each attempt to acquire the
+// lease: a LeaseWait DB's write that tries means its reads are done.
+type leaseWaitSignal struct {
+	litestream.Leaser
+	tried chan struct{}
+}
+
+func (l *leaseWaitSignal) AcquireLease(ctx context.Context) (*litestream.Lease, error) {
+	select {
+	case l.tried <- struct{}{}:
+	default:
+	}
+	return l.Leaser.AcquireLease(ctx)
+}
+
+// signalLeaseWait wraps db's Leaser (db idle, not holding the lease) and
+// returns a channel that receives when the DB next tries to acquire it.
+func signalLeaseWait(db *litestream.DB) <-chan struct{} {
+	l := &leaseWaitSignal{Leaser: db.Replica.Leaser, tried: make(chan struct{}, 1)}
+	db.Replica.Leaser = l
+	return l.tried
+}
+
+// waitSignal waits up to 10 s for c.
+func waitSignal(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
 }
