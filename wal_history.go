@@ -41,11 +41,13 @@ func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
 	if pos.TXID == 0 {
 		return capture{end: WALHeaderSize}, nil
 	}
-	path, err := db.newestL0Path(pos.TXID)
-	if err != nil {
-		return capture{}, err
-	}
+	path := db.LTXPath(0, pos.TXID, pos.TXID)
 	hdr, err := readLTXHeaderFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if path, err = db.newestL0Path(pos.TXID); err == nil {
+			hdr, err = readLTXHeaderFile(path)
+		}
+	}
 	if err != nil {
 		return capture{}, err
 	}
@@ -58,13 +60,10 @@ func (db *DB) capturedAt(pos ltx.Pos) (capture, error) {
 }
 
 // newestL0Path returns the path of the newest local L0 file, which ends at
-// txid. It holds just txid unless it was fetched from the replica, where
-// the newest file may be a compacted one.
+// txid and, not holding just txid, was fetched from the replica: a
+// compacted file.
 func (db *DB) newestL0Path(txid ltx.TXID) (string, error) {
 	path := db.LTXPath(0, txid, txid)
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
 	minTXID, maxTXID, err := db.MaxLTX()
 	if err != nil {
 		return "", fmt.Errorf("find newest L0 file: %w", err)
