@@ -141,6 +141,10 @@ type Compactor struct {
 	// (nil: none), so that the next level's compaction need not download it.
 	localCopy func(level int, minTXID, maxTXID ltx.TXID) *localCopy
 
+	// localL0Within, if set, reports whether a local L0 file holds a TXID
+	// in a range: the DB's repair of lost files may still upload it.
+	localL0Within func(minTXID, maxTXID ltx.TXID) bool
+
 	// spillDir takes a large output's page index; "" is os.TempDir.
 	spillDir string
 
@@ -336,13 +340,17 @@ func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap co
 // the destination's newest file, into an empty destination at TXID 1, or
 // where a snapshot reaches, since a restore can start there. The last case
 // also crosses a hole after the destination's newest file that a snapshot
-// covers: TXIDs whose L0 files were removed from the replica once a
-// snapshot held them, after which the DB went on from the snapshot's.
+// covers and that nothing will fill: TXIDs whose L0 files were removed from
+// the replica and exist nowhere else, after which the DB went on from the
+// snapshot's. A hole a local copy can fill is waited on: the DB uploads
+// lost files again.
 func (c *Compactor) validStart(ctx context.Context, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
 	switch {
 	case first.MinTXID == prev.MaxTXID+1:
 		return true, nil
 	case first.MinTXID <= prev.MaxTXID:
+		return false, nil
+	case prev.MaxTXID > 0 && (c.localL0Within == nil || c.localL0Within(prev.MaxTXID+1, first.MinTXID-1)):
 		return false, nil
 	}
 	snapshots, err := listFrom(ctx, c.client, SnapshotLevel, 0)

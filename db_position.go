@@ -5,8 +5,6 @@
 package litestream
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +55,7 @@ func (db *DB) ResetLocalState(ctx context.Context) error {
 // becomes the local newest L0 file, so the next sync continues its TXIDs.
 // If the WAL no longer matches that file, that sync writes a full snapshot.
 func (db *DB) checkBehindReplica(ctx context.Context) error {
-	remote, _, err := db.Replica.newestFileInfo(ctx)
+	remote, err := db.Replica.newestFileInfo(ctx)
 	if err != nil {
 		return fmt.Errorf("read replica position: %w: %w", errReplicaUnreachable, err)
 	}
@@ -218,13 +216,15 @@ func (db *DB) removeStaleFetchedCopies() {
 // with other content, and the uploader would put the next one on top of
 // the replica's. A local file that is gone was uploaded and retained away:
 // it was the replica's. When the replica's newest file is a compacted one
-// (L0 lost its newest files), the local L0 file of its last TXID must hold
-// that file's versions of its pages.
+// (L0 lost its newest files), only a copy fetched earlier proves it: local
+// L0 files of those TXIDs, or a comparison of the pages they wrote, cannot
+// show that the replica's file holds the same history, and continuing a
+// different one would make the latest restore a mix of the two.
 func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
 	local, err := readLTXHeaderFile(path)
 	if errors.Is(err, os.ErrNotExist) && remote.Level != 0 {
-		return db.localPagesInRemote(ctx, remote)
+		return false, nil
 	} else if errors.Is(err, os.ErrNotExist) {
 		return true, nil
 	} else if err != nil {
@@ -237,76 +237,17 @@ func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, e
 	return local == theirs, nil
 }
 
-// localPagesInRemote reports whether the local L0 file of the compacted
-// replica file's last TXID holds, byte for byte, that file's versions of
-// its pages and the same database size: the two histories agree on what
-// their last transaction wrote. A local file of that TXID that is gone
-// proves nothing, and the replica's file is then fetched as after another
-// history. Both files list pages in ascending order, so one pass over each
-// compares them with two pages in memory. Caller holds exec.
-func (db *DB) localPagesInRemote(ctx context.Context, remote ltx.FileInfo) (bool, error) {
-	f, err := os.Open(db.LTXPath(0, remote.MaxTXID, remote.MaxTXID))
+// localL0Within reports whether a local L0 file holds a TXID from minTXID
+// to maxTXID.
+func (db *DB) localL0Within(minTXID, maxTXID ltx.TXID) bool {
+	entries, err := os.ReadDir(db.LTXLevelDir(0))
 	if err != nil {
-		return false, nil
+		return false
 	}
-	defer func() { _ = f.Close() }()
-	ours := newLTXReader(bufio.NewReader(f))
-	ourHdr, err := ours.readHeader()
-	if err != nil {
-		return false, nil // unreadable: start over from the replica
-	}
-
-	name := fmt.Sprintf("replica L%d %s-%s", remote.Level, remote.MinTXID, remote.MaxTXID)
-	rc, err := db.Replica.Client.OpenLTXFile(ctx, remote.Level, remote.MinTXID, remote.MaxTXID, 0, 0)
-	if err != nil {
-		return false, fmt.Errorf("open %s: %w: %w", name, errReplicaUnreachable, err)
-	}
-	defer func() { _ = rc.Close() }()
-	theirs := newLTXReader(bufio.NewReader(rc))
-	theirHdr, err := theirs.readHeader()
-	if err != nil {
-		return false, fmt.Errorf("read %s header: %w", name, err)
-	} else if ourHdr.PageSize != theirHdr.PageSize || ourHdr.Commit != theirHdr.Commit {
-		return false, nil
-	}
-	ourPage, theirPage := make([]byte, ourHdr.PageSize), make([]byte, ourHdr.PageSize)
-	var ourPH, theirPH ltx.PageHeader
-	for {
-		if err := ours.readPage(&ourPH, ourPage); err == io.EOF {
-			return true, nil
-		} else if err != nil {
-			return false, nil
-		}
-		for theirPH.Pgno < ourPH.Pgno {
-			if err := theirs.readPage(&theirPH, theirPage); err == io.EOF {
-				return false, nil
-			} else if err != nil {
-				return false, fmt.Errorf("read %s: %w", name, err)
-			} else if err := context.Cause(ctx); err != nil {
-				return false, err
-			}
-		}
-		if theirPH.Pgno != ourPH.Pgno || !bytes.Equal(ourPage, theirPage) {
-			return false, nil
+	for _, e := range entries {
+		if lo, hi, err := ltx.ParseFilename(e.Name()); err == nil && lo == hi && lo >= minTXID && lo <= maxTXID {
+			return true
 		}
 	}
-}
-
-// uploadFrom returns the TXID the uploader continues after, given the
-// replica's newest file and L0's. Normally that is the newest file's. When
-// a compacted file is newer than L0 (L0 lost its newest files) and the
-// local L0 files reach from L0's newest up to it, they are uploaded again
-// from there, so that L0 has no hole for compaction to wait on.
-func (db *DB) uploadFrom(newest, l0 ltx.FileInfo) ltx.TXID {
-	if newest.Level == 0 || l0.MaxTXID >= newest.MaxTXID {
-		return newest.MaxTXID
-	}
-	for txid := l0.MaxTXID + 1; txid <= newest.MaxTXID; txid++ {
-		if _, err := os.Stat(db.LTXPath(0, txid, txid)); err != nil {
-			return newest.MaxTXID
-		}
-	}
-	db.logger().Warn("replica lost its newest L0 files, uploading them again from local copies",
-		"from_txid", l0.MaxTXID+1, "to_txid", newest.MaxTXID)
-	return l0.MaxTXID
+	return false
 }

@@ -591,16 +591,19 @@ func (h *replicaHunt) dropNewestL0(i int) {
 	if err := h.raw.DeleteLTXFiles(h.ctx, gone); err != nil {
 		h.fatal(err)
 	}
-	h.forgetAboveReplica(h.reported)
+	top := h.forgetAboveReplica(h.reported)
+	// The TXIDs only the removed files held no longer restore, and the
+	// chain may skip them up to the next file written after top.
+	h.lostBelow = max(h.lostBelow, top+1)
 	h.tracef("%d: replica lost its L0 files from %s", i, gone[0].MinTXID)
 }
 
 // forgetAboveReplica makes rep, what Syncs reported for the TXIDs the
 // replica still holds, the reported states: TXIDs above the replica's
-// newest file at any level were lost and may be written again.
-func (h *replicaHunt) forgetAboveReplica(rep map[ltx.TXID]map[string]bool) {
+// newest file at any level (top, returned) were lost and may be written
+// again.
+func (h *replicaHunt) forgetAboveReplica(rep map[ltx.TXID]map[string]bool) (top ltx.TXID) {
 	h.verified = map[ltx.TXID]string{}
-	var top ltx.TXID
 	for lvl := 0; lvl <= litestream.SnapshotLevel; lvl++ {
 		if infos := levelFiles(h.t, h.raw, lvl); len(infos) > 0 {
 			top = max(top, infos[len(infos)-1].MaxTXID)
@@ -612,6 +615,7 @@ func (h *replicaHunt) forgetAboveReplica(rep map[ltx.TXID]map[string]bool) {
 		}
 	}
 	h.reported = rep
+	return top
 }
 
 func (h *replicaHunt) fatal(err error) { h.t.Helper(); h.fatalf("%v", err) }

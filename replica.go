@@ -492,14 +492,14 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		}
 	}
 	if pos.IsZero() || r.db.replicaCheckPending.Load() {
-		info, l0, err := r.newestFileInfo(ctx)
+		info, err := r.newestFileInfo(ctx)
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
 		if err := r.db.resolveReplicaCheck(ctx, info); err != nil {
 			return false, 0, fmt.Errorf("compare with replica position: %w", err)
 		}
-		pos = ltx.Pos{TXID: r.db.uploadFrom(info, l0)}
+		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
 	}
 	resets := r.db.localResets.Load()
@@ -752,15 +752,13 @@ func (r *Replica) MaxLTXFileInfo(ctx context.Context, level int) (info ltx.FileI
 // were removed (an outside tool, a partial copy) still holds their TXIDs in
 // a compacted file, and new TXIDs must go after them, not under them. The
 // levels listed are those the DB's store compacts (which it lists at open
-// anyway) and the snapshot level; every level without a store. l0 is L0's
-// newest file.
-func (r *Replica) newestFileInfo(ctx context.Context) (newest, l0 ltx.FileInfo, err error) {
-	l0, err = r.MaxLTXFileInfo(ctx, 0)
+// anyway) and the snapshot level; every level without a store.
+func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
+	newest, err := r.MaxLTXFileInfo(ctx, 0)
 	if err != nil {
-		return newest, l0, fmt.Errorf("list L0: %w", err)
+		return newest, fmt.Errorf("list L0: %w", err)
 	}
-	l0.Level = 0
-	newest = l0
+	newest.Level = 0
 	top := SnapshotLevel - 1
 	if r.db != nil {
 		if n := int(r.db.topCompactionLevel.Load()); n > 0 {
@@ -773,13 +771,13 @@ func (r *Replica) newestFileInfo(ctx context.Context) (newest, l0 ltx.FileInfo, 
 		}
 		info, err := r.MaxLTXFileInfo(ctx, level)
 		if err != nil {
-			return newest, l0, fmt.Errorf("list L%d: %w", level, err)
+			return newest, fmt.Errorf("list L%d: %w", level, err)
 		}
 		if info.MaxTXID > newest.MaxTXID {
 			newest, newest.Level = info, level
 		}
 	}
-	return newest, l0, nil
+	return newest, nil
 }
 
 // CreatedAt returns the creation time of the replica's first L0 file.

@@ -421,7 +421,11 @@ func (r *Replica) repairLost(ctx context.Context) error {
 			// will read it, and retention would never remove it.
 			continue
 		}
-		if err := r.uploadL0Range(ctx, info.MinTXID, info.MaxTXID); err != nil {
+		err := r.leaseLost() // the renew loop may have fenced the replica meanwhile
+		if err == nil {
+			err = r.uploadL0Range(ctx, info.MinTXID, info.MaxTXID)
+		}
+		if err != nil {
 			r.repairMu.Lock()
 			r.repair = append(lost[i:], r.repair...)
 			r.repairMu.Unlock()

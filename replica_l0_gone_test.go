@@ -334,19 +334,30 @@ func TestDB_FetchedSnapshotCopyRemovedByBoundarySnapshot(t *testing.T) {
 	mustRestoreEquals(t, client, MustDump(t, app), "after the checkpoint")
 }
 
-// the running process itself, with its local L0 copies, when
-// the replica loses its newest L0 files (6..8) while a snapshot [1-8] and a
-// lagging L1 [1-5] stay. Before today's change the uploader listed L0's
-// newest (5), found its local 5 the same, and uploaded 6..8 again from the
-// local copies. Now it takes the snapshot's TXID 8 as the position and
-// never uploads 6..8 again: L0 keeps a hole below its newest file, and
-// compaction into L1 waits for 6 for good.
-func TestReplica_NewestL0LostWhileRunning_UploadedAgain(t *testing.T) {
+// The running process itself, with its local L0 copies, when the replica
+// loses its newest L0 files (6..8) while a snapshot [1-8] and a lagging L1
+// [1-5] stay. Whether the snapshot holds this process's history cannot be
+// proven from the local files, so the DB fetches the snapshot and goes on
+// after it with a full snapshot of its own (its local copies of 6..8 are
+// given up). The hole they leave, which the snapshot covers and nothing
+// can fill, is crossed by compaction; the latest restore is the app's.
+func TestReplica_NewestL0LostWhileRunning_ContinuesAfterSnapshot(t *testing.T) {
+	testNewestL0Lost(t, false)
+}
+
+// As above, noticed at a restart with default settings.
+func TestReplica_NewestL0LostWhileClosed_ContinuesAfterSnapshot(t *testing.T) {
+	testNewestL0Lost(t, true)
+}
+
+func testNewestL0Lost(t *testing.T, restart bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	db.Replica.IndexRefreshInterval = -1 // notice the loss at the next upload
+	db := mustOpenDamagedDB(t, filepath.Join(dir, "db"), client)
+	if !restart {
+		db.Replica.IndexRefreshInterval = -1 // notice the loss at the next upload
+	}
 	app := MustOpenApp(t, db.Path(), 4096)
 	mustInsertReplicated(t, db, app, 1, 5)
 	l1, err := db.Compact(ctx, 1)
@@ -354,7 +365,8 @@ func TestReplica_NewestL0LostWhileRunning_UploadedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustInsertReplicated(t, db, app, 10, 3)
-	if _, err := db.Snapshot(ctx); err != nil {
+	snap, err := db.Snapshot(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var lost []*ltx.FileInfo
@@ -366,53 +378,50 @@ func TestReplica_NewestL0LostWhileRunning_UploadedAgain(t *testing.T) {
 	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("L1 ends at %s; L0 files past it removed: %d", l1.MaxTXID, len(lost))
+	if restart {
+		if err := db.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Open(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	mustInsertReplicated(t, db, app, 100, 2)
-	t.Logf("replica L0 now: %v", L0TXIDs(t, client))
-	if _, err := db.Compact(ctx, 1); err != nil {
+	if got := L0TXIDs(t, client); len(got) == 0 || got[len(got)-2] != snap.MaxTXID+1 {
+		t.Errorf("replica L0 %v: want the new files to continue right after the snapshot's TXID %s", got, snap.MaxTXID)
+	}
+	next, err := db.Compact(ctx, 1)
+	if err != nil {
 		t.Fatalf("compaction into L1 after the replica lost its newest L0 files: %v", err)
+	} else if next.MinTXID != snap.MaxTXID+1 {
+		t.Errorf("L1 compacted %s-%s: want it to start after the snapshot's TXID %s", next.MinTXID, next.MaxTXID, snap.MaxTXID)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the loss")
+	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), snap.MaxTXID); got == "" {
+		t.Errorf("restore of the snapshot's TXID %s returned nothing", snap.MaxTXID)
 	}
 }
 
-// as above, noticed at a restart with default settings.
-func TestReplica_NewestL0LostWhileClosed_UploadedAgain(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
-	mustInsertReplicated(t, db, app, 1, 5)
-	l1, err := db.Compact(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 10, 3)
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var lost []*ltx.FileInfo
-	for _, info := range levelFiles(t, client, 0) {
-		if info.MinTXID > l1.MaxTXID {
-			lost = append(lost, info)
-		}
-	}
-	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("L1 ends at %s; L0 files past it removed: %d", l1.MaxTXID, len(lost))
-	if err := db.Close(ctx); err != nil { // the same host restarts, its local files intact
-		t.Fatal(err)
-	}
+// mustOpenDamagedDB opens a manual DB whose replica a test damages: at
+// cleanup it closes the DB but does not check the replica's invariants,
+// which the damage breaks (L0 is no longer dense).
+func mustOpenDamagedDB(t *testing.T, path string, client litestream.ReplicaClient) *litestream.DB {
+	t.Helper()
+	db := litestream.NewDB(path)
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	manual(db)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
-
-	mustInsertReplicated(t, db, app, 100, 2)
-	t.Logf("replica L0 now: %v", L0TXIDs(t, client))
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatalf("compaction into L1 after the replica lost its newest L0 files: %v", err)
-	}
+	t.Cleanup(func() {
+		if db.IsOpen() {
+			if err := db.Close(context.Background()); err != nil {
+				t.Errorf("close db: %v", err)
+			}
+		}
+	})
+	return db
 }
 
 // A fetched copy a crash left behind a newer L0 file is removed when the
@@ -553,5 +562,171 @@ func TestReplica_NewHostOverSnapshotOnly(t *testing.T) {
 	// newer L0 files follow it: it can be as large as the database.
 	if _, err := os.Stat(db2.LTXPath(0, 1, 5)); !os.IsNotExist(err) {
 		t.Errorf("local copy of the fetched snapshot 1-5 still there: %v", err)
+	}
+}
+
+// A new host (replica unreachable at start, its newest file the compacted
+// [1-M]) captures another history locally: it updates row 1 in TXIDs
+// 2..M-2, changes row 50 in M-1 and back in M. Its file M-M then holds only
+// row 50's page, equal to the replica's [1-M] version, so comparing the
+// pages the last transaction wrote would call it the same history and put
+// its files M+1.. on top of the replica's [1-M]: the latest restore would
+// have row 1 as the replica had it, a state the app never committed. Only
+// a fetched copy proves a compacted newest file; otherwise it is fetched
+// and a full snapshot follows.
+func TestReplica_UnreachableStart_OtherHistoryAgreeingOnLastPages(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	for i := 0; i < 5; i++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM s WHERE x < 20) SELECT x, randomblob(1000) FROM s`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var max ltx.TXID
+	for _, info := range levelFiles(t, client, 1) {
+		max = info.MaxTXID
+	}
+	t.Logf("replica's newest TXID %s (L1), no L0 files", max)
+	if max < 4 {
+		t.Skipf("need M >= 4, have %s", max)
+	}
+
+	path := MustRestore(t, db.Replica, 0) // on a new host
+	tc, fail := failingLists(client)
+	fail.Store(true)
+	db2 := newVerifiedDB(t, path, tc, client)
+	db2.MonitorInterval = 0
+	db2.Replica.MonitorEnabled = false
+	if err := db2.Open(); err != nil {
+		t.Fatal(err)
+	}
+	app2 := MustOpenApp(t, path, 4096)
+	var orig int
+	if err := app2.QueryRow(`SELECT v FROM t WHERE id = 50`).Scan(&orig); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		pos, err := db2.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos.TXID >= max+3 {
+			break
+		}
+		var q string
+		var arg int
+		switch {
+		case pos.TXID < max-2:
+			q, arg = `UPDATE t SET v = ? WHERE id = 1`, 1000+i // commits the replica never gets
+		case pos.TXID == max-2:
+			q, arg = `UPDATE t SET v = ? WHERE id = 50`, orig+1
+		case pos.TXID == max-1:
+			q, arg = `UPDATE t SET v = ? WHERE id = 50`, orig // back: page p as the replica has it
+		default:
+			q, arg = `INSERT INTO t (v, pad) VALUES (?, randomblob(100))`, 2000+i
+		}
+		if _, err := app2.Exec(q, arg); err != nil {
+			t.Fatal(err)
+		}
+		if err := db2.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail.Store(false)
+	if err := db2.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replica L0 after the upload: %v", L0TXIDs(t, client))
+	var v1 int
+	_ = app2.QueryRow(`SELECT v FROM t WHERE id = 1`).Scan(&v1)
+	t.Logf("row 1 on the new host: v=%d", v1)
+	restored := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	rapp := MustOpenApp(t, restored, 4096)
+	var rv1 int
+	if err := rapp.QueryRow(`SELECT v FROM t WHERE id = 1`).Scan(&rv1); err != nil {
+		t.Fatal(err)
+	}
+	if rv1 != v1 {
+		t.Errorf("restore latest: row 1 v=%d, the new host committed v=%d (its commits before TXID %s are not in the replica)", rv1, v1, max)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app2), "after the replica answered")
+}
+
+// Compaction crosses a hole a snapshot covers only when nothing can fill
+// it. An L0 file lost between files the replica still has is uploaded again
+// by repairLost from its local copy; compaction must wait for that, even
+// with a snapshot past the hole: had L1 gone on past it, repairLost would
+// skip the file for good, and restores to the lost TXID (or to a time
+// between it and the snapshot) would fail although the host has the data.
+func TestReplica_CompactionWaitsForLostL0TheHostHas(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	db.Replica.IndexRefreshInterval = -1 // notice the loss at the next upload
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 2)
+	lostTXID := l1.MaxTXID + 1
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID == lostTXID {
+			lost = append(lost, info)
+		}
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil { // lost by the backend, or removed by mistake
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(db.LTXPath(0, lostTXID, lostTXID)); err != nil {
+		t.Fatalf("local copy of L0 %s: %v", lostTXID, err)
+	}
+	t.Logf("L1 ends at %s; L0 %s lost, local copy present; replica L0 %v", l1.MaxTXID, lostTXID, L0TXIDs(t, client))
+
+	// Compaction runs before the uploader notices the loss.
+	if info, err := db.Compact(ctx, 1); err != nil {
+		t.Logf("compaction waits: %v", err)
+	} else {
+		t.Logf("compaction crossed the hole: L1 %s-%s", info.MinTXID, info.MaxTXID)
+	}
+	// The uploader notices and repairs what it still can.
+	for i := 0; i < 3; i++ {
+		mustInsertReplicated(t, db, app, 30+i, 1)
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Logf("compaction: %v", err)
+	}
+	t.Logf("replica L0 after the repair: %v", L0TXIDs(t, client))
+	found := false
+	for _, info := range levelFiles(t, client, 0) {
+		found = found || info.MinTXID == lostTXID
+	}
+	if !found {
+		t.Errorf("L0 %s was never uploaded again from its local copy", lostTXID)
+	}
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	opt.TXID = lostTXID
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+		t.Errorf("restore to TXID %s, whose L0 file the host still has: %v", lostTXID, err)
 	}
 }
