@@ -3,6 +3,7 @@ package litestream_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,4 +112,53 @@ func TestDB_Open_AfterMetaDirRemovedWhileClosed(t *testing.T) {
 		t.Fatalf("sync after reopening with the meta directory removed: %v", err)
 	}
 	mustRestoreEquals(t, client, MustDump(t, app), "after reopening")
+}
+
+// Methods called after Close return ErrDatabaseNotOpen, as the README says;
+// none acts on the replica, which may be another writer's by now.
+func TestDB_MethodsAfterCloseReturnErrDatabaseNotOpen(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := MustOpenDB(t, 4096)
+	mustInsertReplicated(t, db, app, 1, 2)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Sync", func() error { return db.Sync(short) }},
+		{"SyncAndWait", func() error { return db.SyncAndWait(short) }},
+		{"WaitReplicated", func() error { return db.WaitReplicated(short) }},
+		{"SyncStatus", func() error { _, err := db.SyncStatus(short); return err }},
+		{"Checkpoint", func() error { return db.Checkpoint(short, litestream.CheckpointModePassive) }},
+		{"Snapshot", func() error { _, err := db.Snapshot(short); return err }},
+		{"Compact", func() error { _, err := db.Compact(short, 1); return err }},
+		{"EnforceRetentionByTXID", func() error { return db.EnforceRetentionByTXID(short, 0, 100) }},
+		{"EnforceL0RetentionByTime", func() error { return db.EnforceL0RetentionByTime(short) }},
+		{"EnforceSnapshotRetention", func() error { _, err := db.EnforceSnapshotRetention(short, time.Now()); return err }},
+		{"SnapshotReader", func() error {
+			_, rc, err := db.SnapshotReader(short)
+			if rc != nil {
+				_ = rc.Close()
+			}
+			return err
+		}},
+		{"CRC64", func() error { _, _, err := db.CRC64(short); return err }},
+	}
+	l0 := L0TXIDs(t, client)
+	for _, c := range calls {
+		name := c.name
+		if err := c.call(); !errors.Is(err, litestream.ErrDatabaseNotOpen) {
+			t.Errorf("%s after Close: %v, want ErrDatabaseNotOpen", name, err)
+		}
+	}
+	if l1 := levelFiles(t, client, 1); len(l1) > 0 {
+		t.Errorf("a DB closed before wrote %d L1 files to the replica", len(l1))
+	}
+	if after := L0TXIDs(t, client); len(after) != len(l0) {
+		t.Errorf("a DB closed before deleted replica L0 files: %v, then %v", l0, after)
+	}
 }

@@ -540,6 +540,9 @@ func (c *Compactor) VerifyLevelConsistency(ctx context.Context, level int) error
 // Compact merges the level below dstLevel into it on the replica. After an
 // L1 compaction it applies L0 retention, logging its errors.
 func (db *DB) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, error) {
+	if err := db.checkOpenable(); err != nil {
+		return nil, err // a closed DB's replica may be another writer's by now
+	}
 	db.syncCompactorOptions()
 	info, err := db.compactor.Compact(ctx, dstLevel)
 	if err != nil {

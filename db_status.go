@@ -43,6 +43,9 @@ func (db *DB) SyncStatus(ctx context.Context) (SyncStatus, error) {
 	var st SyncStatus
 	st.FailingSince, st.Stalled, st.LastError = db.Replica.health()
 	st.LeaseLost = db.Replica.leaseLost()
+	if err := db.checkOpenable(); err != nil {
+		return st, err
+	}
 	pos, err := db.Pos()
 	if err != nil {
 		return st, fmt.Errorf("local position: %w", err)

@@ -238,6 +238,9 @@ func (runs txRanges) covers(info *ltx.FileInfo) bool {
 // before the first one kept (0 if none was deleted): lower levels may drop
 // files below it without breaking a restore from any kept snapshot.
 func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time) (minSnapshotTXID ltx.TXID, err error) {
+	if err := db.checkOpenable(); err != nil {
+		return 0, err
+	}
 	db.syncCompactorOptions()
 	if db.Replica == nil {
 		return 0, fmt.Errorf("no replica configured")
@@ -262,6 +265,9 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
 // txID, always keeping the level's newest file.
 func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) (err error) {
+	if err := db.checkOpenable(); err != nil {
+		return err
+	}
 	db.syncCompactorOptions()
 	return db.compactor.EnforceRetentionByTXID(ctx, level, txID)
 }
@@ -270,6 +276,9 @@ func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TX
 // are older than L0Retention, remotely and locally. It never deletes the
 // newest L0 file nor leaves a hole in the retained range.
 func (db *DB) EnforceL0RetentionByTime(ctx context.Context) error {
+	if err := db.checkOpenable(); err != nil {
+		return err
+	}
 	return db.enforceL0Retention(ctx, false)
 }
 

@@ -420,7 +420,7 @@ func (s *Store) monitorCompactionLevel(lvl *CompactionLevel) {
 				db.logger().Error("compaction failed", append(attrs, "error", err)...)
 			}
 			if lvl.Level == SnapshotLevel && db.PageSize() > 0 {
-				if err := s.EnforceSnapshotRetention(s.ctx, db); err != nil && !errors.Is(err, context.Canceled) {
+				if err := s.EnforceSnapshotRetention(s.ctx, db); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrDatabaseNotOpen) {
 					db.logger().Error("snapshot retention failed", "error", err)
 				}
 			}
