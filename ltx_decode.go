@@ -64,6 +64,7 @@ func verifyLTX(r io.Reader) (hdr ltx.Header, trailer ltx.Trailer, err error) {
 // decoder does, except that the page index is hashed as it streams past:
 // ltx's Decoder.Close loads it into a map of about 100 bytes per page.
 type ltxReader struct {
+	guard   *frameGuard
 	cr      internal.CountingReader
 	dec     *ltx.Decoder
 	hdr     ltx.Header
@@ -76,7 +77,8 @@ type ltxReader struct {
 
 func newLTXReader(r io.Reader) *ltxReader {
 	lr := &ltxReader{fileH: crc64.New(crcISO), pageH: crc64.New(crcISO), chksum: ltx.ChecksumFlag}
-	lr.cr.R = newFrameGuard(r)
+	lr.guard = newFrameGuard(r)
+	lr.cr.R = lr.guard
 	lr.dec = ltx.NewDecoder(&lr.cr)
 	return lr
 }
@@ -86,11 +88,7 @@ func (lr *ltxReader) readHeader() (ltx.Header, error) {
 		return ltx.Header{}, err
 	}
 	lr.hdr = lr.dec.Header()
-	b, err := lr.hdr.MarshalBinary()
-	if err != nil {
-		return lr.hdr, fmt.Errorf("marshal header: %w", err)
-	}
-	_, _ = lr.fileH.Write(b)
+	_, _ = lr.fileH.Write(lr.guard.header[:])
 	return lr.hdr, nil
 }
 
@@ -164,6 +162,9 @@ type frameGuard struct {
 	skip     int64  // compressed bytes left in the current frame
 	inHeader bool   // collecting the file header
 	inSize   bool   // collecting a frame's size prefix
+	// header is the file header as read: its reserved bytes, which
+	// ltx.Header drops, are part of the file checksum too.
+	header [ltx.HeaderSize]byte
 }
 
 func newFrameGuard(r io.Reader) *frameGuard {
@@ -195,6 +196,7 @@ func (g *frameGuard) Read(p []byte) (int, error) {
 func (g *frameGuard) field() error {
 	switch {
 	case g.inHeader:
+		copy(g.header[:], g.buf)
 		// LZ4's worst case for n bytes is n + n/255 + 16.
 		pageSize := binary.BigEndian.Uint32(g.buf[8:])
 		g.maxSize = pageSize + pageSize/255 + 16

@@ -91,7 +91,8 @@ func newPageApplier(w io.WriterAt) *pageApplier {
 // files are all written before it starts, so a later file's pages win.
 func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	defer catchLTXPanic(&err)
-	a.br.Reset(newFrameGuard(r))
+	guard := newFrameGuard(r)
+	a.br.Reset(guard)
 	cr := &internal.CountingReader{R: a.br}
 	dec := ltx.NewDecoder(cr)
 	if err := dec.DecodeHeader(); err != nil {
@@ -109,12 +110,8 @@ func (a *pageApplier) apply(r io.Reader, info *ltx.FileInfo) (err error) {
 	} else if hdr.PageSize != a.pageSize {
 		return fmt.Errorf("page size %d of %s-%s differs from %d of earlier files", hdr.PageSize, hdr.MinTXID, hdr.MaxTXID, a.pageSize)
 	}
-	hdrBytes, err := hdr.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("marshal header: %w", err)
-	}
 	a.fileH.Reset()
-	_, _ = a.fileH.Write(hdrBytes)
+	_, _ = a.fileH.Write(guard.header[:]) // as read: reserved bytes included
 
 	p := a.startPipeline(hdr)
 	defer func() {
