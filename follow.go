@@ -403,8 +403,9 @@ func removeFollowChecks(outputPath string, logger *slog.Logger) {
 var errOutputDiffers = errors.New("page differs")
 
 // outputComparer is a WriterAt that compares pages with the follow
-// output's instead of writing them. Page 1's header fields the follower
-// sets itself (WAL mode, change counter, size) are not compared.
+// output's instead of writing them. Page 1's header fields that the
+// follower, or its own SQLite on every commit, writes are not compared
+// (see followOwnHeader).
 type outputComparer struct {
 	ctx      context.Context
 	out      *followOutput
@@ -427,7 +428,7 @@ func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
 		want := p[i : i+c.pageSize]
 		if pgno == 1 && len(have) == len(want) {
 			have, want = bytes.Clone(have), bytes.Clone(want)
-			for _, r := range [][2]int{{18, 20}, {24, 32}, {92, 96}} {
+			for _, r := range followOwnHeader {
 				clear(have[r[0]:r[1]])
 				clear(want[r[0]:r[1]])
 			}
@@ -444,6 +445,17 @@ func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return len(p), nil
 }
+
+// followOwnHeader are the byte ranges of page 1 that the follower's
+// commits write whatever the replica holds there, so the replica's page 1
+// differs in them from a healthy output's: 18..20, the read and write
+// versions (the output is in WAL mode); 24..28, the change counter; 28..32,
+// the in-header size; 92..96, the version-valid-for counter (all set by
+// bumpCounter); 96..100, SQLITE_VERSION_NUMBER, which SQLite stamps with
+// its own version whenever a commit writes page 1, so an app linking
+// another SQLite than the follower's leaves another one in the replica.
+// The other header fields change only with the database's content.
+var followOwnHeader = [][2]int{{18, 20}, {24, 32}, {92, 100}}
 
 // bridge applies higher-level files that continue from prev, for when L0
 // retention removed the files right after it.

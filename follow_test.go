@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
 )
 
@@ -378,5 +381,183 @@ func TestReplica_Restore_FollowRemovesCheckLeftByCrash(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another output's check directory was removed: %v", err)
+	}
+}
+
+// headerVersion returns the SQLITE_VERSION_NUMBER at offset 96 of page 1:
+// the library whose commit last wrote page 1.
+func headerVersion(t testing.TB, page1 []byte) uint32 {
+	t.Helper()
+	if len(page1) < 100 {
+		t.Fatalf("page 1 of %d bytes", len(page1))
+	}
+	return binary.BigEndian.Uint32(page1[96:100])
+}
+
+// fileHeader returns the first 100 bytes of the file at path.
+func fileHeader(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	b := make([]byte, 100)
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatalf("read header of %s: %v", path, err)
+	}
+	return b
+}
+
+// ltxPage1 returns page 1 as the LTX file at path holds it, nil if it
+// holds none.
+func ltxPage1(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	dec := ltx.NewDecoder(f)
+	if err := dec.DecodeHeader(); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, dec.Header().PageSize)
+	for {
+		var hdr ltx.PageHeader
+		if err := dec.DecodePage(&hdr, data); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			t.Fatal(err)
+		} else if hdr.Pgno == 1 {
+			return data
+		}
+	}
+}
+
+// setHeaderVersion writes version at offset 96 of the database file at
+// path, as an app's SQLite of that version leaves it after a commit that
+// wrote page 1. Nothing may have the database open.
+func setHeaderVersion(t testing.TB, path string, version uint32) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], version)
+	if _, err := f.WriteAt(b[:], 96); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A follower's commits write page 1 (bumpCounter), and its SQLite then
+// stamps its own SQLITE_VERSION_NUMBER at page 1 offset 96; the replica's
+// page 1 holds the version of the app's SQLite. A follower of the same
+// database must go on where an app links another SQLite version than the
+// follower's, whichever way it checks its output against the replica on
+// resuming:
+//   - Resumed: against the replica's L0 file at the sidecar's TXID, which
+//     holds page 1 (here a full snapshot);
+//   - Proved: that file is gone (retention), so against a full restore.
+//
+// The app's other version is written into the database file while nothing
+// has it open; replication then starts again with a full snapshot.
+func TestReplica_Restore_FollowAppOfOtherSQLiteVersion(t *testing.T) {
+	for _, name := range []string{"Resumed", "Proved"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "db")
+			client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+			app := MustOpenApp(t, path, 4096)
+			db := mustOpenManualDB(t, path, client)
+			mustInsertReplicated(t, db, app, 1, 3)
+
+			var logs syncBuffer
+			owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+			owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(client.Path()))
+			out := filepath.Join(t.TempDir(), "follow.db")
+			stop := startFollow(follower, out)
+			defer func() { _ = stop() }()
+			waitFollowed(t, db, out)
+
+			// The app's page 1 now carries another SQLite's version.
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := app.Close(); err != nil { // the last connection: WAL checkpointed and removed
+				t.Fatal(err)
+			}
+			other := uint32(3040001)
+			if headerVersion(t, fileHeader(t, path)) == other {
+				other++
+			}
+			setHeaderVersion(t, path, other)
+			app = MustOpenApp(t, path, 4096)
+			db = mustOpenManualDB(t, path, client)
+			update := func(q string) { // in place: page 1 not written again
+				t.Helper()
+				if _, err := app.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.SyncAndWait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			update(`UPDATE t SET v = 6 WHERE id = 1`)
+			waitFollowed(t, db, out) // a follow commit, not the restore, brings it there
+			err := stop()
+			stop = func() error { return nil }
+			if err != nil {
+				t.Fatal(err)
+			}
+			txid, err := litestream.ReadTXIDFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page1 := ltxPage1(t, client.LTXFilePath(0, txid, txid))
+			if page1 == nil || headerVersion(t, page1) != other {
+				t.Fatalf("precondition: the replica's L0 file at the follower's TXID %s holds no page 1 of version %d", txid, other)
+			}
+			if v := headerVersion(t, fileHeader(t, out)); v == other {
+				t.Fatalf("precondition: the follower's output has version %d on page 1 too", v)
+			}
+
+			if name == "Proved" {
+				db.L0Retention = time.Nanosecond
+				if _, err := db.Compact(ctx, 1); err != nil { // L1 ends at the follower's TXID
+					t.Fatal(err)
+				}
+				update(`UPDATE t SET v = 7 WHERE id = 1`)
+				update(`UPDATE t SET v = 8 WHERE id = 2`)
+				if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if l0 := L0TXIDs(t, client); len(l0) == 0 || l0[0] <= txid {
+					t.Fatalf("precondition: the L0 file at the follower's TXID %s is still there: L0 %v", txid, l0)
+				}
+			}
+			update(`UPDATE t SET v = 9 WHERE id = 3`)
+			stop = startFollow(follower, out) // the follower resumes
+			pos, err := db.Pos()
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, fmt.Sprintf("follower to reach txid %s", pos.TXID), func() bool {
+				if line := firstLine(logs.String(), "replaced by another database"); line != "" {
+					t.Fatalf("the follower of the same database was refused: %s", line)
+				}
+				got, _ := litestream.ReadTXIDFile(out)
+				return got >= pos.TXID
+			})
+			if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+				t.Fatalf("follower %s, source %s", got, want)
+			}
+		})
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -337,11 +339,6 @@ func testVFSReplacedBetweenPolls(t *testing.T, indexing bool) {
 func TestVFS_ReplacedReplicaServesNoHydratedPages(t *testing.T) {
 	dbA, appA, clientA := replicateA(t)
 	v, pool := openVFSOnA(t, file.NewReplicaClient(clientA.Path()), time.Hour, true, appA) // polls only when the test says
-	h := v.Hydrator()
-	<-h.Done()
-	if err := h.Err(); err != nil {
-		t.Fatal(err)
-	}
 	pos, err := dbA.Pos()
 	if err != nil {
 		t.Fatal(err)
@@ -543,4 +540,152 @@ func (c timelessClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 		return nil, err
 	}
 	return ltx.NewFileInfoSliceIterator(infos), nil
+}
+
+// lastModifiedClient lists files with the time they were last written, as
+// S3 and most object stores do (LastModified), rather than the LTX header's
+// time the file backend gives. Each write gets a later time than the one
+// before, however fast they come.
+type lastModifiedClient struct {
+	litestream.ReplicaClient
+	mu      sync.Mutex
+	last    time.Time
+	written map[[3]uint64]time.Time
+}
+
+func newLastModifiedClient(c litestream.ReplicaClient) *lastModifiedClient {
+	return &lastModifiedClient{ReplicaClient: c, written: map[[3]uint64]time.Time{}}
+}
+
+func (c *lastModifiedClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	info, err := c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	now := time.Now()
+	if !now.After(c.last) {
+		now = c.last.Add(time.Microsecond)
+	}
+	c.last = now
+	c.written[[3]uint64{uint64(level), uint64(minTXID), uint64(maxTXID)}] = now
+	c.mu.Unlock()
+	cp := *info
+	cp.CreatedAt = now
+	return &cp, nil
+}
+
+func (c *lastModifiedClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	itr, err := c.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	if err != nil || useMetadata {
+		return itr, err
+	}
+	infos, err := ltx.SliceFileIterator(itr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, info := range infos {
+		if t, ok := c.written[[3]uint64{uint64(level), uint64(info.MinTXID), uint64(info.MaxTXID)}]; ok {
+			cp := *info
+			cp.CreatedAt = t
+			infos[i] = &cp
+		}
+	}
+	return ltx.NewFileInfoSliceIterator(infos), nil
+}
+
+// A lost L0 file that the DB uploads again from its local copy (repairLost)
+// has the same bytes but, on a backend that lists LastModified, another
+// time. A VFS over the unchanged replica must not take it for a replacement
+// by another database (every cached page and fixed view dropped, the
+// hydrated copy never used again): the poll that sees it reads the file's
+// trailer once and keeps the view, and later polls read nothing.
+func TestVFS_ReuploadedFileIsNoReplacement(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	raw := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	client := newLastModifiedClient(raw)
+	db := manual(newVerifiedDB(t, filepath.Join(dir, "db"), client, raw))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	db.Replica.IndexRefreshInterval = -1 // notice the loss at the next upload
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 6)
+
+	var logs syncBuffer
+	var opens atomic.Int64
+	vc := &testClient{ReplicaClient: client, onOpen: func(int) error { opens.Add(1); return nil }}
+	v := litestream.NewVFS(vc, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	v.PollInterval = time.Hour // polls only when the test says
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "app.db")
+	pool.SetMaxOpenConns(1)
+	want := MustDump(t, app)
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, app %s", got, want)
+	}
+
+	listed := func() []*ltx.FileInfo { // as the VFS lists them: with LastModified
+		t.Helper()
+		itr, err := client.LTXFiles(ctx, 0, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos, err := ltx.SliceFileIterator(itr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return infos
+	}
+	l0 := listed()
+	lost := l0[len(l0)-3] // between files the replica still has
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{lost}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Replica.Sync(ctx); err != nil { // notices the loss and uploads the file again; no new TXID
+		t.Fatal(err)
+	}
+	var again *ltx.FileInfo
+	for _, info := range listed() {
+		if info.MinTXID == lost.MinTXID {
+			again = info
+		}
+	}
+	if again == nil || again.Size != lost.Size || again.CreatedAt.Equal(lost.CreatedAt) {
+		t.Fatalf("precondition: L0 %s not uploaded again with its size and another time: was %+v, now %+v", lost.MinTXID, lost, again)
+	}
+
+	before := opens.Load()
+	v.PollOnce()
+	if got := opens.Load() - before; got != 1 {
+		t.Errorf("the poll that saw L0 %s listed again opened %d files, want 1 (its trailer)", lost.MinTXID, got)
+	}
+	if line := firstLine(logs.String(), "replaced"); line != "" {
+		t.Fatalf("a VFS over the same database, at the same TXID, counts a replacement after L0 %s was uploaded again: %s", lost.MinTXID, line)
+	}
+	before = opens.Load()
+	v.PollOnce()
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, app %s", got, want)
+	}
+	if got := opens.Load() - before; got != 0 {
+		t.Errorf("a later poll and a read of the cached database opened %d files", got)
+	}
+
+	// The TXID moves on: still the same database, still served right.
+	mustInsertReplicated(t, db, app, 10, 1)
+	want = MustDump(t, app)
+	v.PollOnce()
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, app %s", got, want)
+	}
+	if line := firstLine(logs.String(), "replaced"); line != "" {
+		t.Fatalf("the VFS counts a replacement once the TXID moves on: %s", line)
+	}
 }

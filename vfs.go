@@ -5,6 +5,7 @@
 package litestream
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -391,21 +393,24 @@ func (v *VFS) refreshLatest() error {
 	if cur != nil && newest < cur.txid {
 		return fmt.Errorf("latest TXID went back from %s to %s: %w", cur.txid, newest, ErrConflict)
 	}
-	replaced := false
+	var why string
+	var again []*ltxIndex
 	if cur != nil && newest == cur.txid {
 		// Another database may have reached the same TXID under the same
 		// file names: connections would keep the old pages and read the
 		// others from its files.
-		if replaced, err = sameTXIDReplaced(v.ctx, v.client, cur, plan); err != nil {
+		if why, again, err = sameTXIDReplaced(v.ctx, v.client, cur, plan); err != nil {
 			return fmt.Errorf("latest TXID %s: %w", newest, err)
-		} else if !replaced {
+		} else if why == "" {
+			v.adoptListing(cur, again)
 			return nil
 		}
 	} else if cur != nil {
-		replaced = replacesFiles(cur, plan)
+		why, again = replacesFiles(v.ctx, v.client, cur, plan)
+		v.logRelisted(again)
 	}
 	known := v.knownIndex
-	if replaced {
+	if why != "" {
 		// Read transactions wait for this view rather than start on files
 		// now holding another database; views and the hydrated file of the
 		// old one serve none of its pages.
@@ -417,7 +422,16 @@ func (v *VFS) refreshLatest() error {
 		// Indexes are keyed by name, size and listed time, which a backend
 		// without times leaves alike for the two databases' files.
 		known = func(ltxFileKey) *ltxIndex { return nil }
-		v.logger.Info("vfs replica replaced by another database", "txid", newest)
+		v.logger.Info("vfs replica replaced by another database", "txid", newest, "reason", why)
+	} else if len(again) > 0 {
+		known = func(k ltxFileKey) *ltxIndex {
+			for _, x := range again {
+				if x.key == k {
+					return x
+				}
+			}
+			return v.knownIndex(k)
+		}
 	}
 	view, err := buildView(v.ctx, v.client, newest, time.Time{}, known)
 	if err != nil {
@@ -432,48 +446,118 @@ func (v *VFS) refreshLatest() error {
 	return nil
 }
 
-// sameTXIDReplaced reports whether plan, which ends at view's TXID, is of
-// another database than view. The newest file listed with the name, size
-// and time the view was built with settles it without a request; anything
-// else reads the header of the view's newest file. A header that differs,
-// or a file that is gone, counts as replaced: a needless replacement costs
-// only caches, a missed one mixes two databases.
-func sameTXIDReplaced(ctx context.Context, client ReplicaClient, view *txView, plan []*ltx.FileInfo) (bool, error) {
-	if replacesFiles(view, plan) {
-		return true, nil
+// adoptListing replaces the latest view, if still cur, with a copy whose
+// files listed again with the same bytes carry their new listing, so that
+// later polls match them without reading them. Connections on cur keep it:
+// the bytes are the same.
+func (v *VFS) adoptListing(cur *txView, again []*ltxIndex) {
+	if len(again) == 0 {
+		return
+	}
+	v.logRelisted(again)
+	next := *cur
+	next.files = slices.Clone(cur.files)
+	for i, x := range next.files {
+		for _, y := range again {
+			if sameName(x.key, y.key) {
+				next.files[i] = y
+			}
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.latest == cur {
+		v.latest = &next
+	}
+}
+
+// logRelisted logs the files found listed again with the same bytes.
+func (v *VFS) logRelisted(again []*ltxIndex) {
+	for _, x := range again {
+		v.logger.Debug("vfs replica file written again with the same bytes", "file", x.key.String())
+	}
+}
+
+// sameTXIDReplaced tells why plan, which ends at view's TXID, is of another
+// database than view, or "" if it is view's, with the files of view listed
+// again (see replacesFiles). The newest file listed with the name, size and
+// time the view was built with, or listed again with its bytes, settles it
+// without another request; anything else reads the header of the view's
+// newest file. A header that differs, or a file that is gone, counts as
+// replaced: a needless replacement costs only caches, a missed one mixes
+// two databases.
+func sameTXIDReplaced(ctx context.Context, client ReplicaClient, view *txView, plan []*ltx.FileInfo) (string, []*ltxIndex, error) {
+	why, again := replacesFiles(ctx, client, view, plan)
+	if why != "" {
+		return why, nil, nil
 	}
 	newest := view.files[len(view.files)-1].key
-	if last := plan[len(plan)-1]; fileKeyOf(last) == newest && !last.CreatedAt.IsZero() {
-		return false, nil
+	last := fileKeyOf(plan[len(plan)-1])
+	if last == newest && !plan[len(plan)-1].CreatedAt.IsZero() {
+		return "", again, nil
+	}
+	for _, x := range again {
+		if x.key == last && sameName(last, newest) {
+			return "", again, nil
+		}
 	}
 	hdr, err := FetchLTXHeader(ctx, client, &ltx.FileInfo{Level: newest.level, MinTXID: newest.minTXID, MaxTXID: newest.maxTXID})
 	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
+		return fmt.Sprintf("%s is gone", newest), nil, nil
 	} else if err != nil {
-		return false, fmt.Errorf("read header of %s: %w", newest, err)
+		return "", nil, fmt.Errorf("read header of %s: %w", newest, err)
+	} else if hdr != view.last {
+		return fmt.Sprintf("%s has another header", newest), nil, nil
 	}
-	return hdr != view.last, nil
+	return "", again, nil
 }
 
-// replacesFiles reports whether plan lists a file of view under the same
-// name but another size or time: written again, by another database.
-func replacesFiles(view *txView, plan []*ltx.FileInfo) bool {
+// replacesFiles tells why plan replaces a file of view, or "" if it does
+// not. A file of view listed under the same name with another size is
+// another database's. With the same size and another time it was written
+// again: by another database, or by this one uploading a lost L0 file
+// again from its local copy (repairLost) on a backend that lists the time
+// of the upload. It is the same file if its trailer, whose checksum covers
+// every byte, is the one the view read: one ranged read, only for a file
+// listed with another time; one that cannot be read counts as replaced.
+// Files listed again with the same bytes are returned as indexes under
+// their new listing.
+func replacesFiles(ctx context.Context, client ReplicaClient, view *txView, plan []*ltx.FileInfo) (string, []*ltxIndex) {
 	held := make(map[ltxFileKey]bool, len(view.files))
 	for _, x := range view.files {
 		held[x.key] = true
 	}
+	var again []*ltxIndex
 	for _, info := range plan {
 		k := fileKeyOf(info)
 		if held[k] {
 			continue
 		}
 		for _, x := range view.files {
-			if x.key.level == k.level && x.key.minTXID == k.minTXID && x.key.maxTXID == k.maxTXID {
-				return true
+			if !sameName(x.key, k) {
+				continue
+			} else if x.key.size != k.size {
+				return fmt.Sprintf("%s listed again with %d bytes, was %d", k, k.size, x.key.size), nil
 			}
+			r := &vfsPageReader{client: client}
+			trailer, err := r.readFrames(ctx, k, k.size-ltx.TrailerSize, ltx.TrailerSize)
+			if err != nil {
+				return fmt.Sprintf("%s listed again and its trailer not read: %v", k, err), nil
+			} else if !bytes.Equal(trailer, x.trailer[:]) {
+				return fmt.Sprintf("%s listed again with another checksum", k), nil
+			}
+			y := *x
+			y.key = k
+			again = append(again, &y)
 		}
 	}
-	return false
+	return "", again
+}
+
+// sameName reports whether a and b name the same file, whatever their
+// listed size and time.
+func sameName(a, b ltxFileKey) bool {
+	return a.level == b.level && a.minTXID == b.minTXID && a.maxTXID == b.maxTXID
 }
 
 // latestForTxn returns the view a following connection starts a read

@@ -44,8 +44,12 @@ func (k ltxFileKey) String() string {
 // ltxIndex is one file's page index as sorted parallel slices: 16 bytes a
 // page instead of a map entry, so a 1 GB snapshot's index is about 4 MB.
 type ltxIndex struct {
-	key     ltxFileKey
-	size    int64 // stored file size, bounds every frame
+	key  ltxFileKey
+	size int64 // stored file size, bounds every frame
+	// trailer is the file's LTX trailer, read with the index: its file
+	// checksum covers every byte, so a file listed again under the same
+	// name is this one if it ends with the same trailer.
+	trailer [ltx.TrailerSize]byte
 	pgnos   []uint32
 	offsets []int64
 	sizes   []int32
@@ -105,6 +109,7 @@ func readLTXIndex(ctx context.Context, client ReplicaClient, key ltxFileKey, fil
 		}
 	}
 	x := &ltxIndex{key: key, size: fileSize, pgnos: make([]uint32, 0, n), offsets: make([]int64, 0, n), sizes: make([]int32, 0, n)}
+	copy(x.trailer[:], tail[8:])
 	for b := index; ; {
 		pgno, n := binary.Uvarint(b)
 		if n <= 0 {
