@@ -687,7 +687,9 @@ func (o *followOutput) rollback() {
 	if !o.tx {
 		return
 	}
-	_ = o.stmt.Close()
+	if o.stmt != nil { // nil when begin failed before preparing it
+		_ = o.stmt.Close()
+	}
 	_, _ = o.conn.ExecContext(context.Background(), `ROLLBACK`)
 	o.tx, o.stmt, o.w = false, nil, nil
 }
