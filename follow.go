@@ -210,8 +210,20 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 			r.Logger().Error("follow failed", "txid", txid, "error", err)
 			lastErr = err.Error()
 		}
+		var replaced *replicaReplacedError
+		if errors.As(err, &replaced) {
+			return fmt.Errorf("follow %s: %w", opt.OutputPath, err) // retrying cannot help
+		}
 	}
 }
+
+// replicaReplacedError refuses a follow output whose history the replica
+// no longer holds: another database's files are there now. Follow mode
+// ends with it, as no retry can help; the output is left as it was.
+type replicaReplacedError struct{ err error }
+
+func (e *replicaReplacedError) Error() string { return e.err.Error() }
+func (e *replicaReplacedError) Unwrap() error { return e.err }
 
 // applyNewFiles applies L0 files after cur, bridging holes in L0 from
 // higher levels, and returns the TXID committed. On error the open
@@ -275,7 +287,7 @@ func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, p
 		hdr, err := readRemoteHeaderOf(ctx, r.Client, &ltx.FileInfo{Level: link.level, MinTXID: link.hdr.MinTXID, MaxTXID: cur})
 		switch {
 		case err == nil && hdr != link.hdr && link.level == 0:
-			return chainLink{}, fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur)
+			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur)}
 		case err == nil && hdr != link.hdr, errors.Is(err, os.ErrNotExist):
 			link.unproven = true
 		case err != nil:
@@ -315,7 +327,7 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 		case err == nil:
 			link = chainLink{level: 0, hdr: a.prev.hdr}
 		case errors.Is(err, errOutputDiffers):
-			return chainLink{}, fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur, err)
+			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur, err)}
 		case !errors.Is(err, os.ErrNotExist):
 			return chainLink{}, fmt.Errorf("check follow output against L0 %s: %w", cur, err)
 		default:
@@ -355,7 +367,7 @@ func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from
 		return fmt.Errorf("stat follow check restore: %w", err)
 	}
 	differs := func(err error) error {
-		return fmt.Errorf("%w: the replica no longer holds the file the output at TXID %s was brought there with, and the output brought on to TXID %s does not hold the replica's database at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, from, to, err)
+		return &replicaReplacedError{fmt.Errorf("%w: the replica no longer holds the file the output at TXID %s was brought there with, and the output brought on to TXID %s does not hold the replica's database at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, from, to, err)}
 	}
 	pageSize := int64(out.pageSize)
 	if want := int64(out.commitN) * pageSize; fi.Size() != want {

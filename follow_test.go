@@ -170,14 +170,40 @@ func TestReplica_Restore_Follow(t *testing.T) {
 // startFollow runs a follow-mode restore into out until stop is called;
 // stop returns the restore's error.
 func startFollow(follower *litestream.Replica, out string) (stop func() error) {
+	stop, _ = startFollowEnding(follower, out)
+	return stop
+}
+
+// startFollowEnding is startFollow that also returns a channel receiving the
+// restore's error if it ends by itself (stop then returns nil).
+func startFollowEnding(follower *litestream.Replica, out string) (stop func() error, ended <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
+	errc, endc := make(chan error, 1), make(chan error, 1)
 	go func() {
 		opt := litestream.NewRestoreOptions()
 		opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 20*time.Millisecond
-		errc <- follower.Restore(ctx, opt)
+		err := follower.Restore(ctx, opt)
+		if ctx.Err() == nil {
+			endc <- err
+			err = nil
+		}
+		errc <- err
 	}()
-	return func() error { cancel(); return <-errc }
+	return func() error { cancel(); return <-errc }, endc
+}
+
+// waitFollowRefused waits up to 30 s for a follow-mode restore to end by
+// itself with the refusal of a replica another database replaced.
+func waitFollowRefused(t testing.TB, ended <-chan error) {
+	t.Helper()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, litestream.ErrLTXCorrupted) || !strings.Contains(err.Error(), "replaced by another database") {
+			t.Fatalf("follow ended with %v, want the refusal of a replaced replica (ErrLTXCorrupted)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("follow did not end with the refusal of the replaced replica")
+	}
 }
 
 // waitFollowed waits until the follower's sidecar reaches the writer's TXID.

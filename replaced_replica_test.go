@@ -12,7 +12,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,7 +120,7 @@ func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
 	owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(clientA.Path()))
 	out := filepath.Join(t.TempDir(), "follow.db")
-	stop := startFollow(follower, out)
+	stop, ended := startFollowEnding(follower, out)
 	waitFollowed(t, dbA, out)
 	if !running {
 		if err := stop(); err != nil {
@@ -136,11 +135,10 @@ func testFollowRefusesReplacedReplica(t *testing.T, running bool) {
 
 	replaceReplicaWithB(t, dbA, clientA.Path(), txidA)
 	if !running {
-		stop = startFollow(follower, out) // the follower of A resumes
+		stop, ended = startFollowEnding(follower, out) // the follower of A resumes
 	}
-	waitFor(t, 10*time.Second, "the follower to refuse the replaced replica", func() bool {
-		return strings.Contains(logs.String(), "replaced by another database")
-	})
+	// Refused for good: the restore ends with the error, not only a log.
+	waitFollowRefused(t, ended)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +173,7 @@ func testFollowRefusesReplacedCompacted(t *testing.T, running bool) {
 	owner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	follower := litestream.NewReplicaWithClient(owner, file.NewReplicaClient(clientA.Path()))
 	out := filepath.Join(t.TempDir(), "follow.db")
-	stop := startFollow(follower, out)
+	stop, ended := startFollowEnding(follower, out)
 	waitFollowed(t, dbA, out)
 	if !running {
 		if err := stop(); err != nil {
@@ -197,9 +195,8 @@ func testFollowRefusesReplacedCompacted(t *testing.T, running bool) {
 	}
 	advanceB(t, dbB, appB, txidA)
 	if running {
-		waitFor(t, 10*time.Second, "the follower to refuse B's L0 file at its TXID", func() bool {
-			return strings.Contains(logs.String(), "replaced by another database")
-		})
+		// It refuses B's L0 file at its TXID, and stops for good.
+		waitFollowRefused(t, ended)
 	}
 	for round := 0; round < 2; round++ {
 		if _, err := dbB.Compact(ctx, 1); err != nil {
@@ -220,12 +217,9 @@ func testFollowRefusesReplacedCompacted(t *testing.T, running bool) {
 	}
 
 	if !running {
-		stop = startFollow(follower, out) // the follower of A resumes
+		stop, ended = startFollowEnding(follower, out) // the follower of A resumes
+		waitFollowRefused(t, ended)
 	}
-	waitFor(t, 30*time.Second, "the follower to refuse B's L1 file or move", func() bool {
-		txid, _ := litestream.ReadTXIDFile(out)
-		return txid != txidA || strings.Contains(logs.String(), "does not hold the replica's database")
-	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
