@@ -141,9 +141,9 @@ type Compactor struct {
 	// (nil: none), so that the next level's compaction need not download it.
 	localCopy func(level int, minTXID, maxTXID ltx.TXID) *localCopy
 
-	// localL0Within, if set, reports whether a local L0 file holds a TXID
-	// in a range: the DB's repair of lost files may still upload it.
-	localL0Within func(minTXID, maxTXID ltx.TXID) bool
+	// refillL0, if set, reports whether local L0 files hold TXIDs in a
+	// range the replica's L0 lacks, and has them uploaded again.
+	refillL0 func(minTXID, maxTXID ltx.TXID) bool
 
 	// spillDir takes a large output's page index; "" is os.TempDir.
 	spillDir string
@@ -308,7 +308,7 @@ func dropContained(infos []*ltx.FileInfo) []*ltx.FileInfo {
 // for the file to be listed.
 func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx.FileInfo, infos []*ltx.FileInfo) error {
 	first := infos[0]
-	ok, err := c.validStart(ctx, prev, first)
+	ok, err := c.validStart(ctx, dstLevel, prev, first)
 	if err != nil {
 		return err
 	} else if !ok {
@@ -340,17 +340,18 @@ func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap co
 // the destination's newest file, into an empty destination at TXID 1, or
 // where a snapshot reaches, since a restore can start there. The last case
 // also crosses a hole after the destination's newest file that a snapshot
-// covers and that nothing will fill: TXIDs whose L0 files were removed from
-// the replica and exist nowhere else, after which the DB went on from the
-// snapshot's. A hole a local copy can fill is waited on: the DB uploads
-// lost files again.
-func (c *Compactor) validStart(ctx context.Context, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
+// covers and that nothing will fill: files removed from the replica, after
+// which the DB went on from the snapshot's. Into L1, a hole that local L0
+// copies can fill is waited on while they are uploaded again; a Compactor
+// without the DB's local files (NewCompactor) never crosses one there.
+// Nothing makes a lost L1 file again, so holes into L2 and up are crossed.
+func (c *Compactor) validStart(ctx context.Context, dstLevel int, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
 	switch {
 	case first.MinTXID == prev.MaxTXID+1:
 		return true, nil
 	case first.MinTXID <= prev.MaxTXID:
 		return false, nil
-	case prev.MaxTXID > 0 && (c.localL0Within == nil || c.localL0Within(prev.MaxTXID+1, first.MinTXID-1)):
+	case prev.MaxTXID > 0 && dstLevel == 1 && (c.refillL0 == nil || c.refillL0(prev.MaxTXID+1, first.MinTXID-1)):
 		return false, nil
 	}
 	snapshots, err := listFrom(ctx, c.client, SnapshotLevel, 0)

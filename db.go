@@ -232,7 +232,7 @@ func (db *DB) lazyInit() {
 		db.compactor.CacheSetter = db.setMaxLTXFileInfo
 		db.compactor.spillDir = db.metaPath
 		db.compactor.localCopy = db.newLocalCopy
-		db.compactor.localL0Within = db.localL0Within
+		db.compactor.refillL0 = db.refillL0
 		db.compactor.onCompacted = func(info *ltx.FileInfo) {
 			db.emit(EventCompacted, info.Level, info.MinTXID, info.MaxTXID, nil)
 		}

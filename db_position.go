@@ -237,17 +237,23 @@ func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, e
 	return local == theirs, nil
 }
 
-// localL0Within reports whether a local L0 file holds a TXID from minTXID
-// to maxTXID.
-func (db *DB) localL0Within(minTXID, maxTXID ltx.TXID) bool {
+// refillL0 reports whether local L0 files hold TXIDs from minTXID to
+// maxTXID, which compaction found missing from the replica's L0, and has
+// the replica upload them again: a listing made after they were lost (a
+// first one, after a restart) cannot report them lost.
+func (db *DB) refillL0(minTXID, maxTXID ltx.TXID) bool {
 	entries, err := os.ReadDir(db.LTXLevelDir(0))
 	if err != nil {
 		return false
 	}
+	var local []*ltx.FileInfo
 	for _, e := range entries {
 		if lo, hi, err := ltx.ParseFilename(e.Name()); err == nil && lo == hi && lo >= minTXID && lo <= maxTXID {
-			return true
+			local = append(local, &ltx.FileInfo{Level: 0, MinTXID: lo, MaxTXID: hi})
 		}
 	}
-	return false
+	if len(local) > 0 && db.Replica != nil {
+		db.Replica.queueRepair(local)
+	}
+	return len(local) > 0
 }

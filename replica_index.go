@@ -394,6 +394,19 @@ func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo
 	r.wake()
 }
 
+// queueRepair has the next sync upload these L0 files again from their
+// local copies, each once.
+func (r *Replica) queueRepair(infos []*ltx.FileInfo) {
+	r.repairMu.Lock()
+	for _, info := range infos {
+		if !slices.ContainsFunc(r.repair, func(q *ltx.FileInfo) bool { return *q == *info }) {
+			r.repair = append(r.repair, info)
+		}
+	}
+	r.repairMu.Unlock()
+	r.wake()
+}
+
 // repairLost uploads again the lost L0 files that still have a local copy.
 func (r *Replica) repairLost(ctx context.Context) error {
 	r.repairMu.Lock()

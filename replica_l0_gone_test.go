@@ -730,3 +730,140 @@ func TestReplica_CompactionWaitsForLostL0TheHostHas(t *testing.T) {
 		t.Errorf("restore to TXID %s, whose L0 file the host still has: %v", lostTXID, err)
 	}
 }
+
+// An L0 file between files the replica still has is lost while the DB is
+// closed (a tool, a partial bucket copy); a snapshot covers it and the
+// host still has its local copy. After the restart the replica index lists
+// the level for the first time, so no listing reports the file lost:
+// compaction into L1, finding the hole, has the local copy uploaded again
+// and goes on. (Waiting on the copy without uploading it stalled L1, every
+// level above it and L0 retention for good.)
+func TestReplica_LostL0WhileClosed_CompactionGoesOn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path := filepath.Join(dir, "db")
+	db := mustOpenDamagedDB(t, path, client)
+	app := MustOpenApp(t, path, 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 2)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// While the DB is closed, the replica loses L0 file L1.max+1.
+	lostTXID := l1.MaxTXID + 1
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID == lostTXID {
+			lost = append(lost, info)
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: a new DB on the same path and local LTX files.
+	db2 := mustOpenDamagedDB(t, path, client)
+	db2.Replica.IndexRefreshInterval = -1
+	if _, err := os.Stat(db2.LTXPath(0, lostTXID, lostTXID)); err != nil {
+		t.Fatalf("local copy of L0 %s: %v", lostTXID, err)
+	}
+	t.Logf("L1 ends at %s; L0 %s lost while closed, local copy present; replica L0 %v", l1.MaxTXID, lostTXID, L0TXIDs(t, client))
+
+	var lastErr error
+	compacted := false
+	for i := 0; i < 10 && !compacted; i++ {
+		mustInsertReplicated(t, db2, app, 100+i, 1)
+		if _, err := db2.Compact(ctx, 1); err == nil {
+			compacted = true
+		} else {
+			lastErr = err
+		}
+	}
+	reuploaded := false
+	for _, info := range levelFiles(t, client, 0) {
+		reuploaded = reuploaded || info.MinTXID == lostTXID
+	}
+	t.Logf("replica L0 after 10 syncs: %v; L0 %s uploaded again: %v", L0TXIDs(t, client), lostTXID, reuploaded)
+	if !compacted {
+		t.Errorf("compaction into L1 never went on after 10 syncs and compactions (gap: %v); last error: %v",
+			errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
+	}
+	if !reuploaded {
+		t.Errorf("L0 %s, whose local copy the host has, was not uploaded again", lostTXID)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the repair")
+	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), lostTXID); got == "" {
+		t.Errorf("restore of TXID %s returned nothing", lostTXID)
+	}
+}
+
+// Only an L0 hole can be filled again (local L0 copies uploaded again; L1
+// compaction only goes forward). An L1 file lost right after L2's newest
+// file, with a snapshot covering it, is crossed by L2 even though local L0
+// copies of its TXIDs exist: waiting on them stalled L2 and every level
+// above for good, and L1 retention kept every L1 file L2 did not cover.
+func TestCompactor_L2CrossesLostL1FileSnapshotCovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenDamagedDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Compact(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 5)
+	lostL1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 3)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The L1 file right after L2's newest is lost (a tool, a partial copy).
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{lostL1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lost L1 %s-%s; snapshot covers it", lostL1.MinTXID, lostL1.MaxTXID)
+
+	db.L0Retention = time.Nanosecond // local copies may go as soon as L1 covers them
+	var lastErr error
+	ok := false
+	for i := 0; i < 5 && !ok; i++ {
+		mustInsertReplicated(t, db, app, 100+i, 1)
+		if _, err := db.Compact(ctx, 1); err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
+			t.Logf("compact L1: %v", err)
+		}
+		if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+			t.Logf("L0 retention: %v", err)
+		}
+		if _, err := db.Compact(ctx, 2); err == nil {
+			ok = true
+		} else {
+			lastErr = err
+		}
+	}
+	if !ok {
+		t.Fatalf("L2 never went past the lost L1 file the snapshot covers (gap: %v): %v", errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
+	}
+}
