@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -682,4 +683,164 @@ func TestVFS_ReuploadedFileIsNoReplacement(t *testing.T) {
 	if line := firstLine(logs.String(), "replaced"); line != "" {
 		t.Fatalf("the VFS counts a replacement once the TXID moves on: %s", line)
 	}
+}
+
+// A's latest view is built from its L1 file alone (L0 retention removed
+// the L0 files it covers); B replaces the replica with L0 files only, past
+// A's TXID: no file name is shared with the view, yet the poll must count
+// a replacement, or the hydrated file of A serves the pages whose files in
+// B's plan end at or before A's TXID (found by review rev-today3).
+func TestVFS_ReplacedReplicaNoSharedFileName(t *testing.T) {
+	ctx := context.Background()
+	dbA, appA, clientA := replicateA(t)
+	if _, err := dbA.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	dbA.L0Retention = time.Nanosecond
+	if err := dbA.EnforceL0RetentionByTime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("A: L0 %v, L1 %d files", L0TXIDs(t, clientA), len(levelFiles(t, clientA, 1)))
+	v, pool := openVFSOnA(t, file.NewReplicaClient(clientA.Path()), time.Hour, true, appA)
+	if h := v.Hydrator(); h != nil {
+		select {
+		case <-h.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("hydration did not finish")
+		}
+		t.Logf("hydrated TXID %s, err %v", h.TXID(), h.Err())
+	}
+	pos, err := dbA.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := replaceReplicaWithB(t, dbA, clientA.Path(), pos.TXID)
+	want := MustDump(t, appB)
+	v.PollOnce()
+	var res string
+	if err := pool.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+		t.Fatalf("integrity check through the VFS: %v (VFS error: %v)", err, v.LastError())
+	} else if res != "ok" {
+		t.Fatalf("the VFS serves B's TXIDs with A's pages: integrity_check: %s (VFS error: %v)", res, v.LastError())
+	}
+	if got := MustDump(t, pool); got != want {
+		t.Fatalf("vfs %s, B %s", got, want)
+	}
+}
+
+// The TXID of the same database moving on is no replacement: new L0 files
+// after the view's, an L1 file ending at the view's TXID, one spanning it,
+// and one ending there after L0 retention removed the view's newest file.
+// No poll counts a replacement (which would drop every cached page and the
+// hydrated file), and the proof costs at most one header read: none when
+// the plan still holds the view's newest file.
+func TestVFS_AdvanceOfSameDatabaseIsNoReplacement(t *testing.T) {
+	ctx := context.Background()
+	dbA, appA, clientA := replicateA(t) // L0 1..12
+	var logs syncBuffer
+	var mu sync.Mutex
+	opened := map[string]int{}
+	tc := &testClient{ReplicaClient: file.NewReplicaClient(clientA.Path()), onOpenFile: func(level int, minTXID, maxTXID ltx.TXID) error {
+		mu.Lock()
+		defer mu.Unlock()
+		opened[fmt.Sprintf("L%d %s-%s", level, minTXID, maxTXID)]++
+		return nil
+	}}
+	v := litestream.NewVFS(tc, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	v.PollInterval = time.Hour // polls only when the test says
+	v.HydrationEnabled = true
+	if err := v.Register(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	pool := mustOpenVFSDB(t, v, "app.db")
+	pool.SetMaxOpenConns(1)
+	if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+		t.Fatalf("vfs %s, A %s", got, want)
+	}
+	select {
+	case <-v.Hydrator().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("hydration did not finish")
+	}
+
+	name := func(level int, minTXID, maxTXID ltx.TXID) string {
+		return fmt.Sprintf("L%d %s-%s", level, minTXID, maxTXID)
+	}
+	commit := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			mustInsert(t, appA, 100+i)
+			if err := dbA.SyncAndWait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	compact := func() {
+		t.Helper()
+		if _, err := dbA.Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// poll polls once, checks the VFS serves A without counting a
+	// replacement, and that the poll opened the files in want that often
+	// and none of the files in none.
+	poll := func(step string, want map[string]int, none ...string) {
+		t.Helper()
+		mu.Lock()
+		clear(opened)
+		mu.Unlock()
+		v.PollOnce()
+		mu.Lock()
+		got := maps.Clone(opened)
+		mu.Unlock()
+		if line := firstLine(logs.String(), "replaced"); line != "" {
+			t.Fatalf("%s: the VFS counts a replacement: %s", step, line)
+		}
+		for f, n := range want {
+			if got[f] != n {
+				t.Errorf("%s: the poll opened %s %d times, want %d (all opens: %v)", step, f, got[f], n, got)
+			}
+		}
+		for _, f := range none {
+			if got[f] != 0 {
+				t.Errorf("%s: the poll opened %s, a file of the view it moved from, %d times (all opens: %v)", step, f, got[f], got)
+			}
+		}
+		if got, want := MustDump(t, pool), MustDump(t, appA); got != want {
+			t.Fatalf("%s: vfs %s, A %s", step, got, want)
+		}
+	}
+
+	// The plan holds the view's newest file: nothing read but L0 13 (its
+	// header and index).
+	commit(1)
+	poll("new L0 file", map[string]int{name(0, 13, 13): 3}, name(0, 12, 12), name(0, 1, 1))
+
+	// The plan goes through L1 1-13, which ends at the view's TXID: its
+	// header (the proof) and index; L0 13 is not read.
+	compact()
+	commit(1)
+	poll("L1 file ending at the view's TXID", map[string]int{name(1, 1, 13): 3, name(0, 14, 14): 3}, name(0, 13, 13))
+
+	// L1 14-16 spans the view's TXID 14: the view's newest file L0 14 is
+	// still stored with its header (one read).
+	commit(2)
+	compact()
+	poll("L1 file spanning the view's TXID", map[string]int{name(0, 14, 14): 1, name(1, 14, 16): 3}, name(1, 1, 13))
+
+	// L0 retention removed the view's newest file L0 17 once L1 17-17
+	// covered it: the L1 file's header has L0 17's time and commit.
+	commit(1)
+	poll("new L0 file after compaction", map[string]int{name(0, 17, 17): 3}, name(1, 14, 16))
+	compact()
+	commit(1)
+	dbA.L0Retention = time.Nanosecond
+	if err := dbA.EnforceL0RetentionByTime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l0 := L0TXIDs(t, clientA); len(l0) != 1 || l0[0] != 18 {
+		t.Fatalf("precondition: L0 holds %v, want only 18", l0)
+	}
+	poll("view's newest file removed by retention", map[string]int{name(1, 17, 17): 3, name(0, 18, 18): 3}, name(1, 14, 16))
 }

@@ -408,6 +408,15 @@ func (v *VFS) refreshLatest() error {
 	} else if cur != nil {
 		why, again = replacesFiles(v.ctx, v.client, cur, plan)
 		v.logRelisted(again)
+		if why == "" {
+			// No file of the view was written again, but another database
+			// may have replaced the replica under other names: its files
+			// ending at or before cur's TXID would be read with cur's
+			// caches and hydrated file.
+			if why, err = advanceReplaced(v.ctx, v.client, cur, plan, again); err != nil {
+				return fmt.Errorf("latest TXID %s: %w", newest, err)
+			}
+		}
 	}
 	known := v.knownIndex
 	if why != "" {
@@ -510,6 +519,56 @@ func sameTXIDReplaced(ctx context.Context, client ReplicaClient, view *txView, p
 		return fmt.Sprintf("%s has another header", newest), nil, nil
 	}
 	return "", again, nil
+}
+
+// advanceReplaced tells why plan, which ends past view's TXID, may be of
+// another database than view, or "" if it is shown to continue view. LTX
+// files carry no database checksum (NoChecksum), so the proofs are, the
+// cheapest first: the plan holds the view's newest file as listed when the
+// view was built (with a time) or listed again with its bytes (no
+// request: new L0 files after the view); the plan's file ending at the
+// view's TXID has the page size, commit and time of the view's newest
+// header, as a compaction of the view's files does (one header read); the
+// view's newest file is still stored with its header (one header read).
+// Anything else counts as replaced, e.g. a plan sharing no file with the
+// view, its files wiped: a needless replacement costs caches and the
+// hydrated file, a missed one serves pages of two databases.
+func advanceReplaced(ctx context.Context, client ReplicaClient, view *txView, plan []*ltx.FileInfo, again []*ltxIndex) (string, error) {
+	newest := view.files[len(view.files)-1].key
+	var boundary *ltx.FileInfo
+	for _, info := range plan {
+		k := fileKeyOf(info)
+		if k == newest && !info.CreatedAt.IsZero() {
+			return "", nil
+		}
+		for _, x := range again {
+			if x.key == k && sameName(k, newest) {
+				return "", nil
+			}
+		}
+		if info.MaxTXID == view.txid {
+			boundary = info
+		}
+	}
+
+	if boundary != nil && !sameName(fileKeyOf(boundary), newest) {
+		hdr, err := FetchLTXHeader(ctx, client, boundary)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("read header of %s: %w", fileKeyOf(boundary), err)
+		} else if err == nil && hdr.PageSize == view.last.PageSize && hdr.Commit == view.last.Commit && hdr.Timestamp == view.last.Timestamp {
+			return "", nil
+		}
+	}
+
+	hdr, err := FetchLTXHeader(ctx, client, &ltx.FileInfo{Level: newest.level, MinTXID: newest.minTXID, MaxTXID: newest.maxTXID})
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("%s is gone and the plan shows no continuation of TXID %s", newest, view.txid), nil
+	} else if err != nil {
+		return "", fmt.Errorf("read header of %s: %w", newest, err)
+	} else if hdr != view.last {
+		return fmt.Sprintf("%s has another header", newest), nil
+	}
+	return "", nil
 }
 
 // replacesFiles tells why plan replaces a file of view, or "" if it does
