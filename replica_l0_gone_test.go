@@ -6,6 +6,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -19,40 +20,25 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// the replica's newest L0 files are gone (outside tool, partial
-// bucket copy) while L1 lags behind the snapshot, the normal state between
-// L1 compactions: L1 ends at 5, the snapshot at 8, L0 6..8 removed. A new
-// host adopts the snapshot's TXID 8 and writes TXID 9 on. Compaction into
-// L1 then waits for L0 6..8, which can never come: L1 (and every level
-// above it, and with it L0 retention) is stuck for good, and the replica's
-// and the local L0 files grow without bound.
+// The replica's newest L0 files are gone (outside tool, partial bucket
+// copy) while L1 lags behind the snapshot, the normal state between L1
+// compactions: L1 ends at 5, the snapshot at 8, L0 6..8 removed. A new host
+// continues after the snapshot's TXID 8, and compaction into L1 crosses the
+// hole the snapshot covers instead of waiting for L0 6..8, which can never
+// come (that stalled L1, every level above it and L0 retention for good).
 func TestReplica_NewHostOverSnapshotPastL1_CompactionGoesOn(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	ctx, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 5)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
 	mustInsertReplicated(t, db, app, 10, 3) // L0 past L1: not compacted yet
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustSnapshot(t, db)
+	mustClose(t, db)
 	l1 := levelFiles(t, client, 1)
 	snaps := levelFiles(t, client, litestream.SnapshotLevel)
 	t.Logf("L1 ends at %s, snapshot at %s", l1[len(l1)-1].MaxTXID, snaps[len(snaps)-1].MaxTXID)
-	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustDropLevel(t, client, 0)
 
-	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
-	app2 := MustOpenApp(t, path2, 4096)
-	db2 := mustOpenManualDB(t, path2, client)
+	db2, app2 := openNewHost(t, client)
 	mustInsertReplicated(t, db2, app2, 100, 3)
 	t.Logf("new host's L0 TXIDs: %v", L0TXIDs(t, client))
 	mustRestoreEquals(t, client, MustDump(t, app2), "after the new host's commits")
@@ -68,15 +54,13 @@ func TestReplica_NewHostOverSnapshotPastL1_CompactionGoesOn(t *testing.T) {
 	}
 }
 
-// TestDB_Open_ReplicaUnreachable_LocalPassesReplica over a
-// replica whose newest L0 files are gone (its newest file is L1's / the
-// snapshot's [1-M]). The new host captures locally from TXID 1 while the
-// replica does not answer; when it answers, sameL0AsReplica looks for a
-// local L0 file named [1-M], finds none ("gone locally => same"), and the
-// uploader puts the new host's incremental L0 files M+1.. on top of the
-// replica's [1-M], which is another history: the new host's commits 2..M
-// (updates of row 1) are not in the replica, and the latest restore is a
-// state the app never committed.
+// TestDB_Open_ReplicaUnreachable_LocalPassesReplica over a replica whose
+// newest L0 files are gone (its newest file is L1's or the snapshot's
+// [1-M]). The new host captures locally from TXID 1 while the replica does
+// not answer. When it answers, no local file has the range [1-M], which
+// must not count as the same history: its files M+1.. would go on top of
+// the replica's [1-M], without its commits 2..M, and the latest restore
+// would be a state the app never committed.
 func TestReplica_UnreachableStart_LocalPassesCompactedNewest(t *testing.T) {
 	for _, snapshot := range []bool{false, true} {
 		t.Run(map[bool]string{false: "L1", true: "snapshot"}[snapshot], func(t *testing.T) {
@@ -90,9 +74,7 @@ func TestReplica_UnreachableStart_LocalPassesCompactedNewest(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := db.Compact(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
+			mustCompact(t, db, 1)
 			if snapshot {
 				if _, err := db.Snapshot(ctx); err != nil {
 					t.Fatal(err)
@@ -101,12 +83,8 @@ func TestReplica_UnreachableStart_LocalPassesCompactedNewest(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := db.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-				t.Fatal(err)
-			}
+			mustClose(t, db)
+			mustDropLevel(t, client, 0)
 			var max ltx.TXID
 			for level := 1; level <= litestream.SnapshotLevel; level++ {
 				for _, info := range levelFiles(t, client, level) {
@@ -154,34 +132,21 @@ func TestReplica_UnreachableStart_LocalPassesCompactedNewest(t *testing.T) {
 	}
 }
 
-// a crash between writing the L0 file after a fetched compacted
-// file and removing that copy (db_sync.go: applySyncResult, then
-// removeFetchedCompacted) leaves the copy [1-M] in the local L0 directory
-// for good: nothing removes it later (only the sync right after the fetch
-// does). Besides the disk it takes (up to the database size), it is taken
-// by behindLocal for a local file holding TXIDs 1..M: when the replica is
+// A crash between writing the L0 file after a fetched compacted file and
+// removing that copy leaves the copy [1-M] in the local L0 directory. It
+// must not count as a local file holding TXIDs 1..M: when the replica is
 // later wiped and the uploader must start over from TXID 1, the missing
-// local L0 1 is reported as a hole instead of "replica behind the local
-// files", and the replica is never re-seeded (without AutoRecoverEnabled).
+// local L0 1 is then "replica behind the local files", and the replica is
+// re-seeded, not stalled on a hole.
 func TestReplica_FetchedCopyLeftByCrash_ReseedAfterWipe(t *testing.T) {
 	for _, leftover := range []bool{false, true} {
 		t.Run(map[bool]string{false: "removed", true: "leftover"}[leftover], func(t *testing.T) {
-			ctx := context.Background()
-			dir := t.TempDir()
-			client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-			db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-			app := MustOpenApp(t, db.Path(), 4096)
+			ctx, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 			mustInsertReplicated(t, db, app, 1, 5)
-			if _, err := db.Compact(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+			mustCompact(t, db, 1)
+			mustClose(t, db)
 			l1 := levelFiles(t, client, 1)
-			if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-				t.Fatal(err)
-			}
+			mustDropLevel(t, client, 0)
 
 			path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
 			app2 := MustOpenApp(t, path2, 4096)
@@ -285,31 +250,20 @@ func TestReplica_Lease_FencedMidBatchStopsUploading(t *testing.T) {
 	}
 }
 
-// the copy of a fetched snapshot is removed only by syncChunk
-// (db_sync.go removeFetchedCompacted). A snapshot's header carries its WAL
-// range, so on the host that wrote it, with the WAL still that generation,
-// verify continues from it without writing anything new. A TRUNCATE
-// checkpoint then writes the next L0 file through writeBoundarySnapshot,
-// which does not remove the copy: it stays in the local L0 directory for
-// good (as large as the database), with the consequence shown in
-// TestReplica_FetchedCopyLeftByCrash_ReseedAfterWipe.
+// A snapshot's header carries its WAL range, so on the host that wrote it,
+// with the WAL still that generation, the sync after fetching it continues
+// from it without writing anything new; a TRUNCATE checkpoint then writes
+// the next L0 file through its boundary snapshot. That write too removes
+// the fetched copy, which is as large as the database.
 func TestDB_FetchedSnapshotCopyRemovedByBoundarySnapshot(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	ctx, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 5)
 	info, err := db.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustClose(t, db)
+	mustDropLevel(t, client, 0)
 	if err := os.RemoveAll(db.LTXDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +360,7 @@ func testNewestL0Lost(t *testing.T, restart bool) {
 // mustOpenDamagedDB opens a manual DB whose replica a test damages: at
 // cleanup it closes the DB but does not check the replica's invariants,
 // which the damage breaks (L0 is no longer dense).
-func mustOpenDamagedDB(t *testing.T, path string, client litestream.ReplicaClient) *litestream.DB {
+func mustOpenDamagedDB(t testing.TB, path string, client litestream.ReplicaClient) *litestream.DB {
 	t.Helper()
 	db := litestream.NewDB(path)
 	db.Replica = litestream.NewReplicaWithClient(db, client)
@@ -427,20 +381,14 @@ func mustOpenDamagedDB(t *testing.T, path string, client litestream.ReplicaClien
 // A fetched copy a crash left behind a newer L0 file is removed when the
 // DB opens again: it can be as large as the database.
 func TestDB_Open_RemovesFetchedCopyLeftByCrash(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	_, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 3)
 	// What a crash right after the L0 file following a fetched [1-2] leaves.
 	leftover := db.LTXPath(0, 1, 2)
 	if err := os.WriteFile(leftover, []byte("fetched copy"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustClose(t, db)
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -457,28 +405,14 @@ func TestDB_Open_RemovesFetchedCopyLeftByCrash(t *testing.T) {
 // start again at 1 under the compacted files, or the latest restore shows
 // the snapshot's state instead of the new commits.
 func TestReplica_NewHostOverReplicaWithoutL0(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	_, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 5)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
+	mustSnapshot(t, db)
+	mustClose(t, db)
+	mustDropLevel(t, client, 0)
 
-	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
-	app2 := MustOpenApp(t, path2, 4096)
-	db2 := mustOpenManualDB(t, path2, client)
+	db2, app2 := openNewHost(t, client)
 	mustInsertReplicated(t, db2, app2, 100, 3)
 	if got := L0TXIDs(t, client); len(got) == 0 || got[0] <= 5 {
 		t.Errorf("new host's L0 TXIDs %v: want them after the compacted files' TXID 5", got)
@@ -490,21 +424,11 @@ func TestReplica_NewHostOverReplicaWithoutL0(t *testing.T) {
 // them, and its local L0 files retained away: opened again, it continues
 // after L1's TXID instead of writing TXID 1 under it.
 func TestReplica_ReopenOverReplicaWithoutL0(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	_, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 5)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
+	mustClose(t, db)
+	mustDropLevel(t, client, 0)
 	if err := os.RemoveAll(db.LTXLevelDir(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -523,30 +447,18 @@ func TestReplica_ReopenOverReplicaWithoutL0(t *testing.T) {
 // the snapshot's TXID, and compaction into L1 then goes on from there
 // without waiting on the TXIDs only the snapshot holds.
 func TestReplica_NewHostOverSnapshotOnly(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	app := MustOpenApp(t, db.Path(), 4096)
+	ctx, _, client, db, app := openL0Gone(t, mustOpenManualDB)
 	mustInsertReplicated(t, db, app, 1, 5)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
+	mustSnapshot(t, db)
+	mustClose(t, db)
 	for _, level := range []int{0, 1} {
 		if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, level)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	path2 := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
-	app2 := MustOpenApp(t, path2, 4096)
-	db2 := mustOpenManualDB(t, path2, client)
+	db2, app2 := openNewHost(t, client)
 	mustInsertReplicated(t, db2, app2, 100, 3)
 	if _, err := db2.Compact(ctx, 1); err != nil {
 		t.Fatalf("compact L1 after the snapshot: %v", err)
@@ -585,15 +497,9 @@ func TestReplica_UnreachableStart_OtherHistoryAgreeingOnLastPages(t *testing.T) 
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.DeleteLTXFiles(ctx, levelFiles(t, client, 0)); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
+	mustClose(t, db)
+	mustDropLevel(t, client, 0)
 	var max ltx.TXID
 	for _, info := range levelFiles(t, client, 1) {
 		max = info.MaxTXID
@@ -683,9 +589,7 @@ func TestReplica_CompactionWaitsForLostL0TheHostHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustInsertReplicated(t, db, app, 10, 3)
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustSnapshot(t, db)
 	mustInsertReplicated(t, db, app, 20, 2)
 	lostTXID := l1.MaxTXID + 1
 	var lost []*ltx.FileInfo
@@ -751,13 +655,9 @@ func TestReplica_LostL0WhileClosed_CompactionGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustInsertReplicated(t, db, app, 10, 3)
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustSnapshot(t, db)
 	mustInsertReplicated(t, db, app, 20, 2)
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustClose(t, db)
 
 	// While the DB is closed, the replica loses L0 file L1.max+1.
 	lostTXID := l1.MaxTXID + 1
@@ -822,9 +722,7 @@ func TestCompactor_L2CrossesLostL1FileSnapshotCovers(t *testing.T) {
 	db := mustOpenDamagedDB(t, filepath.Join(dir, "db"), client)
 	app := MustOpenApp(t, db.Path(), 4096)
 	mustInsertReplicated(t, db, app, 1, 5)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
 	if _, err := db.Compact(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -834,12 +732,8 @@ func TestCompactor_L2CrossesLostL1FileSnapshotCovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustInsertReplicated(t, db, app, 20, 3)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustCompact(t, db, 1)
+	mustSnapshot(t, db)
 	// The L1 file right after L2's newest is lost (a tool, a partial copy).
 	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{lostL1}); err != nil {
 		t.Fatal(err)
@@ -865,5 +759,58 @@ func TestCompactor_L2CrossesLostL1FileSnapshotCovers(t *testing.T) {
 	}
 	if !ok {
 		t.Fatalf("L2 never went past the lost L1 file the snapshot covers (gap: %v): %v", errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
+	}
+}
+
+// openL0Gone opens a DB with open (mustOpenManualDB, or mustOpenDamagedDB
+// when the test breaks the replica's invariants), its file replica in a
+// temp dir and an app pool.
+func openL0Gone(t *testing.T, open func(testing.TB, string, litestream.ReplicaClient) *litestream.DB) (context.Context, string, *file.ReplicaClient, *litestream.DB, *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := open(t, filepath.Join(dir, "db"), client)
+	return context.Background(), dir, client, db, MustOpenApp(t, db.Path(), 4096)
+}
+
+// openNewHost restores the replica's latest state on a new host and opens
+// a manual DB on it, replicating to the same replica.
+func openNewHost(t *testing.T, client litestream.ReplicaClient) (*litestream.DB, *sql.DB) {
+	t.Helper()
+	path := MustRestore(t, litestream.NewReplicaWithClient(nil, client), 0)
+	app := MustOpenApp(t, path, 4096)
+	return mustOpenManualDB(t, path, client), app
+}
+
+func mustCompact(t testing.TB, db *litestream.DB, level int) *ltx.FileInfo {
+	t.Helper()
+	info, err := db.Compact(context.Background(), level)
+	if err != nil {
+		t.Fatalf("compact L%d: %v", level, err)
+	}
+	return info
+}
+
+func mustSnapshot(t testing.TB, db *litestream.DB) *ltx.FileInfo {
+	t.Helper()
+	info, err := db.Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return info
+}
+
+func mustClose(t testing.TB, db *litestream.DB) {
+	t.Helper()
+	if err := db.Close(context.Background()); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+// mustDropLevel removes every replica file at level, as an outside tool.
+func mustDropLevel(t testing.TB, client litestream.ReplicaClient, level int) {
+	t.Helper()
+	if err := client.DeleteLTXFiles(context.Background(), levelFiles(t, client, level)); err != nil {
+		t.Fatal(err)
 	}
 }
