@@ -568,11 +568,18 @@ func (h *replicaHunt) damage(i int) {
 	} else if err := os.MkdirAll(tmp, 0o755); err != nil {
 		h.fatal(err)
 	}
+	// Only the LTX files change: the lease record is not the replica's
+	// data, and a tool that wiped it while processes run would let two of
+	// them hold "the" lease, which no fencing survives.
 	old := filepath.Join(h.dir, fmt.Sprintf("old%d-%d", i, h.rng.Int()))
-	if err := os.Rename(h.replicaDir, old); err != nil && !os.IsNotExist(err) {
+	ltxDir := filepath.Join(h.replicaDir, "ltx")
+	if err := os.MkdirAll(h.replicaDir, 0o755); err != nil {
 		h.fatal(err)
 	}
-	if err := os.Rename(tmp, h.replicaDir); err != nil {
+	if err := os.Rename(ltxDir, old); err != nil && !os.IsNotExist(err) {
+		h.fatal(err)
+	}
+	if err := os.Rename(filepath.Join(tmp, "ltx"), ltxDir); err != nil && !os.IsNotExist(err) {
 		h.fatal(err)
 	}
 	h.lostBelow = lost
