@@ -847,7 +847,9 @@ func (o *followOutput) commit(ctx context.Context) error {
 		}
 	}
 	for {
-		_, err := o.conn.ExecContext(ctx, `COMMIT`)
+		// Not interruptible: the driver reports a COMMIT that completed
+		// while ctx ended as failed, and -txid would then lag the output.
+		_, err := o.conn.ExecContext(context.WithoutCancel(ctx), `COMMIT`)
 		if err == nil {
 			break
 		} else if !isBusy(err) || ctx.Err() != nil {
