@@ -189,7 +189,12 @@ func startFollowEnding(follower *litestream.Replica, out string) (stop func() er
 		}
 		errc <- err
 	}()
-	return func() error { cancel(); return <-errc }, endc
+	var once sync.Once
+	var stopErr error
+	return func() error { // may be called again: returns the same result
+		once.Do(func() { cancel(); stopErr = <-errc })
+		return stopErr
+	}, endc
 }
 
 // waitFollowRefused waits up to 30 s for a follow-mode restore to end by

@@ -134,7 +134,11 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 			}
 			madeDir = true
 		}
-		last, err = restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism)
+		var followTXID ltx.TXID // written beside the output before it is placed
+		if opt.Follow {
+			followTXID = plan[len(plan)-1].MaxTXID
+		}
+		last, err = restorePlan(ctx, r.Client, plan, opt.OutputPath, opt.Parallelism, opt.IntegrityCheck, followTXID)
 		if err == nil {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || attempt == restoreReplanAttempts || ctx.Err() != nil {
@@ -142,19 +146,8 @@ func (r *Replica) Restore(ctx context.Context, opt RestoreOptions) (err error) {
 		}
 		r.Logger().Info("replica file deleted during restore, planning again", "attempt", attempt, "error", err)
 	}
-	if err := checkIntegrity(ctx, opt.OutputPath, opt.IntegrityCheck); err != nil {
-		if ctx.Err() == nil {
-			removeDatabaseFiles(opt.OutputPath)
-		}
-		return fmt.Errorf("post-restore integrity check: %w", err)
-	}
-
 	if opt.Follow {
-		txid := plan[len(plan)-1].MaxTXID
-		if err := WriteTXIDFile(opt.OutputPath, txid); err != nil {
-			return err
-		}
-		return r.follow(ctx, opt, txid, last)
+		return r.follow(ctx, opt, plan[len(plan)-1].MaxTXID, last)
 	}
 	return nil
 }
@@ -352,8 +345,11 @@ func betterPlanFile(a, b *ltx.FileInfo) bool {
 }
 
 // restorePlan applies the plan's files, in order, to a database at outputPath,
-// and returns the last one's link for follow mode.
-func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int) (_ chainLink, err error) {
+// and returns the last one's link for follow mode. The database is checked
+// (mode) before it is placed, so that a failed or interrupted check leaves
+// no output; with followTXID, the -txid sidecar is written first too, so
+// that a follower that dies right after placing it can resume.
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, parallelism int, mode IntegrityCheckMode, followTXID ltx.TXID) (_ chainLink, err error) {
 	tmpPath := outputPath + ".tmp"
 	f, err := openRestoreTemp(tmpPath)
 	if err != nil {
@@ -393,8 +389,11 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	} else if err := f.Sync(); err != nil {
 		return chainLink{}, fmt.Errorf("sync restore file: %w", err)
 	}
+	if err := checkIntegrity(ctx, tmpPath, mode); err != nil {
+		return chainLink{}, fmt.Errorf("post-restore integrity check: %w", err)
+	}
 	// Placed while still locked: another restore cannot truncate it first.
-	return a.prev, moveRestoredIntoPlace(tmpPath, outputPath)
+	return a.prev, placeRestored(tmpPath, outputPath, followTXID)
 }
 
 // removeIfSameFile removes path if it is still f's file, not one another
@@ -428,6 +427,36 @@ func moveRestoredIntoPlace(tmpPath, outputPath string) error {
 			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
 		}
 	}
+	return renameRestored(tmpPath, outputPath)
+}
+
+// placeRestored is moveRestoredIntoPlace that, with followTXID, writes the
+// -txid sidecar just before the rename: an output never stands without it.
+func placeRestored(tmpPath, outputPath string, followTXID ltx.TXID) error {
+	if followTXID == 0 {
+		return moveRestoredIntoPlace(tmpPath, outputPath)
+	}
+	if _, err := os.Lstat(outputPath); err == nil {
+		return outputCreatedError(outputPath, os.ErrExist)
+	}
+	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", nextTXIDPath(outputPath)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
+		}
+	}
+	if err := WriteTXIDFile(outputPath, followTXID); err != nil {
+		return err
+	}
+	if err := renameRestored(tmpPath, outputPath); err != nil {
+		_ = os.Remove(TXIDPath(outputPath)) // not ours to leave beside another's file
+		return err
+	}
+	return nil
+}
+
+// renameRestored renames the restored database to outputPath, which must
+// not exist, and makes the rename durable.
+func renameRestored(tmpPath, outputPath string) error {
 	if err := renameNoReplace(tmpPath, outputPath); errors.Is(err, os.ErrExist) {
 		return outputCreatedError(outputPath, err)
 	} else if err != nil {
