@@ -76,7 +76,9 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 	}
 
 	// The saved TXID must still be continuable: some file must start at or
-	// before the next TXID, unless nothing newer exists at all.
+	// before the next TXID, unless nothing newer exists at all. A snapshot
+	// past it counts: it holds every page, so bridge applies it over the
+	// output when retention removed the files in between.
 	var newest ltx.TXID
 	continuable := false
 	for level := SnapshotLevel; level >= 0; level-- {
@@ -86,7 +88,7 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 		}
 		for _, info := range infos {
 			newest = max(newest, info.MaxTXID)
-			if level != SnapshotLevel && info.MinTXID <= txid+1 && info.MaxTXID > txid {
+			if info.MinTXID <= txid+1 && info.MaxTXID > txid {
 				continuable = true
 			}
 		}
@@ -470,13 +472,20 @@ func (c *outputComparer) WriteAt(p []byte, off int64) (int, error) {
 var followOwnHeader = [][2]int{{18, 20}, {24, 32}, {92, 100}}
 
 // bridge applies higher-level files that continue from prev, for when L0
-// retention removed the files right after it.
+// retention removed the files right after it. When no level below the
+// snapshots continues it (snapshot retention removed their files too), the
+// newest snapshot past cur does: it holds every page of the database at
+// its TXID, so the output becomes exactly that state.
 func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, chainLink, error) {
 	var prev chainLink
-	for level := 1; level < SnapshotLevel; level++ {
+	for level := 1; level <= SnapshotLevel; level++ {
 		infos, err := listFrom(ctx, r.Client, level, 0)
 		if err != nil {
 			return cur, prev, fmt.Errorf("list L%d: %w", level, err)
+		}
+		if level == SnapshotLevel {
+			// One snapshot is enough; older ones would only be rewritten.
+			infos = newestSnapshotAfter(infos, cur)
 		}
 		start := cur
 		for _, info := range infos {
@@ -497,6 +506,21 @@ func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (
 		}
 	}
 	return cur, prev, nil
+}
+
+// newestSnapshotAfter returns the snapshot continuing cur with the highest
+// MaxTXID, if any (the same test as resumeFollow's).
+func newestSnapshotAfter(infos []*ltx.FileInfo, cur ltx.TXID) []*ltx.FileInfo {
+	var newest *ltx.FileInfo
+	for _, info := range infos {
+		if info.MinTXID <= cur+1 && info.MaxTXID > cur && (newest == nil || info.MaxTXID > newest.MaxTXID) {
+			newest = info
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	return []*ltx.FileInfo{newest}
 }
 
 // applyFile downloads and verifies a whole file, checking that it continues

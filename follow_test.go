@@ -175,7 +175,8 @@ func startFollow(follower *litestream.Replica, out string) (stop func() error) {
 }
 
 // startFollowEnding is startFollow that also returns a channel receiving the
-// restore's error if it ends by itself (stop then returns nil).
+// restore's error if it ends by itself (stop then returns nil). stop may be
+// called again, e.g. deferred after a test's own call.
 func startFollowEnding(follower *litestream.Replica, out string) (stop func() error, ended <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc, endc := make(chan error, 1), make(chan error, 1)
@@ -189,12 +190,7 @@ func startFollowEnding(follower *litestream.Replica, out string) (stop func() er
 		}
 		errc <- err
 	}()
-	var once sync.Once
-	var stopErr error
-	return func() error { // may be called again: returns the same result
-		once.Do(func() { cancel(); stopErr = <-errc })
-		return stopErr
-	}, endc
+	return sync.OnceValue(func() error { cancel(); return <-errc }), endc
 }
 
 // waitFollowRefused waits up to 30 s for a follow-mode restore to end by
