@@ -20,9 +20,6 @@
 // Environment: LITESTREAM_FOLLOW_HUNT_SEED (one seed),
 // LITESTREAM_FOLLOW_HUNT_FIRST and LITESTREAM_FOLLOW_HUNT_SEEDS (a range,
 // default 1 and 20), LITESTREAM_FOLLOW_HUNT_STEPS (default 40),
-// LITESTREAM_FOLLOW_HUNT_STRICT=1 (fail on the known, still open bugs
-// named in the code, which the hunt otherwise notes in its trace and goes
-// on past),
 // LITESTREAM_FOLLOW_HUNT_TRACE=1 (log the steps of passing seeds too). The
 // follower polls on its own goroutine (or process), so a replay is the same
 // sequence of steps, not always the same timing.
@@ -96,8 +93,6 @@ type followHunt struct {
 	logs             *syncBuffer // the in-process follower's log
 	checked, unknown int
 	derived          int // checks against a restore at an unrecorded TXID
-	known            int // known bugs tolerated (LITESTREAM_FOLLOW_HUNT_STRICT unset)
-	knownKind        map[string]int
 	trace            []string
 }
 
@@ -106,7 +101,7 @@ func newFollowHunt(t *testing.T, seed int64) *followHunt {
 	h := &followHunt{
 		t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), dir: dir, ctx: context.Background(),
 		path: filepath.Join(dir, "primary.db"), replicaDir: filepath.Join(dir, "replica"),
-		out: filepath.Join(dir, "follow", "out.db"), states: map[ltx.TXID]map[string]bool{}, knownKind: map[string]int{},
+		out: filepath.Join(dir, "follow", "out.db"), states: map[ltx.TXID]map[string]bool{},
 	}
 	if err := os.MkdirAll(filepath.Dir(h.out), 0o755); err != nil {
 		t.Fatal(err)
@@ -584,11 +579,6 @@ func (h *followHunt) checkOutput(killed bool) {
 			if derived {
 				h.derived++
 			}
-			if n > txid && !killed {
-				h.known++
-				h.knownKind["StopDuringCommit"]++
-				h.tracef("   known bug: a clean stop left -txid at %s, the output at %s (TestReplica_Follow_StopDuringCommitKeepsTXIDFile)", txid, n)
-			}
 			h.tracef("   output at -txid %s (next %s) holds %s, the state at %s", txid, hi, got, n)
 			return
 		}
@@ -710,7 +700,7 @@ func (h *followHunt) finish() {
 	if os.Getenv("LITESTREAM_FOLLOW_HUNT_TRACE") != "" {
 		h.t.Logf("steps:\n  %s", strings.Join(h.trace, "\n  "))
 	}
-	h.t.Logf("seed %d: %d outputs checked (%d against a restore at an unrecorded TXID), %d unrecorded and no longer restorable, %d known bugs tolerated %v", h.seed, h.checked, h.derived, h.unknown, h.known, h.knownKind)
+	h.t.Logf("seed %d: %d outputs checked (%d against a restore at an unrecorded TXID), %d unrecorded and no longer restorable", h.seed, h.checked, h.derived, h.unknown)
 }
 
 func (h *followHunt) fatal(err error) { h.t.Helper(); h.fatalf("%v", err) }
