@@ -252,9 +252,11 @@ func (c *Compactor) Compact(ctx context.Context, dstLevel int) (*ltx.FileInfo, e
 	if len(infos) == 0 {
 		return nil, ErrNoCompaction
 	}
-	if err := c.compactionInputs(ctx, dstLevel, prev, infos); err != nil {
+	n, err := c.compactionInputs(ctx, dstLevel, prev, infos)
+	if err != nil {
 		return nil, err
 	}
+	infos = infos[:n]
 
 	var info *ltx.FileInfo
 	var link chainLink
@@ -302,27 +304,37 @@ func dropContained(infos []*ltx.FileInfo) []*ltx.FileInfo {
 
 // compactionInputs checks that infos, the source files past the
 // destination's newest file prev, continue the destination and each other
-// with no gap. A gap is a file missing from the listing (or never written);
-// compacting past it would leave a hole in the destination that restores
-// cannot cross, so the compaction waits, with an ErrCompactionGap error,
-// for the file to be listed.
-func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx.FileInfo, infos []*ltx.FileInfo) error {
+// with no gap, and returns how many of them to compact. A gap is a file
+// missing from the listing (or never written); compacting past it would
+// leave a hole in the destination that restores cannot cross, so the
+// compaction waits, with an ErrCompactionGap error, for the file to be
+// listed. A hole between inputs that validStart would cross ends the
+// inputs there: the next compaction starts after it.
+func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx.FileInfo, infos []*ltx.FileInfo) (int, error) {
 	first := infos[0]
 	ok, err := c.validStart(ctx, dstLevel, prev, first)
 	if err != nil {
-		return err
+		return 0, err
 	} else if !ok {
-		return c.gapError(dstLevel, first, fmt.Errorf("%w: L%d ends at TXID %s, the next listed L%d file starts at %s",
+		return 0, c.gapError(dstLevel, first, fmt.Errorf("%w: L%d ends at TXID %s, the next listed L%d file starts at %s",
 			ErrCompactionGap, dstLevel, prev.MaxTXID, first.Level, first.MinTXID), compactionGap{want: prev.MaxTXID + 1, next: first.MinTXID})
 	}
 	for i := 1; i < len(infos); i++ {
-		if before, info := infos[i-1], infos[i]; info.MinTXID != before.MaxTXID+1 {
-			return c.gapError(dstLevel, info, fmt.Errorf("%w: L%d file ending at TXID %s is followed by one starting at %s",
-				ErrCompactionGap, info.Level, before.MaxTXID, info.MinTXID), compactionGap{want: before.MaxTXID + 1, next: info.MinTXID})
+		before, info := infos[i-1], infos[i]
+		if info.MinTXID == before.MaxTXID+1 {
+			continue
 		}
+		if ok, err := c.crossableHole(ctx, dstLevel, before.MaxTXID, info); err != nil {
+			return 0, err
+		} else if ok {
+			c.setGap(dstLevel, compactionGap{}, nil)
+			return i, nil
+		}
+		return 0, c.gapError(dstLevel, info, fmt.Errorf("%w: L%d file ending at TXID %s is followed by one starting at %s",
+			ErrCompactionGap, info.Level, before.MaxTXID, info.MinTXID), compactionGap{want: before.MaxTXID + 1, next: info.MinTXID})
 	}
 	c.setGap(dstLevel, compactionGap{}, nil)
-	return nil
+	return len(infos), nil
 }
 
 // gapError returns err as the error of the file after a gap, and logs the
@@ -337,23 +349,38 @@ func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap co
 }
 
 // validStart reports whether a compaction may start with first: right after
-// the destination's newest file, into an empty destination at TXID 1, or
-// where a snapshot reaches, since a restore can start there. The last case
-// also crosses a hole after the destination's newest file that a snapshot
-// covers and that nothing will fill: files removed from the replica, after
-// which the DB went on from the snapshot's. Into L1, a hole that local L0
-// copies can fill is waited on while they are uploaded again; a Compactor
-// without the DB's local files (NewCompactor) never crosses one there.
-// Nothing makes a lost L1 file again, so holes into L2 and up are crossed.
+// the destination's newest file, into an empty destination at TXID 1 or
+// where a snapshot reaches (a restore can start there), or across a hole
+// crossableHole allows.
 func (c *Compactor) validStart(ctx context.Context, dstLevel int, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
 	switch {
 	case first.MinTXID == prev.MaxTXID+1:
 		return true, nil
 	case first.MinTXID <= prev.MaxTXID:
 		return false, nil
-	case prev.MaxTXID > 0 && dstLevel == 1 && (c.refillL0 == nil || c.refillL0(prev.MaxTXID+1, first.MinTXID-1)):
+	case prev.MaxTXID > 0:
+		return c.crossableHole(ctx, dstLevel, prev.MaxTXID, first)
+	}
+	return c.snapshotReaches(ctx, first)
+}
+
+// crossableHole reports whether the TXIDs after after and before next, which
+// the source level lacks, may be left out of the destination: a snapshot
+// covers them, so restores start there, and nothing will fill them (files
+// removed from the replica, after which the DB went on from the snapshot's).
+// Into L1, a hole that local L0 copies can fill is waited on while they are
+// uploaded again; a Compactor without the DB's local files (NewCompactor)
+// never leaves one out there. Nothing makes a lost L1 file again, so holes
+// into L2 and up are left out when a snapshot covers them.
+func (c *Compactor) crossableHole(ctx context.Context, dstLevel int, after ltx.TXID, next *ltx.FileInfo) (bool, error) {
+	if dstLevel == 1 && (c.refillL0 == nil || c.refillL0(after+1, next.MinTXID-1)) {
 		return false, nil
 	}
+	return c.snapshotReaches(ctx, next)
+}
+
+// snapshotReaches reports whether a snapshot reaches the TXID before first.
+func (c *Compactor) snapshotReaches(ctx context.Context, first *ltx.FileInfo) (bool, error) {
 	snapshots, err := listFrom(ctx, c.client, SnapshotLevel, 0)
 	if err != nil {
 		return false, fmt.Errorf("list snapshots: %w", err)

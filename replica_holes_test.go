@@ -1,0 +1,275 @@
+// Holes a damaged replica leaves between files past a level's newest
+// file, and snapshots bridging what retention removed: compaction and
+// follow mode go on across them.
+package litestream_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// A follower stopped at N while the primary shrinks the
+// database (DELETE + VACUUM) and snapshot retention then removes every file
+// continuing N: the resumed follower bridges through a snapshot smaller
+// than its output.
+func TestReplica_Follow_SnapshotBridgeShrinks(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 2)
+	for i := 0; i < 5; i++ {
+		mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) SELECT v+1000, randomblob(3000) FROM t`)
+	}
+	out := filepath.Join(t.TempDir(), "out.db")
+	follower := litestream.NewReplicaWithClient(nil, client)
+	stop := startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, _ := litestream.ReadTXIDFile(out)
+	before, _ := os.Stat(out)
+
+	mustExecReplicated(t, db, app, `DELETE FROM t WHERE v >= 1000`)
+	mustExecReplicated(t, db, app, `VACUUM`)
+	retainSnapshotsPast(t, db, app, client, at)
+
+	stop, ended := startFollowEnding(follower, out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(out)
+	t.Logf("output %d bytes at %s, %d bytes after", before.Size(), at, after.Size())
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower holds %s, primary %s", got, want)
+	}
+}
+
+// A crash right after the snapshot-bridging commit, before the
+// -txid update: -txid still N, -txid.next the TXID reached. The restarted
+// follower must reach it again through the snapshot in one transaction.
+func TestReplica_Follow_SnapshotBridgeCrashAfterCommit(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 2)
+	for i := 0; i < 4; i++ {
+		mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) SELECT v+1000, randomblob(3000) FROM t`)
+	}
+	out := filepath.Join(t.TempDir(), "out.db")
+	follower := litestream.NewReplicaWithClient(nil, client)
+	stop := startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, _ := litestream.ReadTXIDFile(out)
+	mustExecReplicated(t, db, app, `DELETE FROM t WHERE v >= 1000`)
+	mustExecReplicated(t, db, app, `VACUUM`)
+	retainSnapshotsPast(t, db, app, client, at)
+
+	stop, ended := startFollowEnding(follower, out)
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	reached, _ := litestream.ReadTXIDFile(out)
+	// The crash: the sidecar still says at, the record before the commit says reached.
+	if err := litestream.WriteTXIDFile(out, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(litestream.TXIDPath(out)+".next", []byte(reached.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// And the primary goes on, takes another snapshot, retention again.
+	mustInsertReplicated(t, db, app, 500, 2)
+	if _, err := db.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 600, 2)
+	stop, ended = startFollowEnding(follower, out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("at %s, reached %s", at, reached)
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower holds %s, primary %s", got, want)
+	}
+}
+
+// An L0 file lost while the DB was closed BETWEEN two L0 files past L1's
+// newest (not the first one after it): the restarted index's first listing
+// cannot report it lost, so compaction into L1, finding the hole between
+// its inputs, has the local copy uploaded again, as for a hole right after
+// L1's newest file, instead of stalling for ever.
+func TestReplica_LostL0MidWhileClosed_CompactionGoesOn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path := filepath.Join(dir, "db")
+	db := mustOpenDamagedDB(t, path, client)
+	app := MustOpenApp(t, path, 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	mustSnapshot(t, db)
+	mustInsertReplicated(t, db, app, 20, 2)
+	mustClose(t, db)
+
+	// While the DB is closed, the replica loses L0 file L1.max+2.
+	lostTXID := l1.MaxTXID + 2
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID == lostTXID {
+			lost = append(lost, info)
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := mustOpenDamagedDB(t, path, client)
+	db2.Replica.IndexRefreshInterval = -1
+	if _, err := os.Stat(db2.LTXPath(0, lostTXID, lostTXID)); err != nil {
+		t.Fatalf("local copy of L0 %s: %v", lostTXID, err)
+	}
+	t.Logf("L1 ends at %s; L0 %s lost while closed, local copy present; replica L0 %v", l1.MaxTXID, lostTXID, L0TXIDs(t, client))
+
+	var lastErr error
+	compacted := false
+	for i := 0; i < 10 && !compacted; i++ {
+		mustInsertReplicated(t, db2, app, 100+i, 1)
+		if _, err := db2.Compact(ctx, 1); err == nil {
+			compacted = true
+		} else {
+			lastErr = err
+		}
+	}
+	reuploaded := false
+	for _, info := range levelFiles(t, client, 0) {
+		reuploaded = reuploaded || info.MinTXID == lostTXID
+	}
+	t.Logf("replica L0 after 10 syncs: %v; L0 %s uploaded again: %v", L0TXIDs(t, client), lostTXID, reuploaded)
+	if !compacted {
+		t.Errorf("compaction into L1 never went on after 10 syncs and compactions (gap: %v); last error: %v",
+			errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
+	}
+	if !reuploaded {
+		t.Errorf("L0 %s, whose local copy the host has, was not uploaded again", lostTXID)
+	}
+	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), lostTXID); got == "" {
+		t.Errorf("restore of TXID %s returned nothing", lostTXID)
+	}
+}
+
+// The L2 side: an L1 file lost between two L1 files past L2's newest, with
+// a snapshot covering it, is left out as one right after L2's newest is
+// (nothing makes a lost L1 file again): L2 compacts up to the hole, then
+// goes on after it, instead of waiting for ever.
+func TestCompactor_L2CrossesLostMidL1FileSnapshotCovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenDamagedDB(t, filepath.Join(dir, "db"), client)
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	mustCompact(t, db, 1)
+	if _, err := db.Compact(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	mustCompact(t, db, 1) // kept: right after L2's newest
+	mustInsertReplicated(t, db, app, 20, 3)
+	lostL1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 30, 3)
+	mustCompact(t, db, 1)
+	mustSnapshot(t, db)
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{lostL1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lost L1 %s-%s (not the first after L2's newest); snapshot covers it", lostL1.MinTXID, lostL1.MaxTXID)
+
+	db.L0Retention = time.Nanosecond
+	var lastErr error
+	ok := false
+	for i := 0; i < 5 && !ok; i++ {
+		mustInsertReplicated(t, db, app, 100+i, 1)
+		if _, err := db.Compact(ctx, 1); err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
+			t.Logf("compact L1: %v", err)
+		}
+		if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+			t.Logf("L0 retention: %v", err)
+		}
+		if _, err := db.Compact(ctx, 2); err == nil {
+			ok = true
+		} else {
+			lastErr = err
+		}
+	}
+	if !ok {
+		t.Fatalf("L2 never went past the lost L1 file the snapshot covers (gap: %v): %v", errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
+	}
+}
+
+// As TestReplica_LostL0MidWhileClosed_CompactionGoesOn, with no snapshot
+// past the hole: the latest state must restore again once compaction has
+// the host's local copy uploaded.
+func TestReplica_LostL0MidWhileClosed_LatestRestores(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path := filepath.Join(dir, "db")
+	db := mustOpenDamagedDB(t, path, client)
+	app := MustOpenApp(t, path, 4096)
+	mustInsertReplicated(t, db, app, 1, 5)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 5)
+	mustClose(t, db)
+
+	lostTXID := l1.MaxTXID + 2
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID == lostTXID {
+			lost = append(lost, info)
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
+	}
+	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := mustOpenDamagedDB(t, path, client)
+	for i := 0; i < 5; i++ {
+		mustInsertReplicated(t, db2, app, 100+i, 1)
+		_, _ = db2.Compact(ctx, 1)
+	}
+	out := filepath.Join(t.TempDir(), "out.db")
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, litestream.RestoreOptions{OutputPath: out}); err != nil {
+		t.Fatalf("latest restore fails after 5 syncs and compactions, though the host has L0 %s's local copy: %v", lostTXID, err)
+	}
+}
