@@ -98,7 +98,6 @@ func TestReplica_Follow_SnapshotBridgeCrashAfterCommit(t *testing.T) {
 	stop, ended = startFollowEnding(follower, out)
 	defer func() { _ = stop() }()
 	waitFollowedOrEnded(t, db, out, ended)
-	time.Sleep(100 * time.Millisecond)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,69 +113,7 @@ func TestReplica_Follow_SnapshotBridgeCrashAfterCommit(t *testing.T) {
 // its inputs, has the local copy uploaded again, as for a hole right after
 // L1's newest file, instead of stalling for ever.
 func TestReplica_LostL0MidWhileClosed_CompactionGoesOn(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	path := filepath.Join(dir, "db")
-	db := mustOpenDamagedDB(t, path, client)
-	app := MustOpenApp(t, path, 4096)
-	mustInsertReplicated(t, db, app, 1, 5)
-	l1, err := db.Compact(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 10, 3)
-	mustSnapshot(t, db)
-	mustInsertReplicated(t, db, app, 20, 2)
-	mustClose(t, db)
-
-	// While the DB is closed, the replica loses L0 file L1.max+2.
-	lostTXID := l1.MaxTXID + 2
-	var lost []*ltx.FileInfo
-	for _, info := range levelFiles(t, client, 0) {
-		if info.MinTXID == lostTXID {
-			lost = append(lost, info)
-		}
-	}
-	if len(lost) != 1 {
-		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
-	}
-	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
-
-	db2 := mustOpenDamagedDB(t, path, client)
-	db2.Replica.IndexRefreshInterval = -1
-	if _, err := os.Stat(db2.LTXPath(0, lostTXID, lostTXID)); err != nil {
-		t.Fatalf("local copy of L0 %s: %v", lostTXID, err)
-	}
-	t.Logf("L1 ends at %s; L0 %s lost while closed, local copy present; replica L0 %v", l1.MaxTXID, lostTXID, L0TXIDs(t, client))
-
-	var lastErr error
-	compacted := false
-	for i := 0; i < 10 && !compacted; i++ {
-		mustInsertReplicated(t, db2, app, 100+i, 1)
-		if _, err := db2.Compact(ctx, 1); err == nil {
-			compacted = true
-		} else {
-			lastErr = err
-		}
-	}
-	reuploaded := false
-	for _, info := range levelFiles(t, client, 0) {
-		reuploaded = reuploaded || info.MinTXID == lostTXID
-	}
-	t.Logf("replica L0 after 10 syncs: %v; L0 %s uploaded again: %v", L0TXIDs(t, client), lostTXID, reuploaded)
-	if !compacted {
-		t.Errorf("compaction into L1 never went on after 10 syncs and compactions (gap: %v); last error: %v",
-			errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
-	}
-	if !reuploaded {
-		t.Errorf("L0 %s, whose local copy the host has, was not uploaded again", lostTXID)
-	}
-	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), lostTXID); got == "" {
-		t.Errorf("restore of TXID %s returned nothing", lostTXID)
-	}
+	testLostL0WhileClosed(t, 2)
 }
 
 // The L2 side: an L1 file lost between two L1 files past L2's newest, with
@@ -250,18 +187,7 @@ func TestReplica_LostL0MidWhileClosed_LatestRestores(t *testing.T) {
 	mustClose(t, db)
 
 	lostTXID := l1.MaxTXID + 2
-	var lost []*ltx.FileInfo
-	for _, info := range levelFiles(t, client, 0) {
-		if info.MinTXID == lostTXID {
-			lost = append(lost, info)
-		}
-	}
-	if len(lost) != 1 {
-		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
-	}
-	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
+	mustDropL0File(t, client, lostTXID)
 
 	db2 := mustOpenDamagedDB(t, path, client)
 	for i := 0; i < 5; i++ {

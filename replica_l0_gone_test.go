@@ -643,6 +643,15 @@ func TestReplica_CompactionWaitsForLostL0TheHostHas(t *testing.T) {
 // and goes on. (Waiting on the copy without uploading it stalled L1, every
 // level above it and L0 retention for good.)
 func TestReplica_LostL0WhileClosed_CompactionGoesOn(t *testing.T) {
+	testLostL0WhileClosed(t, 1)
+}
+
+// testLostL0WhileClosed loses, while the DB is closed, the L0 file of TXID
+// L1's newest + after, which the host still has a local copy of and a
+// snapshot covers; after the restart compaction into L1 must have it
+// uploaded again and go on, and the latest and the lost TXID restore.
+func testLostL0WhileClosed(t *testing.T, after ltx.TXID) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
@@ -650,29 +659,13 @@ func TestReplica_LostL0WhileClosed_CompactionGoesOn(t *testing.T) {
 	db := mustOpenDamagedDB(t, path, client)
 	app := MustOpenApp(t, path, 4096)
 	mustInsertReplicated(t, db, app, 1, 5)
-	l1, err := db.Compact(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l1 := mustCompact(t, db, 1)
 	mustInsertReplicated(t, db, app, 10, 3)
 	mustSnapshot(t, db)
 	mustInsertReplicated(t, db, app, 20, 2)
 	mustClose(t, db)
-
-	// While the DB is closed, the replica loses L0 file L1.max+1.
-	lostTXID := l1.MaxTXID + 1
-	var lost []*ltx.FileInfo
-	for _, info := range levelFiles(t, client, 0) {
-		if info.MinTXID == lostTXID {
-			lost = append(lost, info)
-		}
-	}
-	if len(lost) != 1 {
-		t.Fatalf("L0 file %s: %d found", lostTXID, len(lost))
-	}
-	if err := client.DeleteLTXFiles(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
+	lostTXID := l1.MaxTXID + after
+	mustDropL0File(t, client, lostTXID)
 
 	// Restart: a new DB on the same path and local LTX files.
 	db2 := mustOpenDamagedDB(t, path, client)
@@ -707,6 +700,23 @@ func TestReplica_LostL0WhileClosed_CompactionGoesOn(t *testing.T) {
 	mustRestoreEquals(t, client, MustDump(t, app), "after the repair")
 	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), lostTXID); got == "" {
 		t.Errorf("restore of TXID %s returned nothing", lostTXID)
+	}
+}
+
+// mustDropL0File removes the replica's L0 file of txid, as an outside tool.
+func mustDropL0File(t testing.TB, client litestream.ReplicaClient, txid ltx.TXID) {
+	t.Helper()
+	var lost []*ltx.FileInfo
+	for _, info := range levelFiles(t, client, 0) {
+		if info.MinTXID == txid {
+			lost = append(lost, info)
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("L0 file %s: %d found", txid, len(lost))
+	}
+	if err := client.DeleteLTXFiles(context.Background(), lost); err != nil {
+		t.Fatal(err)
 	}
 }
 
