@@ -5,11 +5,9 @@ package litestream_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
@@ -146,26 +144,7 @@ func TestCompactor_L2CrossesLostMidL1FileSnapshotCovers(t *testing.T) {
 	}
 	t.Logf("lost L1 %s-%s (not the first after L2's newest); snapshot covers it", lostL1.MinTXID, lostL1.MaxTXID)
 
-	db.L0Retention = time.Nanosecond
-	var lastErr error
-	ok := false
-	for i := 0; i < 5 && !ok; i++ {
-		mustInsertReplicated(t, db, app, 100+i, 1)
-		if _, err := db.Compact(ctx, 1); err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
-			t.Logf("compact L1: %v", err)
-		}
-		if err := db.EnforceL0RetentionByTime(ctx); err != nil {
-			t.Logf("L0 retention: %v", err)
-		}
-		if _, err := db.Compact(ctx, 2); err == nil {
-			ok = true
-		} else {
-			lastErr = err
-		}
-	}
-	if !ok {
-		t.Fatalf("L2 never went past the lost L1 file the snapshot covers (gap: %v): %v", errors.Is(lastErr, litestream.ErrCompactionGap), lastErr)
-	}
+	mustCompactL2PastLostL1(t, db, app)
 }
 
 // As TestReplica_LostL0MidWhileClosed_CompactionGoesOn, with no snapshot

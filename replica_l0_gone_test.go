@@ -750,6 +750,15 @@ func TestCompactor_L2CrossesLostL1FileSnapshotCovers(t *testing.T) {
 	}
 	t.Logf("lost L1 %s-%s; snapshot covers it", lostL1.MinTXID, lostL1.MaxTXID)
 
+	mustCompactL2PastLostL1(t, db, app)
+}
+
+// mustCompactL2PastLostL1 commits and compacts, with L0 retention at once,
+// until compaction into L2 goes past the lost L1 file, and fails after 5
+// rounds.
+func mustCompactL2PastLostL1(t *testing.T, db *litestream.DB, app *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
 	db.L0Retention = time.Nanosecond // local copies may go as soon as L1 covers them
 	var lastErr error
 	ok := false
