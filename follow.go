@@ -72,7 +72,9 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 	if err != nil {
 		return fmt.Errorf("read txid file for crash recovery: %w", err)
 	} else if txid == 0 {
-		return fmt.Errorf("cannot resume follow mode: database exists but no -txid file found; delete %s to restore from scratch", opt.OutputPath)
+		if txid, err = r.adoptPlacedTXID(opt.OutputPath); err != nil {
+			return err
+		}
 	}
 
 	// The saved TXID must still be continuable: some file must start at or
@@ -97,6 +99,24 @@ func (r *Replica) resumeFollow(ctx context.Context, opt RestoreOptions) error {
 		return fmt.Errorf("cannot resume follow mode from txid %s: replica history has been pruned", txid)
 	}
 	return r.follow(ctx, opt, txid, chainLink{})
+}
+
+// adoptPlacedTXID returns the TXID of an output a follower placed and was
+// stopped before it wrote -txid: placeRestored writes -txid.next first, and
+// nothing else leaves -txid.next without -txid. Follow then proves the
+// output against the replica's file at that TXID, as on every resume.
+func (r *Replica) adoptPlacedTXID(outputPath string) (ltx.TXID, error) {
+	txid, err := readTXID(nextTXIDPath(outputPath))
+	if err != nil {
+		return 0, fmt.Errorf("read txid file for crash recovery: %w", err)
+	} else if txid == 0 {
+		return 0, fmt.Errorf("cannot resume follow mode: database exists but no -txid file found; delete %s to restore from scratch", outputPath)
+	}
+	if err := WriteTXIDFile(outputPath, txid); err != nil {
+		return 0, err
+	}
+	r.Logger().Info("follow resuming an output placed without its -txid", "txid", txid)
+	return txid, nil
 }
 
 // follow applies new replica files to the output every FollowInterval until

@@ -267,7 +267,8 @@ func followChecker(path string) error {
 
 // followerChild is a follower process: it follows the file replica at
 // LITESTREAM_TEST_REPLICA into path. LITESTREAM_TEST_KILL_AT_PAGE kills it
-// with SIGKILL after writing that many pages of one file;
+// with SIGKILL after writing that many pages of one file,
+// LITESTREAM_TEST_KILL_AT_STEP at that crash point;
 // LITESTREAM_TEST_FSIZE limits the size of any file it writes.
 func followerChild(path string) error {
 	if n, _ := strconv.Atoi(os.Getenv("LITESTREAM_TEST_KILL_AT_PAGE")); n > 0 {
@@ -278,6 +279,15 @@ func followerChild(path string) error {
 				select {}
 			}
 			return nil
+		})
+	}
+	if step := os.Getenv("LITESTREAM_TEST_KILL_AT_STEP"); step != "" {
+		litestream.SetCrashPoint(func(name string) {
+			if name == step {
+				_ = os.WriteFile(path+".killed", nil, 0o600)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
 		})
 	}
 	if n, _ := strconv.ParseUint(os.Getenv("LITESTREAM_TEST_FSIZE"), 10, 64); n > 0 {

@@ -38,6 +38,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,13 +547,20 @@ func (h *followHunt) checkOutput(killed bool) {
 	if err != nil {
 		h.fatalf("read -txid: %v", err)
 	}
-	if txid == 0 { // TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput
-		h.fatalf("output exists without a -txid file (killed %v)", killed)
-	}
-	hi, next := txid, ltx.TXID(0)
-	if b, err := os.ReadFile(litestream.TXIDPath(h.out) + ".next"); err == nil {
+	next := ltx.TXID(0)
+	if b, err := os.ReadFile(litestream.NextTXIDPath(h.out)); err == nil {
 		next, _ = ltx.ParseTXID(strings.TrimSpace(string(b)))
 	}
+	// A follower killed between placing its initial restore and writing
+	// -txid leaves -txid.next only (TestReplica_Follow_KilledAfterPlacingOutputResumes);
+	// otherwise an output never stands without -txid
+	// (TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput).
+	if txid == 0 && killed && next > 0 {
+		txid = next
+	} else if txid == 0 {
+		h.fatalf("output exists without a -txid file (killed %v)", killed)
+	}
+	hi := txid
 	// After a kill the output may hold any state up to -txid.next, as
 	// documented; after a clean stop it holds the state at -txid
 	// (TestReplica_Follow_StopDuringCommitKeepsTXIDFile).
@@ -812,8 +820,8 @@ func TestReplica_Follow_StopDuringCommitKeepsTXIDFile(t *testing.T) {
 // left an output no follower resumes ("database exists but no -txid file
 // found"). So did a stop during the post-restore integrity check, which
 // ran on the placed output. The check now runs before the output is
-// placed, and -txid is written just before: an output never stands
-// without it. Here the follower is stopped when the check opens its
+// placed, and -txid.next is written just before (-txid just after): an
+// output never stands without either. Here the follower is stopped when the check opens its
 // connection; the restarted follower must resume or start over.
 func TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput(t *testing.T) {
 	ctx := context.Background()
@@ -855,6 +863,76 @@ func TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput(t *testing.
 		}
 	}
 	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower holds %s, primary %s", got, want)
+	}
+}
+
+// Found by CI: a test that waited for -txid and then read the output found
+// no output. Code written for upstream polls -txid the same way: -txid must
+// never name a TXID while the output is not there. The check runs just
+// before the initial restore renames the output into place.
+func TestReplica_Follow_TXIDFileNeverBeforeOutput(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 3)
+	out := filepath.Join(t.TempDir(), "out.db")
+
+	var checked, early atomic.Int32
+	litestream.SetCrashPoint(func(step string) {
+		if step != "restore-placing" {
+			return
+		}
+		checked.Add(1)
+		if txid, _ := litestream.ReadTXIDFile(out); txid > 0 {
+			if _, err := os.Stat(out); err != nil {
+				early.Add(1)
+			}
+		}
+	})
+	t.Cleanup(func() { litestream.SetCrashPoint(func(string) {}) })
+
+	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, client), out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if checked.Load() == 0 {
+		t.Fatal("the initial restore never reached the step before placing the output")
+	}
+	if early.Load() > 0 {
+		t.Fatal("-txid named a TXID while the output did not exist yet")
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A follower killed right after its initial restore renamed the output
+// into place, before -txid was written, must be resumed by the next one.
+func TestReplica_Follow_KilledAfterPlacingOutputResumes(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 3)
+	out := filepath.Join(t.TempDir(), "out.db")
+
+	child, output := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_KILL_AT_STEP=restore-placed")
+	err := child.Wait()
+	if _, serr := os.Stat(out + ".killed"); serr != nil {
+		t.Fatalf("child follower was not killed after placing the output: %v\n%s", err, output.String())
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("no output after the kill: %v", err)
+	}
+
+	mustInsertReplicated(t, db, app, 4, 2)
+	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, client), out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -430,8 +430,11 @@ func moveRestoredIntoPlace(tmpPath, outputPath string) error {
 	return renameRestored(tmpPath, outputPath)
 }
 
-// placeRestored is moveRestoredIntoPlace that, with followTXID, writes the
-// -txid sidecar just before the rename: an output never stands without it.
+// placeRestored is moveRestoredIntoPlace that, with followTXID, also records
+// the follower's position. -txid is written only after the rename, so a
+// TXID in it always names an output that is there (code written for
+// upstream polls it); -txid.next, written before the rename, lets a
+// follower killed between the two resume (see resumeFollow).
 func placeRestored(tmpPath, outputPath string, followTXID ltx.TXID) error {
 	if followTXID == 0 {
 		return moveRestoredIntoPlace(tmpPath, outputPath)
@@ -439,19 +442,21 @@ func placeRestored(tmpPath, outputPath string, followTXID ltx.TXID) error {
 	if _, err := os.Lstat(outputPath); err == nil {
 		return outputCreatedError(outputPath, os.ErrExist)
 	}
-	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", nextTXIDPath(outputPath)} {
+	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath), nextTXIDPath(outputPath)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
 		}
 	}
-	if err := WriteTXIDFile(outputPath, followTXID); err != nil {
+	if err := writeTXID(nextTXIDPath(outputPath), followTXID); err != nil {
 		return err
 	}
+	crashPoint("restore-placing")
 	if err := renameRestored(tmpPath, outputPath); err != nil {
-		_ = os.Remove(TXIDPath(outputPath)) // not ours to leave beside another's file
+		_ = os.Remove(nextTXIDPath(outputPath)) // not ours to leave beside another's file
 		return err
 	}
-	return nil
+	crashPoint("restore-placed")
+	return WriteTXIDFile(outputPath, followTXID)
 }
 
 // renameRestored renames the restored database to outputPath, which must
