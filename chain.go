@@ -51,9 +51,17 @@ func (prev chainLink) continues(level int, hdr ltx.Header) error {
 	if hdr.WALSalt1 == prev.hdr.WALSalt1 && hdr.WALSalt2 == prev.hdr.WALSalt2 && hdr.WALOffset == end {
 		return nil
 	}
-	return fmt.Errorf("%w: WAL range at offset %d (salts %08x/%08x) does not continue %s, which ends at offset %d (salts %08x/%08x): one of them belongs to another database",
-		ErrLTXCorrupted, hdr.WALOffset, hdr.WALSalt1, hdr.WALSalt2, prev.path(), end, prev.hdr.WALSalt1, prev.hdr.WALSalt2)
+	return &chainBrokenError{fmt.Errorf("%w: WAL range at offset %d (salts %08x/%08x) does not continue %s, which ends at offset %d (salts %08x/%08x): one of them belongs to another database",
+		ErrLTXCorrupted, hdr.WALOffset, hdr.WALSalt1, hdr.WALSalt2, prev.path(), end, prev.hdr.WALSalt1, prev.hdr.WALSalt2)}
 }
+
+// chainBrokenError reports a file that cannot follow the one before it:
+// the two were written by different databases, or by the same one with
+// its TXIDs numbered again. It matches ErrLTXCorrupted.
+type chainBrokenError struct{ err error }
+
+func (e *chainBrokenError) Error() string { return e.err.Error() }
+func (e *chainBrokenError) Unwrap() error { return e.err }
 
 // growth returns the check of the pages hdr's file adds beyond the
 // previous file's database size.
@@ -103,6 +111,6 @@ func (g *growthCheck) err() error {
 	if g.seen == g.want {
 		return nil
 	}
-	return fmt.Errorf("%w: grows the database from %d to %d pages after %s but holds %d of the %d new pages: a file of another database",
-		ErrLTXCorrupted, g.from, g.to, g.prev.path(), g.seen, g.want)
+	return &chainBrokenError{fmt.Errorf("%w: grows the database from %d to %d pages after %s but holds %d of the %d new pages: a file of another database",
+		ErrLTXCorrupted, g.from, g.to, g.prev.path(), g.seen, g.want)}
 }

@@ -309,7 +309,7 @@ func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, p
 		hdr, err := readRemoteHeaderOf(ctx, r.Client, &ltx.FileInfo{Level: link.level, MinTXID: link.hdr.MinTXID, MaxTXID: cur})
 		switch {
 		case err == nil && hdr != link.hdr && link.level == 0:
-			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur)}
+			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the replica's L0 file at TXID %s is not the one the output was brought there with: %s", ErrLTXCorrupted, cur, replicaReplacedAdvice)}
 		case err == nil && hdr != link.hdr, errors.Is(err, os.ErrNotExist):
 			link.unproven = true
 		case err != nil:
@@ -319,6 +319,10 @@ func (r *Replica) linkAt(ctx context.Context, out *followOutput, cur ltx.TXID, p
 	}
 	return r.outputLink(ctx, out, cur)
 }
+
+// replicaReplacedAdvice ends every refusal of a replica whose history is no
+// longer the output's: the two ways it happens, and what to do.
+const replicaReplacedAdvice = "the replica was replaced by another database's, or numbered again from an earlier TXID (a primary re-seeds a wiped or rolled-back replica with a snapshot at the replica's next TXID); restore again into a new output"
 
 // outputLink stands for the file that brought the output to cur, for
 // checking that the next file continues it: the output's size, and the WAL
@@ -349,7 +353,7 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 		case err == nil:
 			link = chainLink{level: 0, hdr: a.prev.hdr}
 		case errors.Is(err, errOutputDiffers):
-			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, cur, err)}
+			return chainLink{}, &replicaReplacedError{fmt.Errorf("%w: the output at TXID %s does not hold the pages of the replica's L0 file at that TXID (%w): %s", ErrLTXCorrupted, cur, err, replicaReplacedAdvice)}
 		case !errors.Is(err, os.ErrNotExist):
 			return chainLink{}, fmt.Errorf("check follow output against L0 %s: %w", cur, err)
 		default:
@@ -389,7 +393,7 @@ func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from
 		return fmt.Errorf("stat follow check restore: %w", err)
 	}
 	differs := func(err error) error {
-		return &replicaReplacedError{fmt.Errorf("%w: the replica no longer holds the file the output at TXID %s was brought there with, and the output brought on to TXID %s does not hold the replica's database at that TXID (%w): the replica was replaced by another database's; restore again into a new output", ErrLTXCorrupted, from, to, err)}
+		return &replicaReplacedError{fmt.Errorf("%w: the replica no longer holds the file the output at TXID %s was brought there with, and the output brought on to TXID %s does not hold the replica's database at that TXID (%w): %s", ErrLTXCorrupted, from, to, err, replicaReplacedAdvice)}
 	}
 	pageSize := int64(out.pageSize)
 	if want := int64(out.commitN) * pageSize; fi.Size() != want {
@@ -570,7 +574,15 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	check := newPageApplier(discardWriterAt{})
 	check.prev = prev
 	if err := check.apply(spool, info); err != nil {
-		return prev, NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+		err = NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
+		var broken *chainBrokenError
+		if prev.unproven && errors.As(err, &broken) {
+			// The replica no longer holds the file the output was brought
+			// to its TXID with, and its next file does not continue the
+			// output: no retry can change that.
+			return prev, &replicaReplacedError{fmt.Errorf("%w: %s", err, replicaReplacedAdvice)}
+		}
+		return prev, err
 	}
 	// Pages of another size would land at the wrong offsets.
 	if check.pageSize != out.pageSize {

@@ -6,6 +6,7 @@ package litestream_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -843,4 +845,67 @@ func TestVFS_AdvanceOfSameDatabaseIsNoReplacement(t *testing.T) {
 		t.Fatalf("precondition: L0 holds %v, want only 18", l0)
 	}
 	poll("view's newest file removed by retention", map[string]int{name(1, 17, 17): 3, name(0, 18, 18): 3}, name(1, 14, 16))
+}
+
+// A replica wiped while its primary runs is re-seeded from TXID 1 with a
+// snapshot; the TXIDs a follower already applied now name other states.
+// The follower must refuse once the replica passes its TXID again, and the
+// error must say that the replica was numbered again, not only blame
+// another database. (The primary notices the wipe at its next listing,
+// here every sync; compaction and L0 retention removed the local L0 copies
+// it would otherwise upload again.)
+func TestReplica_Follow_RefusesReseededReplica(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := manual(MustNewDB(t, path, client))
+	db.Replica.IndexRefreshInterval = -1
+	db.L0Retention = time.Nanosecond
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 1, 5)
+	if _, err := db.Compact(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "follow.db")
+	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, file.NewReplicaClient(client.Path())), out)
+	defer func() { _ = stop() }()
+	waitFollowed(t, db, out)
+	before, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MustCheckRestored(t, out)
+
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	// Rows that each take pages of their own: the re-seeded replica's
+	// files past the follower's TXID do not rewrite the pages its earlier
+	// ones changed, so the follower cannot end up at the replica's state.
+	for v := 100; ; v++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(10000))`, v); err != nil {
+			t.Fatal(err)
+		} else if err := db.SyncAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if pos, err := db.Pos(); err != nil {
+			t.Fatal(err)
+		} else if pos.TXID > before+1 {
+			break
+		}
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, litestream.ErrLTXCorrupted) || !strings.Contains(err.Error(), "numbered again") {
+			t.Fatalf("follow ended with %v, want the refusal of a replica numbered again (ErrLTXCorrupted)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("follow did not end with the refusal of the re-seeded replica")
+	}
+	if txid, _ := litestream.ReadTXIDFile(out); txid != before {
+		t.Fatalf("the follower moved from %s to %s on the re-seeded replica's files", before, txid)
+	}
+	if got := MustCheckRestored(t, out); got != want {
+		t.Fatalf("the output changed from %s to %s", want, got)
+	}
 }
