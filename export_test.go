@@ -41,6 +41,14 @@ func NextTXIDPath(outputPath string) string { return nextTXIDPath(outputPath) }
 // checkpoints, for crash tests in package litestream_test.
 func SetCrashPoint(fn func(name string)) { crashPoint = fn }
 
+// SetRestoreSyncDir replaces the directory sync that makes a placed restore
+// output durable, until the test ends.
+func SetRestoreSyncDir(t testing.TB, fn func(dir string) error) {
+	prev := restoreSyncDir
+	restoreSyncDir = fn
+	t.Cleanup(func() { restoreSyncDir = prev })
+}
+
 // SetOpenFileHook replaces the opener of staged LTX files until the test
 // ends, so external tests can pause or fail a sync at that point.
 func SetOpenFileHook(t testing.TB, fn func(name string, flag int, perm os.FileMode) (*os.File, error)) {

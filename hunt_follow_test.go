@@ -44,6 +44,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
+	"github.com/benbjohnson/litestream/internal"
 	"github.com/superfly/ltx"
 	"modernc.org/sqlite"
 )
@@ -90,6 +91,11 @@ type followHunt struct {
 	ended    <-chan error
 	started  time.Time
 	resumed  bool // the output existed when the follower started
+
+	// killedAt is the -txid a killed follower left, until a later
+	// follower moves it: one stopped cleanly before its first commit
+	// leaves the output as the kill did, anywhere up to -txid.next.
+	killedAt ltx.TXID
 
 	logs             *syncBuffer // the in-process follower's log
 	checked, unknown int
@@ -562,9 +568,14 @@ func (h *followHunt) checkOutput(killed bool) {
 	}
 	hi := txid
 	// After a kill the output may hold any state up to -txid.next, as
-	// documented; after a clean stop it holds the state at -txid
-	// (TestReplica_Follow_StopDuringCommitKeepsTXIDFile).
-	if next > hi && killed {
+	// documented, until a follower commits; after a clean stop it holds
+	// the state at -txid (TestReplica_Follow_StopDuringCommitKeepsTXIDFile).
+	if killed {
+		h.killedAt = txid
+	} else if txid != h.killedAt {
+		h.killedAt = 0
+	}
+	if next > hi && (killed || h.killedAt != 0) {
 		hi = next
 	}
 	got, err := followDump(h.out)
@@ -927,6 +938,39 @@ func TestReplica_Follow_KilledAfterPlacingOutputResumes(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Fatalf("no output after the kill: %v", err)
+	}
+
+	mustInsertReplicated(t, db, app, 4, 2)
+	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, client), out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("follower holds %s, primary %s", got, want)
+	}
+}
+
+// A follower whose initial restore was renamed into place but whose
+// directory sync then failed returns the error; the output stands, and the
+// next follower must resume it, not refuse it for a missing -txid.
+func TestReplica_Follow_DirSyncFailedAfterPlacingResumes(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 3)
+	out := filepath.Join(t.TempDir(), "out.db")
+
+	litestream.SetRestoreSyncDir(t, func(string) error { return errors.New("injected directory sync failure") })
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath, opt.Follow, opt.FollowInterval = out, true, 20*time.Millisecond
+	err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt)
+	if err == nil || !strings.Contains(err.Error(), "injected directory sync failure") {
+		t.Fatalf("follow restore returned %v, want the directory sync failure", err)
+	}
+	litestream.SetRestoreSyncDir(t, internal.SyncDir)
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("the renamed output is gone: %v", err)
 	}
 
 	mustInsertReplicated(t, db, app, 4, 2)

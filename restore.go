@@ -417,6 +417,15 @@ func removeIfSameFile(path string, f *os.File) {
 // outputPath during the restore: its -wal may hold its commits, so then
 // nothing is removed or replaced and the restore fails.
 func moveRestoredIntoPlace(tmpPath, outputPath string) error {
+	return placeRestored(tmpPath, outputPath, 0)
+}
+
+// placeRestored is moveRestoredIntoPlace that, with followTXID, also records
+// the follower's position. -txid is written only after the rename, so a
+// TXID in it always names an output that is there (code written for
+// upstream polls it); -txid.next, written before the rename, lets a
+// follower stopped between the two resume (see adoptPlacedTXID).
+func placeRestored(tmpPath, outputPath string, followTXID ltx.TXID) error {
 	if _, err := os.Lstat(outputPath); err == nil {
 		return outputCreatedError(outputPath, os.ErrExist)
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -427,48 +436,47 @@ func moveRestoredIntoPlace(tmpPath, outputPath string) error {
 			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
 		}
 	}
-	return renameRestored(tmpPath, outputPath)
-}
-
-// placeRestored is moveRestoredIntoPlace that, with followTXID, also records
-// the follower's position. -txid is written only after the rename, so a
-// TXID in it always names an output that is there (code written for
-// upstream polls it); -txid.next, written before the rename, lets a
-// follower killed between the two resume (see resumeFollow).
-func placeRestored(tmpPath, outputPath string, followTXID ltx.TXID) error {
-	if followTXID == 0 {
-		return moveRestoredIntoPlace(tmpPath, outputPath)
-	}
-	if _, err := os.Lstat(outputPath); err == nil {
-		return outputCreatedError(outputPath, os.ErrExist)
-	}
-	for _, p := range []string{outputPath + "-wal", outputPath + "-journal", outputPath + "-shm", TXIDPath(outputPath), nextTXIDPath(outputPath)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove stale %s beside the restore output: %w", p, err)
+	if followTXID != 0 {
+		if err := writeTXID(nextTXIDPath(outputPath), followTXID); err != nil {
+			return err
 		}
 	}
-	if err := writeTXID(nextTXIDPath(outputPath), followTXID); err != nil {
-		return err
-	}
 	crashPoint("restore-placing")
-	if err := renameRestored(tmpPath, outputPath); err != nil {
-		_ = os.Remove(nextTXIDPath(outputPath)) // not ours to leave beside another's file
+	placed, err := renameRestored(tmpPath, outputPath)
+	if err != nil {
+		if !placed && followTXID != 0 {
+			_ = os.Remove(nextTXIDPath(outputPath)) // not ours to leave beside another's file
+		}
 		return err
 	}
 	crashPoint("restore-placed")
+	if followTXID == 0 {
+		return nil
+	}
 	return WriteTXIDFile(outputPath, followTXID)
 }
 
 // renameRestored renames the restored database to outputPath, which must
-// not exist, and makes the rename durable.
-func renameRestored(tmpPath, outputPath string) error {
+// not exist, and makes the rename durable. placed reports an output in
+// place even when a later step failed.
+func renameRestored(tmpPath, outputPath string) (placed bool, err error) {
 	if err := renameNoReplace(tmpPath, outputPath); errors.Is(err, os.ErrExist) {
-		return outputCreatedError(outputPath, err)
+		return false, outputCreatedError(outputPath, err)
 	} else if err != nil {
-		return fmt.Errorf("rename restore file to %s: %w", outputPath, err)
+		return errors.Is(err, errOtherNameLeft), fmt.Errorf("rename restore file to %s: %w", outputPath, err)
 	}
-	return internal.SyncDir(filepath.Dir(outputPath))
+	if err := restoreSyncDir(filepath.Dir(outputPath)); err != nil {
+		return true, fmt.Errorf("restored to %s, but sync its directory: %w", outputPath, err)
+	}
+	return true, nil
 }
+
+// restoreSyncDir makes a placed output durable; tests replace it.
+var restoreSyncDir = internal.SyncDir
+
+// errOtherNameLeft: the output is in place, by a hard link, but the
+// temporary name could not be removed.
+var errOtherNameLeft = errors.New("restored database left under its temporary name too")
 
 // outputCreatedError reports a file that another process created at the
 // output path while the restore ran; it matches os.ErrExist.
@@ -485,7 +493,7 @@ func linkNoReplace(oldpath, newpath string) error {
 		// A second name left would let a later restore's truncate of the
 		// temporary file empty the output.
 		if err := os.Remove(oldpath); err != nil {
-			return fmt.Errorf("restored to %s, but remove its other name: %w", newpath, err)
+			return fmt.Errorf("restored to %s, but remove its other name: %w: %w", newpath, errOtherNameLeft, err)
 		}
 		return nil
 	} else if errors.Is(err, os.ErrExist) {
