@@ -115,8 +115,11 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		if err != nil || same {
 			return err
 		}
-		db.logger().Warn("local L0 files are another history than the replica's, fetching the replica's newest file",
-			"local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
+		msg := "local L0 files are another history than the replica's, fetching the replica's newest file"
+		if _, err := os.Stat(db.LTXPath(0, remote.MinTXID, remote.MaxTXID)); errors.Is(err, os.ErrNotExist) {
+			msg = "no local copy proves the replica's newest file is this database's history, re-seeding the replica with a full snapshot after it"
+		}
+		db.logger().Warn(msg, "local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
 	} else {
 		db.logger().Info("database is behind its replica, fetching the replica's newest file",
 			"local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
@@ -214,19 +217,24 @@ func (db *DB) removeStaleFetchedCopies() {
 // written while the replica was out of reach, after a failed reset, or by a
 // lease holder another process took over from, carry the replica's TXIDs
 // with other content, and the uploader would put the next one on top of
-// the replica's. A local file that is gone was uploaded and retained away:
-// it was the replica's. When the replica's newest file is a compacted one
-// (L0 lost its newest files), only a copy fetched earlier proves it: local
-// L0 files of those TXIDs, or a comparison of the pages they wrote, cannot
+// the replica's. When the replica's newest file is a compacted one (L0
+// lost its newest files), only a copy fetched earlier proves it: local L0
+// files of those TXIDs, or a comparison of the pages they wrote, cannot
 // show that the replica's file holds the same history, and continuing a
 // different one would make the latest restore a mix of the two.
+//
+// A local file that is not there proves nothing either. Local copies go
+// with their replica files, and retention keeps the replica's newest L0
+// file: the replica was put back from an older copy, or written by
+// another writer. A process that started on this replica never had the
+// TXIDs below the file it fetched then, its first local L0 file: another
+// writer that wrote the replica again up to right below that file would
+// see its own continued by this process's files, the fetched one first.
 func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
 	local, err := readLTXHeaderFile(path)
-	if errors.Is(err, os.ErrNotExist) && remote.Level != 0 {
+	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
-	} else if errors.Is(err, os.ErrNotExist) {
-		return true, nil
 	} else if err != nil {
 		return false, nil // unreadable: start over from the replica
 	}
