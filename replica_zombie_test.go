@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
@@ -97,4 +98,49 @@ func testOtherHistoryBelowAnchor(t *testing.T, restart bool) {
 		}
 	}
 	mustRestoreEquals(t, client, MustDump(t, appB), "after B's commit")
+}
+
+// The case the rule above now also covers: the replica's newest L0 file is
+// this DB's own, compacted and retained away locally, and the DB wrote a
+// newer L0 file it had not uploaded when it stopped. Reopened, it cannot
+// prove the replica's newest file is its history, so it writes a full
+// snapshot after it: nothing committed may be lost, and every TXID on the
+// replica must still restore.
+func TestReplica_ReopenAfterNewestReplicaL0RetainedLocally(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := manual(MustNewDB(t, path, client))
+	db.L0Retention = time.Nanosecond
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 1, 3)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := db.Pos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := pos.TXID
+	mustInsert(t, app, 4)
+	if err := db.Sync(ctx); err != nil { // local L0 only: not uploaded
+		t.Fatal(err)
+	}
+	if err := os.Remove(db.LTXPath(0, newest, newest)); err != nil {
+		t.Fatalf("the replica's newest L0 file is not the local one before last: %v", err)
+	}
+	mustClose(t, db)
+
+	db = mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 5, 1)
+	for _, txid := range L0TXIDs(t, client) {
+		opt := litestream.NewRestoreOptions()
+		opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+		opt.TXID = txid
+		if err := litestream.NewReplicaWithClient(nil, client).Restore(ctx, opt); err != nil {
+			t.Fatalf("L0 TXIDs %v: restore of TXID %s: %v", L0TXIDs(t, client), txid, err)
+		}
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the reopened DB's commit")
 }
