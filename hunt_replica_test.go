@@ -17,8 +17,8 @@
 // with EnsureExists before it restores, and a fenced writer restart with a
 // new DB object. The replica directory is replaced or emptied only while no
 // DB is open, unless LITESTREAM_HUNT_OPEN_DAMAGE=1 (with IndexRefreshInterval
-// -1): seed 27 then still fails, a replica whose L0 is gone under its
-// snapshot (TXIDs start again at 1 below it), a known limit.
+// -1); seeds 27 and 3045 of that mode found bugs since fixed
+// (replica_l0_gone_test.go, replica_zombie_test.go).
 package litestream_test
 
 import (
