@@ -160,6 +160,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var lastErr string
+	waitingBehind := false
 	link := restored // the file the output was brought to txid with, once known
 	// A proof that failed fails again on the same files: each retry would
 	// otherwise restore the whole database again.
@@ -225,6 +226,9 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err == nil {
+			waitingBehind = r.logReplicaBehind(out, txid, waitingBehind)
+		}
 		if err == nil && lastErr != "" {
 			r.Logger().Info("follow resumed", "txid", txid)
 			lastErr = ""
@@ -237,6 +241,22 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 			return fmt.Errorf("follow %s: %w", opt.OutputPath, err) // retrying cannot help
 		}
 	}
+}
+
+// logReplicaBehind logs, once each, that the replica fell behind the output
+// and that it reaches it again, and returns whether it is behind now. The
+// follower waits meanwhile: the replica may be put back, or its primary
+// may upload the lost files again; files of another history past the
+// output's TXID are refused when they come.
+func (r *Replica) logReplicaBehind(out *followOutput, txid ltx.TXID, was bool) bool {
+	behind := out != nil && out.behind
+	if behind && !was {
+		r.Logger().Warn("follow waiting: the replica holds nothing at or past the output's TXID (wiped, put back from an older copy, or replaced); following goes on when it does, and ends with an error if that is another history",
+			"txid", txid, "replica_txid", out.replicaNewest)
+	} else if !behind && was {
+		r.Logger().Info("follow: the replica reaches the output's TXID again", "txid", txid)
+	}
+	return behind
 }
 
 // replicaReplacedError refuses a follow output whose history the replica
@@ -263,17 +283,30 @@ func (r *Replica) applyNewFiles(ctx context.Context, out *followOutput, cur ltx.
 // applyPending writes files after cur into out's transactions and returns
 // the TXID written, committed or not.
 func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, error) {
-	infos, err := listFrom(ctx, r.Client, 0, cur+1)
+	// Listed from cur, not cur+1: the same request shows whether the
+	// replica still reaches the output's TXID (see followOutput.behind).
+	listed, err := listFrom(ctx, r.Client, 0, cur)
 	if err != nil {
 		return cur, fmt.Errorf("list L0: %w", err)
+	}
+	var newest ltx.TXID
+	infos := listed[:0:0]
+	for _, info := range listed {
+		newest = max(newest, info.MaxTXID)
+		if info.MinTXID > cur {
+			infos = append(infos, info)
+		}
 	}
 	start := cur
 	var prev chainLink
 	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
-		if cur, prev, err = r.bridge(ctx, out, cur); err != nil {
+		var higher ltx.TXID
+		if cur, prev, higher, err = r.bridge(ctx, out, cur); err != nil {
 			return cur, err
 		}
+		newest = max(newest, higher)
 	}
+	out.behind, out.replicaNewest = newest < start && start > 0, newest
 	for _, info := range infos {
 		if info.MaxTXID <= cur {
 			continue
@@ -500,12 +533,15 @@ var followOwnHeader = [][2]int{{18, 20}, {24, 32}, {92, 100}}
 // snapshots continues it (snapshot retention removed their files too), the
 // newest snapshot past cur does: it holds every page of the database at
 // its TXID, so the output becomes exactly that state.
-func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (ltx.TXID, chainLink, error) {
-	var prev chainLink
+// It also returns the highest TXID the levels it listed hold.
+func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (_ ltx.TXID, prev chainLink, newest ltx.TXID, _ error) {
 	for level := 1; level <= SnapshotLevel; level++ {
 		infos, err := listFrom(ctx, r.Client, level, 0)
 		if err != nil {
-			return cur, prev, fmt.Errorf("list L%d: %w", level, err)
+			return cur, prev, newest, fmt.Errorf("list L%d: %w", level, err)
+		}
+		for _, info := range infos {
+			newest = max(newest, info.MaxTXID)
 		}
 		if level == SnapshotLevel {
 			// One snapshot is enough; older ones would only be rewritten.
@@ -519,17 +555,17 @@ func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (
 				continue
 			}
 			if prev, err = r.linkAt(ctx, out, cur, prev); err != nil {
-				return cur, prev, err
+				return cur, prev, newest, err
 			} else if prev, err = r.applyFile(ctx, out, info, prev); err != nil {
-				return cur, prev, err
+				return cur, prev, newest, err
 			}
 			cur = info.MaxTXID
 		}
 		if cur > start {
-			return cur, prev, nil
+			return cur, prev, newest, nil
 		}
 	}
-	return cur, prev, nil
+	return cur, prev, newest, nil
 }
 
 // newestSnapshotAfter returns the snapshot continuing cur with the highest
@@ -698,6 +734,13 @@ type followOutput struct {
 	pending ltx.TXID // TXID the transaction reaches
 
 	done ltx.TXID // TXID of the last commit
+
+	// behind says the last round found nothing at or past the output's
+	// TXID (wiped, put back from an older copy, or replaced); retention
+	// keeps the newest L0 file, so a replica that still reaches the output
+	// always shows a file there. replicaNewest is the newest TXID it saw.
+	behind        bool
+	replicaNewest ltx.TXID
 
 	// link is the file the last commit ended with, pendingLink the last
 	// file written into the open transaction.

@@ -462,6 +462,10 @@ func (h *followHunt) stopFollower(i int) {
 		return
 	default:
 	}
+	// Nothing here takes files away from the replica's newest TXID.
+	if strings.Contains(h.logs.String(), "follow waiting") {
+		h.fatalf("the follower took the replica for behind its output:\n%s", h.logs.String())
+	}
 	h.checkOutput(false)
 }
 

@@ -867,7 +867,10 @@ func TestReplica_Follow_RefusesReseededReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "follow.db")
-	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, file.NewReplicaClient(client.Path())), out)
+	var logs syncBuffer
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(owner, file.NewReplicaClient(client.Path())), out)
 	defer func() { _ = stop() }()
 	waitFollowed(t, db, out)
 	before, err := litestream.ReadTXIDFile(out)
@@ -882,17 +885,31 @@ func TestReplica_Follow_RefusesReseededReplica(t *testing.T) {
 	// Rows that each take pages of their own: the re-seeded replica's
 	// files past the follower's TXID do not rewrite the pages its earlier
 	// ones changed, so the follower cannot end up at the replica's state.
-	for v := 100; ; v++ {
+	commit := func(v int) ltx.TXID {
+		t.Helper()
 		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(10000))`, v); err != nil {
 			t.Fatal(err)
 		} else if err := db.SyncAndWait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if pos, err := db.Pos(); err != nil {
+		pos, err := db.Pos()
+		if err != nil {
 			t.Fatal(err)
-		} else if pos.TXID > before+1 {
-			break
 		}
+		return pos.TXID
+	}
+	// While the replica is behind the output, the follower says so once
+	// and waits.
+	if txid := commit(100); txid >= before {
+		t.Fatalf("the re-seeded replica is at TXID %s, not behind the output's %s", txid, before)
+	}
+	waitFor(t, 10*time.Second, "the follower to log that the replica is behind", func() bool {
+		return strings.Contains(logs.String(), "follow waiting: the replica holds nothing at or past the output's TXID")
+	})
+	for v := 101; commit(v) <= before+1; v++ {
+	}
+	if n := strings.Count(logs.String(), "follow waiting"); n != 1 {
+		t.Errorf("the follower logged that the replica is behind %d times, want once", n)
 	}
 	select {
 	case err := <-ended:
