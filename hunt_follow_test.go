@@ -944,6 +944,14 @@ func TestReplica_Follow_KilledAfterPlacingOutputResumes(t *testing.T) {
 		t.Fatalf("no output after the kill: %v", err)
 	}
 
+	mustResumeFollowToPrimary(t, db, app, client, out)
+}
+
+// mustResumeFollowToPrimary commits two more rows, runs a follower of
+// client into the existing output until it reaches the primary, and checks
+// that it holds the primary's state.
+func mustResumeFollowToPrimary(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient, out string) {
+	t.Helper()
 	mustInsertReplicated(t, db, app, 4, 2)
 	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, client), out)
 	defer func() { _ = stop() }()
@@ -977,16 +985,7 @@ func TestReplica_Follow_DirSyncFailedAfterPlacingResumes(t *testing.T) {
 		t.Fatalf("the renamed output is gone: %v", err)
 	}
 
-	mustInsertReplicated(t, db, app, 4, 2)
-	stop, ended := startFollowEnding(litestream.NewReplicaWithClient(nil, client), out)
-	defer func() { _ = stop() }()
-	waitFollowedOrEnded(t, db, out, ended)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
-		t.Fatalf("follower holds %s, primary %s", got, want)
-	}
+	mustResumeFollowToPrimary(t, db, app, client, out)
 }
 
 // Found by TestReplica_FollowInterleavings (seeds 29 and 67 of 200): a
