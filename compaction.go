@@ -330,8 +330,12 @@ func (c *Compactor) compactionInputs(ctx context.Context, dstLevel int, prev ltx
 			c.setGap(dstLevel, compactionGap{}, nil)
 			return i, nil
 		}
-		return 0, c.gapError(dstLevel, info, fmt.Errorf("%w: L%d file ending at TXID %s is followed by one starting at %s",
-			ErrCompactionGap, info.Level, before.MaxTXID, info.MinTXID), compactionGap{want: before.MaxTXID + 1, next: info.MinTXID})
+		kind := "non-contiguous"
+		if info.MinTXID <= before.MaxTXID {
+			kind = "overlapping"
+		}
+		return 0, c.gapError(dstLevel, info, fmt.Errorf("%w: %s L%d files: one ending at TXID %s is followed by one starting at %s",
+			ErrCompactionGap, kind, info.Level, before.MaxTXID, info.MinTXID), compactionGap{want: before.MaxTXID + 1, next: info.MinTXID})
 	}
 	c.setGap(dstLevel, compactionGap{}, nil)
 	return len(infos), nil
@@ -542,7 +546,11 @@ func writeMerged(ctx context.Context, client ReplicaClient, level int, minTXID, 
 	<-done
 	if err != nil {
 		local.discard()
-		return nil, remoteLTXError("write", level, minTXID, maxTXID, err) // "write ltx file …", upstream's words
+		// Upstream's words exactly, "write ltx file: <cause>", which
+		// programs match; the file is named after the cause.
+		e := remoteLTXError("write", level, minTXID, maxTXID, fmt.Errorf("%w (%s)", err, LTXFilePath("", level, minTXID, maxTXID)))
+		e.Path = ""
+		return nil, e
 	}
 	return info, nil
 }

@@ -186,7 +186,9 @@ func MustDump(t testing.TB, db *sql.DB) string {
 // dump.
 func MustCheckRestored(t testing.TB, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", testFileURI(path))
+	// A follower may be committing to path, or switching it to WAL mode:
+	// wait for its lock as a reader would.
+	db, err := sql.Open("sqlite", testFileURI(path)+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,16 @@ var (
 	ErrDiskFull = errors.New("disk full")
 )
 
+// compactionGapError is ErrCompactionGap's type: it matches ErrNoCompaction
+// too.
+type compactionGapError struct{}
+
+func (compactionGapError) Error() string {
+	return "TXID gap: compaction input does not continue the destination level"
+}
+
+func (compactionGapError) Is(target error) bool { return target == ErrNoCompaction }
+
 // Sentinel errors returned by compaction, restore and the Store.
 var (
 	// ErrNoCompaction means the source level holds nothing new.
@@ -80,9 +90,11 @@ var (
 
 	// ErrCompactionGap means the source level's next file does not start
 	// where the destination level ends (one is missing from the listing,
-	// or was never written): compacting it would leave a hole in the
-	// destination, so compaction waits.
-	ErrCompactionGap = errors.New("TXID gap: compaction input does not continue the destination level")
+	// or was never written), or its files are non-contiguous or
+	// overlapping: compacting them would leave a hole in the destination,
+	// so compaction waits. It also matches ErrNoCompaction, as upstream
+	// reports a hole at the destination's end: nothing was compacted.
+	ErrCompactionGap error = compactionGapError{}
 
 	// ErrCompactionTooEarly means the level already has a file for the
 	// current interval window.
@@ -173,7 +185,11 @@ func ltxErrorAttrs(err error) []any {
 	if !errors.As(err, &e) {
 		return nil
 	}
-	attrs := []any{"path", e.Path, "level", e.Level, "min_txid", ltx.TXID(e.MinTXID), "max_txid", ltx.TXID(e.MaxTXID)}
+	path := e.Path
+	if path == "" && e.MaxTXID != 0 {
+		path = LTXFilePath("", e.Level, ltx.TXID(e.MinTXID), ltx.TXID(e.MaxTXID))
+	}
+	attrs := []any{"path", path, "level", e.Level, "min_txid", ltx.TXID(e.MinTXID), "max_txid", ltx.TXID(e.MaxTXID)}
 	if e.Hint != "" {
 		attrs = append(attrs, "hint", e.Hint)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/litestream/internal"
@@ -209,14 +210,19 @@ func (s *Store) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// Each Init gets ctx itself, not a context that ends with Open, as
+	// upstream's does: a client may keep it for work it starts. After a
+	// failure the Inits not yet started are skipped.
+	g := &errgroup.Group{}
 	g.SetLimit(storeOpenConcurrency)
+	var initFailed atomic.Bool
 	for _, db := range dbs {
 		g.Go(func() error {
-			if db.Replica == nil || db.Replica.Client == nil {
-				return nil // Open reports it
+			if db.Replica == nil || db.Replica.Client == nil || initFailed.Load() {
+				return nil // Open reports a missing client
 			}
-			if err := db.Replica.Client.Init(gctx); err != nil {
+			if err := db.Replica.Client.Init(ctx); err != nil {
+				initFailed.Store(true)
 				return fmt.Errorf("initialize replica client for %q: %w", db.Path(), err)
 			}
 			return nil
@@ -590,8 +596,8 @@ type ValidationResult struct {
 }
 
 // Validate checks every configured level of every replica for gaps,
-// overlaps and ordering errors, and each replica for TXIDs after its oldest
-// snapshot that no file covers.
+// overlaps and ordering errors, and each replica whose levels pass for
+// TXIDs after its oldest snapshot that no file covers.
 func (s *Store) Validate(ctx context.Context) (*ValidationResult, error) {
 	result := &ValidationResult{Valid: true}
 	s.mu.Lock()
@@ -601,12 +607,17 @@ func (s *Store) Validate(ctx context.Context) (*ValidationResult, error) {
 		if db.Replica == nil || db.Replica.Client == nil {
 			continue
 		}
+		levelErrs := 0
 		for level := 0; level <= maxLevel; level++ {
 			errs, err := db.Replica.ValidateLevel(ctx, level)
 			if err != nil {
 				return nil, fmt.Errorf("validate L%d of %q: %w", level, db.Path(), err)
 			}
+			levelErrs += len(errs)
 			result.Errors = append(result.Errors, errs...)
+		}
+		if levelErrs > 0 {
+			continue // the chain check would report the same holes again
 		}
 		errs, err := db.Replica.ValidateChain(ctx)
 		if err != nil {

@@ -8,8 +8,10 @@ package v3list
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -109,7 +111,7 @@ func (r Reader) OpenSnapshotV3Raw(ctx context.Context, generation string, index 
 	p := litestream.SnapshotPathV3(r.Root, generation, index)
 	rc, err := r.Store.Open(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, openError(p, err)
 	}
 	return rc, nil
 }
@@ -119,9 +121,20 @@ func (r Reader) OpenWALSegmentV3Raw(ctx context.Context, generation string, inde
 	p := litestream.WALSegmentPathV3(r.Root, generation, index, offset)
 	rc, err := r.Store.Open(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, openError(p, err)
 	}
 	return rc, nil
+}
+
+// openError reports a failed open of the file at p as a *fs.PathError, as
+// upstream's file client returns os.Open's: os.IsNotExist holds for a
+// missing file on every backend (the SDK's cause is dropped then, as it
+// says no more than that).
+func openError(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fs.ErrNotExist
+	}
+	return &fs.PathError{Op: "open", Path: p, Err: err}
 }
 
 func decoded(rc io.ReadCloser, err error) (io.ReadCloser, error) {
@@ -153,7 +166,11 @@ func NewMethods(name, root string, store Store) Methods {
 // call runs fn on the Reader and prefixes its error with the backend's name.
 func call[T any](m Methods, fn func(r Reader) (T, error)) (T, error) {
 	v, err := fn(m.reader)
-	if err != nil {
+	if pe, ok := err.(*fs.PathError); ok && m.backend != "" {
+		// Still a *fs.PathError, for os.IsNotExist: the name goes in Path.
+		var zero T
+		return zero, &fs.PathError{Op: pe.Op, Path: string(m.backend) + ": " + pe.Path, Err: pe.Err}
+	} else if err != nil {
 		var zero T
 		return zero, m.backend.Wrap(err)
 	}
