@@ -28,6 +28,11 @@ type chainLink struct {
 	// longer holds as the output got it: the replica may since hold another
 	// database's history, which the checks above cannot tell.
 	unproven bool
+
+	// walOnly marks a follow output's link taken from the replica's L0
+	// file at its TXID without comparing pages (the output may hold a
+	// later commit): the file may be another numbering's at that TXID.
+	walOnly bool
 }
 
 // walContinues reports an L0 file resuming the previous L0 file's WAL

@@ -619,6 +619,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 		// Local capture must not wait for the backend: with the replica
 		// out of reach, the comparison waits for the first upload.
 		db.replicaCheckPending.Store(false)
+		db.Replica.checkRestorable.Store(true)
 		if err := db.checkBehindReplica(ctx); errors.Is(err, errReplicaUnreachable) {
 			db.replicaCheckPending.Store(true)
 			db.logger().Warn("replica unreachable at start, capturing locally until it answers", "error", err)

@@ -306,6 +306,26 @@ func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.T
 		}
 		newest = max(newest, higher)
 	}
+	// Back at the output's TXID after falling behind it, or with the file
+	// there listed with another size or time than when it was applied:
+	// that file must still be the one the output was brought there with,
+	// not another numbering's that reached the same TXID.
+	rewritten := false
+	for _, info := range listed {
+		switch f := out.linkFile; {
+		case info.MaxTXID != start:
+		case f.MaxTXID != start:
+			out.linkFile = *info // first seen since a restore or reopen: the baseline
+		case info.MinTXID == f.MinTXID && (info.Size != f.Size || !info.CreatedAt.Equal(f.CreatedAt)):
+			rewritten = true
+			out.linkFile = *info // checked once
+		}
+	}
+	if (rewritten || out.behind && newest >= start) && start > 0 {
+		if _, err := r.linkAt(ctx, out, start, chainLink{}); err != nil {
+			return start, err
+		}
+	}
 	out.behind, out.replicaNewest = newest < start && start > 0, newest
 	for _, info := range infos {
 		if info.MaxTXID <= cur {
@@ -372,7 +392,7 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 		// The output may hold a later commit: L0 cur's pages may have
 		// changed since. Only the WAL range can be compared.
 		if hdr, err := readRemoteHeader(ctx, r.Client, 0, cur); err == nil && hdr.MinTXID == cur && hdr.MaxTXID == cur {
-			link = chainLink{level: 0, hdr: hdr}
+			link = chainLink{level: 0, hdr: hdr, walOnly: true}
 		} else {
 			link.unproven = true
 		}
@@ -612,10 +632,11 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if err := check.apply(spool, info); err != nil {
 		err = NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 		var broken *chainBrokenError
-		if prev.unproven && errors.As(err, &broken) {
+		if (prev.unproven || prev.walOnly) && errors.As(err, &broken) {
 			// The replica no longer holds the file the output was brought
-			// to its TXID with, and its next file does not continue the
-			// output: no retry can change that.
+			// to its TXID with (or nothing showed that it does), and its
+			// next file does not continue the output: no retry can change
+			// that.
 			return prev, &replicaReplacedError{fmt.Errorf("%w: %s", err, replicaReplacedAdvice)}
 		}
 		return prev, err
@@ -645,7 +666,7 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if err := out.write(ctx, spool, info); err != nil {
 		return prev, fmt.Errorf("apply L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
 	}
-	out.pendingLink = check.prev
+	out.pendingLink, out.pendingLinkFile = check.prev, *info
 	if out.full() {
 		if err := out.commit(ctx); err != nil {
 			return prev, fmt.Errorf("apply up to L%d %s-%s: %w", info.Level, info.MinTXID, info.MaxTXID, err)
@@ -741,6 +762,10 @@ type followOutput struct {
 	// always shows a file there. replicaNewest is the newest TXID it saw.
 	behind        bool
 	replicaNewest ltx.TXID
+
+	// linkFile is link's file as listed when it was applied: a listing
+	// that shows it with another size or time shows it written again.
+	linkFile, pendingLinkFile ltx.FileInfo
 
 	// link is the file the last commit ended with, pendingLink the last
 	// file written into the open transaction.
@@ -957,7 +982,7 @@ func (o *followOutput) commit(ctx context.Context) error {
 	}
 	_ = o.stmt.Close()
 	o.tx, o.stmt, o.w, o.unproven = false, nil, nil, false
-	o.done, o.mustReach, o.link = o.pending, 0, o.pendingLink
+	o.done, o.mustReach, o.link, o.linkFile = o.pending, 0, o.pendingLink, o.pendingLinkFile
 	if followCommitHook != nil {
 		followCommitHook(o.done)
 	}

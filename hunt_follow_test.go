@@ -17,9 +17,38 @@
 // after the last step it catches up to the primary's final TXID and holds
 // its final state.
 //
+// Replica damage (4% of steps, and the primary lists its replica on every
+// upload in half the seeds): the replica directory is removed or put back
+// from a copy of itself taken at an earlier step, while the primary runs
+// or while it is closed, sometimes after the primary's local L0 files were
+// pruned (L0Retention 1ns and a compaction) so that it re-seeds the replica
+// from an earlier TXID instead of uploading the lost files again. A re-seed
+// numbers TXIDs again with other states: every state recorded at a TXID,
+// in any numbering, counts as committed there (see observe). After damage
+// the follower may wait for the replica to reach its output ("follow
+// waiting"), may end with the documented refusal (ErrLTXCorrupted,
+// "replaced by another database" / "numbered again"), after which the
+// output is checked and a new output started, and a resume may end with
+// "replica history has been pruned" (the output stays; a later follower
+// resumes). A refusal at a TXID no damage touched fails. At the end, a
+// follower whose output is past a renumbered primary has the primary commit
+// until it passes it. Damage seeds 1-500 found five bugs, since fixed
+// (follow_damage_test.go): 23, 229, 252
+// (TestReplica_CloseAfterNoticedLostFiles_NextOpenSnapshots); 428, 490, 497
+// (TestReplica_NewDBRestoresHoleFromOldCopy); 308, 474
+// (TestReplica_LostFilesNotUploadedOverAnotherNumbering); 8
+// (TestReplica_Follow_ResumeAfterKillRefusesReseededReplica); 1, 2, 3, 6
+// (TestReplica_Follow_RefusesRenumberedAtOutputTXID; the extra commit at
+// the end, which worked around it, stays). Still failing: seed 474 (and
+// 472 at times): an older copy put back while the primary runs, after two
+// ResetLocalState renumberings, gets the primary's later L0 files on top
+// of its TXID 1 (the primary takes the copy's file for the one it compared
+// last); not yet traced further.
+//
 // Environment: LITESTREAM_FOLLOW_HUNT_SEED (one seed),
 // LITESTREAM_FOLLOW_HUNT_FIRST and LITESTREAM_FOLLOW_HUNT_SEEDS (a range,
 // default 1 and 20), LITESTREAM_FOLLOW_HUNT_STEPS (default 40),
+// LITESTREAM_FOLLOW_HUNT_DAMAGE=0 (no damage steps: the hunt before them),
 // LITESTREAM_FOLLOW_HUNT_TRACE=1 (log the steps of passing seeds too). The
 // follower polls on its own goroutine (or process), so a replay is the same
 // sequence of steps, not always the same timing.
@@ -31,6 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -101,6 +131,32 @@ type followHunt struct {
 	checked, unknown int
 	derived          int // checks against a restore at an unrecorded TXID
 	trace            []string
+
+	// Replica damage (see damageReplica). A re-seed numbers TXIDs again
+	// with other states: states keeps every state recorded at a TXID in
+	// any numbering (a follower stopped before the re-seed holds the old
+	// one), curRec the TXIDs recorded in the current numbering, top its
+	// highest TXID. A TXID a damage or re-seed may have given another
+	// state is touched; one left unrecorded in some numbering is a gap: an
+	// output there that matches no state known is not a failure.
+	damage          bool // damage steps on (LITESTREAM_FOLLOW_HUNT_DAMAGE != "0")
+	damaged         bool // this seed damaged the replica
+	drng            *rand.Rand
+	refresh         time.Duration // the primary's IndexRefreshInterval
+	plogs           *syncBuffer   // the primary's log
+	reseeds         int           // re-seeds seen in plogs
+	adopted         int           // replica files adopted, seen in plogs
+	copies          []string      // copies of the replica directory
+	top             ltx.TXID
+	curRec          map[ltx.TXID]bool
+	touched, gaps   map[ltx.TXID]bool
+	outs, refusals  int
+	waits, notAvail int
+	pruned          int // resumes ended with "replica history has been pruned"
+	sameTXID        int // finishes where the output sat at the primary's TXID with another state
+	runLog          int // where the running follower's log starts in logs
+	damages         int // damage steps so far
+	runDamages      int // damages when the running follower started
 }
 
 func newFollowHunt(t *testing.T, seed int64) *followHunt {
@@ -109,6 +165,11 @@ func newFollowHunt(t *testing.T, seed int64) *followHunt {
 		t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), dir: dir, ctx: context.Background(),
 		path: filepath.Join(dir, "primary.db"), replicaDir: filepath.Join(dir, "replica"),
 		out: filepath.Join(dir, "follow", "out.db"), states: map[ltx.TXID]map[string]bool{},
+		damage: os.Getenv("LITESTREAM_FOLLOW_HUNT_DAMAGE") != "0", drng: rand.New(rand.NewSource(seed*7919 + 1)),
+		curRec: map[ltx.TXID]bool{}, touched: map[ltx.TXID]bool{}, gaps: map[ltx.TXID]bool{}, plogs: &syncBuffer{},
+	}
+	if h.damage {
+		h.refresh = []time.Duration{0, -1}[h.drng.Intn(2)]
 	}
 	if err := os.MkdirAll(filepath.Dir(h.out), 0o755); err != nil {
 		t.Fatal(err)
@@ -121,7 +182,7 @@ func newFollowHunt(t *testing.T, seed int64) *followHunt {
 	h.pageSize = []int{512, 1024, 4096}[h.rng.Intn(3)]
 	h.l0Ret = []time.Duration{time.Nanosecond, time.Hour}[h.rng.Intn(2)]
 	autockpt := []int{0, 100, 1000}[h.rng.Intn(3)]
-	h.tracef("seed %d: page size %d, L0Retention %s, wal_autocheckpoint %d", seed, h.pageSize, h.l0Ret, autockpt)
+	h.tracef("seed %d: page size %d, L0Retention %s, wal_autocheckpoint %d, damage %v, IndexRefreshInterval %s", seed, h.pageSize, h.l0Ret, autockpt, h.damage, h.refresh)
 
 	app, err := sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(5000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(%d)",
 		testFileURI(h.path), h.pageSize, autockpt))
@@ -148,13 +209,19 @@ func (h *followHunt) tracef(format string, args ...any) {
 
 func (h *followHunt) fatalf(format string, args ...any) {
 	h.t.Helper()
-	h.t.Fatalf("seed %d (replay: LITESTREAM_FOLLOW_HUNT_SEED=%d go test -count=1 -run 'TestReplica_FollowInterleavings' .): %s\nsteps:\n  %s",
-		h.seed, h.seed, fmt.Sprintf(format, args...), strings.Join(h.trace, "\n  "))
+	plog := ""
+	if h.damaged {
+		plog = "\nprimary log:\n" + h.plogs.String()
+	}
+	h.t.Fatalf("seed %d (replay: LITESTREAM_FOLLOW_HUNT_SEED=%d go test -count=1 -run 'TestReplica_FollowInterleavings' .): %s\nsteps:\n  %s%s",
+		h.seed, h.seed, fmt.Sprintf(format, args...), strings.Join(h.trace, "\n  "), plog)
 }
 
 func (h *followHunt) newDB() {
 	db := litestream.NewDB(h.path)
+	db.Logger = slog.New(slog.NewTextHandler(h.plogs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	db.Replica = litestream.NewReplicaWithClient(db, h.client)
+	db.Replica.IndexRefreshInterval = h.refresh
 	manual(db)
 	db.BusyTimeout = 20 * time.Millisecond
 	db.L0Retention = h.l0Ret
@@ -198,6 +265,8 @@ func (h *followHunt) record(what string) {
 		h.tracef("   %s: pos %s err=%v (not recorded)", what, pos.TXID, err)
 		return
 	}
+	h.observe()
+	h.curRec[pos.TXID] = true
 	if h.states[pos.TXID] == nil {
 		h.states[pos.TXID] = map[string]bool{}
 	}
@@ -285,7 +354,15 @@ func (h *followHunt) step(i int) {
 	case op < 96:
 		h.killFollower(i)
 	default:
-		h.commit(i)
+		if h.damage {
+			h.damageReplica(i)
+		} else {
+			h.commit(i)
+		}
+	}
+	h.observe()
+	if h.damage && h.drng.Intn(4) == 0 {
+		h.saveCopy(i)
 	}
 }
 
@@ -352,6 +429,9 @@ func (h *followHunt) syncAndWait(i int) {
 // not hold: after ResetLocalState the primary writes them again, with
 // other states (they were never uploaded, so no follower saw them).
 func (h *followHunt) forgetAboveReplica() {
+	if h.damaged {
+		return // a follower may hold them: observe marks them instead
+	}
 	var top ltx.TXID
 	for lvl := 0; lvl <= litestream.SnapshotLevel; lvl++ {
 		if infos := levelFiles(h.t, h.client, lvl); len(infos) > 0 {
@@ -384,6 +464,21 @@ func (h *followHunt) stateAt(txid ltx.TXID) (states map[string]bool, derived boo
 		h.fatalf("restore at txid %s: %v", txid, err)
 	}
 	return map[string]bool{dump: true}, true
+}
+
+// replicaStateAt returns the replica's restore at txid, if it has one.
+func (h *followHunt) replicaStateAt(txid ltx.TXID) (string, bool) {
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(h.t.TempDir(), "at.db")
+	opt.TXID = txid
+	if err := litestream.NewReplicaWithClient(nil, h.client).Restore(h.ctx, opt); err != nil {
+		return "", false
+	}
+	dump, err := followDump(opt.OutputPath)
+	if err != nil {
+		h.fatalf("restore at txid %s: %v", txid, err)
+	}
+	return dump, true
 }
 
 // retention deletes old snapshots as snapshot retention does, then the
@@ -442,6 +537,7 @@ func (h *followHunt) closeAndReopen(i int) {
 func (h *followHunt) startFollower(i int) {
 	_, err := os.Stat(h.out)
 	h.resumed = err == nil
+	h.runLog, h.runDamages = len(h.logs.String()), h.damages
 	h.stop, h.ended = startFollowEnding(h.follower, h.out)
 	h.started = time.Now()
 	h.tracef("%d: follower starts (resume %v)", i, h.resumed)
@@ -454,6 +550,11 @@ func (h *followHunt) stopFollower(i int) {
 	h.stop = nil
 	h.tracef("%d: follower stops after %s: err=%v", i, time.Since(h.started).Round(time.Millisecond), err)
 	if err != nil && !(errors.Is(err, context.Canceled) && !h.resumed) {
+		if h.damaged {
+			// It ended by itself just as it was stopped.
+			h.endedWith(i, err)
+			return
+		}
 		h.fatalf("follower stopped with %v", err)
 	}
 	select {
@@ -462,11 +563,29 @@ func (h *followHunt) stopFollower(i int) {
 		return
 	default:
 	}
-	// Nothing here takes files away from the replica's newest TXID.
-	if strings.Contains(h.logs.String(), "follow waiting") {
-		h.fatalf("the follower took the replica for behind its output:\n%s", h.logs.String())
-	}
+	h.checkRunLog()
 	h.checkOutput(false)
+}
+
+// checkRunLog checks the log of the follower run that just stopped: without
+// damage nothing takes files away from the replica's newest TXID, so it
+// never waits for the replica to reach its output.
+func (h *followHunt) checkRunLog() {
+	h.t.Helper()
+	all := h.logs.String()
+	run := all[min(h.runLog, len(all)):]
+	if n := strings.Count(run, "follow waiting"); n > 0 {
+		if !h.damaged {
+			h.fatalf("the follower took the replica for behind its output:\n%s", all)
+		}
+		h.waits++
+		h.tracef("   the follower logged %d times that it waits for the replica", n)
+		// Once per time the replica falls behind the output: at most
+		// once per damage during the run, and once for one before.
+		if n > 1+h.damages-h.runDamages {
+			h.fatalf("the follower logged %d times that it waits, with %d damages during its run:\n%s", n, h.damages-h.runDamages, run)
+		}
+	}
 }
 
 func (h *followHunt) checkNotEnded(i int) {
@@ -488,9 +607,60 @@ func (h *followHunt) checkNotEnded(i int) {
 // "replica history has been pruned"
 // (TestReplica_Follow_ResumeAfterSnapshotRetention); the follower now
 // bridges through the snapshot.
+//
+// After damage it may end with the documented refusal of a replica whose
+// history is no longer the output's (the output is checked and a new one
+// started, as a user would), or, with no output yet, because the replica
+// holds nothing to restore.
 func (h *followHunt) endedWith(i int, err error) {
 	h.t.Helper()
-	h.fatalf("before step %d: follower ended by itself: %v", i, err)
+	h.checkRunLog()
+	switch {
+	case h.damaged && isRefusal(err):
+		h.refused(i, err.Error())
+	case h.damaged && !h.resumed && (errors.Is(err, litestream.ErrTxNotAvailable) || errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "non-contiguous ltx files")):
+		// No output yet: the replica holds nothing to restore, or was
+		// being removed while the restore listed or read it.
+		h.notAvail++
+		h.tracef("%d: follower ended: %v", i, err)
+	case h.damaged && h.resumed && strings.Contains(err.Error(), "replica history has been pruned"):
+		// As documented when no file continues the output's TXID: the
+		// primary uploads past a replica put back while it ran, until
+		// it lists it again. The output stays; a later follower resumes.
+		h.pruned++
+		h.tracef("%d: follower ended: %v", i, err)
+		h.checkOutput(false)
+	default:
+		h.fatalf("before step %d: follower ended by itself: %v\nfollower log:\n%s", i, err, h.logs.String())
+	}
+}
+
+// isRefusal reports whether err is follow mode's refusal of a replica whose
+// history is no longer the output's, as documented.
+func isRefusal(err error) bool {
+	return errors.Is(err, litestream.ErrLTXCorrupted) && refusalText(err.Error())
+}
+
+func refusalText(msg string) bool {
+	return strings.Contains(msg, "replaced by another database") || strings.Contains(msg, "numbered again")
+}
+
+// refused checks the output a follower refused to go on with: it must hold
+// a state committed at its -txid, at a TXID damage or a re-seed touched;
+// the next follower starts a new output.
+func (h *followHunt) refused(i int, msg string) {
+	h.t.Helper()
+	h.refusals++
+	txid, _ := litestream.ReadTXIDFile(h.out)
+	h.tracef("%d: follower refused the replica at -txid %s: %s", i, txid, msg)
+	if txid != 0 && !h.touched[txid] && !h.touched[txid+1] {
+		h.fatalf("the follower refused the replica at -txid %s, a TXID no damage or re-seed touched: %s\nfollower log:\n%s", txid, msg, h.logs.String())
+	}
+	h.checkOutput(false)
+	h.outs++
+	h.out = filepath.Join(h.dir, "follow", fmt.Sprintf("out%d.db", h.outs))
+	h.killedAt = 0
+	h.tracef("   next output: %s", filepath.Base(h.out))
 }
 
 func (h *followHunt) toggleFollower(i int) {
@@ -535,7 +705,23 @@ func (h *followHunt) killFollower(i int) {
 	select {
 	case err := <-done:
 		if _, serr := os.Stat(h.out + ".killed"); serr != nil {
-			h.fatalf("child follower ended by itself: %v\n%s", err, output.String())
+			msg := output.String()
+			_, oerr := os.Stat(h.out)
+			switch {
+			case h.damaged && refusalText(msg):
+				h.refused(i, "child: "+msg)
+				return
+			case h.damaged && oerr != nil && (strings.Contains(msg, litestream.ErrTxNotAvailable.Error()) || strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "non-contiguous ltx files")):
+				h.notAvail++
+				h.tracef("%d: child follower ended: %s", i, strings.TrimSpace(msg))
+				return
+			case h.damaged && oerr == nil && strings.Contains(msg, "replica history has been pruned"):
+				h.pruned++
+				h.tracef("%d: child follower ended: %s", i, strings.TrimSpace(msg))
+				h.checkOutput(false)
+				return
+			}
+			h.fatalf("child follower ended by itself: %v\n%s", err, msg)
 		}
 		how = fmt.Sprintf("killed itself at page %d", page)
 	case <-time.After(wait):
@@ -586,10 +772,21 @@ func (h *followHunt) checkOutput(killed bool) {
 	if err != nil {
 		h.fatalf("output at -txid %s: %v", txid, err)
 	}
-	known := false
+	known, ambiguous := false, false
 	var want []string
 	for n := txid; n <= hi; n++ {
+		// A TXID damage or a re-seed touched may hold a state of each
+		// numbering: all recorded, and the replica's now.
+		if h.touched[n] && (h.gaps[n] || !h.curRec[n]) {
+			ambiguous = true
+		}
 		states, derived := h.stateAt(n)
+		if h.touched[n] && !derived && !states[got] {
+			if now, ok := h.replicaStateAt(n); ok && !states[now] {
+				states = maps.Clone(states)
+				states[now] = true
+			}
+		}
 		if states == nil {
 			continue
 		}
@@ -606,9 +803,9 @@ func (h *followHunt) checkOutput(killed bool) {
 			return
 		}
 	}
-	if !known {
+	if !known || ambiguous {
 		h.unknown++
-		h.tracef("   output at -txid %s (next %s) holds %s: no state recorded for those TXIDs", txid, hi, got)
+		h.tracef("   output at -txid %s (next %s) holds %s: no state recorded for those TXIDs in every numbering (known %v)", txid, hi, got, known)
 		return
 	}
 	sort.Strings(want)
@@ -679,7 +876,28 @@ func (h *followHunt) finish() {
 	if !h.open {
 		h.fatalf("final open failed")
 	}
+	if h.damaged && h.stop != nil {
+		// A follower that ends before the final SyncAndWait is judged
+		// as during the steps; after it, the replica must restore.
+		h.stopFollower(-1)
+		if h.t.Failed() {
+			return
+		}
+	}
+	if h.damaged && h.refresh == 0 {
+		// A primary that has not listed the replica since the damage
+		// would notice it only after IndexRefreshInterval (6 h): Close
+		// and Open, as a restarted process, lists it.
+		err := h.db.Close(h.ctx)
+		h.tracef("final: primary close: err=%v", err)
+		h.open = false
+		h.openDB(-1)
+		if !h.open {
+			h.fatalf("final open failed")
+		}
+	}
 	h.syncAndWait(-1)
+	h.observe()
 	pos, err := h.db.Pos()
 	if err != nil {
 		h.fatalf("final pos: %v", err)
@@ -691,8 +909,43 @@ func (h *followHunt) finish() {
 		h.startFollower(-1)
 	}
 	deadline := time.Now().Add(20 * time.Second)
+	extra := 0
 	for {
 		txid, _ := litestream.ReadTXIDFile(h.out)
+		next := txid
+		if b, err := os.ReadFile(litestream.NextTXIDPath(h.out)); err == nil {
+			if n, err := ltx.ParseTXID(strings.TrimSpace(string(b))); err == nil {
+				next = max(next, n)
+			}
+		}
+		if next > pos.TXID && h.damaged && time.Now().Before(deadline) {
+			// The replica was numbered again below the output's TXID (or
+			// the TXID its -txid.next says it may hold): the follower
+			// waits until the primary writes past it, and
+			// must then refuse it or, if the files rewrite every page,
+			// hold the primary's state.
+			h.push(-1)
+			if pos, err = h.db.Pos(); err != nil {
+				h.fatalf("final pos: %v", err)
+			}
+			continue
+		}
+		if txid == pos.TXID && h.damaged && h.touched[txid] && extra < 3 {
+			// Numbered again up to the output's TXID exactly, the
+			// replica has nothing to apply, and the follower does not
+			// look at the file at its TXID (TestReplica_Follow_RefusesRenumberedAtOutputTXID):
+			// one more TXID makes it refuse or go on.
+			if got, err := followDump(h.out); err == nil && got != h.dump {
+				extra++
+				h.sameTXID++
+				h.tracef("final: output at the primary's txid %s holds %s, not its %s: one more commit", txid, got, h.dump)
+				h.push(-1)
+				if pos, err = h.db.Pos(); err != nil {
+					h.fatalf("final pos: %v", err)
+				}
+				continue
+			}
+		}
 		if txid >= pos.TXID {
 			break
 		}
@@ -700,11 +953,21 @@ func (h *followHunt) finish() {
 		case err := <-h.ended:
 			_ = h.stop()
 			h.stop = nil
+			if !isRefusal(err) {
+				// After the final SyncAndWait the replica restores its
+				// newest TXID from any TXID the output is at.
+				h.fatalf("after the final SyncAndWait (txid %s) the follower of %s ended with %v (replica: %s)\nfollower log:\n%s",
+					pos.TXID, filepath.Base(h.out), err, h.replicaFiles(), h.logs.String())
+			}
 			h.endedWith(-1, err)
+			if h.t.Failed() {
+				return
+			}
+			h.startFollower(-1)
 		default:
 		}
 		if time.Now().After(deadline) {
-			h.fatalf("follower at txid %s did not reach the primary's %s within 20s", txid, pos.TXID)
+			h.fatalf("follower at txid %s did not reach the primary's %s within 20s\nfollower log:\n%s", txid, pos.TXID, h.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -718,12 +981,31 @@ func (h *followHunt) finish() {
 		h.fatal(err)
 	}
 	if got != h.dump {
-		h.fatalf("follower at txid %s holds %s, the primary %s", txid, got, h.dump)
+		h.fatalf("follower at txid %s holds %s, the primary %s (touched %v, states recorded there %v)\nfollower log:\n%s", txid, got, h.dump, h.touched[txid], h.states[txid], h.logs.String())
 	}
 	if os.Getenv("LITESTREAM_FOLLOW_HUNT_TRACE") != "" {
 		h.t.Logf("steps:\n  %s", strings.Join(h.trace, "\n  "))
 	}
-	h.t.Logf("seed %d: %d outputs checked (%d against a restore at an unrecorded TXID), %d unrecorded and no longer restorable", h.seed, h.checked, h.derived, h.unknown)
+	h.t.Logf("seed %d: %d outputs checked (%d against a restore at an unrecorded TXID), %d unrecorded and no longer restorable; damaged %v: %d refusals, %d runs that waited, %d fresh followers with nothing to restore, %d outputs at the final TXID in another numbering",
+		h.seed, h.checked, h.derived, h.unknown, h.damaged, h.refusals, h.waits, h.notAvail, h.sameTXID)
+}
+
+// replicaFiles lists the replica's files, level by level.
+func (h *followHunt) replicaFiles() string {
+	var b strings.Builder
+	for lvl := 0; lvl <= litestream.SnapshotLevel; lvl++ {
+		for _, info := range levelFiles(h.t, h.client, lvl) {
+			fmt.Fprintf(&b, " L%d:%d-%d", lvl, info.MinTXID, info.MaxTXID)
+		}
+	}
+	return b.String()
+}
+
+// push commits a row and uploads it: the primary's TXID moves on.
+func (h *followHunt) push(i int) {
+	err := h.exec(`INSERT INTO aside (v, pad) VALUES (?, randomblob(100))`, h.rng.Intn(1000))
+	h.tracef("%d: insert into aside err=%v -> %s", i, err, h.dump)
+	h.syncAndWait(i)
 }
 
 func (h *followHunt) fatal(err error) { h.t.Helper(); h.fatalf("%v", err) }
@@ -1157,5 +1439,134 @@ func waitFollowedOrEnded(t *testing.T, db *litestream.DB, out string, ended <-ch
 			t.Fatalf("the follower did not reach txid %s", pos.TXID)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// observe follows the primary's TXID: one below the highest of its current
+// numbering, or a re-seed in its log, starts a new numbering from there.
+// After damage every TXID from there up is touched and, if left unrecorded
+// in the numbering that ends, a gap.
+func (h *followHunt) observe() {
+	if !h.open {
+		return
+	}
+	pos, err := h.db.Pos()
+	if err != nil || pos.TXID == 0 {
+		return
+	}
+	logs := h.plogs.String()
+	reseeds := strings.Count(logs, "re-seeding")
+	adopted := strings.Count(logs, "behind its replica") + strings.Count(logs, "another history than the replica")
+	forget := func(n ltx.TXID) {
+		if h.damaged {
+			h.touched[n] = true
+			if !h.curRec[n] {
+				h.gaps[n] = true
+			}
+		}
+		delete(h.curRec, n)
+	}
+	if pos.TXID < h.top || reseeds > h.reseeds {
+		for n := pos.TXID; n <= h.top; n++ {
+			forget(n)
+		}
+		h.tracef("   primary numbered again from txid %s (was up to %s, re-seeds %d)", pos.TXID, h.top, reseeds)
+	}
+	if adopted > h.adopted {
+		// The primary took the replica's newest file (an older copy's)
+		// for its own: the replica's TXIDs below it are that copy's
+		// numbering now.
+		for n := ltx.TXID(1); n <= max(h.top, pos.TXID); n++ {
+			if h.touched[n] {
+				forget(n)
+			}
+		}
+		h.tracef("   primary adopted the replica's newest file: txid %s (was up to %s)", pos.TXID, h.top)
+	}
+	h.reseeds, h.adopted = reseeds, adopted
+	h.top = pos.TXID
+}
+
+// replicaTop returns the newest TXID of the replica in dir at any level.
+func (h *followHunt) replicaTop(dir string) (top ltx.TXID) {
+	client := file.NewReplicaClient(dir)
+	for lvl := 0; lvl <= litestream.SnapshotLevel; lvl++ {
+		if infos := levelFiles(h.t, client, lvl); len(infos) > 0 {
+			top = max(top, infos[len(infos)-1].MaxTXID)
+		}
+	}
+	return top
+}
+
+// saveCopy keeps a copy of the replica directory as it is now.
+func (h *followHunt) saveCopy(i int) {
+	if _, err := os.Stat(h.replicaDir); err != nil {
+		return
+	}
+	dst := filepath.Join(h.dir, fmt.Sprintf("copy%d", i))
+	if err := copyTree(h.replicaDir, dst); err != nil {
+		h.fatalf("copy replica: %v", err)
+	}
+	h.copies = append(h.copies, dst)
+	h.tracef("   replica saved as %s (top %s)", filepath.Base(dst), h.replicaTop(dst))
+}
+
+// damageReplica removes the replica directory or puts an older copy of it
+// back, while the primary runs (it notices when it lists the replica: every
+// upload with IndexRefreshInterval -1, else at Open or a retention call) or
+// while it is closed; sometimes the primary's local L0 files are pruned
+// first (L0Retention 1ns and a compaction), so that it cannot upload the
+// lost files again and re-seeds the replica from an earlier TXID instead.
+func (h *followHunt) damageReplica(i int) {
+	if h.open && h.drng.Intn(2) == 0 {
+		h.db.L0Retention = time.Nanosecond
+		info, err := h.db.Compact(h.ctx, 1)
+		h.db.L0Retention = h.l0Ret
+		h.tracef("%d: prune local L0: compact L1: %s err=%v", i, fileName(info), err)
+	}
+	closed := false
+	if h.open && h.drng.Intn(3) == 0 {
+		err := h.db.Close(h.ctx)
+		h.tracef("%d: primary close: err=%v", i, err)
+		h.open, closed = false, true
+		if err == nil {
+			h.record("close")
+		}
+	}
+	what, from := "wiped", ltx.TXID(0)
+	if len(h.copies) > 0 && h.drng.Intn(3) != 0 {
+		src := h.copies[h.drng.Intn(len(h.copies))]
+		tmp := filepath.Join(h.dir, fmt.Sprintf("next%d", i))
+		if err := copyTree(src, tmp); err != nil {
+			h.fatalf("copy: %v", err)
+		}
+		if err := os.RemoveAll(h.replicaDir); err != nil {
+			h.fatal(err)
+		} else if err := os.Rename(tmp, h.replicaDir); err != nil {
+			h.fatal(err)
+		}
+		from = h.replicaTop(h.replicaDir)
+		what = "put back from " + filepath.Base(src)
+	} else if err := os.RemoveAll(h.replicaDir); err != nil {
+		h.fatal(err)
+	}
+	h.damaged = true
+	h.damages++
+	// The TXIDs past what the replica holds now may be written again with
+	// other states; those it holds past the primary's are an older
+	// numbering's.
+	var hi ltx.TXID = h.top
+	for n := range h.states {
+		hi = max(hi, n)
+	}
+	for n := from + 1; n <= hi; n++ {
+		h.touched[n] = true
+	}
+	h.tracef("%d: replica %s (replica top %s, primary %s, open %v)", i, what, from, h.top, h.open)
+	if closed {
+		for n := h.drng.Intn(3); n > 0; n-- {
+			h.commit(i)
+		}
+		h.openDB(i)
 	}
 }

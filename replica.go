@@ -85,9 +85,12 @@ type Replica struct {
 
 	repairMu sync.Mutex      // guards repair
 	repair   []*ltx.FileInfo // L0 files the replica lost, to upload again from local copies
-	// lostFiles: a listing found files gone from the replica; the next sync
-	// checks that the replica still restores its newest state.
-	lostFiles atomic.Bool
+	// checkRestorable: the DB opened, or a listing found files gone from
+	// the replica; the next complete sync checks that the replica still
+	// restores its newest state. A new process has no earlier listing to
+	// find lost files by: a hole an older copy put back left below files
+	// written after it is found only so.
+	checkRestorable atomic.Bool
 
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
@@ -300,15 +303,22 @@ func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err err
 	}
 }
 
-// ensureRestorable runs after files went missing from the replica (a wipe,
-// an older copy put back). Lost L0 files with local copies were uploaded
-// again; if what is left still has no chain to the replica's newest file,
-// a snapshot of the database at the uploaded position gives it one.
+// ensureRestorable runs after the DB opened, and after files went missing
+// from the replica (a wipe, an older copy put back). Lost L0 files with
+// local copies were uploaded again; if what is left still has no chain to
+// the replica's newest file, a snapshot of the database at the uploaded
+// position gives it one. The plan is made from the in-memory listing,
+// which the DB lists at open anyway. A closing DB leaves the check to the
+// next Open: Close cannot take a snapshot.
 func (r *Replica) ensureRestorable(ctx context.Context) error {
-	if !r.lostFiles.Load() {
+	if !r.checkRestorable.Load() || r.db.checkOpenable() != nil {
 		return nil
 	}
-	_, err := CalcRestorePlan(ctx, r.Client, 0, time.Time{}, nil)
+	var client ReplicaClient = r.Client
+	if x := r.indexed(); x != nil {
+		client, ctx = x, withReplicaIndex(ctx)
+	}
+	_, err := CalcRestorePlan(ctx, client, 0, time.Time{}, nil)
 	if err != nil && !errors.Is(err, ErrTxNotAvailable) && !errors.Is(err, errNonContiguous) {
 		return fmt.Errorf("check that the replica still restores after files were lost: %w", err)
 	}
@@ -318,7 +328,7 @@ func (r *Replica) ensureRestorable(ctx context.Context) error {
 			return fmt.Errorf("upload a snapshot after files were lost from the replica: %w", err)
 		}
 	}
-	r.lostFiles.Store(false)
+	r.checkRestorable.Store(false)
 	return nil
 }
 

@@ -365,7 +365,7 @@ func (r *Replica) indexed() *replicaIndex {
 func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo) {
 	r.emit(EventReplicaChanged, fmt.Errorf("L%d: %d files missing, %d added by someone else", level, len(missing), len(added)))
 	if len(missing) > 0 {
-		r.lostFiles.Store(true)
+		r.checkRestorable.Store(true)
 		if r.db != nil {
 			r.db.dropMaxLTXFileInfo(level) // compaction must not continue past a lost file
 		}
@@ -415,9 +415,22 @@ func (r *Replica) repairLost(ctx context.Context) error {
 	r.repairMu.Unlock()
 	var l1 txRanges // what L1 covers, listed when first needed
 	listed := false
+	var uploaded ltx.TXID // the last file this pass put back
 	for i, info := range lost {
 		if _, err := os.Stat(r.db.LTXPath(0, info.MinTXID, info.MaxTXID)); err != nil {
 			continue // compacted and retained away locally: L1 holds it
+		}
+		// The files the hole lies between must be this DB's: a replica put
+		// back from an older copy, or another numbering of TXIDs, holds
+		// other files at those TXIDs, and a local copy between them would
+		// mix two histories that no restore crosses. Unproven, the hole
+		// stays, and the replica gets a snapshot past it instead.
+		if !(info.MinTXID == 1 || uploaded == info.MinTXID-1 || r.replicaL0IsOurs(ctx, info.MinTXID-1)) ||
+			!r.replicaL0IsOurs(ctx, info.MaxTXID+1) {
+			r.Logger().Warn("not uploading a lost replica file again: the replica's files around it are not this database's",
+				"level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
+			r.checkRestorable.Store(true)
+			continue
 		}
 		if !listed {
 			infos, err := listFrom(ctx, r.client(), 1, 0)
@@ -444,9 +457,25 @@ func (r *Replica) repairLost(ctx context.Context) error {
 			r.repairMu.Unlock()
 			return err
 		}
+		uploaded = info.MaxTXID
 		r.Logger().Info("uploaded lost replica file again", "level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
 	}
 	return nil
+}
+
+// replicaL0IsOurs reports whether the replica's L0 file of txid is this
+// DB's: its local copy has the same header, which holds the file's WAL
+// range and checksums. A file that is not on the replica is this DB's to
+// write, and counts; one without a local copy proves nothing.
+func (r *Replica) replicaL0IsOurs(ctx context.Context, txid ltx.TXID) bool {
+	remote, err := readRemoteHeader(ctx, r.client(), 0, txid)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	} else if err != nil {
+		return false
+	}
+	local, err := readLTXHeaderFile(r.db.LTXPath(0, txid, txid))
+	return err == nil && local == remote
 }
 
 func (r *Replica) indexRefresh() time.Duration {

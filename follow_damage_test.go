@@ -1,0 +1,363 @@
+// Follow mode against a damaged replica: failures found by the damage
+// steps of TestReplica_FollowInterleavings (a replica wiped or put back
+// from an older copy, its primary re-seeding it from an earlier TXID),
+// reduced to deterministic tests. Each says what the README promises and
+// what the library did before the fix.
+package litestream_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/benbjohnson/litestream/file"
+	"github.com/superfly/ltx"
+)
+
+// openReseedingPrimary opens a primary that lists its replica on every
+// upload (so it notices a wipe at once) and whose local L0 copies go to
+// retention at each compaction (so it re-seeds a wiped replica from TXID 1
+// instead of uploading the lost files again), and commits n rows.
+func openReseedingPrimary(t *testing.T, n int) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	path, app, client := mustAppWithReplica(t)
+	db := manual(MustNewDB(t, path, client))
+	db.Replica.IndexRefreshInterval = -1
+	db.L0Retention = time.Nanosecond
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 1, n)
+	return db, app, client
+}
+
+// wipeAndReseed prunes the primary's local L0 files, removes the replica
+// directory and commits rows of their own pages until the primary, which
+// re-seeds the replica from TXID 1, reaches TXID until.
+func wipeAndReseed(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient, until ltx.TXID) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	for v := 100; ; v++ {
+		if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(10000))`, v); err != nil {
+			t.Fatal(err)
+		} else if err := db.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := db.Pos()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos.TXID == until {
+			return
+		} else if pos.TXID > until {
+			t.Fatalf("precondition: the primary went from TXID %s to %s, past %s", pos.TXID-1, pos.TXID, until)
+		}
+	}
+}
+
+// Found by TestReplica_FollowInterleavings with damage (seeds 1, 2, 3, 6 of
+// 20 before the hunt pushed its primary one TXID further): a replica
+// re-seeded from TXID 1 whose new numbering reaches the output's TXID T
+// exactly holds another state at T. The README: such a replica "is refused
+// once its TXIDs reach the output's (before that there is nothing to
+// apply: the follower waits, and logs once ...)". The follower logs that
+// it waits, then, when the replica reaches T, logs "follow: the replica
+// reaches the output's TXID again" and goes on polling: -txid says T, the
+// replica's newest TXID, while the output holds the old numbering's state
+// at T, and nothing says so until the primary writes T+1. A reader or tool
+// comparing -txid with the replica's position takes the output for current.
+func TestReplica_Follow_RefusesRenumberedAtOutputTXID(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 4)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	follower := loggedFollower(t, client, &logs)
+	stop, ended := startFollowEnding(follower, out)
+	defer func() { _ = stop() }()
+	waitFollowed(t, db, out)
+	at, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := MustCheckRestored(t, out)
+
+	wipeAndReseed(t, db, app, client, at)
+	if got := MustDump(t, app); got == old {
+		t.Fatalf("precondition: the primary's state at TXID %s is the output's", at)
+	}
+	// Give the follower many polls (20 ms each) to look at the replica's
+	// file at its TXID: it must end with the refusal.
+	deadline := time.After(10 * time.Second)
+	var seen <-chan time.Time
+	for done := false; !done; {
+		select {
+		case err := <-ended:
+			if !isRefusal(err) {
+				t.Fatalf("follow ended with %v, want the refusal of a replica numbered again", err)
+			}
+			return
+		case <-deadline:
+			done = true
+		case <-seen:
+			done = true
+		case <-time.After(20 * time.Millisecond):
+			if seen == nil && strings.Contains(logs.String(), "reaches the output's TXID again") {
+				seen = time.After(time.Second)
+			}
+		}
+	}
+	txid, _ := litestream.ReadTXIDFile(out)
+	t.Fatalf("the replica, numbered again from TXID 1, reached the output's TXID %s with another state (%s, the output %s); the follower, at -txid %s, did not refuse it and logged:\n%s",
+		at, MustDump(t, app), MustCheckRestored(t, out), txid, logs.String())
+}
+
+// Found by TestReplica_FollowInterleavings with damage (seed 8): a
+// follower killed while applying TXID T+1 leaves the output at T with
+// -txid.next T+1. The replica is then wiped and re-seeded from TXID 1 past
+// T+1. The next follower of the output takes the re-seeded replica's L0
+// file at T for the one that brought the output there (only its WAL range
+// is compared, since the output may hold T+1), and the next file then
+// fails its chain check: "follow failed ... ltx file corrupted: grows the
+// database ... a file of another database", logged once and retried every
+// interval for ever. The README promises that follow mode ends with an
+// error matching ErrLTXCorrupted saying the replica was numbered again
+// (as TestReplica_Follow_RefusesReseededReplica checks for a follower
+// without -txid.next).
+func TestReplica_Follow_ResumeAfterKillRefusesReseededReplica(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 4)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	follower := litestream.NewReplicaWithClient(nil, file.NewReplicaClient(client.Path()))
+	stop := startFollow(follower, out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MustCheckRestored(t, out)
+
+	// A follower killed after it recorded -txid.next for its next commit,
+	// before the commit (the hunt's child was SIGKILLed at a random
+	// moment), leaves the output at at with -txid.next at+1.
+	mustInsertReplicated(t, db, app, 10, 1)
+	if err := os.WriteFile(litestream.NextTXIDPath(out), []byte((at+1).String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	wipeAndReseed(t, db, app, client, at+3)
+	var logs syncBuffer
+	follower = loggedFollower(t, client, &logs)
+	stop, ended := startFollowEnding(follower, out)
+	defer func() { _ = stop() }()
+	select {
+	case err := <-ended:
+		if !isRefusal(err) || !strings.Contains(err.Error(), "numbered again") {
+			t.Fatalf("follow ended with %v, want the refusal of a replica numbered again (ErrLTXCorrupted)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the resumed follower neither refused the re-seeded replica nor ended in 10 s; it logged:\n%s", logs.String())
+	}
+	if txid, _ := litestream.ReadTXIDFile(out); txid != at {
+		t.Fatalf("the follower moved from %s to %s on the re-seeded replica's files", at, txid)
+	}
+	if got := MustCheckRestored(t, out); got != want {
+		t.Fatalf("the output changed from %s to %s", want, got)
+	}
+}
+
+// loggedFollower is a follower of client's replica logging to logs.
+func loggedFollower(t *testing.T, client *file.ReplicaClient, logs *syncBuffer) *litestream.Replica {
+	owner := litestream.NewDB(filepath.Join(t.TempDir(), "unused"))
+	owner.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return litestream.NewReplicaWithClient(owner, file.NewReplicaClient(client.Path()))
+}
+
+// putBackOldCopyWhileRunning commits 2 rows, copies the replica, commits 3
+// more, puts the copy back while db runs (default IndexRefreshInterval: it
+// does not notice) and commits one more, uploaded past the hole: the
+// replica holds L0 1-2 and 6, the primary has local copies of 3-5.
+func putBackOldCopyWhileRunning(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient) {
+	t.Helper()
+	mustInsertReplicated(t, db, app, 1, 2)
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 1)
+}
+
+// openUnverifiedDB opens a manual DB on path replicating through client,
+// closed at cleanup. Unlike mustOpenManualDB it does not check at cleanup
+// that L0 is dense: a replica that lost files may be made whole again by a
+// snapshot past the hole.
+func openUnverifiedDB(t *testing.T, path string, client *file.ReplicaClient) *litestream.DB {
+	t.Helper()
+	db := litestream.NewDB(path)
+	db.Replica = litestream.NewReplicaWithClient(db, client)
+	manual(db)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if db.IsOpen() {
+			_ = db.Close(context.Background())
+		}
+	})
+	return db
+}
+
+// mustRestoreLatest checks that the replica's latest state restores and is
+// want.
+func mustRestoreLatest(t *testing.T, client *file.ReplicaClient, want, what string) {
+	t.Helper()
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath = filepath.Join(t.TempDir(), "restored.db")
+	if err := litestream.NewReplicaWithClient(nil, client).Restore(context.Background(), opt); err != nil {
+		t.Fatalf("%s, but the latest state does not restore: %v (L0 %v)", what, err, L0TXIDs(t, client))
+	}
+	if got := MustCheckRestored(t, opt.OutputPath); got != want {
+		t.Fatalf("restored %s, the primary holds %s", got, want)
+	}
+}
+
+// Found by TestReplica_FollowInterleavings with damage (seed 23): the
+// primary notices the lost files at its next listing (here
+// ResetLocalState's), which makes its next upload check that the replica
+// still restores and upload a snapshot if not ("if the files left no
+// longer restore the newest state (a wiped bucket, an older copy put
+// back), it uploads a snapshot at once"). When that upload is Close's
+// final one, the snapshot is taken on the closing DB and fails: Close
+// returns "upload a snapshot after files were lost from the replica: ...
+// database not open: closed". A DB object opened next on the same database
+// (a restarted process) does not know files were lost: its SyncAndWait
+// succeeds while the replica has no chain to its newest file, so no
+// restore of the latest state works and every follower behind the hole
+// ends with "replica history has been pruned", for good.
+func TestReplica_CloseAfterNoticedLostFiles_NextOpenSnapshots(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := openUnverifiedDB(t, path, client)
+	putBackOldCopyWhileRunning(t, db, app, client)
+	if err := db.ResetLocalState(ctx); err != nil {
+		t.Fatal(err) // lists the replica: "replica files changed outside this process"
+	}
+	mustInsert(t, app, 30)
+	closeErr := db.Close(ctx)
+
+	db = openUnverifiedDB(t, path, client)
+	mustInsertReplicated(t, db, app, 40, 2)
+	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+	if closeErr != nil {
+		t.Fatalf("the replica restores, but Close returned %v", closeErr)
+	}
+}
+
+// Found while reducing seed 23 of TestReplica_FollowInterleavings with
+// damage: the same hole, never noticed by the primary before it closes.
+// The README: "A DB closed and opened again forgets what it knew of the
+// replica and lists it again, as a new process does." The same DB object
+// opened again does: it finds the files gone, uploads them again from its
+// local copies and the replica restores. A new DB object on the same
+// database (a new process) lists a replica with a hole its local L0 copies
+// could fill, and leaves it: SyncAndWait succeeds, the latest state does
+// not restore.
+func TestReplica_NewDBRestoresHoleFromOldCopy(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		newDB bool
+	}{{"SameDB", false}, {"NewDB", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, app, client := mustAppWithReplica(t)
+			db := openUnverifiedDB(t, path, client)
+			putBackOldCopyWhileRunning(t, db, app, client)
+			mustInsert(t, app, 30)
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tt.newDB {
+				db = openUnverifiedDB(t, path, client)
+			} else if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			mustInsertReplicated(t, db, app, 40, 2)
+			mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+		})
+	}
+}
+
+// Found by TestReplica_FollowInterleavings with damage (seed 308): the
+// primary re-seeded a wiped replica from TXID 1 (its local L0 files were
+// gone to retention), so its TXIDs 1-3 are another numbering than the
+// replica's before. A copy of the replica from before the wipe (TXID 1 of
+// the old numbering) is put back while the primary runs; its next upload,
+// TXID 4, lands after the copy's TXID 1 unnoticed (default
+// IndexRefreshInterval). The same DB closed and opened again lists the
+// replica, finds L0 2 and 3 missing between the files it has, and uploads
+// them again from its local copies ("uploaded lost replica file again")
+// over the old numbering's TXID 1, which no local copy of this numbering
+// proves. The replica then mixes two numberings: no restore past TXID 1
+// works ("ltx file corrupted: WAL range ... does not continue"), while
+// SyncAndWait succeeds; a follower of the old numbering at TXID 1 fails on
+// TXID 2 ("a file of another database") and retries for ever.
+// (ResetLocalState instead of Close and Open re-seeds after the copy, and
+// the replica restores.)
+func TestReplica_LostFilesNotUploadedOverAnotherNumbering(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := openUnverifiedDB(t, path, client)
+	db.Replica.IndexRefreshInterval = -1 // notice the wipe at once
+	db.L0Retention = time.Nanosecond
+	mustInsertReplicated(t, db, app, 1, 1)
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 2, 2)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3) // re-seeded: TXIDs 1-3 again
+	if pos, err := db.Pos(); err != nil {
+		t.Fatal(err)
+	} else if pos.TXID != 3 {
+		t.Fatalf("precondition: the primary re-seeded to TXID %s, want 3", pos.TXID)
+	}
+
+	db.Replica.IndexRefreshInterval = 0
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 1) // TXID 4, after the copy's 1
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	} else if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 21, 1)
+	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+}
