@@ -205,26 +205,6 @@ func putBackOldCopyWhileRunning(t *testing.T, db *litestream.DB, app *sql.DB, cl
 	mustInsertReplicated(t, db, app, 20, 1)
 }
 
-// openUnverifiedDB opens a manual DB on path replicating through client,
-// closed at cleanup. Unlike mustOpenManualDB it does not check at cleanup
-// that L0 is dense: a replica that lost files may be made whole again by a
-// snapshot past the hole.
-func openUnverifiedDB(t *testing.T, path string, client *file.ReplicaClient) *litestream.DB {
-	t.Helper()
-	db := litestream.NewDB(path)
-	db.Replica = litestream.NewReplicaWithClient(db, client)
-	manual(db)
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if db.IsOpen() {
-			_ = db.Close(context.Background())
-		}
-	})
-	return db
-}
-
 // mustRestoreLatest checks that the replica's latest state restores and is
 // want.
 func mustRestoreLatest(t *testing.T, client *file.ReplicaClient, want, what string) {
@@ -255,7 +235,7 @@ func mustRestoreLatest(t *testing.T, client *file.ReplicaClient, want, what stri
 func TestReplica_CloseAfterNoticedLostFiles_NextOpenSnapshots(t *testing.T) {
 	ctx := context.Background()
 	path, app, client := mustAppWithReplica(t)
-	db := openUnverifiedDB(t, path, client)
+	db := mustOpenDamagedDB(t, path, client)
 	putBackOldCopyWhileRunning(t, db, app, client)
 	if err := db.ResetLocalState(ctx); err != nil {
 		t.Fatal(err) // lists the replica: "replica files changed outside this process"
@@ -263,7 +243,7 @@ func TestReplica_CloseAfterNoticedLostFiles_NextOpenSnapshots(t *testing.T) {
 	mustInsert(t, app, 30)
 	closeErr := db.Close(ctx)
 
-	db = openUnverifiedDB(t, path, client)
+	db = mustOpenDamagedDB(t, path, client)
 	mustInsertReplicated(t, db, app, 40, 2)
 	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 	if closeErr != nil {
@@ -288,14 +268,14 @@ func TestReplica_NewDBRestoresHoleFromOldCopy(t *testing.T) {
 	}{{"SameDB", false}, {"NewDB", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			path, app, client := mustAppWithReplica(t)
-			db := openUnverifiedDB(t, path, client)
+			db := mustOpenDamagedDB(t, path, client)
 			putBackOldCopyWhileRunning(t, db, app, client)
 			mustInsert(t, app, 30)
 			if err := db.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if tt.newDB {
-				db = openUnverifiedDB(t, path, client)
+				db = mustOpenDamagedDB(t, path, client)
 			} else if err := db.Open(); err != nil {
 				t.Fatal(err)
 			}
@@ -324,7 +304,7 @@ func TestReplica_NewDBRestoresHoleFromOldCopy(t *testing.T) {
 func TestReplica_LostFilesNotUploadedOverAnotherNumbering(t *testing.T) {
 	ctx := context.Background()
 	path, app, client := mustAppWithReplica(t)
-	db := openUnverifiedDB(t, path, client)
+	db := mustOpenDamagedDB(t, path, client)
 	db.Replica.IndexRefreshInterval = -1 // notice the wipe at once
 	db.L0Retention = time.Nanosecond
 	mustInsertReplicated(t, db, app, 1, 1)

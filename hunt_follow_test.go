@@ -1122,10 +1122,7 @@ func TestReplica_Follow_StopDuringCommitKeepsTXIDFile(t *testing.T) {
 // connection; the restarted follower must resume or start over.
 func TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput(t *testing.T) {
 	ctx := context.Background()
-	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db, app, 1, 3)
-	out := filepath.Join(t.TempDir(), "out.db")
+	db, app, client, out := mustPrimaryToFollow(t)
 	follower := litestream.NewReplicaWithClient(nil, client)
 
 	fctx, cancel := context.WithCancel(ctx)
@@ -1173,10 +1170,7 @@ func TestReplica_Follow_StopAfterInitialRestoreLeavesResumableOutput(t *testing.
 // never name a TXID while the output is not there. The check runs just
 // before the initial restore renames the output into place.
 func TestReplica_Follow_TXIDFileNeverBeforeOutput(t *testing.T) {
-	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db, app, 1, 3)
-	out := filepath.Join(t.TempDir(), "out.db")
+	db, _, client, out := mustPrimaryToFollow(t)
 
 	var checked, early atomic.Int32
 	litestream.SetCrashPoint(func(step string) {
@@ -1212,10 +1206,7 @@ func TestReplica_Follow_TXIDFileNeverBeforeOutput(t *testing.T) {
 // A follower killed right after its initial restore renamed the output
 // into place, before -txid was written, must be resumed by the next one.
 func TestReplica_Follow_KilledAfterPlacingOutputResumes(t *testing.T) {
-	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db, app, 1, 3)
-	out := filepath.Join(t.TempDir(), "out.db")
+	db, app, client, out := mustPrimaryToFollow(t)
 
 	child, output := startChild(t, "follower", out, "LITESTREAM_TEST_REPLICA="+client.Path(), "LITESTREAM_TEST_KILL_AT_STEP=restore-placed")
 	err := child.Wait()
@@ -1227,6 +1218,16 @@ func TestReplica_Follow_KilledAfterPlacingOutputResumes(t *testing.T) {
 	}
 
 	mustResumeFollowToPrimary(t, db, app, client, out)
+}
+
+// mustPrimaryToFollow opens a manual primary with rows 1-3 replicated, and
+// returns it with its app, its replica and a path for a follower's output.
+func mustPrimaryToFollow(t *testing.T) (*litestream.DB, *sql.DB, *file.ReplicaClient, string) {
+	t.Helper()
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 3)
+	return db, app, client, filepath.Join(t.TempDir(), "out.db")
 }
 
 // mustResumeFollowToPrimary commits two more rows, runs a follower of
@@ -1250,10 +1251,7 @@ func mustResumeFollowToPrimary(t *testing.T, db *litestream.DB, app *sql.DB, cli
 // directory sync then failed returns the error; the output stands, and the
 // next follower must resume it, not refuse it for a missing -txid.
 func TestReplica_Follow_DirSyncFailedAfterPlacingResumes(t *testing.T) {
-	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db, app, 1, 3)
-	out := filepath.Join(t.TempDir(), "out.db")
+	db, app, client, out := mustPrimaryToFollow(t)
 
 	litestream.SetRestoreSyncDir(t, func(string) error { return errors.New("injected directory sync failure") })
 	opt := litestream.NewRestoreOptions()

@@ -1468,6 +1468,18 @@ func TestUpstream_Compactor_Compact(t *testing.T) {
 	})
 }
 
+// fillL0AndCompact writes the missing L0 file txid, compacts into L1 and
+// checks that the new L1 file spans min-max.
+func fillL0AndCompact(t *testing.T, c *litestream.Compactor, client litestream.ReplicaClient, txid, min, max ltx.TXID) {
+	t.Helper()
+	upLTX(t, client, 0, txid, txid, time.Now())
+	info, err := c.Compact(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upRange(t, info, 1, min, max)
+}
+
 // Holes in the source level. Both refuse a hole right after the
 // destination's newest file with an error matching ErrNoCompaction, and
 // fail on a hole inside the inputs ("non-contiguous") or on overlapping
@@ -1526,12 +1538,7 @@ func TestUpstream_Compactor_Compact_Holes(t *testing.T) {
 		if _, err := c.Compact(ctx, 1); err == nil || !strings.Contains(err.Error(), "non-contiguous") {
 			t.Fatalf("compaction over L0 1-3,5-6: %v, want an error saying non-contiguous", err)
 		}
-		upLTX(t, client, 0, 4, 4, now)
-		info, err := c.Compact(ctx, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		upRange(t, info, 1, 1, 6)
+		fillL0AndCompact(t, c, client, 4, 1, 6)
 	})
 	t.Run("L0GapAtSeek", func(t *testing.T) {
 		c, client := upCompactor(t)
@@ -1542,12 +1549,7 @@ func TestUpstream_Compactor_Compact_Holes(t *testing.T) {
 		if _, err := c.Compact(ctx, 1); !errors.Is(err, litestream.ErrNoCompaction) {
 			t.Fatalf("compaction over a hole at the seek: %v, want ErrNoCompaction", err)
 		}
-		upLTX(t, client, 0, 3, 3, now)
-		info, err := c.Compact(ctx, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		upRange(t, info, 1, 3, 5)
+		fillL0AndCompact(t, c, client, 3, 3, 5)
 	})
 	t.Run("L1SeekGap", func(t *testing.T) {
 		c, client := upCompactor(t)
