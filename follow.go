@@ -306,27 +306,9 @@ func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.T
 		}
 		newest = max(newest, higher)
 	}
-	// Back at the output's TXID after falling behind it, or with the file
-	// there listed with another size or time than when it was applied:
-	// that file must still be the one the output was brought there with,
-	// not another numbering's that reached the same TXID.
-	rewritten := false
-	for _, info := range listed {
-		switch f := out.linkFile; {
-		case info.MaxTXID != start:
-		case f.MaxTXID != start:
-			out.linkFile = *info // first seen since a restore or reopen: the baseline
-		case info.MinTXID == f.MinTXID && (info.Size != f.Size || !info.CreatedAt.Equal(f.CreatedAt)):
-			rewritten = true
-			out.linkFile = *info // checked once
-		}
+	if err := r.checkOutputTXIDFile(ctx, out, start, listed, newest); err != nil {
+		return start, err
 	}
-	if (rewritten || out.behind && newest >= start) && start > 0 {
-		if _, err := r.linkAt(ctx, out, start, chainLink{}); err != nil {
-			return start, err
-		}
-	}
-	out.behind, out.replicaNewest = newest < start && start > 0, newest
 	for _, info := range infos {
 		if info.MaxTXID <= cur {
 			continue
@@ -346,6 +328,34 @@ func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.T
 		cur = info.MaxTXID
 	}
 	return cur, nil
+}
+
+// checkOutputTXIDFile watches the replica's file at the output's TXID
+// start, which the L0 listing from start shows, and records whether the
+// replica, whose newest TXID is newest, fell behind the output. Back at the
+// output's TXID after falling behind it, or with the file there listed with
+// another size or time than when it was applied, that file must still be
+// the one the output was brought there with, not another numbering's that
+// reached the same TXID: it is checked once, as linkAt checks it.
+func (r *Replica) checkOutputTXIDFile(ctx context.Context, out *followOutput, start ltx.TXID, listed []*ltx.FileInfo, newest ltx.TXID) error {
+	rewritten := false
+	for _, info := range listed {
+		switch f := out.linkFile; {
+		case info.MaxTXID != start:
+		case f.MaxTXID != start:
+			out.linkFile = *info // first seen since a restore or reopen: the baseline
+		case info.MinTXID == f.MinTXID && (info.Size != f.Size || !info.CreatedAt.Equal(f.CreatedAt)):
+			rewritten = true
+			out.linkFile = *info // checked once
+		}
+	}
+	if (rewritten || out.behind && newest >= start) && start > 0 {
+		if _, err := r.linkAt(ctx, out, start, chainLink{}); err != nil {
+			return err
+		}
+	}
+	out.behind, out.replicaNewest = newest < start && start > 0, newest
+	return nil
 }
 
 // linkAt returns prev if it is the file that brought the output to cur, or
