@@ -5,6 +5,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,31 +15,41 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// A follower stopped at N while the primary shrinks the
-// database (DELETE + VACUUM) and snapshot retention then removes every file
-// continuing N: the resumed follower bridges through a snapshot smaller
-// than its output.
-func TestReplica_Follow_SnapshotBridgeShrinks(t *testing.T) {
+// mustFollowThenShrink grows a primary's table by doublings, follows it to
+// TXID at and stops the follower (the output then has size bytes), then
+// shrinks the database (DELETE + VACUUM) and has snapshot retention remove
+// every file continuing at.
+func mustFollowThenShrink(t *testing.T, doublings int) (db *litestream.DB, app *sql.DB, follower *litestream.Replica, out string, at ltx.TXID, size int64) {
+	t.Helper()
 	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
+	db = mustOpenManualDB(t, path, client)
 	mustInsertReplicated(t, db, app, 1, 2)
-	for i := 0; i < 5; i++ {
+	for i := 0; i < doublings; i++ {
 		mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) SELECT v+1000, randomblob(3000) FROM t`)
 	}
-	out := filepath.Join(t.TempDir(), "out.db")
-	follower := litestream.NewReplicaWithClient(nil, client)
+	out = filepath.Join(t.TempDir(), "out.db")
+	follower = litestream.NewReplicaWithClient(nil, client)
 	stop := startFollow(follower, out)
 	waitFollowed(t, db, out)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	at, _ := litestream.ReadTXIDFile(out)
-	before, _ := os.Stat(out)
-
+	at, _ = litestream.ReadTXIDFile(out)
+	if fi, err := os.Stat(out); err == nil {
+		size = fi.Size()
+	}
 	mustExecReplicated(t, db, app, `DELETE FROM t WHERE v >= 1000`)
 	mustExecReplicated(t, db, app, `VACUUM`)
 	retainSnapshotsPast(t, db, app, client, at)
+	return db, app, follower, out, at, size
+}
 
+// A follower stopped at N while the primary shrinks the
+// database (DELETE + VACUUM) and snapshot retention then removes every file
+// continuing N: the resumed follower bridges through a snapshot smaller
+// than its output.
+func TestReplica_Follow_SnapshotBridgeShrinks(t *testing.T) {
+	db, app, follower, out, at, before := mustFollowThenShrink(t, 5)
 	stop, ended := startFollowEnding(follower, out)
 	defer func() { _ = stop() }()
 	waitFollowedOrEnded(t, db, out, ended)
@@ -46,7 +57,7 @@ func TestReplica_Follow_SnapshotBridgeShrinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := os.Stat(out)
-	t.Logf("output %d bytes at %s, %d bytes after", before.Size(), at, after.Size())
+	t.Logf("output %d bytes at %s, %d bytes after", before, at, after.Size())
 	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
 		t.Fatalf("follower holds %s, primary %s", got, want)
 	}
@@ -56,24 +67,7 @@ func TestReplica_Follow_SnapshotBridgeShrinks(t *testing.T) {
 // -txid update: -txid still N, -txid.next the TXID reached. The restarted
 // follower must reach it again through the snapshot in one transaction.
 func TestReplica_Follow_SnapshotBridgeCrashAfterCommit(t *testing.T) {
-	path, app, client := mustAppWithReplica(t)
-	db := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db, app, 1, 2)
-	for i := 0; i < 4; i++ {
-		mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) SELECT v+1000, randomblob(3000) FROM t`)
-	}
-	out := filepath.Join(t.TempDir(), "out.db")
-	follower := litestream.NewReplicaWithClient(nil, client)
-	stop := startFollow(follower, out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	at, _ := litestream.ReadTXIDFile(out)
-	mustExecReplicated(t, db, app, `DELETE FROM t WHERE v >= 1000`)
-	mustExecReplicated(t, db, app, `VACUUM`)
-	retainSnapshotsPast(t, db, app, client, at)
-
+	db, app, follower, out, at, _ := mustFollowThenShrink(t, 4)
 	stop, ended := startFollowEnding(follower, out)
 	waitFollowedOrEnded(t, db, out, ended)
 	if err := stop(); err != nil {
