@@ -620,6 +620,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 		// out of reach, the comparison waits for the first upload.
 		db.replicaCheckPending.Store(false)
 		db.Replica.checkRestorable.Store(true)
+		db.loadSnapshotOwed()
 		if err := db.checkBehindReplica(ctx); errors.Is(err, errReplicaUnreachable) {
 			db.replicaCheckPending.Store(true)
 			db.logger().Warn("replica unreachable at start, capturing locally until it answers", "error", err)

@@ -120,6 +120,12 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 			msg = "no local copy proves the replica's newest file is this database's history, re-seeding the replica with a full snapshot after it"
 		}
 		db.logger().Warn(msg, "local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
+		// Files this DB uploaded may lie below the other history's: the
+		// replica's chain then breaks between them, and only a snapshot
+		// past the adopted file restores the newest state.
+		if err := db.oweSnapshot(); err != nil {
+			return err
+		}
 	} else {
 		db.logger().Info("database is behind its replica, fetching the replica's newest file",
 			"local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
@@ -264,4 +270,50 @@ func (db *DB) refillL0(minTXID, maxTXID ltx.TXID) bool {
 		db.Replica.queueRepair(local)
 	}
 	return len(local) > 0
+}
+
+// snapshotOwedFileName marks, in the meta directory, a replica that owes a
+// snapshot: its newest file was found to be another history's, with files
+// of this DB possibly below it. No restore crosses that break, and the
+// names alone do not show it; the mark outlives a crash until a snapshot
+// past the break is uploaded.
+const snapshotOwedFileName = "snapshot-owed"
+
+func (db *DB) snapshotOwedPath() string { return filepath.Join(db.metaPath, snapshotOwedFileName) }
+
+// oweSnapshot records, durably, that the replica needs a snapshot before
+// its newest state restores.
+func (db *DB) oweSnapshot() error {
+	f, err := os.OpenFile(db.snapshotOwedPath(), os.O_WRONLY|os.O_CREATE, db.filePerm().Mode)
+	if err != nil {
+		return fmt.Errorf("record that the replica owes a snapshot: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = internal.SyncDir(db.metaPath)
+	}
+	if err != nil {
+		return fmt.Errorf("record that the replica owes a snapshot: %w", err)
+	}
+	db.Replica.snapshotOwed.Store(true)
+	return nil
+}
+
+// loadSnapshotOwed takes over, at open, a snapshot an earlier process owed.
+func (db *DB) loadSnapshotOwed() {
+	if _, err := os.Stat(db.snapshotOwedPath()); err == nil {
+		db.Replica.snapshotOwed.Store(true)
+	}
+}
+
+// snapshotPaid clears the record once the snapshot is uploaded.
+func (db *DB) snapshotPaid() error {
+	if err := os.Remove(db.snapshotOwedPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("clear the record of the snapshot the replica owed: %w", err)
+	}
+	db.Replica.snapshotOwed.Store(false)
+	return nil
 }

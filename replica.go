@@ -91,6 +91,9 @@ type Replica struct {
 	// find lost files by: a hole an older copy put back left below files
 	// written after it is found only so.
 	checkRestorable atomic.Bool
+	// snapshotOwed: the replica's newest file was another history's; the
+	// next complete sync uploads a snapshot whatever the listing says.
+	snapshotOwed atomic.Bool
 
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
@@ -311,7 +314,19 @@ func (r *Replica) sync(ctx context.Context, maxFiles int) (uploaded int, err err
 // which the DB lists at open anyway. A closing DB leaves the check to the
 // next Open: Close cannot take a snapshot.
 func (r *Replica) ensureRestorable(ctx context.Context) error {
-	if !r.checkRestorable.Load() || r.db.checkOpenable() != nil {
+	owed := r.snapshotOwed.Load()
+	if (!owed && !r.checkRestorable.Load()) || r.db.checkOpenable() != nil {
+		return nil
+	}
+	if owed {
+		r.Logger().Warn("the replica's newest file was another history's, uploading a snapshot past it")
+		if _, err := r.db.Snapshot(ctx); err != nil {
+			return fmt.Errorf("upload the snapshot owed after adopting another history's file: %w", err)
+		}
+		if err := r.db.snapshotPaid(); err != nil {
+			return err
+		}
+		r.checkRestorable.Store(false)
 		return nil
 	}
 	var client ReplicaClient = r.Client
@@ -494,9 +509,11 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		// Listing every pass was asked for: a replica that no longer ends
 		// at the known position (wiped, put back from a copy, written by
 		// another) is compared again, as after a restart.
+		// The listing forgets the position itself when it finds the file
+		// at it replaced under the same name.
 		if info, err := r.MaxLTXFileInfo(ctx, 0); err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
-		} else if info.MaxTXID != pos.TXID {
+		} else if info.MaxTXID != pos.TXID || r.Pos().IsZero() {
 			r.forgetPos()
 			pos = ltx.Pos{}
 		}

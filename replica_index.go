@@ -57,6 +57,12 @@ type indexedLevel struct {
 	// or may not have taken effect: the next listing decides, and does not
 	// report them as changed by someone else.
 	uncertain map[[2]ltx.TXID]bool
+
+	// written holds the ranges whose known entry came from this process's
+	// write since the level was last listed: a listing may give such a
+	// file the backend's time, not the header's, so only its size tells
+	// whether it was replaced.
+	written map[[2]ltx.TXID]bool
 }
 
 // known returns what the index believes the level holds, loaded or not.
@@ -145,7 +151,7 @@ func (x *replicaIndex) LTXFiles(ctx context.Context, level int, seek ltx.TXID, u
 	if lvl.version == version && lvl.inflight == 0 {
 		x.compareLocked(level, lvl, listed)
 		lvl.files, lvl.listedAt, lvl.loaded = listed, time.Now(), true
-		lvl.previous, lvl.hadPrev, lvl.uncertain = nil, false, nil
+		lvl.previous, lvl.hadPrev, lvl.uncertain, lvl.written = nil, false, nil, nil
 	}
 	x.mu.Unlock()
 	return ltx.NewFileInfoSliceIterator(filesFrom(listed, seek)), nil
@@ -160,10 +166,19 @@ func (x *replicaIndex) compareLocked(level int, lvl *indexedLevel, listed []*ltx
 	}
 	missing := lvl.certain(fileDifference(known, listed))
 	added := lvl.certain(fileDifference(listed, known))
+	// A file replaced under the same name (a copy put back, another
+	// writer) is a file lost and one added, though the TXIDs match.
+	gone, replacing := lvl.replaced(known, listed)
+	missing, added = append(missing, gone...), append(added, replacing...)
 	if len(missing) == 0 && len(added) == 0 {
 		return
 	}
+	slices.SortFunc(missing, compareFileInfo)
+	slices.SortFunc(added, compareFileInfo)
 	attrs := []any{"level", level, "missing", len(missing), "added", len(added)}
+	if len(gone) > 0 {
+		attrs = append(attrs, "replaced", len(gone), "first_replaced", ltx.FormatFilename(gone[0].MinTXID, gone[0].MaxTXID))
+	}
 	if len(missing) > 0 {
 		attrs = append(attrs, "first_missing", ltx.FormatFilename(missing[0].MinTXID, missing[0].MaxTXID))
 	}
@@ -210,6 +225,10 @@ func (x *replicaIndex) writeVia(ctx context.Context, via ReplicaClient, level in
 		stored := *info
 		stored.Level = level
 		lvl.setKnown(insertFileInfo(files, &stored))
+		if lvl.written == nil {
+			lvl.written = make(map[[2]ltx.TXID]bool)
+		}
+		lvl.written[[2]ltx.TXID{minTXID, maxTXID}] = true
 	}
 	return info, nil
 }
@@ -258,7 +277,7 @@ func (x *replicaIndex) DeleteAll(ctx context.Context) error {
 	defer x.mu.Unlock()
 	for _, lvl := range x.levels {
 		lvl.version++
-		lvl.files, lvl.loaded, lvl.previous, lvl.hadPrev, lvl.uncertain = nil, false, nil, false, nil
+		lvl.files, lvl.loaded, lvl.previous, lvl.hadPrev, lvl.uncertain, lvl.written = nil, false, nil, false, nil, nil
 	}
 	return err
 }
@@ -330,6 +349,25 @@ func filesFrom(files []*ltx.FileInfo, seek ltx.TXID) []*ltx.FileInfo {
 }
 
 // fileDifference returns the files of a whose range b lacks.
+// replaced returns the known files listed again under the same name but
+// with another size, or another time where both entries come from
+// listings, and the listed files that replace them. Ranges whose fate is
+// uncertain are left out.
+func (lvl *indexedLevel) replaced(known, listed []*ltx.FileInfo) (gone, replacing []*ltx.FileInfo) {
+	for _, f := range known {
+		key := [2]ltx.TXID{f.MinTXID, f.MaxTXID}
+		i, found := slices.BinarySearchFunc(listed, f, compareFileInfo)
+		if !found || lvl.uncertain[key] {
+			continue
+		}
+		g := listed[i]
+		if g.Size != f.Size || (!lvl.written[key] && !g.CreatedAt.Equal(f.CreatedAt)) {
+			gone, replacing = append(gone, f), append(replacing, g)
+		}
+	}
+	return gone, replacing
+}
+
 func fileDifference(a, b []*ltx.FileInfo) []*ltx.FileInfo {
 	var out []*ltx.FileInfo
 	for _, f := range a {

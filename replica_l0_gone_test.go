@@ -833,3 +833,110 @@ func mustDropLevel(t testing.TB, client litestream.ReplicaClient, level int) {
 		t.Fatal(err)
 	}
 }
+
+// The replica's newest L0 file is replaced, under the same name, by
+// another database's file of the same TXID (a copy of the wrong bucket put
+// back, a second host misconfigured onto the same path) while the DB is
+// open and already at that TXID. With IndexRefreshInterval < 0 the DB
+// lists the replica on every upload; it must notice that the file it
+// uploaded is gone and not put its next TXIDs on top of the other's. Before
+// the fix only the TXIDs were compared: the listing named the same file,
+// the next upload went on, and the latest state no longer restored.
+func TestReplica_NewestL0ReplacedUnderSameName(t *testing.T) {
+	db, app, client := openWithNewestL0Replaced(t, nil)
+	mustInsertReplicated(t, db, app, 10, 2)
+	mustRestoreEquals(t, client, MustDump(t, app), "after the newest L0 file was replaced")
+}
+
+// The same, but the snapshot the DB owes the replica (its own files lie
+// below the other's, so no restore crosses from one to the other) cannot
+// be uploaded before the DB closes. The next Open must still upload it:
+// before the record of the debt, the reopened DB found its own full
+// snapshot on top, saw nothing to do, and restore latest failed for good.
+func TestReplica_SnapshotOwedForReplacedL0SurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := openWithNewestL0Replaced(t, func(c litestream.ReplicaClient) litestream.ReplicaClient {
+		return &noSnapshotClient{c}
+	})
+	mustInsert(t, app, 10)
+	if err := db.SyncAndWait(ctx); err == nil {
+		t.Fatal("SyncAndWait succeeded although snapshots are refused")
+	} else {
+		t.Logf("sync with snapshots refused: %v", err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Logf("close: %v", err)
+	}
+	db2 := mustOpenManualDB(t, db.Path(), client)
+	if err := db2.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the reopened DB synced")
+}
+
+// A backend that lists files with another time than the one its write
+// returned (S3's LastModified against the header's time) replaces nothing:
+// the DB must not take its own uploads for another writer's and snapshot.
+func TestReplica_ListedTimeOtherThanWrittenIsNotReplaced(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := manual(MustNewDB(t, path, timelessClient{client}))
+	db.Replica.IndexRefreshInterval = -1
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	events := db.Subscribe(64)
+	defer events.Close()
+	mustInsertReplicated(t, db, app, 1, 5)
+	for len(events.C) > 0 {
+		if e := <-events.C; e.Type == litestream.EventReplicaChanged {
+			t.Fatalf("the DB took its own uploads, listed with other times, for another writer's: %v", e.Err)
+		}
+	}
+	if snaps := levelFiles(t, client, litestream.SnapshotLevel); len(snaps) != 0 {
+		t.Fatalf("snapshots %v uploaded: the DB took its own uploads for another writer's", snaps)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the uploads")
+}
+
+// openWithNewestL0Replaced opens a DB listing its replica on every upload
+// (through wrap, when given), replicates a few commits, and replaces the
+// replica's newest L0 file with another database's file of the same TXID.
+func openWithNewestL0Replaced(t *testing.T, wrap func(litestream.ReplicaClient) litestream.ReplicaClient) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	var replicaClient litestream.ReplicaClient = client
+	if wrap != nil {
+		replicaClient = wrap(client)
+	}
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), replicaClient)
+	db.Replica.IndexRefreshInterval = -1
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 3)
+	txid := db.Replica.Pos().TXID
+
+	// Another database, driven to the same TXID with other content.
+	otherClient := file.NewReplicaClient(filepath.Join(dir, "other-replica"))
+	other := mustOpenManualDB(t, filepath.Join(dir, "other"), otherClient)
+	otherApp := MustOpenApp(t, other.Path(), 4096)
+	for v := 100; other.Replica.Pos().TXID < txid; v++ {
+		if _, err := otherApp.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := other.Replica.Pos().TXID; got != txid {
+		t.Fatalf("other database at TXID %s, want %s", got, txid)
+	}
+	b, err := os.ReadFile(otherClient.LTXFilePath(0, txid, txid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(client.LTXFilePath(0, txid, txid), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return db, app, client
+}
