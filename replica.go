@@ -368,23 +368,27 @@ func (r *Replica) uploadThrough(ctx context.Context, txid ltx.TXID) (err error) 
 // errLocalStateReset ends an upload that a reset of local state overtook.
 var errLocalStateReset = errors.New("local state was reset during the upload")
 
-// replicaBehindError reports that the replica needs an L0 file that local
-// retention already removed: the local files start past it.
+// replicaBehindError reports that the replica needs an L0 file that no
+// longer exists locally while later ones do: local retention removed it.
 type replicaBehindError struct {
-	txid, oldest ltx.TXID // the TXID needed, the oldest local L0 file's
-	err          error
+	txid, next ltx.TXID // the TXID needed, the first local L0 file past it
+	err        error
 }
 
 func (e *replicaBehindError) Error() string {
-	return fmt.Sprintf("replica needs TXID %s but local L0 files start at %s: %s", e.txid, e.oldest, e.err)
+	return fmt.Sprintf("replica needs TXID %s but the local L0 files go on at %s: %s", e.txid, e.next, e.err)
 }
 
 func (e *replicaBehindError) Unwrap() error { return e.err }
 
 // behindLocal returns a replicaBehindError if err is a missing local L0
-// file for txid that comes before every local L0 file of the run after it,
-// and err otherwise. A file missing between local files is not retention's
-// doing; that is left to AutoRecoverEnabled.
+// file for txid with local L0 files past it that local retention removed,
+// and err otherwise. Retention removed it when every local file left past
+// it starts after it, or when it recorded doing so (the replica lost the
+// L1 that covered it, and an older local file stayed, uncovered). Local
+// files older than the one before txid do not count: a retention pass
+// whose remote delete half failed leaves such files for good. Another
+// missing file is the local state's fault, left to AutoRecoverEnabled.
 func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 	if !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -393,25 +397,25 @@ func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 	if rerr != nil {
 		return err
 	}
-	// The oldest local file past txid. Older files not ending right before
-	// txid do not count: a retention pass whose remote delete half failed,
-	// or that crashed before its local one, leaves such files for good.
-	var oldest ltx.TXID
+	var next ltx.TXID
+	hole := false // a local file ends right before txid
 	for _, entry := range entries {
 		minTXID, maxTXID, perr := ltx.ParseFilename(entry.Name())
 		switch {
-		case perr != nil || maxTXID+1 < txid || minTXID != maxTXID:
+		case perr != nil || minTXID != maxTXID || maxTXID+1 < txid:
 			continue // not an L0 file this process wrote, or a leftover
-		case minTXID <= txid:
-			return err // a file holds txid, or ends right before it: a hole
-		case oldest == 0 || minTXID < oldest:
-			oldest = minTXID
+		case minTXID < txid:
+			hole = true
+		case minTXID == txid:
+			return err // the file is there after all
+		case next == 0 || minTXID < next:
+			next = minTXID
 		}
 	}
-	if oldest == 0 {
+	if next == 0 || (hole && txid > r.db.l0RetainedThrough()) {
 		return err
 	}
-	return &replicaBehindError{txid: txid, oldest: oldest, err: err}
+	return &replicaBehindError{txid: txid, next: next, err: err}
 }
 
 // reseed restarts a replica that is behind the local L0 files, as
@@ -420,7 +424,7 @@ func (r *Replica) behindLocal(txid ltx.TXID, err error) error {
 // replica's next TXID, so that its TXIDs continue without a gap.
 func (r *Replica) reseed(ctx context.Context, behind *replicaBehindError) error {
 	r.Logger().Warn("replica is behind the local L0 files, re-seeding it with a full snapshot",
-		"need_txid", behind.txid, "oldest_local_txid", behind.oldest)
+		"need_txid", behind.txid, "next_local_txid", behind.next)
 	if err := r.db.ResetLocalState(ctx); err != nil {
 		return fmt.Errorf("re-seed replica at TXID %s: reset local state: %w", behind.txid, err)
 	}

@@ -940,3 +940,63 @@ func openWithNewestL0Replaced(t *testing.T, wrap func(litestream.ReplicaClient) 
 	}
 	return db, app, client
 }
+
+// Found by the follow hunt with damage (seed 596): the replica lost an L1
+// file, so local L0 retention kept the L0 files it had covered while
+// removing later ones a newer L1 covers. An older copy of the replica, put
+// back while the DB was closed, then ends at TXID top: the DB holds top
+// and the files after top+1, but not top+1 itself, which retention
+// removed. No file anywhere holds top+1, so the replica cannot be
+// continued: the DB must re-seed it, as it does when every local file lies
+// past the replica. Before the fix the local file right before the missing
+// one made it look like a local file lost before its upload, left to
+// AutoRecoverEnabled: every sync failed with "no such file" for good.
+func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := manual(MustNewDB(t, path, client))
+	db.Replica.IndexRefreshInterval = -1
+	db.L0Retention = time.Nanosecond
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 1, 2)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := l1.MaxTXID
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	// The replica loses that L1 file; retention keeps the L0 files it
+	// covered, and removes the next ones once a newer L1 covers them.
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{l1}); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 3)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EnforceL0RetentionByTime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(db.LTXPath(0, top, top)); err != nil {
+		t.Fatalf("local L0 %s: %v", top, err)
+	} else if _, err := os.Stat(db.LTXPath(0, top+1, top+1)); !os.IsNotExist(err) {
+		t.Fatalf("local L0 %s not removed by retention: %v", top+1, err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db2, app, 20, 1)
+	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+}

@@ -5,8 +5,11 @@ package litestream
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -312,6 +315,7 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 	if err := db.compactor.deleteFiles(ctx, deleted); err != nil {
 		return err
 	}
+	db.rememberL0Retained(deleted)
 	db.l0RetMu.Lock()
 	db.l0Ret = l0RetentionPass{key: key, retention: retention, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
 	db.l0RetMu.Unlock()
@@ -376,4 +380,49 @@ func (r *Replica) EnforceRetention(ctx context.Context) (err error) {
 		}
 	}
 	return db.EnforceL0RetentionByTime(ctx)
+}
+
+// l0RetainedFileName records, in the LTX directory (which a reset removes
+// with the files it speaks of), the highest TXID whose local L0 file L0
+// retention removed: uploaded, and covered by L1 on the replica then. A
+// replica that later needs such a TXID (its L1 lost, an older copy put
+// back) needs a file no one has, and is re-seeded; a missing local file
+// retention did not remove is the local state's fault, left to
+// AutoRecoverEnabled.
+const l0RetainedFileName = "l0-retained"
+
+func (db *DB) l0RetainedPath() string { return filepath.Join(db.LTXDir(), l0RetainedFileName) }
+
+// rememberL0Retained raises the record to the highest L0 TXID deleted. It
+// is written in place without fsync: one lost or torn by a crash only
+// leaves such a replica to AutoRecoverEnabled.
+func (db *DB) rememberL0Retained(deleted []*ltx.FileInfo) {
+	var highest ltx.TXID
+	for _, info := range deleted {
+		if info.Level == 0 && info.MaxTXID > highest {
+			highest = info.MaxTXID
+		}
+	}
+	if highest == 0 || highest <= db.l0RetainedThrough() {
+		return
+	}
+	var rec [12]byte
+	binary.BigEndian.PutUint64(rec[0:], uint64(highest))
+	binary.BigEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], crc32.MakeTable(crc32.Castagnoli)))
+	f, err := os.OpenFile(db.l0RetainedPath(), os.O_WRONLY|os.O_CREATE, db.filePerm().Mode)
+	if err != nil {
+		return
+	}
+	defer func() { _ = f.Close() }()
+	_, _ = f.WriteAt(rec[:], 0)
+}
+
+// l0RetainedThrough returns the recorded TXID, or 0 when there is no
+// intact record.
+func (db *DB) l0RetainedThrough() ltx.TXID {
+	rec, err := os.ReadFile(db.l0RetainedPath())
+	if err != nil || len(rec) != 12 || binary.BigEndian.Uint32(rec[8:]) != crc32.Checksum(rec[:8], crc32.MakeTable(crc32.Castagnoli)) {
+		return 0
+	}
+	return ltx.TXID(binary.BigEndian.Uint64(rec[0:]))
 }
