@@ -458,18 +458,6 @@ func (r *Replica) repairLost(ctx context.Context) error {
 		if _, err := os.Stat(r.db.LTXPath(0, info.MinTXID, info.MaxTXID)); err != nil {
 			continue // compacted and retained away locally: L1 holds it
 		}
-		// The files the hole lies between must be this DB's: a replica put
-		// back from an older copy, or another numbering of TXIDs, holds
-		// other files at those TXIDs, and a local copy between them would
-		// mix two histories that no restore crosses. Unproven, the hole
-		// stays, and the replica gets a snapshot past it instead.
-		if !(info.MinTXID == 1 || uploaded == info.MinTXID-1 || r.replicaL0IsOurs(ctx, info.MinTXID-1)) ||
-			!r.replicaL0IsOurs(ctx, info.MaxTXID+1) {
-			r.Logger().Warn("not uploading a lost replica file again: the replica's files around it are not this database's",
-				"level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
-			r.checkRestorable.Store(true)
-			continue
-		}
 		if !listed {
 			infos, err := listFrom(ctx, r.client(), 1, 0)
 			if err != nil {
@@ -483,6 +471,24 @@ func (r *Replica) repairLost(ctx context.Context) error {
 		if l1.covers(info) || (len(l1) > 0 && l1[len(l1)-1].max >= info.MinTXID) {
 			// L1 holds it, or went past it (from a snapshot): no compaction
 			// will read it, and retention would never remove it.
+			continue
+		}
+		// The files the hole lies between must be this DB's: a replica put
+		// back from an older copy, or another numbering of TXIDs, holds
+		// other files at those TXIDs, and a local copy between them would
+		// mix two histories that no restore crosses. Unproven, the hole
+		// stays, and the replica owes a snapshot past it: the hole may be
+		// another history's file under the same name, which a plan made
+		// from names alone takes for a chain.
+		if !(info.MinTXID == 1 || uploaded == info.MinTXID-1 || r.replicaL0IsOurs(ctx, info.MinTXID-1)) ||
+			!r.replicaL0IsOurs(ctx, info.MaxTXID+1) {
+			r.Logger().Warn("not uploading a lost replica file again: the replica's files around it are not this database's",
+				"level", 0, "min_txid", info.MinTXID, "max_txid", info.MaxTXID)
+			if r.db != nil {
+				if err := r.db.oweSnapshot(); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		err := r.leaseLost() // the renew loop may have fenced the replica meanwhile

@@ -1000,3 +1000,32 @@ func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
 	mustInsertReplicated(t, db2, app, 20, 1)
 	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 }
+
+// Found by the follow hunt with damage (seed 606): a copy of the replica
+// from before a re-seed is put back while the DB runs at a long
+// IndexRefreshInterval. It ends at the DB's own TXID, so the DB uploads
+// its next file on top of the other numbering's, unaware. Its next listing
+// finds its files replaced under the same names and refuses to put its
+// copies between the other numbering's; the names still form a chain, so
+// the restorability check made from them passed, and restore latest failed
+// on the break between the two numberings. The refusal now owes a
+// snapshot.
+func TestReplica_ReplacedByOtherNumberingBelowOwnFileOwesSnapshot(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 4)
+	top := db.Replica.Pos().TXID
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	wipeAndReseed(t, db, app, client, top)
+	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 200, 1)
+	db.Replica.IndexRefreshInterval = -1 // the next upload lists the replica
+	mustInsertReplicated(t, db, app, 201, 1)
+	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+}
