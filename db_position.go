@@ -302,6 +302,15 @@ func (db *DB) oweSnapshot() error {
 	return nil
 }
 
+// oweSnapshotSoon is oweSnapshot where no error can be returned: the debt
+// holds in memory at least, and a record that cannot be written is logged.
+func (db *DB) oweSnapshotSoon() {
+	if err := db.oweSnapshot(); err != nil {
+		db.Replica.snapshotOwed.Store(true)
+		db.logger().Warn("the replica owes a snapshot; only this process knows it", "error", err)
+	}
+}
+
 // loadSnapshotOwed takes over, at open, a snapshot an earlier process owed.
 func (db *DB) loadSnapshotOwed() {
 	if _, err := os.Stat(db.snapshotOwedPath()); err == nil {

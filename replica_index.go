@@ -402,6 +402,13 @@ func (r *Replica) indexed() *replicaIndex {
 // re-seeds it when local files no longer reach back that far.
 func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo) {
 	r.emit(EventReplicaChanged, fmt.Errorf("L%d: %d files missing, %d added by someone else", level, len(missing), len(added)))
+	if len(added) > 0 && r.db != nil {
+		// Files someone else wrote (an older copy put back, another
+		// numbering, another writer) may sit below or between this DB's
+		// under names that still form a chain; no plan made from names
+		// tells. A snapshot past them is the one proof.
+		r.db.oweSnapshotSoon()
+	}
 	if len(missing) > 0 {
 		r.checkRestorable.Store(true)
 		if r.db != nil {

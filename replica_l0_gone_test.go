@@ -6,6 +6,7 @@ package litestream_test
 
 import (
 	"context"
+	"fmt"
 	"database/sql"
 	"errors"
 	"io"
@@ -1001,31 +1002,43 @@ func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
 	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 }
 
-// Found by the follow hunt with damage (seed 606): a copy of the replica
-// from before a re-seed is put back while the DB runs at a long
-// IndexRefreshInterval. It ends at the DB's own TXID, so the DB uploads
-// its next file on top of the other numbering's, unaware. Its next listing
-// finds its files replaced under the same names and refuses to put its
-// copies between the other numbering's; the names still form a chain, so
-// the restorability check made from them passed, and restore latest failed
-// on the break between the two numberings. The refusal now owes a
-// snapshot.
+// Found by the follow hunt with damage (seeds 606 and 747): a copy of the
+// replica from before a re-seed is put back while the DB runs at a long
+// IndexRefreshInterval. It ends at the DB's own TXID, so the DB uploads its
+// next file on top of the other numbering's, unaware. Its next listing
+// finds its files replaced under the same names. Before the fix it only
+// asked for the restorability check, which plans from names: they still
+// formed a chain (through the copy's L1, when it had one), no snapshot
+// came, and restore latest failed on the break between the numberings.
+// Files another writer added or replaced now owe a snapshot.
 func TestReplica_ReplacedByOtherNumberingBelowOwnFileOwesSnapshot(t *testing.T) {
-	db, app, client := openReseedingPrimary(t, 4)
-	top := db.Replica.Pos().TXID
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
+	for _, withL1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CopyWithL1=%v", withL1), func(t *testing.T) {
+			db, app, client := openReseedingPrimary(t, 4)
+			if withL1 {
+				if _, err := db.Compact(context.Background(), 1); err != nil && !errors.Is(err, litestream.ErrNoCompaction) {
+					t.Fatal(err)
+				}
+				if len(levelFiles(t, client, 1)) == 0 {
+					t.Fatal("precondition: the copy has no L1 file")
+				}
+			}
+			top := db.Replica.Pos().TXID
+			old := filepath.Join(t.TempDir(), "old")
+			if err := copyTree(client.Path(), old); err != nil {
+				t.Fatal(err)
+			}
+			wipeAndReseed(t, db, app, client, top)
+			db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
+			if err := os.RemoveAll(client.Path()); err != nil {
+				t.Fatal(err)
+			} else if err := os.Rename(old, client.Path()); err != nil {
+				t.Fatal(err)
+			}
+			mustInsertReplicated(t, db, app, 200, 1)
+			db.Replica.IndexRefreshInterval = -1 // the next upload lists the replica
+			mustInsertReplicated(t, db, app, 201, 1)
+			mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+		})
 	}
-	wipeAndReseed(t, db, app, client, top)
-	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 200, 1)
-	db.Replica.IndexRefreshInterval = -1 // the next upload lists the replica
-	mustInsertReplicated(t, db, app, 201, 1)
-	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 }
