@@ -642,11 +642,13 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 	if err := check.apply(spool, info); err != nil {
 		err = NewLTXError("verify", path, info.Level, uint64(info.MinTXID), uint64(info.MaxTXID), err)
 		var broken *chainBrokenError
-		if (prev.unproven || prev.walOnly) && errors.As(err, &broken) {
+		if errors.As(err, &broken) && (prev.unproven || prev.walOnly || r.snapshotPast(ctx, info.MinTXID)) {
 			// The replica no longer holds the file the output was brought
 			// to its TXID with (or nothing showed that it does), and its
 			// next file does not continue the output: no retry can change
-			// that.
+			// that. Nor can one when the replica's own files break there
+			// and a snapshot lies past the break: its primary has moved on
+			// from the output's history.
 			return prev, &replicaReplacedError{fmt.Errorf("%w: %s", err, replicaReplacedAdvice)}
 		}
 		return prev, err
@@ -683,6 +685,21 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 		}
 	}
 	return check.prev, nil
+}
+
+// snapshotPast reports whether the replica holds a snapshot at txid or
+// later. It lists the snapshot level, once per broken chain only.
+func (r *Replica) snapshotPast(ctx context.Context, txid ltx.TXID) bool {
+	infos, err := listFrom(ctx, r.Client, SnapshotLevel, 0)
+	if err != nil {
+		return false // unknown: retry, as for any other failure
+	}
+	for _, info := range infos {
+		if info.MaxTXID >= txid {
+			return true
+		}
+	}
+	return false
 }
 
 // discardWriterAt drops what is written to it.

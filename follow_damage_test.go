@@ -342,3 +342,58 @@ func TestReplica_LostFilesNotUploadedOverAnotherNumbering(t *testing.T) {
 	mustInsertReplicated(t, db, app, 21, 1)
 	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 }
+
+// Found by the follow hunt with damage (seed 712): a copy of the replica
+// from before a re-seed is put back while the primary runs, unnoticed; it
+// ends at the primary's own TXID T, so the primary uploads its T+1 on top
+// of the copy's T, and later uploads the snapshot it then owes. A follower
+// whose output is the copy's state at T finds the replica's T is the file
+// it got (the link is proven) and T+1 does not continue it. Before the fix
+// it logged "follow failed" and retried for ever. With a snapshot past the
+// break on the replica, the primary has moved on from the copy's history:
+// the follower ends with the refusal, and the output stays at T.
+func TestReplica_Follow_RefusesBreakPastProvenLinkCoveredBySnapshot(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 4)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	stop, _ := startFollowEnding(loggedFollower(t, client, &logs), out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	wipeAndReseed(t, db, app, client, at)
+	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 200, 1)
+	db.Replica.IndexRefreshInterval = -1 // the next upload notices, and snapshots
+	mustInsertReplicated(t, db, app, 201, 1)
+	if len(levelFiles(t, client, litestream.SnapshotLevel)) == 0 {
+		t.Fatal("precondition: no snapshot past the break")
+	}
+
+	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
+	defer func() { _ = stop() }()
+	select {
+	case err := <-ended:
+		if !isRefusal(err) {
+			t.Fatalf("follow ended with %v, want the refusal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the follower did not end within 10s over a replica whose file after its TXID %s belongs to another history\n%s", at, logs.String())
+	}
+	if txid, err := litestream.ReadTXIDFile(out); err != nil || txid != at {
+		t.Fatalf("output at %s (%v) after the refusal, want %s", txid, err, at)
+	}
+}
