@@ -284,6 +284,8 @@ func (db *DB) snapshotOwedPath() string { return filepath.Join(db.metaPath, snap
 // oweSnapshot records, durably, that the replica needs a snapshot before
 // its newest state restores.
 func (db *DB) oweSnapshot() error {
+	db.Replica.owedMu.Lock()
+	defer db.Replica.owedMu.Unlock()
 	f, err := os.OpenFile(db.snapshotOwedPath(), os.O_WRONLY|os.O_CREATE, db.filePerm().Mode)
 	if err != nil {
 		return fmt.Errorf("record that the replica owes a snapshot: %w", err)
@@ -298,6 +300,7 @@ func (db *DB) oweSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("record that the replica owes a snapshot: %w", err)
 	}
+	db.Replica.owedGen.Add(1)
 	db.Replica.snapshotOwed.Store(true)
 	return nil
 }
@@ -306,7 +309,10 @@ func (db *DB) oweSnapshot() error {
 // holds in memory at least, and a record that cannot be written is logged.
 func (db *DB) oweSnapshotSoon() {
 	if err := db.oweSnapshot(); err != nil {
+		db.Replica.owedMu.Lock()
+		db.Replica.owedGen.Add(1)
 		db.Replica.snapshotOwed.Store(true)
+		db.Replica.owedMu.Unlock()
 		db.logger().Warn("the replica owes a snapshot; only this process knows it", "error", err)
 	}
 }
@@ -318,8 +324,14 @@ func (db *DB) loadSnapshotOwed() {
 	}
 }
 
-// snapshotPaid clears the record once the snapshot is uploaded.
-func (db *DB) snapshotPaid() error {
+// snapshotPaid clears the record once the snapshot is uploaded, unless a
+// debt came after gen (the debts counted when the snapshot started).
+func (db *DB) snapshotPaid(gen uint64) error {
+	db.Replica.owedMu.Lock()
+	defer db.Replica.owedMu.Unlock()
+	if db.Replica.owedGen.Load() != gen {
+		return nil // owed again meanwhile: the next sync pays that
+	}
 	if err := os.Remove(db.snapshotOwedPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("clear the record of the snapshot the replica owed: %w", err)
 	}

@@ -71,9 +71,10 @@ type Replica struct {
 
 	syncSem *semaphore.Weighted // one upload batch at a time
 
-	mu      sync.Mutex // guards pos, known, cancel, done
+	mu      sync.Mutex // guards pos, known, changed, cancel, done
 	pos     ltx.Pos
 	known   ltx.TXID      // the replica's last known TXID; pos may be zeroed to list again
+	changed uint64        // listings that found the replica changed by someone else and forgot pos
 	wakeReq chan struct{} // a waiter asks the monitor to try now; one pending at most
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -94,6 +95,8 @@ type Replica struct {
 	// snapshotOwed: the replica's newest file was another history's; the
 	// next complete sync uploads a snapshot whatever the listing says.
 	snapshotOwed atomic.Bool
+	owedGen      atomic.Uint64 // bumped by every debt, so that paying one clears no later one
+	owedMu       sync.Mutex    // orders recording a debt and clearing its record
 
 	healthMu     sync.Mutex // guards failingSince, lastErr, stallLogged
 	failingSince time.Time  // start of the current run of failed syncs; zero after a success
@@ -188,10 +191,12 @@ func (r *Replica) SetPos(pos ltx.Pos) {
 }
 
 // setPosUnlessReset is SetPos for an upload of the local history counted
-// by resets: a reset that lands before it wins, as one landing after does.
-func (r *Replica) setPosUnlessReset(pos ltx.Pos, resets uint64) bool {
+// by resets, made while changed listings had found the replica changed: a
+// reset, or a listing that forgot the position, landing before it wins, as
+// one landing after does.
+func (r *Replica) setPosUnlessReset(pos ltx.Pos, resets, changed uint64) bool {
 	r.mu.Lock()
-	if r.db.localResets.Load() != resets {
+	if r.db.localResets.Load() != resets || r.changed != changed {
 		r.mu.Unlock()
 		return false
 	}
@@ -199,6 +204,14 @@ func (r *Replica) setPosUnlessReset(pos ltx.Pos, resets uint64) bool {
 	r.mu.Unlock()
 	r.posChanged()
 	return true
+}
+
+// changesSeen returns how many listings found the replica changed by
+// someone else and forgot the position.
+func (r *Replica) changesSeen() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
 }
 
 // forgetPos makes the next sync list the replica for its position, keeping
@@ -319,11 +332,12 @@ func (r *Replica) ensureRestorable(ctx context.Context) error {
 		return nil
 	}
 	if owed {
-		r.Logger().Warn("the replica's newest file was another history's, uploading a snapshot past it")
+		r.Logger().Warn("the replica holds files of another history, uploading a snapshot past them")
+		gen := r.owedGen.Load()
 		if _, err := r.db.Snapshot(ctx); err != nil {
-			return fmt.Errorf("upload the snapshot owed after adopting another history's file: %w", err)
+			return fmt.Errorf("upload the snapshot owed for files of another history: %w", err)
 		}
-		if err := r.db.snapshotPaid(); err != nil {
+		if err := r.db.snapshotPaid(gen); err != nil {
 			return err
 		}
 		r.checkRestorable.Store(false)
@@ -534,6 +548,7 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		r.SetPos(pos)
 	}
 	resets := r.db.localResets.Load()
+	changed := r.changesSeen()
 
 	dpos, err := r.db.Pos()
 	if err != nil {
@@ -573,7 +588,13 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		if failingSince, _, _ := r.health(); !failingSince.IsZero() {
 			r.recordSync(ctx, nil) // before SetPos wakes waiters, who may read SyncStatus
 		}
-		if !r.setPosUnlessReset(ltx.Pos{TXID: txid}, resets) {
+		if !r.setPosUnlessReset(ltx.Pos{TXID: txid}, resets, changed) {
+			if r.db.localResets.Load() == resets {
+				// A listing found the replica changed meanwhile: the next
+				// pass compares with it before going on.
+				r.db.replicaCheckPending.Store(true)
+				return true, n, nil
+			}
 			r.db.replicaCheckPending.Store(true)
 			return false, n, fmt.Errorf("upload L0 %s: %w", txid, errLocalStateReset)
 		}

@@ -41,6 +41,13 @@ type replicaIndex struct {
 
 	mu     sync.Mutex
 	levels map[int]*indexedLevel
+
+	// listsWrittenTime is learned from the first file this process wrote
+	// and then listed at its size: 1 when the backend lists the time the
+	// write returned (the header's), -1 when it lists a time of its own
+	// (S3's LastModified). Only where it lists the written time can a
+	// file replaced by one of the same size be told from it.
+	listsWrittenTime int
 }
 
 // indexedLevel is one level's files in (MinTXID, MaxTXID) order.
@@ -168,7 +175,7 @@ func (x *replicaIndex) compareLocked(level int, lvl *indexedLevel, listed []*ltx
 	added := lvl.certain(fileDifference(listed, known))
 	// A file replaced under the same name (a copy put back, another
 	// writer) is a file lost and one added, though the TXIDs match.
-	gone, replacing := lvl.replaced(known, listed)
+	gone, replacing := x.replacedLocked(lvl, known, listed)
 	missing, added = append(missing, gone...), append(added, replacing...)
 	if len(missing) == 0 && len(added) == 0 {
 		return
@@ -349,11 +356,11 @@ func filesFrom(files []*ltx.FileInfo, seek ltx.TXID) []*ltx.FileInfo {
 }
 
 // fileDifference returns the files of a whose range b lacks.
-// replaced returns the known files listed again under the same name but
-// with another size, or another time where both entries come from
-// listings, and the listed files that replace them. Ranges whose fate is
-// uncertain are left out.
-func (lvl *indexedLevel) replaced(known, listed []*ltx.FileInfo) (gone, replacing []*ltx.FileInfo) {
+// replacedLocked returns the known files listed again under the same name
+// but with another size, or another time where the backend lists the time
+// a write returned (always between two listings), and the listed files
+// that replace them. Ranges whose fate is uncertain are left out.
+func (x *replicaIndex) replacedLocked(lvl *indexedLevel, known, listed []*ltx.FileInfo) (gone, replacing []*ltx.FileInfo) {
 	for _, f := range known {
 		key := [2]ltx.TXID{f.MinTXID, f.MaxTXID}
 		i, found := slices.BinarySearchFunc(listed, f, compareFileInfo)
@@ -361,7 +368,11 @@ func (lvl *indexedLevel) replaced(known, listed []*ltx.FileInfo) (gone, replacin
 			continue
 		}
 		g := listed[i]
-		if g.Size != f.Size || (!lvl.written[key] && !g.CreatedAt.Equal(f.CreatedAt)) {
+		sameTime := g.CreatedAt.Equal(f.CreatedAt)
+		if lvl.written[key] && g.Size == f.Size && x.listsWrittenTime == 0 {
+			x.listsWrittenTime = map[bool]int{true: 1, false: -1}[sameTime]
+		}
+		if g.Size != f.Size || (!sameTime && (!lvl.written[key] || x.listsWrittenTime > 0)) {
 			gone, replacing = append(gone, f), append(replacing, g)
 		}
 	}
@@ -428,6 +439,7 @@ func (r *Replica) filesChanged(level int, missing, added, listed []*ltx.FileInfo
 	if len(holes) < len(missing) || len(added) > 0 {
 		r.mu.Lock()
 		r.pos = ltx.Pos{} // not forgetPos: the index is being refreshed now
+		r.changed++       // an upload under way must not set it again
 		r.mu.Unlock()
 		r.posChanged()
 	}

@@ -294,6 +294,7 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 		return nil
 	}
 	key, keyOK := db.l0RetentionKey()
+	resets := db.localResets.Load()
 	db.l0RetMu.Lock()
 	last := db.l0Ret
 	db.l0RetMu.Unlock()
@@ -315,7 +316,10 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 	if err := db.compactor.deleteFiles(ctx, deleted); err != nil {
 		return err
 	}
-	db.rememberL0Retained(deleted)
+	if db.localResets.Load() == resets {
+		// Not after a reset: the record would speak of the old history.
+		db.rememberL0Retained(deleted)
+	}
 	db.l0RetMu.Lock()
 	db.l0Ret = l0RetentionPass{key: key, retention: retention, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
 	db.l0RetMu.Unlock()
