@@ -68,6 +68,27 @@ func wipeAndReseed(t *testing.T, db *litestream.DB, app *sql.DB, client *file.Re
 	}
 }
 
+// putBackPreReseedCopy copies the replica, wipes and re-seeds it up to
+// TXID at, then, with the primary listing its replica only hourly, puts
+// the copy back and commits one row, which the primary uploads on top of
+// the copy's file at its own TXID, unaware. The next upload lists again.
+func putBackPreReseedCopy(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient, at ltx.TXID) {
+	t.Helper()
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	wipeAndReseed(t, db, app, client, at)
+	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 200, 1)
+	db.Replica.IndexRefreshInterval = -1
+}
+
 // Found by TestReplica_FollowInterleavings with damage (seeds 1, 2, 3, 6 of
 // 20 before the hunt pushed its primary one TXID further): a replica
 // re-seeded from TXID 1 whose new numbering reaches the output's TXID T
@@ -365,20 +386,8 @@ func TestReplica_Follow_RefusesBreakPastProvenLinkCoveredBySnapshot(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
-	wipeAndReseed(t, db, app, client, at)
-	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 200, 1)
-	db.Replica.IndexRefreshInterval = -1 // the next upload notices, and snapshots
-	mustInsertReplicated(t, db, app, 201, 1)
+	putBackPreReseedCopy(t, db, app, client, at)
+	mustInsertReplicated(t, db, app, 201, 1) // notices, and snapshots
 	if len(levelFiles(t, client, litestream.SnapshotLevel)) == 0 {
 		t.Fatal("precondition: no snapshot past the break")
 	}

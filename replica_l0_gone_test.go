@@ -904,7 +904,20 @@ func TestReplica_ListedTimeOtherThanWrittenIsNotReplaced(t *testing.T) {
 // replica's newest L0 file with another database's file of the same TXID.
 func openWithNewestL0Replaced(t *testing.T, wrap func(litestream.ReplicaClient) litestream.ReplicaClient) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
 	t.Helper()
-	ctx := context.Background()
+	return openWithNewestL0ReplacedBy(t, wrap, func(other *litestream.DB, otherApp *sql.DB, txid ltx.TXID) {
+		for v := 100; other.Replica.Pos().TXID < txid; v++ {
+			mustInsertPadded(t, otherApp, v, 3000)
+			if err := other.SyncAndWait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// openWithNewestL0ReplacedBy is openWithNewestL0Replaced with the other
+// database's commits up to txid made by commit.
+func openWithNewestL0ReplacedBy(t *testing.T, wrap func(litestream.ReplicaClient) litestream.ReplicaClient, commit func(other *litestream.DB, otherApp *sql.DB, txid ltx.TXID)) (*litestream.DB, *sql.DB, *file.ReplicaClient) {
+	t.Helper()
 	dir := t.TempDir()
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
 	var replicaClient litestream.ReplicaClient = client
@@ -920,15 +933,7 @@ func openWithNewestL0Replaced(t *testing.T, wrap func(litestream.ReplicaClient) 
 	// Another database, driven to the same TXID with other content.
 	otherClient := file.NewReplicaClient(filepath.Join(dir, "other-replica"))
 	other := mustOpenManualDB(t, filepath.Join(dir, "other"), otherClient)
-	otherApp := MustOpenApp(t, other.Path(), 4096)
-	for v := 100; other.Replica.Pos().TXID < txid; v++ {
-		if _, err := otherApp.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(3000))`, v); err != nil {
-			t.Fatal(err)
-		}
-		if err := other.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit(other, MustOpenApp(t, other.Path(), 4096), txid)
 	if got := other.Replica.Pos().TXID; got != txid {
 		t.Fatalf("other database at TXID %s, want %s", got, txid)
 	}
@@ -1023,22 +1028,17 @@ func TestReplica_ReplacedByOtherNumberingBelowOwnFileOwesSnapshot(t *testing.T) 
 					t.Fatal("precondition: the copy has no L1 file")
 				}
 			}
-			top := db.Replica.Pos().TXID
-			old := filepath.Join(t.TempDir(), "old")
-			if err := copyTree(client.Path(), old); err != nil {
-				t.Fatal(err)
-			}
-			wipeAndReseed(t, db, app, client, top)
-			db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
-			if err := os.RemoveAll(client.Path()); err != nil {
-				t.Fatal(err)
-			} else if err := os.Rename(old, client.Path()); err != nil {
-				t.Fatal(err)
-			}
-			mustInsertReplicated(t, db, app, 200, 1)
-			db.Replica.IndexRefreshInterval = -1 // the next upload lists the replica
+			putBackPreReseedCopy(t, db, app, client, db.Replica.Pos().TXID)
 			mustInsertReplicated(t, db, app, 201, 1)
 			mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
 		})
+	}
+}
+
+// mustInsertPadded commits one row with a pad of n random bytes.
+func mustInsertPadded(t testing.TB, app *sql.DB, v, n int) {
+	t.Helper()
+	if _, err := app.Exec(`INSERT INTO t (v, pad) VALUES (?, randomblob(?))`, v, n); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ package litestream_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -27,38 +28,21 @@ import (
 // latest state no longer restored. Where the backend lists the time its
 // write returned (the file backend does), times are compared too.
 func TestReplica_NewestL0ReplacedBySameSizeFile(t *testing.T) {
-	dir := t.TempDir()
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
-	db.Replica.IndexRefreshInterval = -1
-	app := MustOpenApp(t, db.Path(), 4096)
-	mustInsertReplicated(t, db, app, 1, 3)
+	// The other database runs the same statements, with other random bytes.
+	db, app, client := openWithNewestL0ReplacedBy(t, nil, func(other *litestream.DB, otherApp *sql.DB, _ ltx.TXID) {
+		mustInsertReplicated(t, other, otherApp, 1, 3)
+	})
 	txid := db.Replica.Pos().TXID
-
-	// Another database, same schema, same statements, other random bytes.
-	otherClient := file.NewReplicaClient(filepath.Join(dir, "other-replica"))
-	other := mustOpenManualDB(t, filepath.Join(dir, "other"), otherClient)
-	otherApp := MustOpenApp(t, other.Path(), 4096)
-	mustInsertReplicated(t, other, otherApp, 1, 3)
-	if got := other.Replica.Pos().TXID; got != txid {
-		t.Fatalf("other database at TXID %s, want %s", got, txid)
-	}
-	ours, err := os.ReadFile(client.LTXFilePath(0, txid, txid))
+	ours, err := os.ReadFile(db.LTXPath(0, txid, txid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := os.ReadFile(otherClient.LTXFilePath(0, txid, txid))
+	theirs, err := os.ReadFile(client.LTXFilePath(0, txid, txid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ours) != len(theirs) {
-		t.Fatalf("precondition: the two files differ in size (%d, %d)", len(ours), len(theirs))
-	}
-	if string(ours) == string(theirs) {
-		t.Fatal("same bytes")
-	}
-	if err := os.WriteFile(client.LTXFilePath(0, txid, txid), theirs, 0o600); err != nil {
-		t.Fatal(err)
+	if len(ours) != len(theirs) || string(ours) == string(theirs) {
+		t.Fatalf("precondition: the two files must differ in bytes, not size (%d, %d bytes)", len(ours), len(theirs))
 	}
 	mustInsertReplicated(t, db, app, 10, 2)
 	mustRestoreEquals(t, client, MustDump(t, app), "after the newest L0 file was replaced by a file of the same size")
