@@ -168,6 +168,11 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 		from, to ltx.TXID
 		err      error
 	}
+	// A proof whose TXID does not restore (a hole below it) is retried
+	// from a higher level or a snapshot past the hole, if any: one holds
+	// every page of the state it reaches.
+	bridgeFirst := false
+	var checked [2]ltx.TXID // the last proof logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,12 +191,19 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 				if refused.err != nil && refused.from == from && refused.to == to {
 					return refused.err
 				}
+				if checked != [2]ltx.TXID{from, to} {
+					checked = [2]ltx.TXID{from, to}
+					r.Logger().Info("follow checking output against a restore: the replica no longer holds the file it was brought to its TXID with", "txid", from, "check", to)
+				}
 				err := r.proveFollowOutput(ctx, o, from, to, opt.Parallelism)
 				if errors.Is(err, errOutputDiffers) {
 					refused.from, refused.to, refused.err = from, to, err
+				} else if errors.Is(err, ErrTxNotAvailable) {
+					bridgeFirst = true
 				}
 				return err
 			}
+			out.bridgeFirst = bridgeFirst
 			// After a failure, one file per transaction finds the file at
 			// fault and keeps the files before it.
 			out.maxFiles = 0
@@ -228,6 +240,7 @@ func (r *Replica) follow(ctx context.Context, opt RestoreOptions, txid ltx.TXID,
 		}
 		if err == nil {
 			waitingBehind = r.logReplicaBehind(out, txid, waitingBehind)
+			bridgeFirst = false
 		}
 		if err == nil && lastErr != "" {
 			r.Logger().Info("follow resumed", "txid", txid)
@@ -299,7 +312,7 @@ func (r *Replica) applyPending(ctx context.Context, out *followOutput, cur ltx.T
 	}
 	start := cur
 	var prev chainLink
-	if len(infos) == 0 || infos[0].MinTXID > cur+1 {
+	if len(infos) == 0 || infos[0].MinTXID > cur+1 || out.bridgeFirst {
 		var higher ltx.TXID
 		if cur, prev, higher, err = r.bridge(ctx, out, cur); err != nil {
 			return cur, err
@@ -442,7 +455,6 @@ func (r *Replica) proveFollowOutput(ctx context.Context, out *followOutput, from
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	path := filepath.Join(dir, "db")
-	r.Logger().Info("follow checking output against a restore: the replica no longer holds the file it was brought to its TXID with", "txid", from, "check", to)
 	if err := r.Restore(ctx, RestoreOptions{OutputPath: path, TXID: to, Parallelism: parallelism}); err != nil {
 		return fmt.Errorf("restore TXID %s to check the follow output brought there from TXID %s: %w", to, from, err)
 	}
@@ -782,6 +794,10 @@ type followOutput struct {
 	pending ltx.TXID // TXID the transaction reaches
 
 	done ltx.TXID // TXID of the last commit
+
+	// bridgeFirst says a proof found the TXID the L0 files reach not
+	// restorable: higher levels and snapshots are tried before them.
+	bridgeFirst bool
 
 	// behind says the last round found nothing at or past the output's
 	// TXID (wiped, put back from an older copy, or replaced); retention

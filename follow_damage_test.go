@@ -406,3 +406,60 @@ func TestReplica_Follow_RefusesBreakPastProvenLinkCoveredBySnapshot(t *testing.T
 		t.Fatalf("output at %s (%v) after the refusal, want %s", txid, err, at)
 	}
 }
+
+// Found by the follow hunt with damage (seed 1057): an older copy put back
+// while the primary runs takes the L0 file the output was brought to its
+// TXID T with; the primary, unaware, uploads T+1 and T+2 and a snapshot.
+// The follower, no longer able to tie its output to the replica's files,
+// proves each transaction by restoring the TXID it reaches, and T+1 no
+// longer restores (the hole at T); after that failure it applies one file
+// per transaction, so it kept proving T+1. Before the fix it retried that
+// for ever, logging a line each time. The snapshot past the hole holds every page:
+// the follower now applies it, and reaches the primary's state.
+func TestReplica_Follow_HoleAtOutputTXIDBridgedBySnapshot(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 2)
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 1)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
+	defer func() { _ = stop() }()
+	waitFollowed(t, db, out)
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	// T+1 starts a new WAL, so nothing but a restore ties it to the output.
+	if err := db.Checkpoint(context.Background(), litestream.CheckpointModeTruncate); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 20, 1)
+	// T+1 does not restore: the follower cannot commit it.
+	waitFor(t, 10*time.Second, "the follower to fail proving T+1", func() bool {
+		return strings.Contains(logs.String(), "follow failed")
+	})
+	if _, err := app.Exec(`DELETE FROM t`); err != nil {
+		t.Fatal(err)
+	} else if _, err := app.Exec(`VACUUM`); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 30, 1)
+	mustSnapshot(t, db)
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("output holds %s, the primary %s", got, want)
+	}
+	// The primary notices the lost file at its next listing and uploads
+	// it again from its local copy.
+	db.Replica.IndexRefreshInterval = -1
+	mustInsertReplicated(t, db, app, 40, 1)
+}
