@@ -82,7 +82,10 @@ func (db *DB) resolveReplicaCheck(ctx context.Context, remote ltx.FileInfo) erro
 	}
 	defer db.exec.Release(1)
 	if !db.isInitialized() {
-		return nil // init compares when the database appears
+		// init compares when the database appears; until then local L0
+		// files of an earlier run are not to be taken for the replica's
+		// continuation.
+		return errNoPosition
 	}
 	if !db.replicaCheckPending.Load() && remote == db.comparedRemote {
 		return nil // the very file compared last: no second read

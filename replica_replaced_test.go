@@ -163,3 +163,47 @@ func TestReplica_ReplacedNewestNotForgottenByRunningUpload(t *testing.T) {
 	}
 	mustRestoreEquals(t, client, MustDump(t, app), "after the newest L0 file was replaced during an upload batch")
 }
+
+// Found by the replica hunt (seed 6451): a DB opened again over local L0
+// files from an earlier run, on a replica that now holds another
+// database's files at lower TXIDs (the wrong copy put back). A
+// Replica.Sync made before the DB's first sync (which initializes it and
+// compares the local files with the replica) took the replica's newest
+// TXID for its own and uploaded the local files after it: the comparison
+// waited for an init that had not run. It now uploads nothing until then.
+func TestReplica_SyncBeforeFirstDBSyncDoesNotSkipComparison(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	path := filepath.Join(dir, "db")
+	db := mustOpenManualDB(t, path, client)
+	app := MustOpenApp(t, path, 4096)
+	mustInsertReplicated(t, db, app, 1, 3)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	otherClient := file.NewReplicaClient(filepath.Join(dir, "other-replica"))
+	other := mustOpenManualDB(t, filepath.Join(dir, "other"), otherClient)
+	_ = MustOpenApp(t, other.Path(), 4096)
+	if err := other.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if theirs, ours := other.Replica.Pos().TXID, db.Replica.Pos().TXID; theirs >= ours {
+		t.Fatalf("precondition: the other replica reaches TXID %s, this one %s", theirs, ours)
+	}
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := copyTree(otherClient.Path(), client.Path()); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := mustOpenManualDB(t, path, client)
+	if err := db2.Replica.Sync(ctx); err != nil {
+		t.Logf("replica sync before the DB's first sync: %v", err)
+	}
+	if err := db2.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after SyncAndWait")
+}
