@@ -425,6 +425,11 @@ func (r *Replica) outputLink(ctx context.Context, out *followOutput, cur ltx.TXI
 		a := newPageApplier(&outputComparer{ctx: ctx, out: out, pageSize: int64(out.pageSize)})
 		err := a.apply(rd, info)
 		_ = rd.Close()
+		if err == nil && a.prev.hdr.Commit != pages {
+			// The file's pages may be alike by chance (a file touching a
+			// few pages); the database it leaves has its own size.
+			err = fmt.Errorf("%w: the output has %d pages, the database at TXID %s has %d", errOutputDiffers, pages, cur, a.prev.hdr.Commit)
+		}
 		switch {
 		case err == nil:
 			link = chainLink{level: 0, hdr: a.prev.hdr}

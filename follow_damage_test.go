@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -462,4 +463,51 @@ func TestReplica_Follow_HoleAtOutputTXIDBridgedBySnapshot(t *testing.T) {
 	// it again from its local copy.
 	db.Replica.IndexRefreshInterval = -1
 	mustInsertReplicated(t, db, app, 40, 1)
+}
+
+// Found by the follow hunt with damage (seed 1661, now and then): a
+// replica re-seeded from TXID 1 whose new file at the output's TXID T
+// touches only pages the output holds alike (here page 1, by a PRAGMA that
+// rewrites it unchanged). A follower resumed at T compared those pages,
+// found them equal and took its output for the replica's state at T,
+// though the database at T is larger; the next file then failed the growth
+// check as "a file of another database" and the follower retried for ever.
+// The output's size must be the file's too: it now ends with the refusal.
+func TestReplica_Follow_RefusesReseededFileMatchingOutputPages(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 2)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	stop, _ := startFollowEnding(loggedFollower(t, client, &logs), out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wipeAndReseed(t, db, app, client, at-1)
+	var version int
+	if err := app.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		t.Fatal(err)
+	} else if _, err := app.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, version)); err != nil {
+		t.Fatal(err)
+	} else if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := db.Pos(); err != nil || pos.TXID != at {
+		t.Fatalf("precondition: the primary at %v (%v), want TXID %s", pos.TXID, err, at)
+	}
+	mustInsertReplicated(t, db, app, 300, 1)
+
+	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
+	defer func() { _ = stop() }()
+	select {
+	case err := <-ended:
+		if !isRefusal(err) {
+			t.Fatalf("follow ended with %v, want the refusal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the follower did not end within 10s over a replica numbered again up to its TXID %s\n%s", at, logs.String())
+	}
 }
