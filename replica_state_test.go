@@ -157,9 +157,10 @@ func TestDB_Reopen_AfterAnotherWriterWhileClosed(t *testing.T) {
 // The replica is wiped, or put back from an older copy (a bucket snapshot),
 // while the DB runs in a Store. The library notices at the next listing
 // after IndexRefreshInterval, uploads lost L0 files again from local
-// copies, and where those are gone, uploads a snapshot: a few seconds (ten
-// refresh intervals) after the change was noticed, the replica must
-// restore the app's state again. (TXIDs lost with the files stay lost.)
+// copies, and where those are gone, uploads a snapshot or re-seeds the
+// replica: a few seconds (ten refresh intervals) after the change was
+// noticed, the replica must restore the app's state again. (TXIDs lost
+// with the files stay lost.)
 func TestReplica_FilesLostWhileRunning(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -225,9 +226,11 @@ func TestReplica_FilesLostWhileRunning(t *testing.T) {
 			if got := MustCheckRestored(t, opt.OutputPath); got != want {
 				t.Fatalf("latest restore %s, app %s", got, want)
 			}
-			if n := len(levelFiles(t, backend, litestream.SnapshotLevel)); n == 0 {
-				t.Fatalf("no snapshot gives the replica a restorable chain")
-			}
+			// A snapshot (L9), or the full L0 snapshot a re-seed writes when
+			// the replica is behind every local file, gave it that chain:
+			// which one comes first depends on when the sync after the
+			// change runs, so only the restore above is asserted.
+			t.Logf("snapshots: %d", len(levelFiles(t, backend, litestream.SnapshotLevel)))
 		})
 	}
 }
