@@ -378,31 +378,14 @@ func TestReplica_Follow_RefusesBreakPastProvenLinkCoveredBySnapshot(t *testing.T
 	db, app, client := openReseedingPrimary(t, 4)
 	out := filepath.Join(t.TempDir(), "follow.db")
 	var logs syncBuffer
-	stop, _ := startFollowEnding(loggedFollower(t, client, &logs), out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	at, err := litestream.ReadTXIDFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	at := mustFollowOnce(t, db, client, &logs, out)
 	putBackPreReseedCopy(t, db, app, client, at)
 	mustInsertReplicated(t, db, app, 201, 1) // notices, and snapshots
 	if len(levelFiles(t, client, litestream.SnapshotLevel)) == 0 {
 		t.Fatal("precondition: no snapshot past the break")
 	}
 
-	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
-	defer func() { _ = stop() }()
-	select {
-	case err := <-ended:
-		if !isRefusal(err) {
-			t.Fatalf("follow ended with %v, want the refusal", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the follower did not end within 10s over a replica whose file after its TXID %s belongs to another history\n%s", at, logs.String())
-	}
+	mustFollowRefused(t, client, &logs, out, fmt.Sprintf("a replica whose file after its TXID %s belongs to another history", at))
 	if txid, err := litestream.ReadTXIDFile(out); err != nil || txid != at {
 		t.Fatalf("output at %s (%v) after the refusal, want %s", txid, err, at)
 	}
@@ -477,15 +460,7 @@ func TestReplica_Follow_RefusesReseededFileMatchingOutputPages(t *testing.T) {
 	db, app, client := openReseedingPrimary(t, 2)
 	out := filepath.Join(t.TempDir(), "follow.db")
 	var logs syncBuffer
-	stop, _ := startFollowEnding(loggedFollower(t, client, &logs), out)
-	waitFollowed(t, db, out)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	at, err := litestream.ReadTXIDFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	at := mustFollowOnce(t, db, client, &logs, out)
 	wipeAndReseed(t, db, app, client, at-1)
 	var version int
 	if err := app.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
@@ -500,7 +475,30 @@ func TestReplica_Follow_RefusesReseededFileMatchingOutputPages(t *testing.T) {
 	}
 	mustInsertReplicated(t, db, app, 300, 1)
 
-	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
+	mustFollowRefused(t, client, &logs, out, fmt.Sprintf("a replica numbered again up to its TXID %s", at))
+}
+
+// mustFollowOnce follows the replica into out until it reaches db's
+// position, stops, and returns the output's TXID.
+func mustFollowOnce(t *testing.T, db *litestream.DB, client *file.ReplicaClient, logs *syncBuffer, out string) ltx.TXID {
+	t.Helper()
+	stop, _ := startFollowEnding(loggedFollower(t, client, logs), out)
+	waitFollowed(t, db, out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	at, err := litestream.ReadTXIDFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// mustFollowRefused resumes following into out and checks that the
+// follower ends with the refusal within 10 s; over names the replica.
+func mustFollowRefused(t *testing.T, client *file.ReplicaClient, logs *syncBuffer, out, over string) {
+	t.Helper()
+	stop, ended := startFollowEnding(loggedFollower(t, client, logs), out)
 	defer func() { _ = stop() }()
 	select {
 	case err := <-ended:
@@ -508,6 +506,6 @@ func TestReplica_Follow_RefusesReseededFileMatchingOutputPages(t *testing.T) {
 			t.Fatalf("follow ended with %v, want the refusal", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the follower did not end within 10s over a replica numbered again up to its TXID %s\n%s", at, logs.String())
+		t.Fatalf("the follower did not end within 10s over %s\n%s", over, logs.String())
 	}
 }
