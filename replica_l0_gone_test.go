@@ -957,54 +957,72 @@ func openWithNewestL0ReplacedBy(t *testing.T, wrap func(litestream.ReplicaClient
 // past the replica. Before the fix the local file right before the missing
 // one made it look like a local file lost before its upload, left to
 // AutoRecoverEnabled: every sync failed with "no such file" for good.
+// Pruning L0 by TXID (EnforceRetentionByTXID at level 0) removes local
+// files as well and must leave the same record: before it did, the same
+// replica stalled the same way.
 func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
-	ctx := context.Background()
-	path, app, client := mustAppWithReplica(t)
-	db := manual(MustNewDB(t, path, client))
-	db.Replica.IndexRefreshInterval = -1
-	db.L0Retention = time.Nanosecond
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 1, 2)
-	l1, err := db.Compact(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := l1.MaxTXID
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
-	// The replica loses that L1 file; retention keeps the L0 files it
-	// covered, and removes the next ones once a newer L1 covers them.
-	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{l1}); err != nil {
-		t.Fatal(err)
-	}
-	mustInsertReplicated(t, db, app, 10, 3)
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.EnforceL0RetentionByTime(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(db.LTXPath(0, top, top)); err != nil {
-		t.Fatalf("local L0 %s: %v", top, err)
-	} else if _, err := os.Stat(db.LTXPath(0, top+1, top+1)); !os.IsNotExist(err) {
-		t.Fatalf("local L0 %s not removed by retention: %v", top+1, err)
-	}
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	for _, tc := range []struct {
+		name        string
+		l0Retention time.Duration // 0: Compact leaves L0 alone
+		prune       func(ctx context.Context, db *litestream.DB, below ltx.TXID) error
+	}{
+		{"ByTime", time.Nanosecond, func(ctx context.Context, db *litestream.DB, _ ltx.TXID) error {
+			return db.EnforceL0RetentionByTime(ctx)
+		}},
+		{"ByTXID", 0, func(ctx context.Context, db *litestream.DB, below ltx.TXID) error {
+			return db.EnforceRetentionByTXID(ctx, 0, below)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path, app, client := mustAppWithReplica(t)
+			db := manual(MustNewDB(t, path, client))
+			db.Replica.IndexRefreshInterval = -1
+			db.L0Retention = tc.l0Retention
+			if err := db.Open(); err != nil {
+				t.Fatal(err)
+			}
+			mustInsertReplicated(t, db, app, 1, 2)
+			l1, err := db.Compact(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top := l1.MaxTXID
+			old := filepath.Join(t.TempDir(), "old")
+			if err := copyTree(client.Path(), old); err != nil {
+				t.Fatal(err)
+			}
+			// The replica loses that L1 file; retention keeps the L0 files it
+			// covered, and removes the next ones once a newer L1 covers them.
+			if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{l1}); err != nil {
+				t.Fatal(err)
+			}
+			mustInsertReplicated(t, db, app, 10, 3)
+			if _, err := db.Compact(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.prune(ctx, db, db.Replica.Pos().TXID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(db.LTXPath(0, top, top)); err != nil {
+				t.Fatalf("local L0 %s: %v", top, err)
+			} else if _, err := os.Stat(db.LTXPath(0, top+1, top+1)); !os.IsNotExist(err) {
+				t.Fatalf("local L0 %s not removed by retention: %v", top+1, err)
+			}
+			if err := db.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(client.Path()); err != nil {
+				t.Fatal(err)
+			} else if err := os.Rename(old, client.Path()); err != nil {
+				t.Fatal(err)
+			}
 
-	db2 := mustOpenManualDB(t, path, client)
-	mustInsertReplicated(t, db2, app, 20, 1)
-	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+			db2 := mustOpenManualDB(t, path, client)
+			mustInsertReplicated(t, db2, app, 20, 1)
+			mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+		})
+	}
 }
 
 // Found by the follow hunt with damage (seeds 606 and 747): a copy of the

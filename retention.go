@@ -47,15 +47,22 @@ func (c *Compactor) EnforceSnapshotRetention(ctx context.Context, retention time
 // kept too: deleting it would leave a gap that compaction into that level
 // could never cross.
 func (c *Compactor) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) error {
+	_, err := c.enforceRetentionByTXID(ctx, level, txID)
+	return err
+}
+
+// enforceRetentionByTXID is EnforceRetentionByTXID, returning the files it
+// deleted.
+func (c *Compactor) enforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) ([]*ltx.FileInfo, error) {
 	infos, err := listFrom(ctx, c.client, level, 0)
 	if err != nil {
-		return fmt.Errorf("list L%d: %w", level, err)
+		return nil, fmt.Errorf("list L%d: %w", level, err)
 	}
 	var next txRanges
 	if level+1 < SnapshotLevel && len(infos) > 1 {
 		above, err := listFrom(ctx, c.client, level+1, 0)
 		if err != nil {
-			return fmt.Errorf("list L%d: %w", level+1, err)
+			return nil, fmt.Errorf("list L%d: %w", level+1, err)
 		}
 		next = contiguousRuns(above)
 	}
@@ -65,7 +72,7 @@ func (c *Compactor) EnforceRetentionByTXID(ctx context.Context, level int, txID 
 			deleted = append(deleted, info)
 		}
 	}
-	return c.deleteFiles(ctx, deleted)
+	return deleted, c.deleteFiles(ctx, deleted)
 }
 
 // EnforceL0Retention deletes L0 files older than retention whose TXIDs a
@@ -266,13 +273,20 @@ func (db *DB) EnforceSnapshotRetention(ctx context.Context, timestamp time.Time)
 }
 
 // EnforceRetentionByTXID deletes a level's files whose MaxTXID is below
-// txID, always keeping the level's newest file.
+// txID, always keeping the level's newest file. At L0 it records, as L0
+// retention by time does, the highest TXID whose local file it removed.
 func (db *DB) EnforceRetentionByTXID(ctx context.Context, level int, txID ltx.TXID) (err error) {
 	if err := db.checkOpenable(); err != nil {
 		return err
 	}
 	db.syncCompactorOptions()
-	return db.compactor.EnforceRetentionByTXID(ctx, level, txID)
+	resets := db.localResets.Load()
+	deleted, err := db.compactor.enforceRetentionByTXID(ctx, level, txID)
+	if err != nil {
+		return err
+	}
+	db.rememberL0RetainedUnlessReset(deleted, resets)
+	return nil
 }
 
 // EnforceL0RetentionByTime deletes L0 files that L1 already covers and that
@@ -316,10 +330,7 @@ func (db *DB) enforceL0Retention(ctx context.Context, mayskip bool) error {
 	if err := db.compactor.deleteFiles(ctx, deleted); err != nil {
 		return err
 	}
-	if db.localResets.Load() == resets {
-		// Not after a reset: the record would speak of the old history.
-		db.rememberL0Retained(deleted)
-	}
+	db.rememberL0RetainedUnlessReset(deleted, resets)
 	db.l0RetMu.Lock()
 	db.l0Ret = l0RetentionPass{key: key, retention: retention, nextDue: nextDue, valid: keyOK && len(deleted) == 0}
 	db.l0RetMu.Unlock()
@@ -396,6 +407,15 @@ func (r *Replica) EnforceRetention(ctx context.Context) (err error) {
 const l0RetainedFileName = "l0-retained"
 
 func (db *DB) l0RetainedPath() string { return filepath.Join(db.LTXDir(), l0RetainedFileName) }
+
+// rememberL0RetainedUnlessReset is rememberL0Retained unless local state
+// was reset since resets was read: the record would speak of the history
+// the reset gave up.
+func (db *DB) rememberL0RetainedUnlessReset(deleted []*ltx.FileInfo, resets uint64) {
+	if db.localResets.Load() == resets {
+		db.rememberL0Retained(deleted)
+	}
+}
 
 // rememberL0Retained raises the record to the highest L0 TXID deleted. It
 // is written in place without fsync: one lost or torn by a crash only
