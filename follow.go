@@ -579,10 +579,11 @@ var followOwnHeader = [][2]int{{18, 20}, {24, 32}, {92, 100}}
 // retention removed the files right after it. When no level below the
 // snapshots continues it (snapshot retention removed their files too), the
 // newest snapshot past cur does: it holds every page of the database at
-// its TXID, so the output becomes exactly that state.
-// It also returns the highest TXID the levels it listed hold.
+// its TXID, so the output becomes exactly that state. The snapshot goes
+// first after a failed proof (bridgeLevels). It also returns the highest
+// TXID the levels it listed hold.
 func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (_ ltx.TXID, prev chainLink, newest ltx.TXID, _ error) {
-	for level := 1; level <= SnapshotLevel; level++ {
+	for _, level := range bridgeLevels(out.bridgeFirst) {
 		infos, err := listFrom(ctx, r.Client, level, 0)
 		if err != nil {
 			return cur, prev, newest, fmt.Errorf("list L%d: %w", level, err)
@@ -613,6 +614,25 @@ func (r *Replica) bridge(ctx context.Context, out *followOutput, cur ltx.TXID) (
 		}
 	}
 	return cur, prev, newest, nil
+}
+
+// bridgeLevels returns the levels bridge tries, in order: the lowest first,
+// whose files are smallest. After a proof found the TXID reached not
+// restorable, the snapshot goes first: a compacted file may end at that
+// same TXID, and the proof of it would fail again for ever; the snapshot's
+// own TXID restores from it.
+func bridgeLevels(snapshotFirst bool) []int {
+	levels := make([]int, 0, SnapshotLevel)
+	if snapshotFirst {
+		levels = append(levels, SnapshotLevel)
+	}
+	for level := 1; level < SnapshotLevel; level++ {
+		levels = append(levels, level)
+	}
+	if !snapshotFirst {
+		levels = append(levels, SnapshotLevel)
+	}
+	return levels
 }
 
 // newestSnapshotAfter returns the snapshot continuing cur with the highest

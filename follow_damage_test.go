@@ -509,3 +509,60 @@ func mustFollowRefused(t *testing.T, client *file.ReplicaClient, logs *syncBuffe
 		t.Fatalf("the follower did not end within 10s over %s\n%s", over, logs.String())
 	}
 }
+
+// Found by the follow hunt (seed 2021): a follower stopped at TXID T while
+// its primary compacted T+1..T+3 into L1, took a snapshot past them and
+// pruned every file up to T (retention by TXID, as a follower offline
+// longer than the retention meets). Resumed, the follower could no longer
+// tie its output to the replica's files; it bridged with the L1 file from
+// T+1 and, as a later file shrinks the database, committed before that
+// file: the proof restores the TXID reached, which no longer restores
+// (nothing holds TXIDs up to T), and the next round bridged with the same
+// file for ever.
+// After a proof whose TXID does not restore, the snapshot goes first.
+func TestReplica_Follow_ResumedPastPrunedHistoryBridgedBySnapshot(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 2)
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	at := mustFollowOnce(t, db, client, &logs, out)
+
+	mustExecReplicated(t, db, app, `INSERT INTO t (v, pad) VALUES (10, randomblob(40000))`)
+	mustInsertReplicated(t, db, app, 11, 2)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	} else if l1.MinTXID != at+1 {
+		t.Fatalf("precondition: L1 from %s, want %s", l1.MinTXID, at+1)
+	}
+	// The database shrinks: the follower commits before that file.
+	mustExecReplicated(t, db, app, `DELETE FROM t`)
+	mustExecReplicated(t, db, app, `VACUUM`)
+	mustSnapshot(t, db)
+	mustInsertReplicated(t, db, app, 30, 1)
+	for _, level := range []int{0, 1} {
+		if err := db.EnforceRetentionByTXID(ctx, level, l1.MaxTXID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opt := litestream.NewRestoreOptions()
+	opt.OutputPath, opt.TXID = filepath.Join(t.TempDir(), "check.db"), l1.MaxTXID
+	if err := db.Replica.Restore(ctx, opt); !errors.Is(err, litestream.ErrTxNotAvailable) {
+		t.Fatalf("precondition: restore of TXID %s: %v, want it not available", l1.MaxTXID, err)
+	}
+
+	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
+	defer func() { _ = stop() }()
+	waitFollowedOrEnded(t, db, out, ended)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := MustCheckRestored(t, out), MustDump(t, app); got != want {
+		t.Fatalf("output holds %s, the primary %s", got, want)
+	}
+}
