@@ -611,14 +611,16 @@ func (h *followHunt) checkNotEnded(i int) {
 // After damage it may end with the documented refusal of a replica whose
 // history is no longer the output's (the output is checked and a new one
 // started, as a user would), or, with no output yet, because the replica
-// holds nothing to restore.
+// holds nothing to restore, or holds two histories' files in one chain
+// (an older copy put back while the primary ran at the default
+// IndexRefreshInterval: it uploads on top until its next listing).
 func (h *followHunt) endedWith(i int, err error) {
 	h.t.Helper()
 	h.checkRunLog()
 	switch {
 	case h.damaged && isRefusal(err):
 		h.refused(i, err.Error())
-	case h.damaged && !h.resumed && (errors.Is(err, litestream.ErrTxNotAvailable) || errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "non-contiguous ltx files")):
+	case h.damaged && !h.resumed && (errors.Is(err, litestream.ErrTxNotAvailable) || errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "non-contiguous ltx files") || h.refresh == 0 && chainBroken(err)):
 		// No output yet: the replica holds nothing to restore, or was
 		// being removed while the restore listed or read it.
 		h.notAvail++
@@ -633,6 +635,12 @@ func (h *followHunt) endedWith(i int, err error) {
 	default:
 		h.fatalf("before step %d: follower ended by itself: %v\nfollower log:\n%s", i, err, h.logs.String())
 	}
+}
+
+// chainBroken reports whether err is a restore's refusal of two files
+// that do not continue one another.
+func chainBroken(err error) bool {
+	return errors.Is(err, litestream.ErrLTXCorrupted) && strings.Contains(err.Error(), "does not continue")
 }
 
 // isRefusal reports whether err is follow mode's refusal of a replica whose
