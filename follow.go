@@ -686,6 +686,12 @@ func (r *Replica) applyFile(ctx context.Context, out *followOutput, info *ltx.Fi
 			// that. Nor can one when the replica's own files break there
 			// and a snapshot lies past the break: its primary has moved on
 			// from the output's history.
+			// The files before it continue the output: they are kept, as
+			// a retry one file per transaction would keep them. If they
+			// cannot be (a proof fails), the output stays as it was.
+			if out.tx && out.pending >= out.mustReach {
+				_ = out.commit(ctx)
+			}
 			return prev, &replicaReplacedError{fmt.Errorf("%w: %s", err, replicaReplacedAdvice)}
 		}
 		return prev, err

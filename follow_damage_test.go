@@ -566,3 +566,34 @@ func TestReplica_Follow_ResumedPastPrunedHistoryBridgedBySnapshot(t *testing.T) 
 		t.Fatalf("output holds %s, the primary %s", got, want)
 	}
 }
+
+// Found by the follow hunt with damage (seed 2844): as in
+// TestReplica_Follow_RefusesBreakPastProvenLinkCoveredBySnapshot, but the
+// follower's output is at T, two TXIDs before the break: the replica's
+// files T+1 and T+2 continue the output, T+3 does not. The follower
+// applied all three in one transaction and, refusing T+3, rolled back the
+// two before it, so the output stayed at T, a TXID no damage touched. The
+// files before the break are the replica's own state, as a retry of one
+// file per transaction would have kept: they are committed first, and the
+// output ends at T+2.
+func TestReplica_Follow_RefusalKeepsFilesBeforeTheBreak(t *testing.T) {
+	db, app, client := openReseedingPrimary(t, 2)
+	out := filepath.Join(t.TempDir(), "follow.db")
+	var logs syncBuffer
+	at := mustFollowOnce(t, db, client, &logs, out)
+	mustInsertReplicated(t, db, app, 50, 2)
+	before := MustDump(t, app)
+	putBackPreReseedCopy(t, db, app, client, at+2)
+	mustInsertReplicated(t, db, app, 201, 1) // notices, and snapshots
+	if len(levelFiles(t, client, litestream.SnapshotLevel)) == 0 {
+		t.Fatal("precondition: no snapshot past the break")
+	}
+
+	mustFollowRefused(t, client, &logs, out, fmt.Sprintf("a replica whose file after TXID %s belongs to another history", at+2))
+	if txid, err := litestream.ReadTXIDFile(out); err != nil || txid != at+2 {
+		t.Fatalf("output at %s (%v) after the refusal, want %s", txid, err, at+2)
+	}
+	if got := MustCheckRestored(t, out); got != before {
+		t.Fatalf("output holds %s, the replica's state at %s is %s", got, at+2, before)
+	}
+}
