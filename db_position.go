@@ -125,9 +125,13 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		db.logger().Warn(msg, "local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
 		// Files this DB uploaded may lie below the other history's: the
 		// replica's chain then breaks between them, and only a snapshot
-		// past the adopted file restores the newest state.
-		if err := db.oweSnapshot(); err != nil {
-			return err
+		// past the adopted file restores the newest state. A file from
+		// TXID 1 is such a snapshot itself: one more at its TXID would
+		// rewrite it under the same name, and be adopted in turn.
+		if remote.MinTXID > 1 {
+			if err := db.oweSnapshot(); err != nil {
+				return err
+			}
 		}
 	} else {
 		db.logger().Info("database is behind its replica, fetching the replica's newest file",

@@ -1060,3 +1060,47 @@ func mustInsertPadded(t testing.TB, app *sql.DB, v, n int) {
 		t.Fatal(err)
 	}
 }
+
+// Found by the replica hunt with damage at open (seed 7697): an older copy
+// put back unnoticed, then a snapshot, left the DB's own snapshot as the
+// replica's newest file, with no local L0 file of its range to prove it
+// this database's. The DB adopted it and owed a snapshot; paying that
+// rewrote the snapshot under the same name, which the next sync found
+// replaced and adopted again, owing another: SyncAndWait failed for good
+// with "local state was reset during the upload". A file from TXID 1 is a
+// snapshot itself, so adopting one owes none.
+func TestReplica_AdoptedOwnSnapshotOwesNone(t *testing.T) {
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	mustInsertReplicated(t, db, app, 1, 2)
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	mustInsertReplicated(t, db, app, 10, 2)
+	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+	mustSnapshot(t, db)
+	db.Replica.IndexRefreshInterval = -1
+	for i := 0; i < 2; i++ {
+		if err := db.SyncAndWait(context.Background()); err != nil {
+			t.Fatalf("SyncAndWait %d: %v", i+1, err)
+		}
+	}
+	mustInsertReplicated(t, db, app, 20, 1)
+	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
+	// Adopting the snapshot dropped the local copies of the L0 files the
+	// copy lacked, so L0 keeps that hole, which the snapshot bridges, until
+	// compaction and retention pass it, as a Store's would.
+	ctx := context.Background()
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	} else if err := db.EnforceRetentionByTXID(ctx, 0, db.Replica.Pos().TXID); err != nil {
+		t.Fatal(err)
+	}
+	mustRestoreLatest(t, client, MustDump(t, app), "compaction and retention")
+}
