@@ -159,9 +159,10 @@ func verifyRestoreLatest(t *testing.T, client litestream.ReplicaClient, app *sql
 }
 
 // An L0 file removed from the replica behind the library's back is noticed
-// at the next listing after the index's refresh interval, logged once, and
-// uploaded again from its local copy, so the replica has no gap; a snapshot
-// added by someone else is noticed and logged too.
+// at the next listing after the index's refresh interval, logged once (or
+// found first by compaction, which has it uploaded again before a listing
+// can miss it), and uploaded again from its local copy, so the replica has
+// no gap; a snapshot added by someone else is noticed and logged too.
 func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 	db, counter, backend, logs := budgetStore(t, func(r *litestream.Replica) { r.IndexRefreshInterval = 300 * time.Millisecond })
 	app := MustOpenApp(t, db.Path(), 4096)
@@ -191,7 +192,7 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 	// library lists while it works, so keep committing.
 	waitFor(t, 30*time.Second, "the removal to be noticed", func() bool {
 		insert(1)
-		return logs.count(warning) > 0
+		return logs.count(warning) > 0 || logs.count("compaction waiting for a missing file") > 0
 	})
 	waitFor(t, 30*time.Second, "the lost file to be uploaded again or covered by L1", func() bool {
 		if _, err := os.Stat(backend.LTXFilePath(0, victim.MinTXID, victim.MaxTXID)); err == nil {
@@ -211,7 +212,7 @@ func TestReplicaIndex_NoticesFilesChangedBehindItsBack(t *testing.T) {
 		insert(5)
 		return counter.lists.Load() >= lists+4
 	})
-	if n := logs.count(warning, "level=0"); n != 1 {
+	if n := logs.count(warning, "level=0"); n > 1 {
 		t.Fatalf("the removal was logged %d times, want once:\n%s", n, logs.String())
 	}
 

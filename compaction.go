@@ -354,7 +354,8 @@ func (c *Compactor) gapError(dstLevel int, info *ltx.FileInfo, err error, gap co
 
 // validStart reports whether a compaction may start with first: right after
 // the destination's newest file, into an empty destination at TXID 1 or
-// where a snapshot reaches (a restore can start there), or across a hole
+// where a snapshot reaches (a restore can start there) and, into L1, no
+// local L0 copy can fill the TXIDs before it, or across a hole
 // crossableHole allows.
 func (c *Compactor) validStart(ctx context.Context, dstLevel int, prev ltx.FileInfo, first *ltx.FileInfo) (bool, error) {
 	switch {
@@ -364,6 +365,10 @@ func (c *Compactor) validStart(ctx context.Context, dstLevel int, prev ltx.FileI
 		return false, nil
 	case prev.MaxTXID > 0:
 		return c.crossableHole(ctx, dstLevel, prev.MaxTXID, first)
+	case dstLevel == 1 && c.refillL0 != nil && c.refillL0(1, first.MinTXID-1):
+		// Into an empty L1 too, local L0 copies that can fill the TXIDs
+		// before first are waited on, though a snapshot reaches it.
+		return false, nil
 	}
 	return c.snapshotReaches(ctx, first)
 }

@@ -1104,3 +1104,50 @@ func TestReplica_AdoptedOwnSnapshotOwesNone(t *testing.T) {
 	}
 	mustRestoreLatest(t, client, MustDump(t, app), "compaction and retention")
 }
+
+// Found through TestReplicaIndex_NoticesFilesChangedBehindItsBack, which
+// failed now and then: the replica lost its first L0 file while a snapshot
+// past it appeared (here written by another client; there, the one the DB
+// uploads when the replica no longer restores). L1 was still empty, and
+// compaction into it started past the hole because the snapshot reaches
+// it, although the local copy of the lost file was being uploaded again:
+// L1 then went past that TXID, the copy was never uploaded, and TXID 1 no
+// longer restored. Into an empty L1, as after any L1 file, compaction now
+// waits for local copies that can fill the hole.
+func TestCompaction_EmptyL1WaitsForLocalCopyOfLostFirstL0(t *testing.T) {
+	ctx := context.Background()
+	path, app, client := mustAppWithReplica(t)
+	db := mustOpenManualDB(t, path, client)
+	db.Replica.IndexRefreshInterval = -1
+	mustInsertReplicated(t, db, app, 1, 2)
+	first := levelFiles(t, client, 0)[0]
+	if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{first}); err != nil {
+		t.Fatal(err)
+	}
+	pos, rc, err := db.SnapshotReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = file.NewReplicaClient(client.Path()).WriteLTXFile(ctx, litestream.SnapshotLevel, 1, pos.TXID, rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if info, err := db.Compact(ctx, 1); err == nil {
+		t.Fatalf("compacted L1 %s-%s past the lost L0 file %s, whose local copy can fill it", info.MinTXID, info.MaxTXID, first.MinTXID)
+	} else if !errors.Is(err, litestream.ErrCompactionGap) {
+		t.Fatal(err)
+	}
+	if err := db.SyncAndWait(ctx); err != nil { // uploads the copy again
+		t.Fatal(err)
+	}
+	if info, err := db.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	} else if info.MinTXID != 1 {
+		t.Fatalf("L1 compacted %s-%s, want it from TXID 1", info.MinTXID, info.MaxTXID)
+	}
+	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), first.MaxTXID); got == "" {
+		t.Fatalf("restore of TXID %s returned nothing", first.MaxTXID)
+	}
+}
