@@ -168,7 +168,11 @@ type DB struct {
 	// positions; the uploader does it once the replica answers.
 	replicaCheckPending atomic.Bool
 	// localResets counts resets of local state, which renumber TXIDs.
-	localResets     atomic.Uint64
+	localResets atomic.Uint64
+	// ownSnapshot is the header of the last snapshot this DB uploaded, and
+	// the localResets count it was taken under.
+	ownSnapshot atomic.Pointer[ownSnapshot]
+
 	replicaCaughtUp bool // the replica monitor waits with everything uploaded
 	diag            SyncDiagnostic
 
@@ -366,6 +370,7 @@ func (db *DB) Open() (err error) {
 	db.Replica.SetPos(ltx.Pos{})
 	db.dropMaxLTXFileInfo(-1)
 	db.lastSyncedWALOffset, db.witness, db.comparedRemote = 0, nil, ltx.FileInfo{}
+	db.ownSnapshot.Store(nil) // the local files it was taken from may be gone
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal

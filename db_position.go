@@ -125,13 +125,9 @@ func (db *DB) adoptReplicaPosition(ctx context.Context, remote ltx.FileInfo) err
 		db.logger().Warn(msg, "local_txid", pos.TXID, "remote_level", remote.Level, "remote_txid", remote.MaxTXID)
 		// Files this DB uploaded may lie below the other history's: the
 		// replica's chain then breaks between them, and only a snapshot
-		// past the adopted file restores the newest state. A file from
-		// TXID 1 is such a snapshot itself: one more at its TXID would
-		// rewrite it under the same name, and be adopted in turn.
-		if remote.MinTXID > 1 {
-			if err := db.oweSnapshot(); err != nil {
-				return err
-			}
+		// past the adopted file restores the newest state.
+		if err := db.oweSnapshot(); err != nil {
+			return err
 		}
 	} else {
 		db.logger().Info("database is behind its replica, fetching the replica's newest file",
@@ -243,19 +239,37 @@ func (db *DB) removeStaleFetchedCopies() {
 // TXIDs below the file it fetched then, its first local L0 file: another
 // writer that wrote the replica again up to right below that file would
 // see its own continued by this process's files, the fetched one first.
+//
+// A snapshot this DB uploaded since its last reset is its own history too,
+// found by its header (ownSnapshot).
 func (db *DB) sameL0AsReplica(ctx context.Context, remote ltx.FileInfo) (bool, error) {
 	path := db.LTXPath(0, remote.MinTXID, remote.MaxTXID)
 	local, err := readLTXHeaderFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	own := db.ownSnapshot.Load()
+	if own != nil && (own.resets != db.localResets.Load() || remote.Level != SnapshotLevel || own.hdr.MaxTXID != remote.MaxTXID) {
+		own = nil
+	}
+	if own == nil && errors.Is(err, os.ErrNotExist) {
 		return false, nil
-	} else if err != nil {
+	} else if own == nil && err != nil {
 		return false, nil // unreadable: start over from the replica
 	}
-	theirs, err := readRemoteHeaderOf(ctx, db.Replica.Client, &remote)
-	if err != nil {
-		return false, fmt.Errorf("read replica L%d %s-%s header: %w: %w", remote.Level, remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, err)
+	theirs, rerr := readRemoteHeaderOf(ctx, db.Replica.Client, &remote)
+	if rerr != nil {
+		return false, fmt.Errorf("read replica L%d %s-%s header: %w: %w", remote.Level, remote.MinTXID, remote.MaxTXID, errReplicaUnreachable, rerr)
 	}
-	return local == theirs, nil
+	return (err == nil && local == theirs) || (own != nil && own.hdr == theirs), nil
+}
+
+// hasLocalL0 reports whether a local L0 file holds each TXID from minTXID
+// to maxTXID.
+func (db *DB) hasLocalL0(minTXID, maxTXID ltx.TXID) bool {
+	for txid := minTXID; txid <= maxTXID; txid++ {
+		if _, err := os.Stat(db.LTXPath(0, txid, txid)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // refillL0 reports whether local L0 files hold TXIDs from minTXID to

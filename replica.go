@@ -541,11 +541,21 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		if err != nil {
 			return false, 0, fmt.Errorf("calc pos: %w", err)
 		}
+		resets := r.db.localResets.Load()
 		if err := r.db.resolveReplicaCheck(ctx, info); err != nil {
 			return false, 0, fmt.Errorf("compare with replica position: %w", err)
 		}
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
+		if info.Level != 0 && r.db.localResets.Load() == resets {
+			// A compacted file of this history goes past L0, which lost
+			// its top files: their local copies go back, as lost files
+			// below a listed one do, if they all do (L0 files above a hole
+			// would not restore).
+			if l0, err := r.MaxLTXFileInfo(ctx, 0); err == nil && l0.MaxTXID < info.MaxTXID && r.db.hasLocalL0(l0.MaxTXID+1, info.MaxTXID) {
+				r.db.refillL0(l0.MaxTXID+1, info.MaxTXID)
+			}
+		}
 	}
 	resets := r.db.localResets.Load()
 	changed := r.changesSeen()

@@ -291,16 +291,21 @@ func TestDB_FetchedSnapshotCopyRemovedByBoundarySnapshot(t *testing.T) {
 
 // The running process itself, with its local L0 copies, when the replica
 // loses its newest L0 files (6..8) while a snapshot [1-8] and a lagging L1
-// [1-5] stay. Whether the snapshot holds this process's history cannot be
-// proven from the local files, so the DB fetches the snapshot and goes on
-// after it with a full snapshot of its own (its local copies of 6..8 are
-// given up). The hole they leave, which the snapshot covers and nothing
-// can fill, is crossed by compaction; the latest restore is the app's.
+// [1-5] stay. The snapshot is the one this process uploaded, known by its
+// header: the DB continues it and uploads its local copies of 6..8 again,
+// so compaction goes on from 6 and every TXID restores.
 func TestReplica_NewestL0LostWhileRunning_ContinuesAfterSnapshot(t *testing.T) {
 	testNewestL0Lost(t, false)
 }
 
-// As above, noticed at a restart with default settings.
+// As above, noticed at a restart with default settings. An opened DB no
+// longer trusts its memory of the snapshot (the local files it was taken
+// from may have changed meanwhile), and whether the snapshot holds its
+// history cannot be proven from the local files: it fetches the snapshot
+// and goes on after it with a full snapshot of its own (its local copies
+// of 6..8 are given up). The hole they leave, which the snapshot covers
+// and nothing can fill, is crossed by compaction; the latest restore is
+// the app's.
 func TestReplica_NewestL0LostWhileClosed_ContinuesAfterSnapshot(t *testing.T) {
 	testNewestL0Lost(t, true)
 }
@@ -346,11 +351,15 @@ func testNewestL0Lost(t *testing.T, restart bool) {
 	if got := L0TXIDs(t, client); len(got) == 0 || got[len(got)-2] != snap.MaxTXID+1 {
 		t.Errorf("replica L0 %v: want the new files to continue right after the snapshot's TXID %s", got, snap.MaxTXID)
 	}
+	from := snap.MaxTXID + 1 // after the hole, which nothing fills
+	if !restart {
+		from = l1.MaxTXID + 1 // the lost files went back
+	}
 	next, err := db.Compact(ctx, 1)
 	if err != nil {
 		t.Fatalf("compaction into L1 after the replica lost its newest L0 files: %v", err)
-	} else if next.MinTXID != snap.MaxTXID+1 {
-		t.Errorf("L1 compacted %s-%s: want it to start after the snapshot's TXID %s", next.MinTXID, next.MaxTXID, snap.MaxTXID)
+	} else if next.MinTXID != from {
+		t.Errorf("L1 compacted %s-%s: want it to start at %s", next.MinTXID, next.MaxTXID, from)
 	}
 	mustRestoreEquals(t, client, MustDump(t, app), "after the loss")
 	if got := MustRestore(t, litestream.NewReplicaWithClient(nil, client), snap.MaxTXID); got == "" {
@@ -1067,9 +1076,11 @@ func mustInsertPadded(t testing.TB, app *sql.DB, v, n int) {
 // this database's. The DB adopted it and owed a snapshot; paying that
 // rewrote the snapshot under the same name, which the next sync found
 // replaced and adopted again, owing another: SyncAndWait failed for good
-// with "local state was reset during the upload". A file from TXID 1 is a
-// snapshot itself, so adopting one owes none.
-func TestReplica_AdoptedOwnSnapshotOwesNone(t *testing.T) {
+// with "local state was reset during the upload". A snapshot this DB
+// uploaded is now known by its header as its own history, so it is not
+// adopted, and the lost L0 files are uploaded again from their local
+// copies.
+func TestReplica_OwnSnapshotAboveLostL0FilesIsContinued(t *testing.T) {
 	path, app, client := mustAppWithReplica(t)
 	db := mustOpenManualDB(t, path, client)
 	mustInsertReplicated(t, db, app, 1, 2)
@@ -1093,16 +1104,9 @@ func TestReplica_AdoptedOwnSnapshotOwesNone(t *testing.T) {
 	}
 	mustInsertReplicated(t, db, app, 20, 1)
 	mustRestoreLatest(t, client, MustDump(t, app), "SyncAndWait succeeded")
-	// Adopting the snapshot dropped the local copies of the L0 files the
-	// copy lacked, so L0 keeps that hole, which the snapshot bridges, until
-	// compaction and retention pass it, as a Store's would.
-	ctx := context.Background()
-	if _, err := db.Compact(ctx, 1); err != nil {
-		t.Fatal(err)
-	} else if err := db.EnforceRetentionByTXID(ctx, 0, db.Replica.Pos().TXID); err != nil {
-		t.Fatal(err)
+	if got := L0TXIDs(t, client); len(got) == 0 || got[0] != 1 || int(got[len(got)-1]) != len(got) {
+		t.Fatalf("replica L0 TXIDs %v, want 1 on without a hole: the lost files' local copies uploaded again", got)
 	}
-	mustRestoreLatest(t, client, MustDump(t, app), "compaction and retention")
 }
 
 // Found through TestReplicaIndex_NoticesFilesChangedBehindItsBack, which

@@ -208,11 +208,47 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 		return nil, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errLocalStateReset)
 	}
 
-	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, rc)
+	hdr := &headerCapture{r: rc}
+	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, hdr)
 	if err != nil {
 		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
+	}
+	if h, ok := hdr.header(); ok {
+		db.ownSnapshot.Store(&ownSnapshot{hdr: h, resets: resets})
 	}
 	db.setMaxLTXFileInfo(SnapshotLevel, info)
 	db.emit(EventSnapshot, SnapshotLevel, info.MinTXID, info.MaxTXID, nil)
 	return info, nil
+}
+
+// ownSnapshot identifies a snapshot this DB uploaded: its header, and the
+// count of local resets it was taken under. Found as the replica's newest
+// file, it is this database's history while no reset came since, though no
+// local L0 file holds its range (sameL0AsReplica).
+type ownSnapshot struct {
+	hdr    ltx.Header
+	resets uint64
+}
+
+// headerCapture passes a stream through and keeps its first HeaderSize
+// bytes.
+type headerCapture struct {
+	r   io.Reader
+	buf [ltx.HeaderSize]byte
+	n   int
+}
+
+func (c *headerCapture) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += copy(c.buf[c.n:], p[:n])
+	return n, err
+}
+
+// header returns the captured header, if all of it passed.
+func (c *headerCapture) header() (ltx.Header, bool) {
+	var hdr ltx.Header
+	if c.n < ltx.HeaderSize || hdr.UnmarshalBinary(c.buf[:]) != nil {
+		return ltx.Header{}, false
+	}
+	return hdr, true
 }
