@@ -69,23 +69,38 @@ func wipeAndReseed(t *testing.T, db *litestream.DB, app *sql.DB, client *file.Re
 	}
 }
 
+// saveReplicaCopy copies the replica's directory aside and returns the
+// copy's path, for putBackReplicaCopy.
+func saveReplicaCopy(t *testing.T, client *file.ReplicaClient) string {
+	t.Helper()
+	old := filepath.Join(t.TempDir(), "old")
+	if err := copyTree(client.Path(), old); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+// putBackReplicaCopy replaces the replica's directory with the copy at old,
+// as an operator restoring an older backup of the bucket would.
+func putBackReplicaCopy(t *testing.T, client *file.ReplicaClient, old string) {
+	t.Helper()
+	if err := os.RemoveAll(client.Path()); err != nil {
+		t.Fatal(err)
+	} else if err := os.Rename(old, client.Path()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // putBackPreReseedCopy copies the replica, wipes and re-seeds it up to
 // TXID at, then, with the primary listing its replica only hourly, puts
 // the copy back and commits one row, which the primary uploads on top of
 // the copy's file at its own TXID, unaware. The next upload lists again.
 func putBackPreReseedCopy(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient, at ltx.TXID) {
 	t.Helper()
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
+	old := saveReplicaCopy(t, client)
 	wipeAndReseed(t, db, app, client, at)
 	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	putBackReplicaCopy(t, client, old)
 	mustInsertReplicated(t, db, app, 200, 1)
 	db.Replica.IndexRefreshInterval = -1
 }
@@ -215,16 +230,9 @@ func loggedFollower(t *testing.T, client *file.ReplicaClient, logs *syncBuffer) 
 func putBackOldCopyWhileRunning(t *testing.T, db *litestream.DB, app *sql.DB, client *file.ReplicaClient) {
 	t.Helper()
 	mustInsertReplicated(t, db, app, 1, 2)
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
+	old := saveReplicaCopy(t, client)
 	mustInsertReplicated(t, db, app, 10, 3)
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	putBackReplicaCopy(t, client, old)
 	mustInsertReplicated(t, db, app, 20, 1)
 }
 
@@ -331,10 +339,7 @@ func TestReplica_LostFilesNotUploadedOverAnotherNumbering(t *testing.T) {
 	db.Replica.IndexRefreshInterval = -1 // notice the wipe at once
 	db.L0Retention = time.Nanosecond
 	mustInsertReplicated(t, db, app, 1, 1)
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
+	old := saveReplicaCopy(t, client)
 	mustInsertReplicated(t, db, app, 2, 2)
 	if _, err := db.Compact(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -350,11 +355,7 @@ func TestReplica_LostFilesNotUploadedOverAnotherNumbering(t *testing.T) {
 	}
 
 	db.Replica.IndexRefreshInterval = 0
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	putBackReplicaCopy(t, client, old)
 	mustInsertReplicated(t, db, app, 20, 1) // TXID 4, after the copy's 1
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -404,21 +405,14 @@ func TestReplica_Follow_HoleAtOutputTXIDBridgedBySnapshot(t *testing.T) {
 	path, app, client := mustAppWithReplica(t)
 	db := mustOpenManualDB(t, path, client)
 	mustInsertReplicated(t, db, app, 1, 2)
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
+	old := saveReplicaCopy(t, client)
 	mustInsertReplicated(t, db, app, 10, 1)
 	out := filepath.Join(t.TempDir(), "follow.db")
 	var logs syncBuffer
 	stop, ended := startFollowEnding(loggedFollower(t, client, &logs), out)
 	defer func() { _ = stop() }()
 	waitFollowed(t, db, out)
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	putBackReplicaCopy(t, client, old)
 	// T+1 starts a new WAL, so nothing but a restore ties it to the output.
 	if err := db.Checkpoint(context.Background(), litestream.CheckpointModeTruncate); err != nil {
 		t.Fatal(err)

@@ -997,10 +997,7 @@ func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
 				t.Fatal(err)
 			}
 			top := l1.MaxTXID
-			old := filepath.Join(t.TempDir(), "old")
-			if err := copyTree(client.Path(), old); err != nil {
-				t.Fatal(err)
-			}
+			old := saveReplicaCopy(t, client)
 			// The replica loses that L1 file; retention keeps the L0 files it
 			// covered, and removes the next ones once a newer L1 covers them.
 			if err := client.DeleteLTXFiles(ctx, []*ltx.FileInfo{l1}); err != nil {
@@ -1021,11 +1018,7 @@ func TestReplica_OldCopyPutBackBelowRetainedLocalFileReseeds(t *testing.T) {
 			if err := db.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.RemoveAll(client.Path()); err != nil {
-				t.Fatal(err)
-			} else if err := os.Rename(old, client.Path()); err != nil {
-				t.Fatal(err)
-			}
+			putBackReplicaCopy(t, client, old)
 
 			db2 := mustOpenManualDB(t, path, client)
 			mustInsertReplicated(t, db2, app, 20, 1)
@@ -1084,17 +1077,10 @@ func TestReplica_OwnSnapshotAboveLostL0FilesIsContinued(t *testing.T) {
 	path, app, client := mustAppWithReplica(t)
 	db := mustOpenManualDB(t, path, client)
 	mustInsertReplicated(t, db, app, 1, 2)
-	old := filepath.Join(t.TempDir(), "old")
-	if err := copyTree(client.Path(), old); err != nil {
-		t.Fatal(err)
-	}
+	old := saveReplicaCopy(t, client)
 	mustInsertReplicated(t, db, app, 10, 2)
 	db.Replica.IndexRefreshInterval = time.Hour // the copy put back goes unnoticed at first
-	if err := os.RemoveAll(client.Path()); err != nil {
-		t.Fatal(err)
-	} else if err := os.Rename(old, client.Path()); err != nil {
-		t.Fatal(err)
-	}
+	putBackReplicaCopy(t, client, old)
 	mustSnapshot(t, db)
 	db.Replica.IndexRefreshInterval = -1
 	for i := 0; i < 2; i++ {

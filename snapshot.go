@@ -208,14 +208,15 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 		return nil, fmt.Errorf("snapshot at TXID %s: %w", pos.TXID, errLocalStateReset)
 	}
 
-	hdr := &headerCapture{r: rc}
-	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, hdr)
+	hdr, body, err := ltx.PeekHeader(rc)
 	if err != nil {
 		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
-	if h, ok := hdr.header(); ok {
-		db.ownSnapshot.Store(&ownSnapshot{hdr: h, resets: resets})
+	info, err := db.Replica.client().WriteLTXFile(ctx, SnapshotLevel, 1, pos.TXID, body)
+	if err != nil {
+		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
+	db.ownSnapshot.Store(&ownSnapshot{hdr: hdr, resets: resets})
 	db.setMaxLTXFileInfo(SnapshotLevel, info)
 	db.emit(EventSnapshot, SnapshotLevel, info.MinTXID, info.MaxTXID, nil)
 	return info, nil
@@ -228,27 +229,4 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 type ownSnapshot struct {
 	hdr    ltx.Header
 	resets uint64
-}
-
-// headerCapture passes a stream through and keeps its first HeaderSize
-// bytes.
-type headerCapture struct {
-	r   io.Reader
-	buf [ltx.HeaderSize]byte
-	n   int
-}
-
-func (c *headerCapture) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += copy(c.buf[c.n:], p[:n])
-	return n, err
-}
-
-// header returns the captured header, if all of it passed.
-func (c *headerCapture) header() (ltx.Header, bool) {
-	var hdr ltx.Header
-	if c.n < ltx.HeaderSize || hdr.UnmarshalBinary(c.buf[:]) != nil {
-		return ltx.Header{}, false
-	}
-	return hdr, true
 }
