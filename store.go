@@ -333,6 +333,19 @@ func (s *Store) SnapshotLevel() *CompactionLevel {
 // as written now: header times round up, and clocks differ a little.
 const futureDateSlack = time.Minute
 
+// writtenThisInterval reports whether a file dated createdAt was written
+// after the level's latest interval boundary. Header times are milliseconds
+// rounded up, so the boundary is rounded up too: a file written in the same
+// millisecond before a boundary (possible with sub-millisecond intervals)
+// would otherwise look newer than it is.
+func writtenThisInterval(createdAt time.Time, lvl *CompactionLevel, now time.Time) bool {
+	boundary := lvl.PrevCompactionAt(now)
+	if r := boundary.Truncate(time.Millisecond); !r.Equal(boundary) {
+		boundary = r.Add(time.Millisecond)
+	}
+	return createdAt.After(boundary) && !createdAt.After(now.Add(futureDateSlack))
+}
+
 // CompactDB compacts one level of a database if its interval window has no
 // file yet: a snapshot for level 9, a merge of the level below otherwise.
 func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*ltx.FileInfo, error) {
@@ -351,8 +364,7 @@ func (s *Store) CompactDB(ctx context.Context, db *DB, lvl *CompactionLevel) (*l
 	// A file dated well past now was written while the clock ran fast: it
 	// says nothing about this interval, and waiting for its date would stop
 	// the level until the clock got there.
-	now := time.Now()
-	if dst.CreatedAt.After(lvl.PrevCompactionAt(now)) && !dst.CreatedAt.After(now.Add(futureDateSlack)) {
+	if writtenThisInterval(dst.CreatedAt, lvl, time.Now()) {
 		return nil, ErrCompactionTooEarly
 	}
 
