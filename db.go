@@ -368,6 +368,7 @@ func (db *DB) Open() (err error) {
 	// a wipe or a restore may have changed: it lists it again, as a new
 	// process does, and a check left pending before Close stays pending.
 	db.Replica.SetPos(ltx.Pos{})
+	db.Replica.localCopiesCompared.Store(false)
 	db.dropMaxLTXFileInfo(-1)
 	db.lastSyncedWALOffset, db.witness, db.comparedRemote = 0, nil, ltx.FileInfo{}
 	db.ownSnapshot.Store(nil) // the local files it was taken from may be gone

@@ -92,6 +92,9 @@ type Replica struct {
 	// find lost files by: a hole an older copy put back left below files
 	// written after it is found only so.
 	checkRestorable atomic.Bool
+	// localCopiesCompared: since Open, the replica's listing was compared
+	// with the local copies (compareWithLocalCopies).
+	localCopiesCompared atomic.Bool
 	// snapshotOwed: the replica's newest file was another history's; the
 	// next complete sync uploads a snapshot whatever the listing says.
 	snapshotOwed atomic.Bool
@@ -556,6 +559,12 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 				r.db.refillL0(l0.MaxTXID+1, info.MaxTXID)
 			}
 		}
+		if r.db.localResets.Load() == resets && !r.localCopiesCompared.Swap(true) {
+			if err := r.compareWithLocalCopies(ctx); err != nil {
+				r.localCopiesCompared.Store(false) // compare at the next sync
+				return false, 0, fmt.Errorf("compare replica files with local copies: %w", err)
+			}
+		}
 	}
 	resets := r.db.localResets.Load()
 	changed := r.changesSeen()
@@ -840,6 +849,59 @@ func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
 		}
 	}
 	return newest, nil
+}
+
+// compareWithLocalCopies reports the replica's files whose local copy has
+// another size as replaced by someone else, as a listing does for files it
+// knew. A process lists a replica for the first time with nothing to
+// compare it with, and a file replaced before it started (an older copy
+// put back while the last run trusted its listing) would otherwise pass
+// for its own, with its own files above it: a chain no restore crosses.
+// Levels without local copies are not listed.
+func (r *Replica) compareWithLocalCopies(ctx context.Context) error {
+	client := r.client()
+	if client == nil {
+		return nil
+	}
+	for level := 0; level < SnapshotLevel; level++ {
+		local := localLTXSizes(r.db.LTXLevelDir(level))
+		if len(local) == 0 {
+			continue
+		}
+		// The levels were listed just now: the index serves them from memory.
+		listed, err := listFrom(withReplicaIndex(ctx), client, level, 0)
+		if err != nil {
+			return err
+		}
+		var replaced []*ltx.FileInfo
+		for _, info := range listed {
+			if size, ok := local[[2]ltx.TXID{info.MinTXID, info.MaxTXID}]; ok && size != info.Size {
+				replaced = append(replaced, info)
+			}
+		}
+		if len(replaced) > 0 {
+			r.Logger().Warn("replica files differ from their local copies", "level", level, "replaced", len(replaced),
+				"first_replaced", ltx.FormatFilename(replaced[0].MinTXID, replaced[0].MaxTXID))
+			r.filesChanged(level, replaced, replaced, listed)
+		}
+	}
+	return nil
+}
+
+// localLTXSizes returns the size of each LTX file in dir by TXID range.
+func localLTXSizes(dir string) map[[2]ltx.TXID]int64 {
+	entries, _ := os.ReadDir(dir)
+	sizes := make(map[[2]ltx.TXID]int64, len(entries))
+	for _, e := range entries {
+		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+		if err != nil {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			sizes[[2]ltx.TXID{minTXID, maxTXID}] = fi.Size()
+		}
+	}
+	return sizes
 }
 
 // CreatedAt returns the creation time of the replica's first L0 file.

@@ -884,6 +884,83 @@ func TestReplica_SnapshotOwedForReplacedL0SurvivesReopen(t *testing.T) {
 	mustRestoreEquals(t, client, MustDump(t, app), "after the reopened DB synced")
 }
 
+// Found by the follow hunt with damage (seed 4489): the replica's newest L0
+// file was replaced by another history's of the same TXID while the DB
+// trusted its listing (IndexRefreshInterval not yet passed), so its next
+// file went on top, unaware. A restart then compared only the replica's
+// newest file, its own, and went on: the chain broke below it and restore
+// latest failed for good. At the first sync after Open, a replica L0 file
+// whose local copy has another size is another history's.
+func TestReplica_ReplacedL0BelowOwnNewestFoundAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	db, app, client := openWithNewestL0Replaced(t, nil)
+	db.Replica.IndexRefreshInterval = time.Hour // the replacement goes unnoticed
+	mustInsertReplicated(t, db, app, 10, 1)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db2 := mustOpenManualDB(t, db.Path(), client)
+	if err := db2.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the restarted DB synced")
+}
+
+// The same for a compacted file: the replica's L1 file was replaced, while
+// the DB was closed, by another database's L1 file of the same TXIDs. The
+// restarted DB holds a local copy of its own L1 file (L2 merges L1 again)
+// of another size, so the replica holds another history's file below its
+// own L0 files and owes a snapshot past it.
+func TestReplica_ReplacedL1FileFoundAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
+	db := mustOpenManualDB(t, filepath.Join(dir, "db"), client)
+	litestream.SetTopCompactionLevel(db, 2) // L2 merges L1: L1 outputs are kept locally
+	app := MustOpenApp(t, db.Path(), 4096)
+	mustInsertReplicated(t, db, app, 1, 3)
+	l1, err := db.Compact(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Another database, compacted over the same TXIDs with other content.
+	otherClient := file.NewReplicaClient(filepath.Join(dir, "other-replica"))
+	other := mustOpenManualDB(t, filepath.Join(dir, "other"), otherClient)
+	litestream.SetTopCompactionLevel(other, 2)
+	otherApp := MustOpenApp(t, other.Path(), 4096)
+	for v := 100; other.Replica.Pos().TXID < l1.MaxTXID; v++ {
+		mustInsertPadded(t, otherApp, v, 3000)
+		if err := other.SyncAndWait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if otherL1, err := other.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	} else if otherL1.MinTXID != l1.MinTXID || otherL1.MaxTXID != l1.MaxTXID || otherL1.Size == l1.Size {
+		t.Fatalf("other L1 file %s-%s of %d bytes, want %s-%s of another size than %d", otherL1.MinTXID, otherL1.MaxTXID, otherL1.Size, l1.MinTXID, l1.MaxTXID, l1.Size)
+	}
+
+	mustInsertReplicated(t, db, app, 10, 2)
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(otherClient.LTXFilePath(1, l1.MinTXID, l1.MaxTXID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(client.LTXFilePath(1, l1.MinTXID, l1.MaxTXID), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := mustOpenManualDB(t, db.Path(), client)
+	litestream.SetTopCompactionLevel(db2, 2)
+	if err := db2.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustRestoreEquals(t, client, MustDump(t, app), "after the restarted DB synced")
+}
+
 // A backend that lists files with another time than the one its write
 // returned (S3's LastModified against the header's time) replaces nothing:
 // the DB must not take its own uploads for another writer's and snapshot.
