@@ -371,7 +371,7 @@ func (db *DB) Open() (err error) {
 	db.Replica.localCopiesCompared.Store(false)
 	db.dropMaxLTXFileInfo(-1)
 	db.lastSyncedWALOffset, db.witness, db.comparedRemote = 0, nil, ltx.FileInfo{}
-	db.ownSnapshot.Store(nil) // the local files it was taken from may be gone
+	db.ownSnapshot.Store(db.loadOwnSnapshot())
 
 	if db.Replica.db == nil {
 		db.Replica.db = db // a Replica built as a struct literal

@@ -295,22 +295,27 @@ func TestDB_FetchedSnapshotCopyRemovedByBoundarySnapshot(t *testing.T) {
 // header: the DB continues it and uploads its local copies of 6..8 again,
 // so compaction goes on from 6 and every TXID restores.
 func TestReplica_NewestL0LostWhileRunning_ContinuesAfterSnapshot(t *testing.T) {
-	testNewestL0Lost(t, false)
+	testNewestL0Lost(t, false, false)
 }
 
-// As above, noticed at a restart with default settings. An opened DB no
-// longer trusts its memory of the snapshot (the local files it was taken
-// from may have changed meanwhile), and whether the snapshot holds its
-// history cannot be proven from the local files: it fetches the snapshot
-// and goes on after it with a full snapshot of its own (its local copies
-// of 6..8 are given up). The hole they leave, which the snapshot covers
-// and nothing can fill, is crossed by compaction; the latest restore is
-// the app's.
+// As above, noticed at a restart with default settings: the DB recorded
+// the snapshot's header in its LTX directory (own-snapshot), so the
+// restarted DB knows it too and puts its local copies back.
 func TestReplica_NewestL0LostWhileClosed_ContinuesAfterSnapshot(t *testing.T) {
-	testNewestL0Lost(t, true)
+	testNewestL0Lost(t, true, false)
 }
 
-func testNewestL0Lost(t *testing.T, restart bool) {
+// Without that record (an older version's directory, a crash before it was
+// written), whether the snapshot holds the DB's history cannot be proven
+// from the local files: it fetches the snapshot and goes on after it with a
+// full snapshot of its own (its local copies of 6..8 are given up). The
+// hole they leave, which the snapshot covers and nothing can fill, is
+// crossed by compaction; the latest restore is the app's.
+func TestReplica_NewestL0LostWhileClosed_UnrecordedSnapshotIsFetched(t *testing.T) {
+	testNewestL0Lost(t, true, true)
+}
+
+func testNewestL0Lost(t *testing.T, restart, unrecorded bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
@@ -342,6 +347,11 @@ func testNewestL0Lost(t *testing.T, restart bool) {
 		if err := db.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if unrecorded {
+			if err := os.Remove(filepath.Join(db.LTXDir(), "own-snapshot")); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := db.Open(); err != nil {
 			t.Fatal(err)
 		}
@@ -351,9 +361,9 @@ func testNewestL0Lost(t *testing.T, restart bool) {
 	if got := L0TXIDs(t, client); len(got) == 0 || got[len(got)-2] != snap.MaxTXID+1 {
 		t.Errorf("replica L0 %v: want the new files to continue right after the snapshot's TXID %s", got, snap.MaxTXID)
 	}
-	from := snap.MaxTXID + 1 // after the hole, which nothing fills
-	if !restart {
-		from = l1.MaxTXID + 1 // the lost files went back
+	from := l1.MaxTXID + 1 // the lost files went back
+	if unrecorded {
+		from = snap.MaxTXID + 1 // after the hole, which nothing fills
 	}
 	next, err := db.Compact(ctx, 1)
 	if err != nil {

@@ -5,9 +5,12 @@ package litestream
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -217,6 +220,7 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 		return nil, remoteLTXError("snapshot", SnapshotLevel, 1, pos.TXID, err)
 	}
 	db.ownSnapshot.Store(&ownSnapshot{hdr: hdr, resets: resets})
+	db.recordOwnSnapshot(hdr, resets)
 	db.setMaxLTXFileInfo(SnapshotLevel, info)
 	db.emit(EventSnapshot, SnapshotLevel, info.MinTXID, info.MaxTXID, nil)
 	return info, nil
@@ -229,4 +233,47 @@ func (db *DB) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 type ownSnapshot struct {
 	hdr    ltx.Header
 	resets uint64
+}
+
+// ownSnapshotFileName records the last ownSnapshot's header in the LTX
+// directory, which a reset removes with the history it speaks of, so that
+// a restarted DB still knows its own snapshot.
+const ownSnapshotFileName = "own-snapshot"
+
+func (db *DB) ownSnapshotPath() string { return filepath.Join(db.LTXDir(), ownSnapshotFileName) }
+
+// recordOwnSnapshot writes the record, unless local state was reset since
+// resets was read. A record lost or torn by a crash only leaves the next
+// run not knowing the snapshot, as before it was written.
+func (db *DB) recordOwnSnapshot(hdr ltx.Header, resets uint64) {
+	b, err := hdr.MarshalBinary()
+	if err != nil {
+		return
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	tmp := db.ownSnapshotPath() + ".tmp"
+	if err := os.WriteFile(tmp, b, db.filePerm().Mode); err != nil {
+		return // no LTX directory: a reset removed it
+	}
+	if db.localResets.Load() != resets {
+		_ = os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, db.ownSnapshotPath()); err != nil {
+		_ = os.Remove(tmp)
+	}
+}
+
+// loadOwnSnapshot reads the record at Open, or returns nil when there is no
+// intact one.
+func (db *DB) loadOwnSnapshot() *ownSnapshot {
+	b, err := os.ReadFile(db.ownSnapshotPath())
+	if err != nil || len(b) != ltx.HeaderSize+4 || binary.BigEndian.Uint32(b[ltx.HeaderSize:]) != crc32.Checksum(b[:ltx.HeaderSize], crc32.MakeTable(crc32.Castagnoli)) {
+		return nil
+	}
+	var hdr ltx.Header
+	if err := hdr.UnmarshalBinary(b[:ltx.HeaderSize]); err != nil {
+		return nil
+	}
+	return &ownSnapshot{hdr: hdr, resets: db.localResets.Load()}
 }
