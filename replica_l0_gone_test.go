@@ -887,11 +887,7 @@ func TestReplica_SnapshotOwedForReplacedL0SurvivesReopen(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Logf("close: %v", err)
 	}
-	db2 := mustOpenManualDB(t, db.Path(), client)
-	if err := db2.SyncAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mustRestoreEquals(t, client, MustDump(t, app), "after the reopened DB synced")
+	mustReopenSyncRestore(t, db.Path(), client, app, nil)
 }
 
 // Found by the follow hunt with damage (seed 4489): the replica's newest L0
@@ -909,11 +905,7 @@ func TestReplica_ReplacedL0BelowOwnNewestFoundAfterRestart(t *testing.T) {
 	if err := db.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	db2 := mustOpenManualDB(t, db.Path(), client)
-	if err := db2.SyncAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mustRestoreEquals(t, client, MustDump(t, app), "after the restarted DB synced")
+	mustReopenSyncRestore(t, db.Path(), client, app, nil)
 }
 
 // The same for a compacted file: the replica's L1 file was replaced, while
@@ -963,12 +955,22 @@ func TestReplica_ReplacedL1FileFoundAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db2 := mustOpenManualDB(t, db.Path(), client)
-	litestream.SetTopCompactionLevel(db2, 2)
-	if err := db2.SyncAndWait(ctx); err != nil {
+	mustReopenSyncRestore(t, db.Path(), client, app, func(db2 *litestream.DB) { litestream.SetTopCompactionLevel(db2, 2) })
+}
+
+// mustReopenSyncRestore opens a new DB at path, as a restarted process
+// would (set up by setup, when given), syncs it, and checks that the
+// replica restores what app holds.
+func mustReopenSyncRestore(t *testing.T, path string, client litestream.ReplicaClient, app *sql.DB, setup func(*litestream.DB)) {
+	t.Helper()
+	db := mustOpenManualDB(t, path, client)
+	if setup != nil {
+		setup(db)
+	}
+	if err := db.SyncAndWait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mustRestoreEquals(t, client, MustDump(t, app), "after the restarted DB synced")
+	mustRestoreEquals(t, client, MustDump(t, app), "after the reopened DB synced")
 }
 
 // A backend that lists files with another time than the one its write
