@@ -10,7 +10,6 @@ package litestream
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 
@@ -51,7 +50,7 @@ func (db *DB) rememberLastFrame(walFile *os.File, txid ltx.TXID, offset int64) {
 	binary.BigEndian.PutUint64(rec[4:], uint64(lf.txid))
 	binary.BigEndian.PutUint64(rec[12:], uint64(lf.offset))
 	copy(rec[20:], lf.hdr[:])
-	binary.BigEndian.PutUint32(rec[44:], crc32.Checksum(rec[:44], crc32.MakeTable(crc32.Castagnoli)))
+	sealRecord(rec[:])
 	f, err := os.OpenFile(db.lastFramePath(), os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return
@@ -64,8 +63,7 @@ func (db *DB) rememberLastFrame(walFile *os.File, txid ltx.TXID, offset int64) {
 // or foreign record leaves no last frame, and verify compares pages.
 func (db *DB) loadLastFrame() lastFrame {
 	rec, err := os.ReadFile(db.lastFramePath())
-	if err != nil || len(rec) != lastFrameRecordSize || [4]byte(rec[0:4]) != lastFrameMagic ||
-		binary.BigEndian.Uint32(rec[44:]) != crc32.Checksum(rec[:44], crc32.MakeTable(crc32.Castagnoli)) {
+	if err != nil || !sealedRecord(rec, lastFrameRecordSize) || [4]byte(rec[0:4]) != lastFrameMagic {
 		return lastFrame{}
 	}
 	lf := lastFrame{txid: ltx.TXID(binary.BigEndian.Uint64(rec[4:])), offset: int64(binary.BigEndian.Uint64(rec[12:]))}

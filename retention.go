@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -432,7 +431,7 @@ func (db *DB) rememberL0Retained(deleted []*ltx.FileInfo) {
 	}
 	var rec [12]byte
 	binary.BigEndian.PutUint64(rec[0:], uint64(highest))
-	binary.BigEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], crc32.MakeTable(crc32.Castagnoli)))
+	sealRecord(rec[:])
 	f, err := os.OpenFile(db.l0RetainedPath(), os.O_WRONLY|os.O_CREATE, db.filePerm().Mode)
 	if err != nil {
 		return
@@ -445,7 +444,7 @@ func (db *DB) rememberL0Retained(deleted []*ltx.FileInfo) {
 // intact record.
 func (db *DB) l0RetainedThrough() ltx.TXID {
 	rec, err := os.ReadFile(db.l0RetainedPath())
-	if err != nil || len(rec) != 12 || binary.BigEndian.Uint32(rec[8:]) != crc32.Checksum(rec[:8], crc32.MakeTable(crc32.Castagnoli)) {
+	if err != nil || !sealedRecord(rec, 12) {
 		return 0
 	}
 	return ltx.TXID(binary.BigEndian.Uint64(rec[0:]))

@@ -5,9 +5,7 @@ package litestream
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -250,7 +248,8 @@ func (db *DB) recordOwnSnapshot(hdr ltx.Header, resets uint64) {
 	if err != nil {
 		return
 	}
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	b = append(b, 0, 0, 0, 0)
+	sealRecord(b)
 	tmp := db.ownSnapshotPath() + ".tmp"
 	if err := os.WriteFile(tmp, b, db.filePerm().Mode); err != nil {
 		return // no LTX directory: a reset removed it
@@ -268,7 +267,7 @@ func (db *DB) recordOwnSnapshot(hdr ltx.Header, resets uint64) {
 // intact one.
 func (db *DB) loadOwnSnapshot() *ownSnapshot {
 	b, err := os.ReadFile(db.ownSnapshotPath())
-	if err != nil || len(b) != ltx.HeaderSize+4 || binary.BigEndian.Uint32(b[ltx.HeaderSize:]) != crc32.Checksum(b[:ltx.HeaderSize], crc32.MakeTable(crc32.Castagnoli)) {
+	if err != nil || !sealedRecord(b, ltx.HeaderSize+4) {
 		return nil
 	}
 	var hdr ltx.Header
