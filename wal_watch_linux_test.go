@@ -29,6 +29,26 @@ func TestWALWatcher_ManyDatabasesShareOneInstance(t *testing.T) {
 		watchers[i] = w
 		t.Cleanup(func() { _ = w.Close() })
 	}
+	// The process has one inotify queue, read in order: once creating a
+	// sentinel's WAL has woken it, every earlier event has been handed out
+	// (a removed file's own watch, for one, ends with events of its own
+	// after the directory's). Each flush takes a sentinel not used before,
+	// so that no wakeup of an earlier one can pass for its own.
+	nextSentinel := 10
+	isSentinel := func(j int) bool { return j >= 10 && j < nextSentinel }
+	flush := func(what string) {
+		t.Helper()
+		s := nextSentinel
+		nextSentinel++
+		if err := os.WriteFile(watchers[s].path, []byte("created"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-watchers[s].C:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: sentinel watcher %d not woken", what, s)
+		}
+	}
 	expectOnly := func(what string, i int) {
 		t.Helper()
 		select {
@@ -39,10 +59,11 @@ func TestWALWatcher_ManyDatabasesShareOneInstance(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: watcher %d not woken", what, i)
 		}
+		flush(what)
 		for j, w := range watchers {
 			select {
 			case <-w.C:
-				if j != i {
+				if j != i && !isSentinel(j) {
 					t.Fatalf("%s: watcher %d woken by WAL %d", what, j, i)
 				}
 			default:
@@ -80,14 +101,15 @@ func TestWALWatcher_ManyDatabasesShareOneInstance(t *testing.T) {
 	if err := os.WriteFile(watchers[5].path, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	flush("after the closed watcher's write")
 	for j, w := range watchers {
-		if j == 5 {
+		if j == 5 || isSentinel(j) {
 			continue
 		}
 		select {
 		case <-w.C:
 			t.Fatalf("watcher %d woken by a closed watcher's WAL", j)
-		case <-time.After(time.Millisecond):
+		default:
 		}
 	}
 }
