@@ -550,19 +550,24 @@ func (r *Replica) syncOnce(ctx context.Context, maxFiles int) (limited bool, n i
 		}
 		pos = ltx.Pos{TXID: info.MaxTXID}
 		r.SetPos(pos)
-		if info.Level != 0 && r.db.localResets.Load() == resets {
-			// A compacted file of this history goes past L0, which lost
-			// its top files: their local copies go back, as lost files
-			// below a listed one do, if they all do (L0 files above a hole
-			// would not restore).
-			if l0, err := r.MaxLTXFileInfo(ctx, 0); err == nil && l0.MaxTXID < info.MaxTXID && r.db.hasLocalL0(l0.MaxTXID+1, info.MaxTXID) {
-				r.db.refillL0(l0.MaxTXID+1, info.MaxTXID)
+		if r.db.localResets.Load() == resets { // the replica's newest file is this history's
+			// newestFileInfo listed the levels just now: the index serves
+			// them from memory.
+			listed := withReplicaIndex(ctx)
+			if info.Level != 0 {
+				// A compacted file goes past L0, which lost its top files:
+				// their local copies go back, as lost files below a listed
+				// one do, if they all do (L0 files above a hole would not
+				// restore).
+				if l0, err := r.MaxLTXFileInfo(listed, 0); err == nil && l0.MaxTXID < info.MaxTXID && r.db.hasLocalL0(l0.MaxTXID+1, info.MaxTXID) {
+					r.db.refillL0(l0.MaxTXID+1, info.MaxTXID)
+				}
 			}
-		}
-		if r.db.localResets.Load() == resets && !r.localCopiesCompared.Swap(true) {
-			if err := r.compareWithLocalCopies(ctx); err != nil {
-				r.localCopiesCompared.Store(false) // compare at the next sync
-				return false, 0, fmt.Errorf("compare replica files with local copies: %w", err)
+			if !r.localCopiesCompared.Swap(true) {
+				if err := r.compareWithLocalCopies(listed); err != nil {
+					r.localCopiesCompared.Store(false) // compare at the next sync
+					return false, 0, fmt.Errorf("compare replica files with local copies: %w", err)
+				}
 			}
 		}
 	}
@@ -857,7 +862,8 @@ func (r *Replica) newestFileInfo(ctx context.Context) (ltx.FileInfo, error) {
 // compare it with, and a file replaced before it started (an older copy
 // put back while the last run trusted its listing) would otherwise pass
 // for its own, with its own files above it: a chain no restore crosses.
-// Levels without local copies are not listed.
+// Levels without local copies are not listed; ctx should let the index
+// serve the listing the position check just made.
 func (r *Replica) compareWithLocalCopies(ctx context.Context) error {
 	client := r.client()
 	if client == nil {
@@ -868,8 +874,7 @@ func (r *Replica) compareWithLocalCopies(ctx context.Context) error {
 		if len(local) == 0 {
 			continue
 		}
-		// The levels were listed just now: the index serves them from memory.
-		listed, err := listFrom(withReplicaIndex(ctx), client, level, 0)
+		listed, err := listFrom(ctx, client, level, 0)
 		if err != nil {
 			return err
 		}
